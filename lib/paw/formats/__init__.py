@@ -1,0 +1,71 @@
+"""Which format a slide is, decided by content (never by extension), and what paw does with it.
+
+A format module has NAME, TITLE, detect(tiff), plan(tiff, surgery, options) and
+check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize yet are named in
+the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
+"""
+
+from . import aperio, generic
+from .tiff import Surgery, Tiff, TiffError
+
+# Tried in order, as OpenSlide does: vendors first, the generic reader last.
+SUPPORTED = (aperio, generic)
+BY_NAME = {m.NAME: m for m in SUPPORTED}
+
+
+class Unsupported(Exception):
+    """A file paw will not anonymize; the message is the one-line reason."""
+
+
+def _recognised_but_unsupported(tiff):
+    first = tiff.directories[0]
+    description = tiff.value(first, 270, "")[:4096]
+    if 65420 in first.entries:
+        return "Hamamatsu NDPI"
+    if "leica-microsystems.com/scn" in description:
+        return "Leica SCN"
+    if "DPUfsImport" in description or tiff.value(first, 305, "").startswith("Philips"):
+        return "Philips TIFF"
+    xmp = first.entries.get(700)
+    if xmp is not None and b"iScan" in tiff.raw_value(xmp):
+        return "Ventana BIF"
+    if "<OME" in description:
+        return "OME-TIFF"
+    return None
+
+
+def sniff_other(path):
+    """Non-TIFF slide formats paw recognises by their first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    if head[128:132] == b"DICM":
+        return "DICOM"
+    if head.lstrip().startswith(b"<DataObject"):
+        return "Philips iSyntax"
+    return None
+
+
+def identify(tiff):
+    other = _recognised_but_unsupported(tiff)
+    if other:
+        raise Unsupported(f"format not supported yet: {other}")
+    for module in SUPPORTED:
+        if module.detect(tiff):
+            return module
+    raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
+
+
+def prepare(path, options):
+    """Parse without writing: the format module, the edit plan, and the image roles found."""
+    try:
+        with open(path, "rb") as fh:
+            tiff = Tiff(fh)
+            module = identify(tiff)
+            surgery = Surgery(tiff)
+            found = module.plan(tiff, surgery, options)
+            return module, surgery.finish(), found
+    except TiffError as exc:
+        other = sniff_other(path)
+        if other:
+            raise Unsupported(f"format not supported yet: {other}") from None
+        raise Unsupported(f"cannot parse: {exc}") from None

@@ -1,0 +1,110 @@
+"""Aperio SVS (ScanScope, GT450, and other writers of `Aperio ...` descriptions).
+
+OpenSlide (openslide-vendor-aperio.c) detects the format by a tiled directory 0 whose
+ImageDescription starts with `Aperio`; it splits the description on `|`, ignores the first item and
+turns each `key = value` into `aperio.key`. Only AppMag and MPP are read for geometry. Stripped
+directories are the thumbnail (directory 1), the label (NewSubfileType 1) and the macro
+(NewSubfileType 9).
+
+What paw does, per directory (every directory: the identifying fields are repeated in the
+thumbnail and in each level):
+- ImageDescription: the first item (library version, geometry) is kept; of the `key = value`
+  items only the optical and geometric keys in KEEP keep their value, every other value
+  (Filename, Date, Time, Time Zone, User, ScanScope ID, Barcode, Slide, Rack, Title, and any key
+  paw has never seen) is emptied;
+- every tag that is not image structure or a product name is dropped (tiff.drop_unlisted);
+- the label (NewSubfileType 1, or a `label` description line) is destroyed: unlinked and its
+  bytes zeroed; so is the macro (NewSubfileType 9 or `macro`) unless `keep_macro`;
+- any other stripped directory after the thumbnail is destroyed too: OpenSlide ignores it and
+  paw cannot tell what it shows.
+"""
+
+from .tiff import TiffError
+
+NAME = "aperio"
+TITLE = "Aperio SVS"
+
+KEEP = frozenset({
+    "AppMag", "MPP", "StripeWidth", "Left", "Top", "LineCameraSkew", "LineAreaXOffset",
+    "LineAreaYOffset", "Focus Offset", "ImageID", "OriginalWidth", "OriginalHeight", "Originalheight",
+    "Filtered", "Exposure Time", "Exposure Scale", "DisplayColor", "ICC Profile", "Parmset",
+    "Power", "Gamma", "Objective", "ScannerType", "StripeCount", "SessionMode",
+})
+LABEL, MACRO = 1, 9
+
+
+def detect(tiff):
+    first = tiff.directories[0]
+    return tiff.is_tiled(first) and tiff.value(first, 270, "").startswith("Aperio")
+
+
+def role(tiff, directory):
+    """'level', 'thumbnail', 'label', 'macro' or 'unknown', as OpenSlide (and a careful reader) sees it."""
+    if tiff.is_tiled(directory):
+        return "level"
+    subfile = tiff.value(directory, 254, 0)
+    lines = tiff.value(directory, 270, "").splitlines()
+    second = lines[1].strip().lower() if len(lines) > 1 else ""
+    if subfile == LABEL or second.startswith("label"):
+        return "label"
+    if subfile == MACRO or second.startswith("macro"):
+        return "macro"
+    if directory.index == 1:
+        return "thumbnail"
+    return "unknown"
+
+
+def scrub_description(text):
+    """The description with every value outside KEEP emptied, and the (key, value) pairs removed."""
+    items = text.split("|")
+    kept, removed = [items[0]], []
+    for item in items[1:]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise TiffError(f"Aperio description item without '=' ({len(item)} characters)")
+        if key.strip() in KEEP:
+            kept.append(item)
+        else:
+            kept.append(f"{key.rstrip()} = ")
+            if value.strip():
+                removed.append((key.strip(), value.strip()))
+    return "|".join(kept), removed
+
+
+def plan(tiff, surgery, options):
+    found = {}
+    for directory in tiff.directories:
+        kind = role(tiff, directory)
+        found[kind] = found.get(kind, 0) + 1
+        if kind == "label" or kind == "unknown" or (kind == "macro" and not options.keep_macro):
+            surgery.destroy(directory, f"{kind} image")
+            continue
+        if 270 in directory.entries:
+            new, removed = scrub_description(tiff.value(directory, 270))
+            surgery.replace_ascii(directory, 270, new, [value for _, value in removed])
+            for key, _ in removed:
+                surgery.note(f"{key} emptied")
+        surgery.drop_unlisted(directory, handled={270})
+    return found
+
+
+def check(tf, options):
+    """Independent checks on the anonymized file, read with tifffile: problems found, if any."""
+    problems = []
+    pages = list(tf.pages)
+    if not (pages[0].is_tiled and pages[0].description.startswith("Aperio")):
+        problems.append("no longer detected as Aperio")
+    for i, page in enumerate(pages):
+        for item in page.description.split("|")[1:]:
+            key, _, value = item.partition("=")
+            if key.strip() not in KEEP and value.strip():
+                problems.append(f"description field {key.strip()!r} still has a value")
+        if page.is_tiled:
+            continue
+        lines = page.description.splitlines()
+        second = lines[1].strip().lower() if len(lines) > 1 else ""
+        if page.subfiletype == LABEL or second.startswith("label"):
+            problems.append(f"a label image is still listed (directory {i})")
+        if not options.keep_macro and (page.subfiletype == MACRO or second.startswith("macro")):
+            problems.append(f"a macro image is still listed (directory {i})")
+    return problems

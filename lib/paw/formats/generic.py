@@ -1,0 +1,56 @@
+"""Generic tiled TIFF (OpenSlide's fallback reader), vendor-neutral pyramids.
+
+OpenSlide (openslide-vendor-generic-tiff.c) needs a tiled directory 0; further tiled directories
+are levels only if NewSubfileType has the reduced-image bit; there are no associated images.
+
+What paw does:
+- keeps directory 0 and the tiled reduced-image directories (the levels OpenSlide reads);
+- destroys every other directory (stripped images, masks, anything a writer appended): OpenSlide
+  ignores them and paw cannot tell whether one is a label photo;
+- in the kept directories drops every tag that is not image structure or a product name:
+  ImageDescription (free text), DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
+  IPTC, EXIF and GPS sub-directories, SubIFDs and all private tags.
+OME-TIFF (OME-XML in the description) is not recognised here and is quarantined (see inspect).
+"""
+
+NAME = "generic-tiff"
+TITLE = "generic tiled TIFF"
+REDUCED = 1
+
+
+def detect(tiff):
+    first = tiff.directories[0]
+    return tiff.is_tiled(first) and "<OME" not in tiff.value(first, 270, "")[:4096]
+
+
+def role(tiff, directory):
+    if directory.index == 0:
+        return "level"
+    if tiff.is_tiled(directory) and tiff.value(directory, 254, 0) & REDUCED:
+        return "level"
+    return "unknown"
+
+
+def plan(tiff, surgery, options):
+    found = {}
+    for directory in tiff.directories:
+        kind = role(tiff, directory)
+        found[kind] = found.get(kind, 0) + 1
+        if kind != "level":
+            surgery.destroy(directory, "image OpenSlide does not read")
+            continue
+        surgery.drop_unlisted(directory)
+    return found
+
+
+def check(tf, options):
+    problems = []
+    pages = list(tf.pages)
+    if not pages[0].is_tiled:
+        problems.append("directory 0 is no longer tiled")
+    for i, page in enumerate(pages):
+        if i and not (page.is_tiled and page.subfiletype & REDUCED):
+            problems.append(f"directory {i} is not a pyramid level")
+        if page.description:
+            problems.append(f"directory {i} still has a description")
+    return problems

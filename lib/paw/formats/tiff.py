@@ -1,0 +1,396 @@
+"""The shared TIFF-surgery core: a bounded parser and a planner of in-place edits.
+
+Every vendor module describes *what* to remove; this module knows *how* to remove it from a TIFF
+without touching image payload. It never decodes pixels and never moves tile data: directories
+are rewritten where they stand (they only ever shrink), values are replaced by same-length-or-shorter
+values, and every byte that the kept structure no longer references is zeroed. That last rule is
+what makes unlinked label directories, dropped tags and writer leftovers vanish without a list of
+every place a scanner might hide a name.
+
+The parser is deliberately strict and bounded, because slides arrive from outside: IFD loops,
+offsets past EOF and absurd counts raise `TiffError` with a one-line reason.
+"""
+
+import struct
+from dataclasses import dataclass, field
+
+# TIFF field types: code -> (bytes per item, struct code); RATIONAL types are two items each.
+TYPES = {
+    1: (1, "B"), 2: (1, "B"), 3: (2, "H"), 4: (4, "I"), 5: (8, "I"), 6: (1, "b"), 7: (1, "B"),
+    8: (2, "h"), 9: (4, "i"), 10: (8, "i"), 11: (4, "f"), 12: (8, "d"), 13: (4, "I"),
+    16: (8, "Q"), 17: (8, "q"), 18: (8, "Q"),
+}
+ASCII = 2
+
+MAX_DIRECTORIES = 1024       # no scanner writes more; a longer chain is hostile
+MAX_ENTRIES = 1024           # per directory
+MAX_VALUE_BYTES = 256 << 20  # one tag value (tile offset arrays of a 20 GB slide are < 2 MiB)
+
+# Tags that hold image structure: kept as they are.
+STRUCTURAL = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 274, 277, 278, 279, 280, 281, 282, 283,
+    284, 290, 291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347,
+    529, 530, 531, 532, 32997, 32998, 34675,
+})
+# Descriptive tags naming a product, not a person or a unit: kept, and covered by verification.
+PRODUCT = frozenset({271, 272, 305})  # Make, Model, Software
+
+TAG_NAMES = {
+    269: "DocumentName", 270: "ImageDescription", 271: "Make", 272: "Model", 285: "PageName",
+    305: "Software", 306: "DateTime", 315: "Artist", 316: "HostComputer", 330: "SubIFDs",
+    700: "XMP", 33432: "Copyright", 33723: "IPTC", 34377: "Photoshop", 34665: "EXIF",
+    34853: "GPS", 37724: "ImageSourceData", 40965: "Interoperability", 42016: "ImageUniqueID",
+}
+
+
+def tag_name(code):
+    return TAG_NAMES.get(code, f"tag {code}")
+
+
+class TiffError(Exception):
+    """The file is not a TIFF paw can safely edit; the message is the one-line reason."""
+
+
+@dataclass
+class Entry:
+    tag: int
+    type: int
+    count: int
+    raw: bytes          # the whole directory entry as stored
+    value_offset: int   # where the value bytes are (inside the entry when inline)
+    size: int           # value size in bytes
+    inline: bool
+
+
+@dataclass
+class Directory:
+    index: int
+    offset: int                 # where the entry count starts
+    entries: dict               # tag -> Entry, in file order
+    table_size: int             # count field + entries + next pointer
+    next_offset: int
+    parent: object = None       # for sub-directories: the owning Directory
+
+
+class Tiff:
+    """A parsed TIFF: header facts, the main directory chain, and value access."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        fh.seek(0, 2)
+        self.size = fh.tell()
+        head = self._read(0, min(16, self.size))
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            raise TiffError("not a TIFF file")
+        self.bo = "<" if head[:2] == b"II" else ">"
+        magic = struct.unpack(self.bo + "H", head[2:4])[0]
+        if magic == 42:
+            self.bigtiff = False
+            self.first_pointer_at, first = 4, struct.unpack(self.bo + "I", head[4:8])[0]
+        elif magic == 43 and len(head) >= 16:
+            self.bigtiff = True
+            self.first_pointer_at, first = 8, struct.unpack(self.bo + "Q", head[8:16])[0]
+        else:
+            raise TiffError(f"not a TIFF file (magic number {magic})")
+        self.header_size = 16 if self.bigtiff else 8
+        self.offset_code = "Q" if self.bigtiff else "I"
+        self.offset_size = 8 if self.bigtiff else 4
+        self.count_code = "Q" if self.bigtiff else "H"
+        self.entry_size = 20 if self.bigtiff else 12
+        self.directories = self._walk_chain(first)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _read(self, offset, length):
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise TiffError(f"a structure at offset {offset} runs past the end of the file")
+        self.fh.seek(offset)
+        return self.fh.read(length)
+
+    def _walk_chain(self, offset):
+        directories, seen = [], set()
+        while offset:
+            if offset in seen:
+                raise TiffError("the directory chain loops back on itself")
+            if len(directories) >= MAX_DIRECTORIES:
+                raise TiffError(f"more than {MAX_DIRECTORIES} directories")
+            seen.add(offset)
+            directory = self.read_directory(offset, len(directories))
+            directories.append(directory)
+            offset = directory.next_offset
+        if not directories:
+            raise TiffError("the TIFF has no image directory")
+        return directories
+
+    def read_directory(self, offset, index, parent=None):
+        if offset % 2:
+            raise TiffError(f"directory {index} starts at an odd offset")
+        csize = 8 if self.bigtiff else 2
+        count = struct.unpack(self.bo + self.count_code, self._read(offset, csize))[0]
+        if not 0 < count <= MAX_ENTRIES:
+            raise TiffError(f"directory {index} claims {count} entries")
+        table = self._read(offset + csize, count * self.entry_size + self.offset_size)
+        entries = {}
+        for i in range(count):
+            raw = table[i * self.entry_size:(i + 1) * self.entry_size]
+            entry = self._entry(raw, offset + csize + i * self.entry_size, index)
+            if entry.tag in entries:
+                raise TiffError(f"directory {index} has {tag_name(entry.tag)} twice")
+            entries[entry.tag] = entry
+        next_offset = struct.unpack(self.bo + self.offset_code, table[-self.offset_size:])[0]
+        if next_offset >= self.size:
+            raise TiffError(f"directory {index} points past the end of the file")
+        return Directory(index, offset, entries, csize + len(table), next_offset, parent)
+
+    def _entry(self, raw, at, index):
+        if self.bigtiff:
+            tag, typ, count = struct.unpack(self.bo + "HHQ", raw[:12])
+        else:
+            tag, typ, count = struct.unpack(self.bo + "HHI", raw[:8])
+        if typ not in TYPES:
+            raise TiffError(f"directory {index}: {tag_name(tag)} has unknown type {typ}")
+        size = TYPES[typ][0] * count
+        if size > MAX_VALUE_BYTES:
+            raise TiffError(f"directory {index}: {tag_name(tag)} is implausibly large")
+        slot = 8 if self.bigtiff else 4
+        field_at = at + (12 if self.bigtiff else 8)
+        if size <= slot:
+            return Entry(tag, typ, count, raw, field_at, size, True)
+        pointer = struct.unpack(self.bo + self.offset_code, raw[-slot:])[0]
+        if pointer + size > self.size:
+            raise TiffError(f"directory {index}: {tag_name(tag)} points past the end of the file")
+        return Entry(tag, typ, count, raw, pointer, size, False)
+
+    def raw_value(self, entry):
+        return self._read(entry.value_offset, entry.size)
+
+    def values(self, entry):
+        """Numbers as a tuple (RATIONALs as numerator, denominator pairs flattened)."""
+        itemsize, code = TYPES[entry.type]
+        n = entry.count * (2 if entry.type in (5, 10) else 1)
+        return struct.unpack(f"{self.bo}{n}{code}", self.raw_value(entry))
+
+    def value(self, directory, tag, default=None):
+        entry = directory.entries.get(tag)
+        if entry is None:
+            return default
+        if entry.type == ASCII:
+            return self.raw_value(entry).split(b"\0", 1)[0].decode("latin-1")
+        if entry.type in (7, 1) and entry.count > 8:
+            return self.raw_value(entry)
+        vals = self.values(entry)
+        return vals[0] if len(vals) == 1 else vals
+
+    def data_ranges(self, directory):
+        """Where a directory's strips or tiles lie, as (offset, length) pairs."""
+        entries = directory.entries
+        if 324 in entries and 325 in entries:
+            offsets, counts = self.values(entries[324]), self.values(entries[325])
+        elif 273 in entries and 279 in entries:
+            offsets, counts = self.values(entries[273]), self.values(entries[279])
+        else:
+            return []
+        if len(offsets) != len(counts):
+            raise TiffError(f"directory {directory.index}: offsets and byte counts differ in number")
+        ranges = []
+        for offset, count in zip(offsets, counts):
+            if count and offset + count > self.size:
+                raise TiffError(f"directory {directory.index}: image data runs past the end of the file")
+            if count:
+                ranges.append((offset, count))
+        return ranges
+
+    def is_tiled(self, directory):
+        return 322 in directory.entries and 323 in directory.entries
+
+
+@dataclass
+class Plan:
+    """Edits to apply to one file: absolute, idempotent, and serialisable for the journal.
+
+    `removed` holds the values taken out (for verification to search for) and `actions` a
+    human-readable list of what was done; neither is written to the file.
+    """
+    writes: list = field(default_factory=list)   # (offset, bytes)
+    zeros: list = field(default_factory=list)    # (offset, length)
+    removed: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
+    kept_data: list = field(default_factory=list)  # (offset, length) of kept image payload
+
+    def to_json(self):
+        return {"writes": [[o, b.hex()] for o, b in self.writes], "zeros": self.zeros,
+                "removed": self.removed, "actions": self.actions, "kept_data": self.kept_data}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls([(o, bytes.fromhex(h)) for o, h in data["writes"]],
+                   [tuple(z) for z in data["zeros"]], data["removed"], data["actions"],
+                   [tuple(k) for k in data["kept_data"]])
+
+    def apply(self, path):
+        """Write every edit and fsync. Replaying a plan on a partly edited file finishes it."""
+        import os
+        fd = os.open(path, os.O_RDWR)
+        try:
+            zero_block = bytes(1 << 20)
+            for offset, data in self.writes:
+                os.pwrite(fd, data, offset)
+            for offset, length in self.zeros:
+                while length > 0:
+                    n = min(length, len(zero_block))
+                    os.pwrite(fd, zero_block[:n], offset)
+                    offset, length = offset + n, length - n
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Surgery:
+    """Collects what a vendor module decides, then turns it into a Plan.
+
+    Vendor modules call `destroy` for directories whose image must go (label, macro), `drop` for
+    tags to remove, `replace_ascii` for values to shorten in place, and `protect` for bytes the
+    vendor format references in ways this core cannot see.
+    """
+
+    def __init__(self, tiff):
+        self.tiff = tiff
+        self.destroyed = set()     # directory indexes
+        self.dropped = {}          # directory index -> set of tags
+        self.replaced = {}         # (directory index, tag) -> bytes
+        self.extra_protected = []
+        self.plan = Plan()
+
+    def destroy(self, directory, why):
+        self.destroyed.add(directory.index)
+        self.note(f"{why} destroyed")
+
+    def drop(self, directory, tag):
+        self.dropped.setdefault(directory.index, set()).add(tag)
+        if directory.entries[tag].type == ASCII:
+            self.plan.removed.append(self.tiff.value(directory, tag))
+        self.note(f"{tag_name(tag)} removed")
+
+    def note(self, action):
+        if action not in self.plan.actions:
+            self.plan.actions.append(action)
+
+    def replace_ascii(self, directory, tag, text, removed_values=()):
+        entry = directory.entries[tag]
+        data = text.encode("ascii", "replace") + b"\0"
+        if len(data) > entry.size:
+            raise TiffError(f"directory {directory.index}: new {tag_name(tag)} would be longer")
+        self.replaced[(directory.index, tag)] = data
+        self.plan.removed.extend(removed_values)
+
+    def drop_unlisted(self, directory, handled=()):
+        """Drop every tag that is neither image structure, a product name, nor vendor-handled.
+
+        This is the fail-closed rule: DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
+        IPTC, EXIF/GPS sub-directories and any private tag go, and because unreferenced bytes are
+        zeroed, whatever a dropped pointer tag pointed to goes with it.
+        """
+        for tag in list(directory.entries):
+            if tag not in STRUCTURAL and tag not in PRODUCT and tag not in handled:
+                self.drop(directory, tag)
+
+    def protect(self, offset, length):
+        self.extra_protected.append((offset, length))
+
+    def finish(self):
+        """Compute the edits: new chain, rewritten tables, and zeros for everything unreferenced."""
+        tiff, plan = self.tiff, self.plan
+        kept = [d for d in tiff.directories if d.index not in self.destroyed]
+        if not kept:
+            raise TiffError("nothing would be left of the slide")
+        protected = [(0, tiff.header_size)] + list(self.extra_protected)
+        plan.writes.append((tiff.first_pointer_at, self._pack_offset(kept[0].offset)))
+        for position, directory in enumerate(kept):
+            next_offset = kept[position + 1].offset if position + 1 < len(kept) else 0
+            table, values = self._rewrite(directory, next_offset)
+            plan.writes.append((directory.offset, table))
+            plan.writes.extend(values)
+            protected.append((directory.offset, len(table)))
+            protected.extend((o, len(b)) for o, b in values)
+            for tag, entry in directory.entries.items():
+                if tag in self.dropped.get(directory.index, ()) or entry.inline:
+                    continue
+                if (directory.index, tag) not in self.replaced:
+                    protected.append((entry.value_offset, entry.size))
+            data = tiff.data_ranges(directory)
+            protected.extend(data)
+            plan.kept_data.extend(data)
+        for directory in tiff.directories:
+            if directory.index in self.destroyed:
+                overlap = _overlapping(tiff.data_ranges(directory), protected)
+                if overlap:
+                    raise TiffError(f"directory {directory.index} shares image data with a kept "
+                                    "image; its pixels cannot be destroyed")
+        plan.zeros = _complement(protected, tiff.size)
+        plan.kept_data.sort()
+        return plan
+
+    def _rewrite(self, directory, next_offset):
+        """The directory's new table (same place, possibly fewer entries) and replaced values."""
+        tiff = self.tiff
+        dropped = self.dropped.get(directory.index, set())
+        entries, value_writes = [], []
+        for tag, entry in directory.entries.items():
+            if tag in dropped:
+                continue
+            new = self.replaced.get((directory.index, tag))
+            if new is None:
+                entries.append(entry.raw)
+                continue
+            slot = 8 if tiff.bigtiff else 4
+            head = struct.pack(tiff.bo + ("HHQ" if tiff.bigtiff else "HHI"), tag, entry.type, len(new))
+            if len(new) <= slot:
+                entries.append(head + new.ljust(slot, b"\0"))
+            else:
+                entries.append(head + entry.raw[-slot:])
+                value_writes.append((entry.value_offset, new))
+        if not entries:
+            raise TiffError(f"directory {directory.index} would be left empty")
+        count = struct.pack(tiff.bo + tiff.count_code, len(entries))
+        table = count + b"".join(entries) + self._pack_offset(next_offset)
+        return table, value_writes
+
+    def _pack_offset(self, offset):
+        return struct.pack(self.tiff.bo + self.tiff.offset_code, offset)
+
+
+def _merge(ranges):
+    merged = []
+    for start, length in sorted(r for r in ranges if r[1] > 0):
+        end = start + length
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def _complement(ranges, size):
+    """(offset, length) of every byte in [0, size) outside `ranges`."""
+    gaps, position = [], 0
+    for start, end in _merge(ranges):
+        if start > position:
+            gaps.append((position, start - position))
+        position = max(position, end)
+    if position < size:
+        gaps.append((position, size - position))
+    return gaps
+
+
+def _overlapping(ranges, others):
+    merged = _merge(others)
+    import bisect
+    starts = [m[0] for m in merged]
+    for start, length in ranges:
+        i = bisect.bisect_right(starts, start) - 1
+        for s, e in merged[max(i, 0):]:
+            if s >= start + length:
+                break
+            if e > start:
+                return True
+    return False
