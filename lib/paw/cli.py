@@ -1,0 +1,80 @@
+"""Command line: parse arguments, load the config, call one module. Nothing else lives here.
+
+Heavy modules (yaml, tifffile, numpy, filelock) are imported inside the commands that need them:
+cron pays for every import on every tick.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONFIG = os.path.join(CHECKOUT, "paw.yaml")
+
+EXIT_USAGE = 2
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="paw.py", description="Anonymize whole-slide images dropped into an inbox.",
+        epilog="Exit status: 0 ok / nothing to do / lock held, 1 unexpected failure, "
+               "2 configuration or usage error, 3 at least one slide quarantined.")
+    p.add_argument("--config", metavar="PATH", help=f"config file (default: {DEFAULT_CONFIG})")
+    p.add_argument("--dry-run", action="store_true", help="report what would happen, change nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+    p.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="one pass over the inbox (the default)")
+    inspect = sub.add_parser("inspect", help="show what a slide holds and what paw would change")
+    inspect.add_argument("files", nargs="+", metavar="FILE")
+    anonymize = sub.add_parser("anonymize", help="anonymize files by hand (copies unless --in-place)")
+    anonymize.add_argument("files", nargs="+", metavar="FILE")
+    where = anonymize.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", metavar="DIR", help="write anonymized copies into DIR")
+    where.add_argument("--in-place", action="store_true", help="change the given files themselves")
+    status = sub.add_parser("status", help="what is waiting, recent runs, quarantine")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("init", help="create the configured folders (inbox, outbox, quarantine, state)")
+    sub.add_parser("demo", help="create the folders, drop a generated sample slide, run until it is done")
+    return p
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s paw %(levelname)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
+    command = args.command or "run"
+    from .config import ConfigError, load
+
+    try:
+        config = load(args.config, DEFAULT_CONFIG)
+        if command == "run":
+            from .job import run
+            return run(config, dry_run=args.dry_run)
+        if command == "inspect":
+            from .tools import inspect
+            return inspect(config, args.files)
+        if command == "anonymize":
+            from .tools import anonymize
+            return anonymize(config, args.files, args.output, args.dry_run)
+        if command == "status":
+            from .status import status
+            return status(config, args.json)
+        if command == "init":
+            from .tools import init
+            return init(config)
+        if command == "demo":
+            from .demo import demo
+            return demo(config)
+    except ConfigError as exc:
+        print(f"paw: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the one-line message first; the traceback only with -v
+        logging.getLogger("paw").debug("traceback", exc_info=True)
+        print(f"paw: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return EXIT_USAGE

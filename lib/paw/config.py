@@ -1,0 +1,189 @@
+"""Loading and validating paw.yaml: every mistake is one message naming the key and the fix.
+
+Relative paths are resolved against the folder of the config file, so the same paw.yaml works
+from cron, systemd and Task Scheduler whatever their working directory.
+"""
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+
+
+class ConfigError(Exception):
+    """Exit status 2; the message says which key is wrong and what to do."""
+
+
+DEFAULT_IGNORE = [
+    "@eaDir", "#recycle", "#snapshot", "@tmp", "@SynoEAStream", "@SynoResource",
+    ".DS_Store", "._*", ".*", "~*", "*.tmp", "*.part", "*.partial", "*.crdownload",
+    "Thumbs.db", "desktop.ini",
+]
+
+# The embedded default: what paw.yaml in the checkout says, used when that file is absent.
+DEFAULTS = {
+    "inbox": "inbox",
+    "outbox": "outbox",
+    "quarantine": "quarantine",
+    "state_dir": "state",
+    "ledger": {"csv": "ledger.csv", "sha256": False},
+    "stability": {"min_age_seconds": 120, "unchanged_runs": 2},
+    "ignore": DEFAULT_IGNORE,
+    "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
+    "anonymize": {"keep_macro": False},
+    "verify": {"full_scan": False},
+}
+
+TEMPLATE_FIELD = re.compile(r"{([^{}]*)}")
+
+
+@dataclass
+class Config:
+    path: str                 # the file it came from ("(embedded default)" if none)
+    base: str                 # folder relative paths are resolved against
+    inbox: str
+    outbox: str
+    quarantine: str
+    state_dir: str
+    ledger_csv: str
+    ledger_sha256: bool
+    min_age_seconds: float
+    unchanged_runs: int
+    ignore: list
+    naming_pattern: object    # compiled regex or None
+    naming_template: str
+    naming_prefix: str
+    keep_macro: bool
+    full_scan: bool
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def staging(self):
+        return os.path.join(self.state_dir, "staging")
+
+    def require_folders(self):
+        """The shares must exist: creating a missing one would hide an unmounted share."""
+        for key in ("inbox", "outbox", "quarantine"):
+            folder = getattr(self, key)
+            if not os.path.isdir(folder):
+                raise ConfigError(
+                    f"{key}: folder {folder} does not exist; create it, fix '{key}' in "
+                    f"{self.path}, or run 'paw.py init' for the default layout")
+        parent = os.path.dirname(self.state_dir.rstrip(os.sep)) or "."
+        if not os.path.isdir(parent):
+            raise ConfigError(f"state_dir: parent folder {parent} does not exist")
+
+
+def load(path, default_path):
+    """Read and validate the config; `path` None means the default beside paw.py."""
+    import yaml
+
+    chosen = path or default_path
+    if os.path.exists(chosen):
+        try:
+            with open(chosen, encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{chosen}: not valid YAML{where}") from None
+        except OSError as exc:
+            raise ConfigError(f"{chosen}: cannot read ({exc.strerror})") from None
+        shown = chosen
+    elif path:
+        raise ConfigError(f"--config: {path} does not exist")
+    else:
+        raw, shown = {}, "(embedded default)"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: the top level must be a mapping of keys to values")
+    merged = _merge(DEFAULTS, raw, "")
+    return _build(merged, shown, os.path.dirname(os.path.abspath(chosen)))
+
+
+def _merge(defaults, given, prefix):
+    out = {}
+    for key, value in given.items():
+        if key not in defaults:
+            hint = difflib.get_close_matches(str(key), defaults, n=1)
+            extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"unknown key '{prefix}{key}'{extra}; remove it or fix its spelling")
+    for key, default in defaults.items():
+        value = given.get(key, default)
+        if isinstance(default, dict):
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{prefix}{key}' must be a mapping with keys "
+                                  f"{', '.join(default)}")
+            value = _merge(default, value, f"{prefix}{key}.")
+        out[key] = value
+    return out
+
+
+def _expect(value, kind, key, what):
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"'{key}' must be {what}, got {value!r}")
+    return value
+
+
+def _build(c, shown, base):
+    def folder(key, value):
+        _expect(value, str, key, "a folder path")
+        if not value.strip():
+            raise ConfigError(f"'{key}' is empty; give a folder path")
+        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+    inbox = folder("inbox", c["inbox"])
+    outbox = folder("outbox", c["outbox"])
+    quarantine = folder("quarantine", c["quarantine"])
+    state_dir = folder("state_dir", c["state_dir"])
+    ledger = folder("ledger.csv", c["ledger"]["csv"])
+    shares = {"inbox": inbox, "outbox": outbox, "quarantine": quarantine}
+    for a, pa in shares.items():
+        for b, pb in shares.items():
+            if a != b and (pa == pb or pa.startswith(pb + os.sep)):
+                raise ConfigError(f"'{a}' ({pa}) must not be the same as or inside '{b}' ({pb})")
+    for key, private in (("state_dir", state_dir), ("ledger.csv", ledger)):
+        for share, pshare in shares.items():
+            if private == pshare or private.startswith(pshare + os.sep):
+                raise ConfigError(f"'{key}' must not be inside '{share}': it holds the "
+                                  "re-identification key and must stay private to paw")
+
+    min_age = _expect(c["stability"]["min_age_seconds"], (int, float),
+                      "stability.min_age_seconds", "a number of seconds")
+    runs = _expect(c["stability"]["unchanged_runs"], int, "stability.unchanged_runs",
+                   "a whole number")
+    if min_age < 0 or runs < 1:
+        raise ConfigError("stability: min_age_seconds must be >= 0 and unchanged_runs >= 1")
+    ignore = _expect(c["ignore"], list, "ignore", "a list of file-name patterns")
+    for item in ignore:
+        _expect(item, str, "ignore", "a list of file-name patterns (strings)")
+
+    pattern_text = _expect(c["naming"]["pattern"] or "", str, "naming.pattern", "a regular expression")
+    try:
+        pattern = re.compile(pattern_text) if pattern_text else None
+    except re.error as exc:
+        raise ConfigError(f"'naming.pattern' is not a valid regular expression: {exc}") from None
+    template = _expect(c["naming"]["template"], str, "naming.template", "a text template")
+    groups = set(pattern.groupindex) if pattern else set()
+    fields = set(TEMPLATE_FIELD.findall(template))
+    if "pseudonym" not in fields:
+        raise ConfigError("'naming.template' must contain {pseudonym}")
+    unknown = fields - groups - {"pseudonym"}
+    if unknown:
+        raise ConfigError(f"'naming.template' uses {{{sorted(unknown)[0]}}}, which is not a named "
+                          "group of naming.pattern")
+    prefix = _expect(c["naming"]["prefix"], str, "naming.prefix", "a short text")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{0,16}", prefix):
+        raise ConfigError("'naming.prefix' may only hold up to 16 letters, digits, '-' or '_'")
+
+    return Config(
+        path=shown, base=base, inbox=inbox, outbox=outbox, quarantine=quarantine,
+        state_dir=state_dir, ledger_csv=ledger,
+        ledger_sha256=_expect(c["ledger"]["sha256"], bool, "ledger.sha256", "true or false"),
+        min_age_seconds=float(min_age), unchanged_runs=runs, ignore=list(ignore),
+        naming_pattern=pattern, naming_template=template, naming_prefix=prefix,
+        keep_macro=_expect(c["anonymize"]["keep_macro"], bool, "anonymize.keep_macro", "true or false"),
+        full_scan=_expect(c["verify"]["full_scan"], bool, "verify.full_scan", "true or false"),
+    )

@@ -1,0 +1,100 @@
+"""Durable moves between folders that may sit on different file systems.
+
+Synology shared folders are separate btrfs subvolumes, so rename() between them fails with EXDEV.
+`move` then copies under a hidden partial name, fsyncs, renames into place and only then removes
+the source: at every instant one complete copy exists under a final name. Paths are only ever
+handed to system calls, never to a shell.
+"""
+
+import errno
+import os
+import shutil
+
+PARTIAL_PREFIX = ".paw-partial-"
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move(src, dst):
+    """Move a file, directory or symlink to `dst` (which must not exist), durably."""
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination exists", dst)
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_then_remove(src, dst)
+    fsync_dir(os.path.dirname(dst) or ".")
+    fsync_dir(os.path.dirname(src) or ".")
+
+
+def _copy_then_remove(src, dst):
+    partial = os.path.join(os.path.dirname(dst), PARTIAL_PREFIX + os.path.basename(dst))
+    remove(partial)
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), partial)
+    elif os.path.isdir(src):
+        shutil.copytree(src, partial, symlinks=True, copy_function=_copy_file)
+        for root, dirs, _files in os.walk(partial):
+            for d in dirs:
+                fsync_dir(os.path.join(root, d))
+        fsync_dir(partial)
+    else:
+        _copy_file(src, partial)
+    os.rename(partial, dst)
+    fsync_dir(os.path.dirname(dst) or ".")
+    remove(src)
+
+
+def _copy_file(src, dst):
+    shutil.copyfile(src, dst, follow_symlinks=False)  # sendfile() on Linux
+    shutil.copystat(src, dst, follow_symlinks=False)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return dst
+
+
+def remove(path):
+    """Remove a file, symlink or directory tree if it exists."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def free_name(folder, name):
+    """`name` in `folder`, or `stem-2.ext`, `stem-3.ext`, ... if taken: paw never overwrites."""
+    stem, ext = split_ext(name)
+    candidate, n = name, 1
+    while os.path.lexists(os.path.join(folder, candidate)):
+        n += 1
+        candidate = f"{stem}-{n}{ext}"
+    return candidate
+
+
+def split_ext(name):
+    stem, ext = os.path.splitext(name)
+    return (stem, ext) if stem else (name, "")
+
+
+def write_atomic(path, data, mode=0o600):
+    """Replace `path` with `data` (bytes) so a crash leaves either the old or the new content."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path) or ".")

@@ -1,0 +1,108 @@
+"""Finding slides in the inbox and deciding which have finished arriving.
+
+Size alone does not tell: SMB clients set the full size first, Explorer keeps updating mtime, a
+Windows copy may restore an old mtime. A slide is *stable* when the fingerprint of every member
+(size, mtime, ctime, inode) is the same in `unchanged_runs` consecutive runs and nothing changed
+for `min_age_seconds` (ctime counts: clients cannot set it). MRXS slides are one unit: `X.mrxs`
+plus the folder `X/`.
+"""
+
+import fnmatch
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from .fsops import write_atomic
+
+STATE_FILE = "stability.json"
+
+
+@dataclass
+class Unit:
+    """One slide as it sits in the inbox: its main file and every member path (relative)."""
+    main: str
+    members: tuple
+    fingerprint: tuple
+    newest_change: float   # latest mtime/ctime over the members, in seconds
+
+
+def _ignored(name, patterns):
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _fingerprint(path):
+    st = os.lstat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), max(st.st_mtime, st.st_ctime)
+
+
+def _tree_fingerprint(path, patterns):
+    parts, newest = [], 0.0
+    fp, change = _fingerprint(path)
+    parts.append(("", fp))
+    newest = max(newest, change)
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not _ignored(d, patterns))
+        for name in sorted(dirs) + sorted(f for f in files if not _ignored(f, patterns)):
+            full = os.path.join(root, name)
+            fp, change = _fingerprint(full)
+            parts.append((os.path.relpath(full, path), fp))
+            newest = max(newest, change)
+    return tuple(parts), newest
+
+
+def find_units(inbox, patterns):
+    """Every slide unit in the inbox, walking sub-folders, skipping ignored names."""
+    units = []
+    for root, dirs, files in os.walk(inbox):
+        dirs[:] = sorted(d for d in dirs if not _ignored(d, patterns))
+        mrxs_stems = {os.path.splitext(f)[0] for f in files if f.lower().endswith(".mrxs")}
+        bundled = [d for d in dirs if d in mrxs_stems]
+        dirs[:] = [d for d in dirs if d not in mrxs_stems]
+        for name in sorted(files):
+            if _ignored(name, patterns):
+                continue
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, inbox)
+            try:
+                stem = os.path.splitext(name)[0]
+                if name.lower().endswith(".mrxs") and stem in bundled:
+                    fp_file, t1 = _fingerprint(full)
+                    fp_dir, t2 = _tree_fingerprint(os.path.join(root, stem), patterns)
+                    members = (rel, os.path.join(os.path.dirname(rel), stem))
+                    units.append(Unit(rel, members, (fp_file, fp_dir), max(t1, t2)))
+                else:
+                    fp, change = _fingerprint(full)
+                    units.append(Unit(rel, (rel,), fp, change))
+            except FileNotFoundError:
+                continue  # vanished while we looked: the next run sees what is there
+    return units
+
+
+class Stability:
+    """The per-path fingerprints of the previous run, kept in state_dir."""
+
+    def __init__(self, state_dir):
+        self.path = os.path.join(state_dir, STATE_FILE)
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                self.seen = json.load(fh)
+        except (OSError, ValueError):
+            self.seen = {}
+
+    def observe(self, units, unchanged_runs, min_age, now=None):
+        """Record this run's fingerprints; return (stable units, waiting units)."""
+        now = time.time() if now is None else now
+        seen, stable, waiting = {}, [], []
+        for unit in units:
+            fingerprint = json.loads(json.dumps(unit.fingerprint))  # tuples as JSON lists
+            previous = self.seen.get(unit.main)
+            runs = previous["runs"] + 1 if previous and previous["fp"] == fingerprint else 1
+            seen[unit.main] = {"fp": fingerprint, "runs": runs}
+            ready = runs >= unchanged_runs and now - unit.newest_change >= min_age
+            (stable if ready else waiting).append(unit)
+        self.seen = seen
+        return stable, waiting
+
+    def save(self):
+        write_atomic(self.path, json.dumps(self.seen).encode("utf-8"))

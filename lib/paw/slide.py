@@ -1,0 +1,229 @@
+"""One slide's way through paw, journaled so that a crash at any instant is finished by the next run.
+
+The journal (`state_dir/staging/<job>/job.json`, replaced atomically) is written *before* each
+step that changes files, and every step can be repeated:
+
+  claiming    move the members from the inbox into the job's staging folder
+  claimed     parse, plan the edits (the plan goes into the journal), then
+  applying    apply the plan (replayable), verify independently
+  delivering  the outcome and the output names are decided; move to outbox or quarantine
+  recording   append the ledger row (unless the ledger already has this job), drop the folder
+
+The journal holds the original name and the removed values (verification must search for them
+after a crash too): the staging folder is private to paw (0700), like the ledger.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import fsops, naming
+from .formats import BY_NAME, Unsupported, prepare
+from .formats.tiff import Plan
+from .verify import VerificationFailed, verify
+
+log = logging.getLogger("paw")
+JOURNAL = "job.json"
+
+
+class Refused(Exception):
+    """The slide goes to quarantine; the message is the reason."""
+
+
+@dataclass
+class Outcome:
+    status: str        # "anonymized" or "quarantined"
+    original: str
+    output: str
+    reason: str
+    seconds: float
+    size: int
+
+
+def start(config, unit, ledger):
+    job = uuid.uuid4().hex[:16]
+    stage = os.path.join(config.staging, job)
+    os.makedirs(stage, mode=0o700)
+    record = {"job": job, "state": "claiming", "original": unit.main,
+              "members": list(unit.members), "started": time.time()}
+    _save(stage, record)
+    return advance(config, stage, record, ledger)
+
+
+def resume(config, stage, ledger):
+    """Finish a job a previous run left in staging; None if there was nothing to finish."""
+    for name in os.listdir(stage):
+        if name.startswith(fsops.PARTIAL_PREFIX):
+            fsops.remove(os.path.join(stage, name))
+    try:
+        with open(os.path.join(stage, JOURNAL), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except FileNotFoundError:
+        if not os.listdir(stage):
+            os.rmdir(stage)
+            return None
+        raise
+    log.info("resuming %s, interrupted while %s", record["original"], record["state"])
+    return advance(config, stage, record, ledger)
+
+
+def advance(config, stage, record, ledger):
+    began = time.monotonic()
+    if record["state"] == "claiming":
+        if not _claim(config, stage, record):
+            fsops.remove(stage)
+            return None
+        _set(stage, record, state="claimed")
+    if record["state"] in ("claimed", "applying"):
+        try:
+            _anonymize(config, stage, record)
+            _set(stage, record, state="delivering", status="anonymized", reason="",
+                 destination=config.outbox, names=_output_names(config, record))
+        except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
+            reason = _one_line(exc)
+            log.debug("quarantining %s", record["original"], exc_info=True)
+            _set(stage, record, state="delivering", status="quarantined", reason=reason,
+                 destination=config.quarantine, names=_quarantine_names(config, record))
+    if record["state"] == "delivering":
+        _deliver(config, stage, record)
+        _set(stage, record, state="recording")
+    if record["state"] == "recording":
+        if record["status"] == "quarantined":
+            reason_file = os.path.join(record["destination"], record["names"][0] + ".reason.txt")
+            fsops.write_atomic(reason_file, (record["reason"] + "\n").encode("utf-8"), 0o640)
+        if not ledger.has_job(record["job"]):
+            ledger.append(_row(config, record, time.monotonic() - began))
+        fsops.remove(stage)
+    return Outcome(record["status"], record["original"], record["names"][0], record["reason"],
+                   time.monotonic() - began, record.get("size", 0))
+
+
+# --- the steps ----------------------------------------------------------------------------------
+
+def _claim(config, stage, record):
+    """Move every member into staging; False if the slide vanished before any was claimed."""
+    same_device = os.stat(config.inbox).st_dev == os.stat(stage).st_dev
+    claimed = 0
+    for member in record["members"]:
+        source = os.path.join(config.inbox, member)
+        target = os.path.join(stage, os.path.basename(member))
+        if os.path.lexists(target):
+            claimed += 1
+            if os.path.lexists(source) and not same_device:
+                fsops.remove(source)  # an interrupted cross-device copy had finished
+            continue
+        if os.path.lexists(source):
+            fsops.move(source, target)
+            claimed += 1
+    return claimed > 0
+
+
+def _anonymize(config, stage, record):
+    path = os.path.join(stage, os.path.basename(record["original"]))
+    if not os.path.lexists(path):
+        raise Refused("the slide file vanished while paw was working on it")
+    if os.path.islink(path):
+        raise Refused("symbolic link refused: paw only anonymizes files inside the inbox")
+    info = os.lstat(path)
+    if info.st_nlink > 1:
+        raise Refused("hard-linked file refused: editing it would also change its other names")
+    record["size"] = info.st_size
+    if record["state"] == "claimed":
+        module, plan, found = prepare(path, config)
+        _set(stage, record, state="applying", format=module.NAME, plan=plan.to_json(), found=found)
+    module, plan = BY_NAME[record["format"]], Plan.from_json(record["plan"])
+    plan.apply(path)
+    stem = fsops.split_ext(os.path.basename(record["original"]))[0]
+    verify(path, module, plan, config, extra_values=[stem])
+    kept = naming.kept_identifiers(config.naming_pattern, stem)
+    record["kept"] = kept
+
+
+def _output_names(config, record):
+    extension = fsops.split_ext(os.path.basename(record["original"]))[1]
+    pseudonym = naming.new_pseudonym(config.naming_prefix)
+    name = naming.render(config.naming_template, pseudonym, record.get("kept", {}), extension)
+    return [fsops.free_name(config.outbox, name)]
+
+
+def _quarantine_names(config, record):
+    """Members keep their names (the technician recognises them), with one shared suffix if taken."""
+    names = [os.path.basename(m) for m in record["members"]]
+    suffix, n = "", 1
+    while any(os.path.lexists(os.path.join(config.quarantine, _suffixed(x, suffix))) for x in names):
+        n += 1
+        suffix = f"-{n}"
+    return [_suffixed(x, suffix) for x in names]
+
+
+def _suffixed(name, suffix):
+    stem, ext = fsops.split_ext(name)
+    return f"{stem}{suffix}{ext}"
+
+
+def _deliver(config, stage, record):
+    members = record["members"] if record["status"] == "quarantined" else [record["original"]]
+    for i, member in enumerate(members):
+        source = os.path.join(stage, os.path.basename(member))
+        target = os.path.join(record["destination"], record["names"][i])
+        if not os.path.lexists(source):
+            continue  # delivered before an interruption
+        if os.path.lexists(target):
+            if os.stat(stage).st_dev != os.stat(record["destination"]).st_dev:
+                fsops.remove(source)  # an interrupted cross-device copy had completed
+                continue
+            # Not ours (a rename leaves no source behind): take another name.
+            names = _output_names(config, record) if record["status"] == "anonymized" \
+                else _quarantine_names(config, record)
+            _set(stage, record, names=names)
+            target = os.path.join(record["destination"], record["names"][i])
+        fsops.move(source, target)
+
+
+def _row(config, record, seconds):
+    output = os.path.join(record["destination"], record["names"][0])
+    digest = ""
+    if config.ledger_sha256 and record["status"] == "anonymized":
+        digest = _sha256(output)
+    return {
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job": record["job"], "status": record["status"], "original": record["original"],
+        "output": record["names"][0],
+        "format": record.get("format", ""),
+        "kept": "; ".join(f"{k}={v}" for k, v in record.get("kept", {}).items()),
+        "removed": "; ".join(Plan.from_json(record["plan"]).actions) if "plan" in record else "",
+        "bytes": record.get("size", ""), "seconds": f"{seconds:.3f}",
+        "error": record["reason"], "sha256": digest,
+    }
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(exc):
+    if isinstance(exc, (Refused, Unsupported, VerificationFailed, naming.NamingError)):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        text = f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:300]
+
+
+def _set(stage, record, **changes):
+    record.update(changes)
+    _save(stage, record)
+
+
+def _save(stage, record):
+    fsops.write_atomic(os.path.join(stage, JOURNAL), json.dumps(record).encode("utf-8"))

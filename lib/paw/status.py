@@ -1,0 +1,57 @@
+"""`paw.py status`: what waits in the inbox, what recent runs did, what sits in quarantine."""
+
+import json
+import os
+import time
+
+from .inbox import Stability, find_units
+from .job import last_runs
+
+
+def collect(config):
+    units = find_units(config.inbox, config.ignore) if os.path.isdir(config.inbox) else []
+    previous = Stability(config.state_dir).seen
+    stable = sum(1 for u in units
+                 if previous.get(u.main, {}).get("runs", 0) >= config.unchanged_runs
+                 and time.time() - u.newest_change >= config.min_age_seconds)
+    quarantine = []
+    if os.path.isdir(config.quarantine):
+        for name in sorted(os.listdir(config.quarantine)):
+            if name.endswith(".reason.txt") or name.startswith("."):
+                continue
+            reason_file = os.path.join(config.quarantine, name + ".reason.txt")
+            reason = ""
+            if os.path.exists(reason_file):
+                with open(reason_file, encoding="utf-8") as fh:
+                    reason = fh.read().strip()
+            quarantine.append({"name": name, "reason": reason})
+    staging = os.listdir(config.staging) if os.path.isdir(config.staging) else []
+    runs = last_runs(config, 10)
+    return {
+        "inbox": {"slides": len(units), "stable": stable, "waiting": len(units) - stable},
+        "staging": len(staging),
+        "quarantine": quarantine,
+        "last_runs": runs,
+        "seconds_since_last_run": round(time.time() - runs[-1]["time"]) if runs else None,
+    }
+
+
+def status(config, as_json):
+    info = collect(config)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    inbox = info["inbox"]
+    print(f"inbox: {inbox['slides']} slides ({inbox['stable']} stable, {inbox['waiting']} waiting)")
+    if info["staging"]:
+        print(f"staging: {info['staging']} interrupted jobs (the next run finishes them)")
+    ago = info["seconds_since_last_run"]
+    print("last run: " + ("never" if ago is None else f"{ago} s ago"))
+    for run in info["last_runs"][-5:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["time"]))
+        print(f"  {when}: {run['anonymized']} anonymized, {run['quarantined']} quarantined, "
+              f"{run['failed']} failed, {run['waiting']} waiting")
+    print(f"quarantine: {len(info['quarantine'])}")
+    for item in info["quarantine"]:
+        print(f"  {item['name']}: {item['reason'] or '(no reason recorded)'}")
+    return 0

@@ -1,0 +1,79 @@
+"""The hands-on commands an admin runs over SSH: inspect, anonymize, init."""
+
+import os
+import shutil
+import sys
+
+from . import fsops
+from .formats import Unsupported, prepare
+from .verify import VerificationFailed, verify
+
+FAILED_SOME = 3
+
+
+def inspect(config, files):
+    """Print format, images, identifying values and planned changes; writes nothing."""
+    status = 0
+    for path in files:
+        print(f"{path}:")
+        try:
+            module, plan, found = prepare(path, config)
+        except (Unsupported, OSError) as exc:
+            print(f"  paw would quarantine it: {exc}")
+            status = FAILED_SOME
+            continue
+        print(f"  format: {module.TITLE} ({module.NAME})")
+        print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
+        values = sorted({v for v in plan.removed if v.strip()})
+        print(f"  identifying values found: {len(values)}")
+        for value in values:
+            print(f"    {value!r}")
+        print("  anonymizing would:")
+        for action in plan.actions:
+            print(f"    - {action}")
+        zeroed = sum(length for _, length in plan.zeros)
+        print(f"    - zero {zeroed} unreferenced bytes in {len(plan.zeros)} places; "
+              f"rewrite {len(plan.writes)} directory/value spans; image data untouched")
+    return status
+
+
+def anonymize(config, files, output, dry_run):
+    """Anonymize given files: into copies in `output`, or in place. Never leaves a half-done copy."""
+    status = 0
+    for path in files:
+        try:
+            if dry_run:
+                _, plan, _ = prepare(path, config)
+                print(f"{path}: would " + "; ".join(plan.actions))
+                continue
+            if output:
+                target = os.path.join(output, fsops.free_name(output, os.path.basename(path)))
+                work = os.path.join(output, fsops.PARTIAL_PREFIX + os.path.basename(target))
+                shutil.copyfile(path, work)
+            else:
+                target = work = path
+            try:
+                module, plan, _ = prepare(work, config)
+                plan.apply(work)
+                stem = fsops.split_ext(os.path.basename(path))[0]
+                verify(work, module, plan, config, extra_values=[stem])
+            except BaseException:
+                if work != path:
+                    fsops.remove(work)
+                raise
+            if work != target:
+                os.rename(work, target)
+            print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
+        except (Unsupported, VerificationFailed, OSError) as exc:
+            print(f"{path}: not anonymized: {exc}", file=sys.stderr)
+            status = FAILED_SOME
+    return status
+
+
+def init(config):
+    """Create the configured folders; the shares themselves are the admin's to create on a NAS."""
+    for folder in (config.inbox, config.outbox, config.quarantine):
+        os.makedirs(folder, exist_ok=True)
+    os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
+    print(f"folders ready under {config.base}: inbox, outbox, quarantine, state")
+    return 0
