@@ -1,0 +1,178 @@
+"""Per-format anonymization of TIFF slides, checked with an independent reader (OpenSlide)."""
+
+import os
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import tifffile
+
+from checks import leaked, openslide_view, tile_digest
+from conftest import shared_fixture
+from paw.formats import Unsupported, prepare
+from paw.synth import aperio, generic
+from paw.verify import VerificationFailed, verify
+
+OPTIONS = SimpleNamespace(keep_macro=False, full_scan=True)
+
+
+def anonymize(path, options=OPTIONS, extra=()):
+    module, plan, found = prepare(path, options)
+    plan.apply(path)
+    verify(path, module, plan, options, extra_values=extra)
+    return module, plan, found
+
+
+APERIO_VARIANTS = {
+    "classic": {},
+    "big-endian": {"byteorder": ">"},
+    "bigtiff": {"bigtiff": True},
+    "bigtiff-big-endian-gt450": {"bigtiff": True, "byteorder": ">", "gt450": True},
+    "label-without-description-line": {"label_line": False},
+    "label-only-by-description-line": {"label_subfile": 0},
+    "barcode-not-last": {"barcode_last": False},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(APERIO_VARIANTS))
+def test_aperio_synthetic(tmp_path, variant):
+    path = str(tmp_path / "slide.svs")
+    args = APERIO_VARIANTS[variant]
+    planted = aperio.write(path, **args)
+    # OpenSlide 4.0 cannot open big-endian classic TIFF at all (it reads the first directory
+    # offset as 8 bytes and keeps the low 32 bits), so that variant is checked with tifffile only.
+    readable = not (args.get("byteorder") == ">" and not args.get("bigtiff"))
+    if readable:
+        vendor, images, region = openslide_view(path)
+        assert vendor == "aperio"
+        if args.get("label_subfile", 1) == 1:
+            assert "label" in images and "macro" in images
+    tiles = tile_digest(path)
+
+    module, plan, found = anonymize(path)
+
+    assert module.NAME == "aperio"
+    assert found["label"] == 1 and found["macro"] == 1
+    assert leaked(path, planted) == []
+    assert tile_digest(path) == tiles
+    if readable:
+        assert openslide_view(path) == ("aperio", ["thumbnail"], region)
+    with tifffile.TiffFile(path) as tf:
+        assert [p.subfiletype for p in tf.pages if not p.is_tiled] == [0]  # the thumbnail
+
+
+def test_aperio_keep_macro(tmp_path):
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    anonymize(path, SimpleNamespace(keep_macro=True, full_scan=True))
+    assert openslide_view(path)[1] == ["macro", "thumbnail"]
+
+
+def test_aperio_keeps_optical_fields(tmp_path):
+    import openslide
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    anonymize(path)
+    props = openslide.OpenSlide(path).properties
+    assert props["aperio.AppMag"] == "40" and props["aperio.MPP"] == "0.2520"
+    assert props["openslide.mpp-x"] == "0.252"
+    assert props["aperio.Date"] == "" and props["aperio.Barcode"] == ""
+
+
+def test_aperio_real_sample(tmp_path):
+    path = str(tmp_path / "CMU-1-Small-Region.svs")
+    shutil.copyfile(shared_fixture("aperio", "cmu-1-small-region.svs"), path)
+    vendor, images, region = openslide_view(path)
+    assert (vendor, images) == ("aperio", ["label", "macro", "thumbnail"])
+    tiles = tile_digest(path)
+    anonymize(path, extra=["CMU-1"])
+    identifying = ["CPAPERIOCS", "CMU-1", "12/29/09", "09:59:15",
+                   "b414003d-95c6-48b0-9369-8010ed517ba7", "label 387x463", "macro 1280x431"]
+    assert leaked(path, identifying) == []
+    assert openslide_view(path) == ("aperio", ["thumbnail"], region)
+    assert tile_digest(path) == tiles
+
+
+def test_generic_synthetic(tmp_path):
+    path = str(tmp_path / "slide.tif")
+    planted = generic.write(path)
+    vendor, images, region = openslide_view(path)
+    assert vendor == "generic-tiff"
+    tiles = tile_digest(path)
+    module, plan, found = anonymize(path)
+    assert module.NAME == "generic-tiff"
+    assert found == {"level": 2, "unknown": 1}
+    assert leaked(path, planted + ["LABEL-PIXELS", "IPTC"]) == []
+    assert openslide_view(path) == ("generic-tiff", [], region)
+    assert tile_digest(path) == tiles
+
+
+def test_generic_real_sample(tmp_path):
+    path = str(tmp_path / "boxes.tiff")
+    shutil.copyfile(shared_fixture("generic-tiff", "boxes.tiff"), path)
+    before = openslide_view(path)
+    tiles = tile_digest(path)
+    anonymize(path)
+    assert openslide_view(path) == before
+    assert tile_digest(path) == tiles
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "not a TIFF"),
+    (b"\x00" * 100, "not a TIFF"),
+    (os.urandom(4096), "not a TIFF"),
+    (b"II*\x00\x08\x00\x00\x00\x05\x00", "past the end"),
+])
+def test_broken_files_are_refused(tmp_path, content, reason):
+    path = tmp_path / "bad.svs"
+    path.write_bytes(content)
+    with pytest.raises(Unsupported, match=reason):
+        prepare(str(path), OPTIONS)
+
+
+def test_truncated_slide_is_refused(tmp_path):
+    path = tmp_path / "slide.svs"
+    aperio.write(str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Unsupported, match="past the end"):
+        prepare(str(path), OPTIONS)
+
+
+def test_directory_loop_is_refused(tmp_path):
+    import struct
+    path = tmp_path / "loop.svs"
+    aperio.write(str(path))
+    data = bytearray(path.read_bytes())
+    first = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[first:first + 2])[0]
+    data[first + 2 + 12 * count:first + 6 + 12 * count] = struct.pack("<I", first)
+    path.write_bytes(bytes(data))
+    with pytest.raises(Unsupported, match="loops"):
+        prepare(str(path), OPTIONS)
+
+
+def test_unknown_vendor_variants_fail_closed(tmp_path):
+    """A Ventana-like XMP or an NDPI tag must never be treated as generic TIFF."""
+    path = str(tmp_path / "v.tif")
+    generic.write(path)
+    for tag, value, name in [(700, (1, b"<iScan UnitNumber='1'/>"), "Ventana"),
+                             (65420, (4, 1), "NDPI")]:
+        from paw.synth.tiffwriter import Image, write_tiff
+        write_tiff(path, [Image({256: (4, 256), 257: (4, 256), 258: (3, 8), 259: (3, 1),
+                                 262: (3, 1), 277: (3, 1), 322: (3, 256), 323: (3, 256),
+                                 tag: value}, [bytes(256 * 256)], tiled=True)])
+        with pytest.raises(Unsupported, match=name):
+            prepare(path, OPTIONS)
+
+
+def test_verification_catches_a_value_left_behind(tmp_path):
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    module, plan, _ = prepare(path, OPTIONS)
+    plan.apply(path)
+    with open(path, "r+b") as fh:  # a value surviving somewhere outside the tiles
+        fh.seek(os.path.getsize(path))
+        fh.write(b"S26-047119 A1 HE")
+    with pytest.raises(VerificationFailed, match="removed value"):
+        verify(path, module, plan, OPTIONS)
