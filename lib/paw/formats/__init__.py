@@ -35,7 +35,9 @@ def _recognised_but_unsupported(tiff):
 
 
 def sniff_other(path):
-    """Non-TIFF slide formats paw recognises by their first bytes."""
+    """Non-TIFF slide formats paw recognises (MIRAX, like OpenSlide, by its extension)."""
+    if path.lower().endswith(".mrxs"):
+        return "3DHistech MRXS"
     with open(path, "rb") as fh:
         head = fh.read(256)
     if head[128:132] == b"DICM":

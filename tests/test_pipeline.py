@@ -1,0 +1,280 @@
+"""The job end to end: stability, outbox/quarantine, ledger, names, lock, exit codes."""
+
+import errno
+import os
+import stat
+import time
+
+import pytest
+
+from checks import leaked, openslide_view
+from paw.synth import aperio, generic
+
+
+def test_stable_slide_reaches_outbox_with_ledger_row(lab):
+    planted = aperio.write(os.path.join(lab.inbox, "S26-047119 A1 HE.svs"))
+    assert lab.run() == 0
+    [name] = lab.outbox_files()
+    assert name.startswith("PAW-") and name.endswith(".svs") and "S26" not in name
+    output = os.path.join(lab.outbox, name)
+    assert leaked(output, planted) == []
+    assert openslide_view(output)[:2] == ("aperio", ["thumbnail"])
+    [row] = lab.rows()
+    assert row["status"] == "anonymized" and row["original"] == "S26-047119 A1 HE.svs"
+    assert row["output"] == name and row["format"] == "aperio"
+    assert "label image destroyed" in row["removed"] and row["error"] == ""
+    assert os.listdir(lab.inbox) == [] and lab.staging() == []
+    assert stat.S_IMODE(os.stat(lab.ledger).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(lab.state).st_mode) == 0o700
+
+
+def test_a_growing_file_waits_and_a_stable_one_is_taken(lab):
+    lab.write_config(runs=2)
+    growing = os.path.join(lab.inbox, "growing.svs")
+    steady = os.path.join(lab.inbox, "steady.svs")
+    aperio.write(steady)
+    with open(growing, "wb") as fh:
+        fh.write(b"II*\0")
+    assert lab.run() == 0                      # first sighting of both: nothing is ready
+    assert lab.outbox_files() == [] and lab.rows() == []
+    with open(growing, "ab") as fh:
+        fh.write(b"more")
+    assert lab.run() == 0                      # steady is unchanged for 2 runs; growing is not
+    assert len(lab.outbox_files()) == 1 and os.path.exists(growing)
+    assert [r["original"] for r in lab.rows()] == ["steady.svs"]
+
+
+def test_min_age_holds_back_a_fresh_file(lab):
+    lab.write_config(min_age=3600)
+    aperio.write(os.path.join(lab.inbox, "fresh.svs"))
+    assert lab.run() == 0 and lab.run() == 0
+    assert lab.outbox_files() == [] and os.listdir(lab.inbox) == ["fresh.svs"]
+
+
+@pytest.mark.parametrize("content", [b"", b"II*\0\x08\0\0\0garbage", os.urandom(5000)],
+                         ids=["zero-bytes", "truncated", "random-bytes"])
+def test_broken_file_is_quarantined_and_others_still_processed(lab, content):
+    with open(os.path.join(lab.inbox, "bad.svs"), "wb") as fh:
+        fh.write(content)
+    aperio.write(os.path.join(lab.inbox, "good.svs"))
+    assert lab.run() == 3
+    assert lab.quarantined() == ["bad.svs"]
+    with open(os.path.join(lab.quarantine, "bad.svs.reason.txt")) as fh:
+        reason = fh.read()
+    assert reason.count("\n") == 1 and "not" in reason or "past the end" in reason
+    rows = {r["original"]: r for r in lab.rows()}
+    assert rows["bad.svs"]["status"] == "quarantined" and rows["bad.svs"]["error"] == reason.strip()
+    assert rows["good.svs"]["status"] == "anonymized" and len(lab.outbox_files()) == 1
+
+
+def test_directory_loop_is_quarantined(lab):
+    import struct
+    path = os.path.join(lab.inbox, "loop.svs")
+    aperio.write(path)
+    with open(path, "r+b") as fh:
+        first = struct.unpack("<I", fh.read(8)[4:])[0]
+        fh.seek(first)
+        count = struct.unpack("<H", fh.read(2))[0]
+        fh.seek(first + 2 + 12 * count)
+        fh.write(struct.pack("<I", first))
+    assert lab.run() == 3
+    assert "loops" in lab.rows()[0]["error"]
+
+
+def test_unsupported_vendor_and_mrxs_bundle_are_quarantined(lab):
+    with open(os.path.join(lab.inbox, "slide.mrxs"), "w") as fh:
+        fh.write("[GENERAL]\n")
+    os.makedirs(os.path.join(lab.inbox, "slide"))
+    with open(os.path.join(lab.inbox, "slide", "Slidedat.ini"), "w") as fh:
+        fh.write("[GENERAL]\nSLIDE_ID=x\n")
+    assert lab.run() == 3
+    assert lab.quarantined() == ["slide", "slide.mrxs"]
+    assert lab.rows()[0]["error"] == "format not supported yet: 3DHistech MRXS"
+    assert os.listdir(lab.inbox) == []
+
+
+def test_generic_tiff_in_subfolder(lab):
+    os.makedirs(os.path.join(lab.inbox, "2026", "batch 7"))
+    planted = generic.write(os.path.join(lab.inbox, "2026", "batch 7", "case.TIF"))
+    assert lab.run() == 0
+    [name] = lab.outbox_files()
+    assert name.endswith(".tif")
+    assert leaked(os.path.join(lab.outbox, name), planted) == []
+    assert lab.rows()[0]["original"] == os.path.join("2026", "batch 7", "case.TIF")
+
+
+@pytest.mark.parametrize("name", ['it\'s "$HOME" `id` ü né.svs', "=HYPERLINK(\"x\").svs",
+                                  "-cmd.svs", "tab\there.SVS"])
+def test_awkward_names(lab, name):
+    aperio.write(os.path.join(lab.inbox, name))
+    assert lab.run() == 0
+    [row] = lab.rows()
+    expected = ("'" + name) if name[0] in "=-" else name
+    assert row["original"] == expected
+    with open(lab.ledger, encoding="utf-8-sig") as fh:
+        text = fh.read()
+    assert "\n=" not in text and ",=" not in text and '"=' not in text
+
+
+def test_naming_pattern_keeps_configured_identifiers(lab):
+    lab.write_config(extra="naming:\n  pattern: '(?P<specimen>S\\d\\d-\\d+) (?P<block>[A-Z]\\d*) (?P<stain>\\w+)'\n"
+                           "  template: '{pseudonym}_{block}_{stain}'\n")
+    aperio.write(os.path.join(lab.inbox, "S26-047119 A1 HE.svs"))
+    aperio.write(os.path.join(lab.inbox, "unmatched.svs"))
+    assert lab.run() == 3
+    [name] = lab.outbox_files()
+    assert name.endswith("_A1_HE.svs") and "S26" not in name
+    rows = {r["original"]: r for r in lab.rows()}
+    assert rows["S26-047119 A1 HE.svs"]["kept"] == "specimen=S26-047119; block=A1; stain=HE"
+    assert rows["unmatched.svs"]["error"] == "the file name does not match naming.pattern"
+
+
+def test_outbox_name_collision_gets_a_suffix(lab, monkeypatch):
+    from paw import naming
+    monkeypatch.setattr(naming, "new_pseudonym", lambda prefix, length=10: "PAW-SAME")
+    aperio.write(os.path.join(lab.inbox, "a.svs"))
+    aperio.write(os.path.join(lab.inbox, "b.svs"))
+    assert lab.run() == 0
+    assert lab.outbox_files() == ["PAW-SAME-2.svs", "PAW-SAME.svs"]
+
+
+def test_ignored_names_are_left_alone(lab):
+    for name in ("copy.svs.part", "~lock.svs", ".hidden.svs", "Thumbs.db"):
+        with open(os.path.join(lab.inbox, name), "wb") as fh:
+            fh.write(b"x")
+    os.makedirs(os.path.join(lab.inbox, "@eaDir"))
+    aperio.write(os.path.join(lab.inbox, "@eaDir", "thumb.svs"))
+    assert lab.run() == 0
+    assert lab.rows() == [] and len(os.listdir(lab.inbox)) == 5
+
+
+def test_symlink_and_hardlink_are_refused_without_touching_the_target(lab, tmp_path):
+    outside = tmp_path / "outside.svs"
+    aperio.write(str(outside))
+    before = outside.read_bytes()
+    os.symlink(outside, os.path.join(lab.inbox, "link.svs"))
+    os.link(outside, os.path.join(lab.inbox, "hard.svs"))
+    assert lab.run() == 3
+    assert outside.read_bytes() == before
+    reasons = sorted(r["error"].split(":")[0] for r in lab.rows())
+    assert reasons == ["hard-linked file refused", "symbolic link refused"]
+    assert lab.outbox_files() == []
+
+
+def test_cross_device_moves_copy_then_remove(lab, monkeypatch):
+    """Synology shares are separate subvolumes: rename() between them fails with EXDEV."""
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if os.path.dirname(os.path.abspath(src)) != os.path.dirname(os.path.abspath(dst)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    planted = aperio.write(os.path.join(lab.inbox, "x.svs"))
+    assert lab.run() == 0
+    [name] = lab.outbox_files()
+    assert leaked(os.path.join(lab.outbox, name), planted) == []
+    assert os.listdir(lab.inbox) == [] and lab.staging() == []
+
+
+def test_lock_held_means_exit_0_and_no_work(lab):
+    from filelock import FileLock
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    os.makedirs(lab.state, exist_ok=True)
+    with FileLock(os.path.join(lab.state, "paw.lock")):
+        result = lab.run_subprocess()
+    assert result.returncode == 0 and "another paw run holds the lock" in result.stderr
+    assert lab.rows() == [] and os.listdir(lab.inbox) == ["x.svs"]
+
+
+def test_two_concurrent_runs_process_each_slide_once(lab):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    for i in range(6):
+        aperio.write(os.path.join(lab.inbox, f"s{i}.svs"))
+    command = [sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE) for _ in range(2)]
+    codes = [p.wait(timeout=120) for p in runs]
+    assert codes == [0, 0]
+    assert len(lab.outbox_files()) == 6 and len(lab.rows()) == 6
+
+
+def test_config_errors_exit_2_with_one_clear_line(lab):
+    lab.write_config(extra="stabilty: {}\n")
+    result = lab.run_subprocess()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "paw: configuration error: unknown key 'stabilty' (did you mean 'stability'?); "
+        "remove it or fix its spelling"]
+    lab.write_config(extra="inbox: /nonexistent/share\n")
+    result = lab.run_subprocess()
+    assert result.returncode == 2 and "inbox: folder /nonexistent/share does not exist" in result.stderr
+    lab.write_config(extra="ledger: {csv: outbox/ledger.csv}\n")
+    assert "must not be inside 'outbox'" in lab.run_subprocess().stderr
+
+
+def test_dry_run_changes_nothing(lab):
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    before = os.stat(os.path.join(lab.inbox, "x.svs"))
+    assert lab.run("--dry-run") == 0
+    after = os.stat(os.path.join(lab.inbox, "x.svs"))
+    assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+    assert lab.rows() == [] and lab.outbox_files() == []
+
+
+def test_inspect_writes_nothing_and_lists_findings(lab, capsys):
+    path = os.path.join(lab.inbox, "x.svs")
+    aperio.write(path)
+    with open(path, "rb") as fh:
+        before = fh.read()
+    assert lab.run("inspect", path) == 0
+    out = capsys.readouterr().out
+    assert "format: Aperio SVS (aperio)" in out and "label x1" in out
+    assert "'BC-S26-047119-A1'" in out and "label image destroyed" in out
+    with open(path, "rb") as fh:
+        assert fh.read() == before
+
+
+def test_anonymize_command_copies_and_never_leaves_a_half_done_copy(lab, tmp_path):
+    out = tmp_path / "manual"
+    out.mkdir()
+    good = os.path.join(lab.inbox, "good.svs")
+    bad = os.path.join(lab.inbox, "bad.svs")
+    planted = aperio.write(good)
+    with open(bad, "wb") as fh:
+        fh.write(b"not a slide")
+    assert lab.run("anonymize", good, bad, "--output", str(out)) == 3
+    assert sorted(os.listdir(out)) == ["good.svs"]
+    assert leaked(str(out / "good.svs"), planted) == []
+    assert leaked(good, planted) != []          # the original is untouched
+
+
+def test_status_reports_waiting_and_quarantine(lab, capsys):
+    import json
+    lab.write_config(runs=3)
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    assert lab.run() == 0
+    capsys.readouterr()
+    assert lab.run("status", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["inbox"] == {"slides": 1, "stable": 0, "waiting": 1}
+    assert info["last_runs"][-1]["waiting"] == 1 and info["quarantine"] == []
+
+
+def test_demo_from_the_embedded_default(tmp_path):
+    """What the README's first command ends with, in a copy of the checkout."""
+    import shutil
+    import subprocess
+    import sys
+    from conftest import ROOT
+    checkout = tmp_path / "paw"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", "inbox", "outbox", "quarantine", "state", "ledger.csv", "__pycache__"))
+    os.remove(checkout / "paw.yaml")  # the embedded default, not the file
+    result = subprocess.run([sys.executable, str(checkout / "paw.py"), "demo"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "planted identifiers left in the output: none" in result.stdout
+    assert len(os.listdir(checkout / "outbox")) == 1 and (checkout / "ledger.csv").exists()
