@@ -1,0 +1,60 @@
+"""kill -9 at every step of a slide's way: the next run ends with each slide exactly once in the
+outbox or the quarantine, one ledger row each, nothing identifiable in the outbox, staging empty."""
+
+import os
+import signal
+
+import pytest
+
+from checks import leaked
+from conftest import ROOT
+from paw.synth import aperio
+
+CRASHRUN = os.path.join(ROOT, "tests", "crashrun.py")
+# How often each point is reached in one run over a broken and a good slide.
+REACHED = {"after-claim": 2, "mid-anonymization": 5, "after-apply": 1, "after-verify": 1,
+           "mid-delivery": 2, "before-ledger-row": 2, "after-ledger-row": 2}
+REACHED_EXDEV = {"mid-copy": 4, "mid-delivery": 2, "after-claim": 2}
+
+
+def crash_then_recover(lab, point, nth, exdev=False):
+    with open(os.path.join(lab.inbox, "a-broken.svs"), "wb") as fh:
+        fh.write(b"II*\0" + os.urandom(200))
+    planted = aperio.write(os.path.join(lab.inbox, "b-good.svs"))
+    env = dict(os.environ, PAW_CRASH_POINT=point, PAW_CRASH_NTH=str(nth))
+    if exdev:
+        env["PAW_FAKE_EXDEV"] = "1"
+    crashed = lab.run_subprocess(env=env, wrapper=CRASHRUN)
+    recovered = lab.run_subprocess()
+    return planted, crashed, recovered
+
+
+def assert_recovered(lab, planted):
+    outbox = lab.outbox_files()
+    assert len(outbox) == 1, outbox
+    assert not any(n.startswith(".paw-partial") for n in os.listdir(lab.outbox))
+    assert leaked(os.path.join(lab.outbox, outbox[0]), planted) == []
+    assert lab.quarantined() == ["a-broken.svs"]
+    rows = lab.rows()
+    assert sorted(r["original"] for r in rows) == ["a-broken.svs", "b-good.svs"]
+    assert {r["original"]: r["status"] for r in rows} == {"a-broken.svs": "quarantined",
+                                                         "b-good.svs": "anonymized"}
+    assert os.listdir(lab.inbox) == [] and lab.staging() == []
+
+
+@pytest.mark.parametrize("point, nth", [(p, n) for p, times in REACHED.items()
+                                         for n in range(1, times + 1)])
+def test_kill_9_then_next_run_recovers(lab, point, nth):
+    planted, crashed, recovered = crash_then_recover(lab, point, nth)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert recovered.returncode in (0, 3), recovered.stderr
+    assert_recovered(lab, planted)
+
+
+@pytest.mark.parametrize("point, nth", [(p, n) for p, times in REACHED_EXDEV.items()
+                                         for n in range(1, times + 1)])
+def test_kill_9_across_file_systems(lab, point, nth):
+    planted, crashed, recovered = crash_then_recover(lab, point, nth, exdev=True)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert recovered.returncode in (0, 3), recovered.stderr
+    assert_recovered(lab, planted)
