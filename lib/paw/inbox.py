@@ -10,6 +10,7 @@ plus the folder `X/`.
 import fnmatch
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -27,8 +28,11 @@ class Unit:
     newest_change: float   # latest mtime/ctime over the members, in seconds
 
 
-def _ignored(name, patterns):
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def _ignore_matcher(patterns):
+    """One compiled regex for all ignore patterns: the inbox walk calls it for every name."""
+    if not patterns:
+        return lambda name: False
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
 def _fingerprint(path):
@@ -36,14 +40,14 @@ def _fingerprint(path):
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), max(st.st_mtime, st.st_ctime)
 
 
-def _tree_fingerprint(path, patterns):
+def _tree_fingerprint(path, ignored):
     parts, newest = [], 0.0
     fp, change = _fingerprint(path)
     parts.append(("", fp))
     newest = max(newest, change)
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not _ignored(d, patterns))
-        for name in sorted(dirs) + sorted(f for f in files if not _ignored(f, patterns)):
+        dirs[:] = sorted(d for d in dirs if not ignored(d))
+        for name in sorted(dirs) + sorted(f for f in files if not ignored(f)):
             full = os.path.join(root, name)
             fp, change = _fingerprint(full)
             parts.append((os.path.relpath(full, path), fp))
@@ -53,23 +57,25 @@ def _tree_fingerprint(path, patterns):
 
 def find_units(inbox, patterns):
     """Every slide unit in the inbox, walking sub-folders, skipping ignored names."""
-    units = []
+    units, ignored = [], _ignore_matcher(patterns)
+    inbox = os.path.normpath(inbox)
     for root, dirs, files in os.walk(inbox):
-        dirs[:] = sorted(d for d in dirs if not _ignored(d, patterns))
+        prefix = root[len(inbox) + 1:]
+        dirs[:] = sorted(d for d in dirs if not ignored(d))
         mrxs_stems = {os.path.splitext(f)[0] for f in files if f.lower().endswith(".mrxs")}
         bundled = [d for d in dirs if d in mrxs_stems]
         dirs[:] = [d for d in dirs if d not in mrxs_stems]
         for name in sorted(files):
-            if _ignored(name, patterns):
+            if ignored(name):
                 continue
             full = os.path.join(root, name)
-            rel = os.path.relpath(full, inbox)
+            rel = os.path.join(prefix, name) if prefix else name
             try:
                 stem = os.path.splitext(name)[0]
                 if name.lower().endswith(".mrxs") and stem in bundled:
                     fp_file, t1 = _fingerprint(full)
-                    fp_dir, t2 = _tree_fingerprint(os.path.join(root, stem), patterns)
-                    members = (rel, os.path.join(os.path.dirname(rel), stem))
+                    fp_dir, t2 = _tree_fingerprint(os.path.join(root, stem), ignored)
+                    members = (rel, os.path.join(prefix, stem) if prefix else stem)
                     units.append(Unit(rel, members, (fp_file, fp_dir), max(t1, t2)))
                 else:
                     fp, change = _fingerprint(full)
@@ -77,6 +83,12 @@ def find_units(inbox, patterns):
             except FileNotFoundError:
                 continue  # vanished while we looked: the next run sees what is there
     return units
+
+
+def _as_lists(value):
+    if isinstance(value, (tuple, list)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 class Stability:
@@ -95,7 +107,7 @@ class Stability:
         now = time.time() if now is None else now
         seen, stable, waiting = {}, [], []
         for unit in units:
-            fingerprint = json.loads(json.dumps(unit.fingerprint))  # tuples as JSON lists
+            fingerprint = _as_lists(unit.fingerprint)  # as it reads back from JSON
             previous = self.seen.get(unit.main)
             runs = previous["runs"] + 1 if previous and previous["fp"] == fingerprint else 1
             seen[unit.main] = {"fp": fingerprint, "runs": runs}

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from . import fsops, slide
+from . import fsops
 from .inbox import Stability, find_units
 from .ledger import open_ledger
 
@@ -46,6 +46,7 @@ def _locked_run(config, dry_run):
     if not dry_run:
         _remove_partials(config)
         for job in sorted(os.listdir(config.staging)):
+            from . import slide
             failures += _guarded(outcomes, slide.resume, config, os.path.join(config.staging, job), ledger)
     stability = Stability(config.state_dir)
     units = find_units(config.inbox, config.ignore)
@@ -56,8 +57,10 @@ def _locked_run(config, dry_run):
         log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), len(waiting))
         return OK
     stability.save()
-    for unit in stable:
-        failures += _guarded(outcomes, slide.start, config, unit, ledger)
+    if stable:
+        from . import slide  # parsing and verification code: only loaded when there is work
+        for unit in stable:
+            failures += _guarded(outcomes, slide.start, config, unit, ledger)
     quarantined = sum(o.status == "quarantined" for o in outcomes)
     summary = {
         "time": time.time(), "anonymized": len(outcomes) - quarantined, "quarantined": quarantined,

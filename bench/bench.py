@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""paw benchmarks, run by hand (not in CI): `python3 bench/bench.py [--quick]`.
+
+Prints medians of repeated measurements, each in a fresh `paw.py` process started the way cron
+starts it, with wall time and peak RSS from wait4():
+- one slide per run at 20 MB, 2 GB and 20 GB (sparse synthetic SVS: no disk cost), and the
+  ratio largest/smallest;
+- an idle tick with N not-yet-stable files in the inbox, and `paw.py --help` (start-up cost);
+- the optional O(size) steps alone: full-file verification scan and SHA-256, in MB/s, against
+  `cat FILE > /dev/null` and `sha256sum` on the same (non-sparse) file.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+from paw.synth import aperio  # noqa: E402
+
+PAW = [sys.executable, os.path.join(ROOT, "paw.py")]
+
+
+def timed(command, **kwargs):
+    """Wall seconds and peak RSS (MB) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    if os.waitstatus_to_exitcode(status) not in (0, 3):
+        raise SystemExit(f"{command} failed:\n{stderr}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def make_lab(base, min_age=0, runs=1, extra=""):
+    for name in ("inbox", "outbox", "quarantine"):
+        os.makedirs(os.path.join(base, name), exist_ok=True)
+    config = os.path.join(base, "paw.yaml")
+    with open(config, "w") as fh:
+        fh.write(f"stability: {{min_age_seconds: {min_age}, unchanged_runs: {runs}}}\n{extra}")
+    return config
+
+
+SIZES = {  # name: (width, height, bigtiff); uncompressed RGB, so bytes ~ 3 * width * height
+    "20 MB": (2600, 2600, False),
+    "2 GB": (26000, 26000, False),
+    "20 GB": (82000, 82000, True),
+}
+
+
+def bench_sizes(repeat, sizes):
+    print(f"\nOne slide per run (sparse synthetic SVS), median of {repeat}:")
+    print(f"{'slide':>8} {'bytes':>14} {'tiles':>8} {'run wall s':>11} {'peak RSS MB':>12}")
+    results = {}
+    for name in sizes:
+        width, height, bigtiff = SIZES[name]
+        walls, rsss = [], []
+        for _ in range(repeat):
+            base = tempfile.mkdtemp(prefix="pawbench-")
+            try:
+                config = make_lab(base)
+                path = os.path.join(base, "inbox", "slide.svs")
+                aperio.write(path, width, height, sparse=True, bigtiff=bigtiff)
+                size = os.path.getsize(path)
+                wall, rss = timed(PAW + ["--config", config, "-q"])
+                assert len(os.listdir(os.path.join(base, "outbox"))) == 1, "slide not anonymized"
+                walls.append(wall)
+                rsss.append(rss)
+            finally:
+                shutil.rmtree(base)
+        tiles = -(-width // 256) * -(-height // 256)
+        results[name] = statistics.median(walls)
+        print(f"{name:>8} {size:>14,} {tiles:>8,} {statistics.median(walls):>11.3f} "
+              f"{statistics.median(rsss):>12.1f}")
+    names = list(results)
+    print(f"ratio {names[-1]} / {names[0]}: {results[names[-1]] / results[names[0]]:.2f}")
+
+
+def bench_idle(repeat, files):
+    print(f"\nIdle tick with {files:,} not-yet-stable files, median of {repeat}:")
+    base = tempfile.mkdtemp(prefix="pawbench-")
+    try:
+        config = make_lab(base, min_age=3600)
+        for i in range(files):
+            with open(os.path.join(base, "inbox", f"slide-{i:05}.svs"), "wb") as fh:
+                fh.write(b"x")
+        timed(PAW + ["--config", config, "-q"])  # the first run records fingerprints
+        runs = [timed(PAW + ["--config", config, "-q"]) for _ in range(repeat)]
+        helps = [timed(PAW + ["--help"]) for _ in range(repeat)]
+        bare = [timed([sys.executable, "-c", "pass"]) for _ in range(repeat)]
+        print(f"  run:    {statistics.median(r[0] for r in runs):.3f} s, "
+              f"{statistics.median(r[1] for r in runs):.1f} MB peak RSS")
+        print(f"  --help: {statistics.median(h[0] for h in helps):.3f} s, "
+              f"{statistics.median(h[1] for h in helps):.1f} MB peak RSS")
+        print(f"  (bare `python -c pass`: {statistics.median(b[0] for b in bare):.3f} s, "
+              f"{statistics.median(b[1] for b in bare):.1f} MB)")
+    finally:
+        shutil.rmtree(base)
+
+
+def bench_full_scan(repeat, megabytes):
+    from paw.verify import find_any
+    print(f"\nO(size) steps on a {megabytes} MB file (page cache warm), median of {repeat}:")
+    base = tempfile.mkdtemp(prefix="pawbench-")
+    try:
+        path = os.path.join(base, "big.bin")
+        with open(path, "wb") as fh:
+            block = os.urandom(1 << 20)
+            for _ in range(megabytes):
+                fh.write(block)
+        values = ["DOE^JANE-PAWTEST", "S26-047119", "jsmith-paw-operator", "SN-PAW-99812",
+                  "11/20/26", "14:32:07", "BC-S26-047119-A1"]
+
+        def rate(fn):
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+            return megabytes / statistics.median(times)
+
+        from paw.slide import _sha256
+        cat = rate(lambda: subprocess.run(f"cat '{path}' > /dev/null", shell=True, check=True))
+        sha = rate(lambda: subprocess.run(["sha256sum", path], capture_output=True, check=True))
+        print(f"  cat > /dev/null:        {cat:8.0f} MB/s")
+        print(f"  paw full-scan search:   {rate(lambda: find_any(path, values)):8.0f} MB/s")
+        print(f"  sha256sum:              {sha:8.0f} MB/s")
+        print(f"  paw ledger SHA-256:     {rate(lambda: _sha256(path)):8.0f} MB/s")
+    finally:
+        shutil.rmtree(base)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
+    p.add_argument("--idle-files", type=int, default=10000)
+    args = p.parse_args()
+    repeat = 3 if args.quick else 5
+    sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
+    bench_sizes(repeat, sizes)
+    bench_idle(repeat, args.idle_files)
+    bench_full_scan(repeat, 256 if args.quick else 1024)
+
+
+if __name__ == "__main__":
+    main()
