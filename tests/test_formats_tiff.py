@@ -171,8 +171,21 @@ def test_verification_catches_a_value_left_behind(tmp_path):
     aperio.write(path)
     module, plan, _ = prepare(path, OPTIONS)
     plan.apply(path)
-    with open(path, "r+b") as fh:  # a value surviving somewhere outside the tiles
-        fh.seek(os.path.getsize(path))
+    from paw.formats.tiff import Tiff
+    with open(path, "r+b") as fh:  # a value surviving inside a kept description
+        fh.seek(Tiff(fh).directories[0].entries[270].value_offset + 10)
         fh.write(b"S26-047119 A1 HE")
     with pytest.raises(VerificationFailed, match="removed value"):
+        verify(path, module, plan, OPTIONS)
+
+
+def test_verification_catches_label_pixels_left_behind(tmp_path):
+    """If the zeroing of a destroyed image had not happened, verification must notice."""
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    module, plan, _ = prepare(path, OPTIONS)
+    label_pixels = max(plan.zeros, key=lambda z: z[1])  # the largest zeroed range
+    plan.zeros.remove(label_pixels)
+    plan.apply(path)
+    with pytest.raises(VerificationFailed, match="not cleared"):
         verify(path, module, plan, OPTIONS)

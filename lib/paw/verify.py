@@ -2,9 +2,10 @@
 
 Independent of the writer: the file is re-read with tifffile (not paw's parser), the format is
 re-detected, the vendor module's checks run on tifffile's view, the kept image payload must be
-exactly where it was, and every byte outside that payload (headers, directories, tag values, XML,
-gaps, trailing bytes; or the whole file with full_scan) is searched for every removed value, as
-ASCII and as UTF-16LE.
+exactly where it was, every byte that tifffile does not see referenced (header, directories, tag
+values, kept payload) must be zero — that is where destroyed label and macro pixels were — and
+every byte outside the kept payload (or the whole file with full_scan) is searched for every
+removed value, as ASCII and as UTF-16LE.
 """
 
 import re
@@ -31,14 +32,46 @@ def verify(path, module, plan, options, extra_values=()):
                 if tag.code not in allowed:
                     problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
             kept.extend((o, n) for o, n in zip(page.dataoffsets, page.databytecounts) if n)
+        structure = _structure(tf)
     if sorted(kept) != sorted(map(tuple, plan.kept_data)):
         problems.append("kept image data is not where it was")
     if problems:
         raise VerificationFailed(problems[0])
+    stray = first_nonzero(path, structure + kept)
+    if stray is not None:
+        raise VerificationFailed(f"unreferenced bytes at {stray} are not cleared")
     values = {v for v in list(plan.removed) + list(extra_values) if len(v.strip()) >= MIN_SEARCH_LENGTH}
     hit = find_any(path, values, None if options.full_scan else sorted(kept))
     if hit:
         raise VerificationFailed(f"a removed value is still in the file at byte {hit}")
+
+
+def _structure(tf):
+    """(offset, length) of the header, every directory and every out-of-line tag value."""
+    fmt = tf.tiff
+    ranges = [(0, 16 if fmt.version == 43 else 8)]
+    for page in tf.pages:
+        ranges.append((page.offset, fmt.tagnosize + len(page.tags) * fmt.tagsize + fmt.offsetsize))
+        for tag in page.tags:
+            if tag.valuebytecount > fmt.tagoffsetthreshold:
+                ranges.append((tag.valueoffset, tag.valuebytecount))
+    return ranges
+
+
+def first_nonzero(path, referenced):
+    """The offset of the first non-zero byte outside `referenced`, or None."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        for start, length in _gaps(sorted(referenced), fh.tell()):
+            position, end = start, start + length
+            while position < end:
+                fh.seek(position)
+                block = fh.read(min(CHUNK, end - position))
+                stripped = block.lstrip(b"\0")
+                if stripped:
+                    return position + len(block) - len(stripped)
+                position += len(block)
+    return None
 
 
 def search_pattern(values):
