@@ -50,9 +50,10 @@ def main(argv):
 
     try:
         config = load(args.config, DEFAULT_CONFIG)
+        if config.log_file:
+            _log_to_file(config)
         if command == "run":
-            from .job import run
-            return run(config, dry_run=args.dry_run)
+            return _run(config, args.dry_run)
         if command == "inspect":
             from .tools import inspect
             return inspect(config, args.files)
@@ -78,3 +79,23 @@ def main(argv):
         print(f"paw: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return EXIT_USAGE
+
+
+def _run(config, dry_run):
+    from .job import run
+    if not config.sentry:
+        return run(config, dry_run=dry_run)
+    from .monitoring import Monitor  # sentry-sdk is imported only here
+    monitor = Monitor(config.sentry)
+    try:
+        return run(config, dry_run=dry_run, monitor=monitor)
+    finally:
+        monitor.close()
+
+
+def _log_to_file(config):
+    from logging.handlers import RotatingFileHandler
+    handler = RotatingFileHandler(config.log_file, maxBytes=config.log_max_bytes,
+                                  backupCount=config.log_backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s paw[%(process)d] %(levelname)s: %(message)s"))
+    logging.getLogger("paw").addHandler(handler)

@@ -32,6 +32,9 @@ DEFAULTS = {
     "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
     "anonymize": {"keep_macro": False},
     "verify": {"full_scan": False},
+    "log": {"file": "", "max_bytes": 10 << 20, "backups": 5},
+    "sentry": {"enabled": False, "dsn": "", "monitor_slug": "paw", "schedule": "*/5 * * * *",
+               "timezone": "UTC", "site": "paw"},
 }
 
 TEMPLATE_FIELD = re.compile(r"{([^{}]*)}")
@@ -55,7 +58,10 @@ class Config:
     naming_prefix: str
     keep_macro: bool
     full_scan: bool
-    extra: dict = field(default_factory=dict)
+    log_file: str = ""
+    log_max_bytes: int = 10 << 20
+    log_backups: int = 5
+    sentry: dict = field(default_factory=dict)   # empty when Sentry is off
 
     @property
     def staging(self):
@@ -178,7 +184,14 @@ def _build(c, shown, base):
     if not re.fullmatch(r"[A-Za-z0-9_-]{0,16}", prefix):
         raise ConfigError("'naming.prefix' may only hold up to 16 letters, digits, '-' or '_'")
 
+    log = c["log"]
+    log_file = folder("log.file", log["file"]) if log["file"] else ""
+    max_bytes = _expect(log["max_bytes"], int, "log.max_bytes", "a whole number of bytes")
+    backups = _expect(log["backups"], int, "log.backups", "a whole number")
+    sentry = _sentry(c["sentry"])
+
     return Config(
+        log_file=log_file, log_max_bytes=max_bytes, log_backups=backups, sentry=sentry,
         path=shown, base=base, inbox=inbox, outbox=outbox, quarantine=quarantine,
         state_dir=state_dir, ledger_csv=ledger,
         ledger_sha256=_expect(c["ledger"]["sha256"], bool, "ledger.sha256", "true or false"),
@@ -187,3 +200,19 @@ def _build(c, shown, base):
         keep_macro=_expect(c["anonymize"]["keep_macro"], bool, "anonymize.keep_macro", "true or false"),
         full_scan=_expect(c["verify"]["full_scan"], bool, "verify.full_scan", "true or false"),
     )
+
+
+def _sentry(c):
+    """Sentry settings, or {} when off. SENTRY_DSN is read only when the config enables Sentry."""
+    if not _expect(c["enabled"], bool, "sentry.enabled", "true or false"):
+        return {}
+    dsn = _expect(c["dsn"] or "", str, "sentry.dsn", "a Sentry DSN") or os.environ.get("SENTRY_DSN", "")
+    if not dsn:
+        raise ConfigError("sentry.enabled is true but there is no DSN: set 'sentry.dsn' or the "
+                          "SENTRY_DSN environment variable")
+    out = {"dsn": dsn}
+    for key in ("monitor_slug", "schedule", "timezone", "site"):
+        out[key] = _expect(c[key], str, f"sentry.{key}", "a text")
+    if len(out["schedule"].split()) != 5:
+        raise ConfigError("'sentry.schedule' must be a crontab line with 5 fields, like '*/5 * * * *'")
+    return out

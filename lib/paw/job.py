@@ -21,7 +21,7 @@ RUNS_KEPT = 200
 OK, FAILED, QUARANTINED = 0, 1, 3
 
 
-def run(config, dry_run=False):
+def run(config, dry_run=False, monitor=None):
     config.require_folders()
     os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
     os.makedirs(config.staging, mode=0o700, exist_ok=True)
@@ -34,7 +34,9 @@ def run(config, dry_run=False):
         log.info("another paw run holds the lock; leaving the work to it")
         return OK
     try:
-        return _locked_run(config, dry_run)
+        if monitor is None:
+            return _locked_run(config, dry_run)
+        return monitor.checked(lambda: _locked_run(config, dry_run))
     finally:
         lock.release()
 

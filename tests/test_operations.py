@@ -1,0 +1,167 @@
+"""Running paw for real: systemd units, the Synology script, Sentry without patient data, logs."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from paw.synth import aperio
+
+PATIENT_NAMES = ["DOE^JANE 1961-04-02 S26-047119.svs", "SMITH^JOHN broken S26-000777.svs"]
+SECRETS = ["DOE", "JANE", "SMITH", "1961-04-02", "S26-047119", "S26-000777", "BC-S26"]
+
+
+def exec_start(lab):
+    """The unit's ExecStart line, with the install paths mapped onto this checkout and lab."""
+    with open(os.path.join(ROOT, "systemd", "paw.service")) as fh:
+        line = next(x for x in fh if x.startswith("ExecStart="))
+    return (line.split("=", 1)[1].strip().replace("/opt/paw/.venv/bin/python", sys.executable)
+            .replace("/opt/paw/paw.yaml", lab.config).replace("/opt/paw", ROOT))
+
+
+def test_systemd_units_verify_without_any_warning(lab, tmp_path):
+    if not shutil.which("systemd-analyze"):
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze missing: .ci/run installs Debian's systemd package")
+        pytest.skip("systemd-analyze not installed")
+    for name in ("paw.service", "paw.timer"):
+        with open(os.path.join(ROOT, "systemd", name)) as fh:
+            text = fh.read()
+        if name == "paw.service":  # ExecStart must point at files that exist for verify
+            text = text.replace(text.split("ExecStart=", 1)[1].split("\n", 1)[0], exec_start(lab))
+        (tmp_path / name).write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", "paw.service", "paw.timer"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_run_as_the_systemd_unit_starts_it(lab):
+    """Same ExecStart line, the bare environment systemd gives a service."""
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    result = subprocess.run(shlex.split(exec_start(lab)), capture_output=True, text=True,
+                            env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                            cwd="/", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(lab.outbox_files()) == 1 and lab.rows()[0]["status"] == "anonymized"
+
+
+def test_synology_task_script_with_a_minimal_environment(lab):
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    result = subprocess.run(["/bin/bash", os.path.join(ROOT, "synology", "paw-task.sh")],
+                            env={"PAW_DIR": ROOT, "PAW_PYTHON": sys.executable, "PAW_CONFIG": lab.config},
+                            capture_output=True, text=True, cwd="/", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(lab.outbox_files()) == 1
+
+
+def test_sentry_is_never_imported_without_it_being_enabled(lab):
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from paw.cli import main; "
+            "rc = main(['--config', sys.argv[2]]); print(rc, 'sentry_sdk' in sys.modules)")
+    env = dict(os.environ, SENTRY_DSN="https://key@sentry.invalid/1")
+    result = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "lib"), lab.config],
+                            capture_output=True, text=True, env=env)
+    assert result.stdout.split() == ["0", "False"], result.stderr
+
+
+def test_sentry_enabled_without_a_dsn_is_a_config_error(lab, monkeypatch):
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    lab.write_config(extra="sentry: {enabled: true}\n")
+    assert lab.run() == 2
+
+
+def sentry_recording(lab, monkeypatch):
+    """A Sentry monitor whose transport records envelopes in memory."""
+    from sentry_sdk.transport import Transport
+
+    from paw.config import load
+    from paw.monitoring import Monitor
+
+    sent = []
+
+    class Recorder(Transport):
+        def capture_envelope(self, envelope):
+            sent.append(envelope.serialize().decode("utf-8", "replace"))
+
+    lab.write_config(extra="sentry: {enabled: true, dsn: 'https://key@sentry.invalid/1', site: lab-a}\n")
+    monkeypatch.setattr(sys, "argv", ["paw.py", "--config", f"/srv/{PATIENT_NAMES[0]}/paw.yaml"])
+    config = load(lab.config, None)
+    return config, Monitor(config.sentry, transport=Recorder), sent
+
+
+def test_sentry_events_and_check_ins_carry_no_patient_data(lab, monkeypatch):
+    import errno
+
+    from paw import job, slide
+
+    aperio.write(os.path.join(lab.inbox, PATIENT_NAMES[0]))
+    with open(os.path.join(lab.inbox, PATIENT_NAMES[1]), "wb") as fh:
+        fh.write(b"II*\0 DOE^JANE")
+    aperio.write(os.path.join(lab.inbox, "ZZ DOE^JANE permission.svs"))
+    real_start = slide.start
+
+    def start(config, unit, ledger):
+        if unit.main.startswith("ZZ"):  # an OSError whose text carries the patient's path
+            raise OSError(errno.EACCES, "Permission denied", os.path.join(lab.inbox, unit.main))
+        return real_start(config, unit, ledger)
+
+    monkeypatch.setattr(slide, "start", start)
+    config, monitor, sent = sentry_recording(lab, monkeypatch)
+    try:
+        assert job.run(config, monitor=monitor) == 1
+        monkeypatch.setattr(job, "_remember", lambda *a: (_ for _ in ()).throw(
+            ValueError(f"bad value DOE^JANE in {lab.ledger}")))
+        with pytest.raises(ValueError):
+            job.run(config, monitor=monitor)
+    finally:
+        monitor.close()
+
+    text = "\n".join(sent)
+    for secret in SECRETS + [lab.base, "argv", os.uname().nodename]:
+        assert secret not in text, secret
+    items = []
+    for envelope in sent:  # header line, then (item header, payload) pairs
+        lines = envelope.splitlines()[1:]
+        items += [json.loads(payload) for header, payload in zip(lines[::2], lines[1::2])
+                  if json.loads(header).get("type") in ("event", "check_in")]
+    check_ins = [i["status"] for i in items if i.get("type") == "check_in"]
+    assert check_ins == ["in_progress", "error", "in_progress", "error"]
+    messages = [i.get("message") for i in items if "message" in i]
+    assert "quarantined %s: %s" in messages
+    assert any(m.startswith("could not finish a slide") for m in messages)
+    types = [v["type"] for i in items for v in (i.get("exception") or {}).get("values", [])]
+    assert types == ["ValueError"]
+    assert all(i.get("server_name", "lab-a") == "lab-a" for i in items)
+
+
+def test_log_file_and_one_line_per_slide(lab):
+    log = os.path.join(lab.base, "paw.log")
+    lab.write_config(extra=f"log: {{file: {log}}}\n")
+    aperio.write(os.path.join(lab.inbox, "a.svs"))
+    with open(os.path.join(lab.inbox, "b.svs"), "wb") as fh:
+        fh.write(b"junk")
+    result = lab.run_subprocess()
+    assert result.returncode == 3
+    lines = [x for x in result.stderr.splitlines() if x]
+    assert len(lines) == 3  # anonymized a, quarantined b, the summary
+    assert "anonymized a.svs -> PAW-" in lines[0] and "quarantined b.svs: " in lines[1]
+    assert "run: 1 anonymized, 1 quarantined, 0 failed, 0 waiting" in lines[2]
+    with open(log) as fh:
+        assert len(fh.read().splitlines()) == 3
+
+
+def test_status_shows_outcomes_and_quarantine_reasons(lab, capsys):
+    aperio.write(os.path.join(lab.inbox, "a.svs"))
+    with open(os.path.join(lab.inbox, "b.svs"), "wb") as fh:
+        fh.write(b"junk")
+    lab.run()
+    capsys.readouterr()
+    lab.run("status")
+    out = capsys.readouterr().out
+    assert "anonymized: a.svs -> PAW-" in out
+    assert "b.svs: cannot parse: not a TIFF file" in out
