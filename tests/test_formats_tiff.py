@@ -189,3 +189,47 @@ def test_verification_catches_label_pixels_left_behind(tmp_path):
     plan.apply(path)
     with pytest.raises(VerificationFailed, match="not cleared"):
         verify(path, module, plan, OPTIONS)
+
+
+def sparse_copy(src, dst):
+    import subprocess
+    subprocess.run(["cp", "--sparse=always", src, dst], check=True)
+
+
+@pytest.mark.parametrize("hole", [0, 5 << 30], ids=["small", "offsets-past-4GiB"])
+def test_ndpi_synthetic(tmp_path, hole):
+    from paw.synth import ndpi
+    path = str(tmp_path / "slide.ndpi")
+    planted = ndpi.write(path, hole=hole)
+    vendor, images, region = openslide_view(path)
+    assert (vendor, images) == ("hamamatsu", ["macro"])
+    module, plan, found = anonymize(path, SimpleNamespace(keep_macro=False, full_scan=False))
+    assert module.NAME == "ndpi" and found == {"level": 2, "macro": 1, "map": 1}
+    assert os.stat(path).st_blocks * 512 < 1 << 20  # the hole stayed a hole
+    assert openslide_view(path) == ("hamamatsu", [], region)
+    import openslide
+    props = openslide.OpenSlide(path).properties
+    assert "hamamatsu.Reference" not in props and "hamamatsu.Created" not in props
+    assert props["hamamatsu.Objective.Lens.Magnificant"] == "20.00"
+    if not hole:
+        assert leaked(path, planted) == []
+
+
+def test_ndpi_renamed_to_tif_is_still_ndpi(tmp_path):
+    """Detected by content: tifffile would pick NDPI parsing from the extension alone."""
+    from paw.synth import ndpi
+    path = str(tmp_path / "slide.tif")
+    ndpi.write(path)
+    module, _, _ = anonymize(path, SimpleNamespace(keep_macro=False, full_scan=True))
+    assert module.NAME == "ndpi"
+
+
+def test_ndpi_real_sample(tmp_path):
+    path = str(tmp_path / "sample.ndpi")
+    shutil.copyfile(shared_fixture("hamamatsu", "test3-DAPI-2-(387).ndpi"), path)
+    before = openslide_view(path)
+    assert before[:2] == ("hamamatsu", ["macro"])
+    anonymize(path)
+    # scanner serials, dates in tags, properties and shading data
+    assert leaked(path, ["950291", "950410", "2017:02:07", "2011/05/23", "2017/01/27"]) == []
+    assert openslide_view(path) == ("hamamatsu", [], before[2])

@@ -8,9 +8,10 @@ every byte outside the kept payload (or the whole file with full_scan) is search
 removed value, as ASCII and as UTF-16LE.
 """
 
+import os
 import re
 
-from .formats.tiff import PRODUCT, STRUCTURAL
+from .formats.tiff import data_segments, nonzero_blocks
 
 MIN_SEARCH_LENGTH = 4   # shorter values ("1", "12") match by chance and identify nobody
 CHUNK = 8 << 20
@@ -23,15 +24,15 @@ class VerificationFailed(Exception):
 def verify(path, module, plan, options, extra_values=()):
     import tifffile
 
-    with tifffile.TiffFile(path, is_ndpi=False) as tf:
+    with tifffile.TiffFile(path, is_ndpi=module.NAME == "ndpi") as tf:
         problems = module.check(tf, options)
-        allowed = STRUCTURAL | PRODUCT | ({270} if module.NAME == "aperio" else set())
+        allowed = module.ALLOWED_TAGS
         kept = []
         for i, page in enumerate(tf.pages):
             for tag in page.tags:
                 if tag.code not in allowed:
                     problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
-            kept.extend((o, n) for o, n in zip(page.dataoffsets, page.databytecounts) if n)
+            kept.extend(_payload(tf, page))
         structure = _structure(tf)
     if sorted(kept) != sorted(map(tuple, plan.kept_data)):
         problems.append("kept image data is not where it was")
@@ -46,12 +47,27 @@ def verify(path, module, plan, options, extra_values=()):
         raise VerificationFailed(f"a removed value is still in the file at byte {hit}")
 
 
+def _payload(tf, page):
+    """(offset, length) of a page's strips or tiles as stored in the file.
+
+    tifffile shows an NDPI strip that has MCU starts (65426) as virtual tiles after the strip's
+    JPEG header; the stored strip starts McuStarts[0] bytes before the first of them.
+    """
+    offsets, counts = page.dataoffsets, page.databytecounts
+    if tf.is_ndpi and 65426 in page.tags and len(offsets):
+        start = int(offsets[0]) - int(page.tags[65426].value[0])
+        return [(start, int(offsets[-1]) + int(counts[-1]) - start)]
+    return [(int(o), int(n)) for o, n in zip(offsets, counts) if n]
+
+
 def _structure(tf):
     """(offset, length) of the header, every directory and every out-of-line tag value."""
     fmt = tf.tiff
-    ranges = [(0, 16 if fmt.version == 43 else 8)]
+    ndpi = tf.is_ndpi  # 8-byte header pointer and next pointers, then 4 high bytes per entry
+    ranges = [(0, 16 if fmt.version == 43 else 12 if ndpi else 8)]
     for page in tf.pages:
-        ranges.append((page.offset, fmt.tagnosize + len(page.tags) * fmt.tagsize + fmt.offsetsize))
+        n = len(page.tags)
+        ranges.append((page.offset, fmt.tagnosize + n * fmt.tagsize + (8 + 4 * n if ndpi else fmt.offsetsize)))
         for tag in page.tags:
             if tag.valuebytecount > fmt.tagoffsetthreshold:
                 ranges.append((tag.valueoffset, tag.valuebytecount))
@@ -59,18 +75,12 @@ def _structure(tf):
 
 
 def first_nonzero(path, referenced):
-    """The offset of the first non-zero byte outside `referenced`, or None."""
+    """The offset of the first non-zero byte outside `referenced`, or None (holes skipped)."""
     with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        for start, length in _gaps(sorted(referenced), fh.tell()):
-            position, end = start, start + length
-            while position < end:
-                fh.seek(position)
-                block = fh.read(min(CHUNK, end - position))
-                stripped = block.lstrip(b"\0")
-                if stripped:
-                    return position + len(block) - len(stripped)
-                position += len(block)
+        size = os.fstat(fh.fileno()).st_size
+        for start, length in _gaps(sorted(referenced), size):
+            for position, block in nonzero_blocks(fh.fileno(), start, length):
+                return position + len(block) - len(block.lstrip(b"\0"))
     return None
 
 
@@ -89,17 +99,15 @@ def find_any(path, values, skip_ranges=None):
         return None
     pattern, longest = search_pattern(values)
     with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        size = fh.tell()
-        for start, length in _gaps(skip_ranges or [], size):
-            position, end = start, start + length
-            while position < end:
-                fh.seek(position)
-                block = fh.read(min(CHUNK + longest, end - position))
-                match = pattern.search(block)
-                if match:
-                    return position + match.start()
-                position += CHUNK
+        fd = fh.fileno()
+        for start, length in _gaps(skip_ranges or [], os.fstat(fd).st_size):
+            for position, end in data_segments(fd, start, length):
+                while position < end:  # blocks overlap by the longest value
+                    block = os.pread(fd, min(CHUNK + longest, end - position), position)
+                    match = pattern.search(block)
+                    if match:
+                        return position + match.start()
+                    position += CHUNK
     return None
 
 

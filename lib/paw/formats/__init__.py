@@ -5,11 +5,11 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic
+from . import aperio, generic, ndpi
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
-SUPPORTED = (aperio, generic)
+SUPPORTED = (ndpi, aperio, generic)
 BY_NAME = {m.NAME: m for m in SUPPORTED}
 
 
@@ -20,8 +20,8 @@ class Unsupported(Exception):
 def _recognised_but_unsupported(tiff):
     first = tiff.directories[0]
     description = tiff.value(first, 270, "")[:4096]
-    if 65420 in first.entries:
-        return "Hamamatsu NDPI"
+    if 65420 in first.entries and not tiff.ndpi:
+        return "Hamamatsu NDPI in classic TIFF layout"
     if "leica-microsystems.com/scn" in description:
         return "Leica SCN"
     if "DPUfsImport" in description or tiff.value(first, 305, "").startswith("Philips"):

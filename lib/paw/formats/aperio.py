@@ -19,7 +19,7 @@ thumbnail and in each level):
   paw cannot tell what it shows.
 """
 
-from .tiff import TiffError
+from .tiff import PRODUCT, STRUCTURAL, TiffError
 
 NAME = "aperio"
 TITLE = "Aperio SVS"
@@ -31,6 +31,7 @@ KEEP = frozenset({
     "Power", "Gamma", "Objective", "ScannerType", "StripeCount", "SessionMode",
 })
 LABEL, MACRO = 1, 9
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
 
 
 def detect(tiff):
@@ -84,7 +85,7 @@ def plan(tiff, surgery, options):
             surgery.replace_ascii(directory, 270, new, [value for _, value in removed])
             for key, _ in removed:
                 surgery.note(f"{key} emptied")
-        surgery.drop_unlisted(directory, handled={270})
+        surgery.drop_unlisted(directory, ALLOWED_TAGS)
     return found
 
 

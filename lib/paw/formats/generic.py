@@ -13,9 +13,12 @@ What paw does:
 OME-TIFF (OME-XML in the description) is not recognised here and is quarantined (see inspect).
 """
 
+from .tiff import PRODUCT, STRUCTURAL
+
 NAME = "generic-tiff"
 TITLE = "generic tiled TIFF"
 REDUCED = 1
+ALLOWED_TAGS = STRUCTURAL | PRODUCT
 
 
 def detect(tiff):
@@ -39,7 +42,7 @@ def plan(tiff, surgery, options):
         if kind != "level":
             surgery.destroy(directory, "image OpenSlide does not read")
             continue
-        surgery.drop_unlisted(directory)
+        surgery.drop_unlisted(directory, ALLOWED_TAGS)
     return found
 
 

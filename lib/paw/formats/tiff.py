@@ -40,6 +40,8 @@ TAG_NAMES = {
     305: "Software", 306: "DateTime", 315: "Artist", 316: "HostComputer", 330: "SubIFDs",
     700: "XMP", 33432: "Copyright", 33723: "IPTC", 34377: "Photoshop", 34665: "EXIF",
     34853: "GPS", 37724: "ImageSourceData", 40965: "Interoperability", 42016: "ImageUniqueID",
+    65427: "NDPI SlideLabel", 65428: "NDPI AuthCode", 65442: "NDPI ScannerSerialNumber",
+    65448: "NDPI FirmwareVersion", 65449: "NDPI properties",
 }
 
 
@@ -60,6 +62,8 @@ class Entry:
     value_offset: int   # where the value bytes are (inside the entry when inline)
     size: int           # value size in bytes
     inline: bool
+    stored_offset: int = 0  # the offset as written in the entry (NDPI: low 32 bits only)
+    high: bytes = b""       # NDPI: this entry's 4 bytes in the high-bytes array
 
 
 @dataclass
@@ -84,20 +88,49 @@ class Tiff:
             raise TiffError("not a TIFF file")
         self.bo = "<" if head[:2] == b"II" else ">"
         magic = struct.unpack(self.bo + "H", head[2:4])[0]
+        self.ndpi = False
+        self.first_directory = None
         if magic == 42:
             self.bigtiff = False
-            self.first_pointer_at, first = 4, struct.unpack(self.bo + "I", head[4:8])[0]
+            self.first_pointer_at = 4
+            self._layout()
+            first = struct.unpack(self.bo + "I", head[4:8])[0]
+            if len(head) >= 12:
+                first = self._detect_ndpi(struct.unpack(self.bo + "Q", head[4:12])[0], first)
         elif magic == 43 and len(head) >= 16:
             self.bigtiff = True
             self.first_pointer_at, first = 8, struct.unpack(self.bo + "Q", head[8:16])[0]
+            self._layout()
         else:
             raise TiffError(f"not a TIFF file (magic number {magic})")
-        self.header_size = 16 if self.bigtiff else 8
-        self.offset_code = "Q" if self.bigtiff else "I"
-        self.offset_size = 8 if self.bigtiff else 4
-        self.count_code = "Q" if self.bigtiff else "H"
-        self.entry_size = 20 if self.bigtiff else 12
         self.directories = self._walk_chain(first)
+
+    def _layout(self):
+        big = self.bigtiff
+        # NDPI is classic TIFF whose header and next-directory pointers are 8 bytes, with the
+        # high 32 bits of each entry's offset in an array after the directory.
+        self.header_size = 16 if big else 12 if self.ndpi else 8
+        self.pointer_code = "Q" if big or self.ndpi else "I"
+        self.pointer_size = 8 if big or self.ndpi else 4
+        self.slot = 8 if big else 4
+        self.count_code = "Q" if big else "H"
+        self.entry_size = 20 if big else 12
+
+    def _detect_ndpi(self, first64, first32):
+        """OpenSlide's rule: NDPI if the 64-bit first offset leads to a directory with tag 65420."""
+        if not 0 < first64 < self.size:
+            return first32
+        self.ndpi = True
+        self._layout()
+        try:
+            directory = self.read_directory(first64, 0)
+        except TiffError:
+            directory = None
+        if directory is not None and 65420 in directory.entries:
+            return first64
+        self.ndpi = False
+        self._layout()
+        return first32
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -123,26 +156,45 @@ class Tiff:
         return directories
 
     def read_directory(self, offset, index, parent=None):
-        if offset % 2:
-            raise TiffError(f"directory {index} starts at an odd offset")
         csize = 8 if self.bigtiff else 2
         count = struct.unpack(self.bo + self.count_code, self._read(offset, csize))[0]
         if not 0 < count <= MAX_ENTRIES:
             raise TiffError(f"directory {index} claims {count} entries")
-        table = self._read(offset + csize, count * self.entry_size + self.offset_size)
+        table = self._read(offset + csize, count * self.entry_size + self.pointer_size)
+        high = self._read(offset + csize + len(table), 4 * count) if self.ndpi else bytes(4 * count)
         entries = {}
         for i in range(count):
             raw = table[i * self.entry_size:(i + 1) * self.entry_size]
-            entry = self._entry(raw, offset + csize + i * self.entry_size, index)
+            entry = self._entry(raw, offset + csize + i * self.entry_size, index, offset)
+            entry.high = high[4 * i:4 * i + 4]
             if entry.tag in entries:
                 raise TiffError(f"directory {index} has {tag_name(entry.tag)} twice")
             entries[entry.tag] = entry
-        next_offset = struct.unpack(self.bo + self.offset_code, table[-self.offset_size:])[0]
+        next_offset = struct.unpack(self.bo + self.pointer_code, table[-self.pointer_size:])[0]
         if next_offset >= self.size:
             raise TiffError(f"directory {index} points past the end of the file")
-        return Directory(index, offset, entries, csize + len(table), next_offset, parent)
+        size = csize + len(table) + len(high) if self.ndpi else csize + len(table)
+        directory = Directory(index, offset, entries, size, next_offset, parent)
+        if self.first_directory is None and self.ndpi and 65420 in entries:
+            self.first_directory = directory
+        return directory
 
-    def _entry(self, raw, at, index):
+    def fix_offset(self, directory_offset, offset, tag=None):
+        """NDPI stores 32-bit offsets; OpenSlide restores the high bits as the largest value
+        below the directory's own offset, or takes the first directory's if it has the same
+        32-bit offset for the tag (openslide tifflike.c, fix_offset_ndpi)."""
+        if not self.ndpi:
+            return offset
+        first = self.first_directory
+        if tag is not None and first is not None and tag in first.entries \
+                and first.entries[tag].stored_offset == offset:
+            return first.entries[tag].value_offset
+        result = (directory_offset & ~0xFFFFFFFF) | (offset & 0xFFFFFFFF)
+        if result >= directory_offset:
+            result = min(result - 0x100000000, result) if result >= 0x100000000 else result
+        return result
+
+    def _entry(self, raw, at, index, directory_offset):
         if self.bigtiff:
             tag, typ, count = struct.unpack(self.bo + "HHQ", raw[:12])
         else:
@@ -152,14 +204,15 @@ class Tiff:
         size = TYPES[typ][0] * count
         if size > MAX_VALUE_BYTES:
             raise TiffError(f"directory {index}: {tag_name(tag)} is implausibly large")
-        slot = 8 if self.bigtiff else 4
+        slot = self.slot
         field_at = at + (12 if self.bigtiff else 8)
         if size <= slot:
             return Entry(tag, typ, count, raw, field_at, size, True)
-        pointer = struct.unpack(self.bo + self.offset_code, raw[-slot:])[0]
+        stored = struct.unpack(self.bo + ("Q" if self.bigtiff else "I"), raw[-slot:])[0]
+        pointer = self.fix_offset(directory_offset, stored, tag)
         if pointer + size > self.size:
             raise TiffError(f"directory {index}: {tag_name(tag)} points past the end of the file")
-        return Entry(tag, typ, count, raw, pointer, size, False)
+        return Entry(tag, typ, count, raw, pointer, size, False, stored)
 
     def raw_value(self, entry):
         return self._read(entry.value_offset, entry.size)
@@ -194,6 +247,7 @@ class Tiff:
             raise TiffError(f"directory {directory.index}: offsets and byte counts differ in number")
         ranges = []
         for offset, count in zip(offsets, counts):
+            offset = self.fix_offset(directory.offset, offset)
             if count and offset + count > self.size:
                 raise TiffError(f"directory {directory.index}: image data runs past the end of the file")
             if count:
@@ -228,18 +282,20 @@ class Plan:
                    [tuple(k) for k in data["kept_data"]])
 
     def apply(self, path):
-        """Write every edit and fsync. Replaying a plan on a partly edited file finishes it."""
+        """Write every edit and fsync. Replaying a plan on a partly edited file finishes it.
+
+        Zero ranges are cleared only where they hold data: holes are skipped and blocks that
+        already read as zeros are not rewritten, so a replay, or a sparse gap of gigabytes,
+        costs (almost) nothing.
+        """
         import os
         fd = os.open(path, os.O_RDWR)
         try:
-            zero_block = bytes(1 << 20)
             for offset, data in self.writes:
                 os.pwrite(fd, data, offset)
             for offset, length in self.zeros:
-                while length > 0:
-                    n = min(length, len(zero_block))
-                    os.pwrite(fd, zero_block[:n], offset)
-                    offset, length = offset + n, length - n
+                for start, block in nonzero_blocks(fd, offset, length):
+                    os.pwrite(fd, bytes(len(block)), start)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -283,15 +339,16 @@ class Surgery:
         self.replaced[(directory.index, tag)] = data
         self.plan.removed.extend(removed_values)
 
-    def drop_unlisted(self, directory, handled=()):
-        """Drop every tag that is neither image structure, a product name, nor vendor-handled.
+    def drop_unlisted(self, directory, allowed):
+        """Drop every tag not in the format's `allowed` set (image structure, product names,
+        the vendor tags its module handles).
 
         This is the fail-closed rule: DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
         IPTC, EXIF/GPS sub-directories and any private tag go, and because unreferenced bytes are
         zeroed, whatever a dropped pointer tag pointed to goes with it.
         """
         for tag in list(directory.entries):
-            if tag not in STRUCTURAL and tag not in PRODUCT and tag not in handled:
+            if tag not in allowed:
                 self.drop(directory, tag)
 
     def protect(self, offset, length):
@@ -328,21 +385,28 @@ class Surgery:
                                     "image; its pixels cannot be destroyed")
         plan.zeros = _complement(protected, tiff.size)
         plan.kept_data.sort()
+        # A value the format keeps in another tag on purpose (NDPI repeats the fluorescence
+        # filter name in its shading data) is not a leak: do not search for it.
+        kept_text = {tiff.value(d, tag).strip() for d in kept for tag, e in d.entries.items()
+                     if e.type == ASCII and tag not in self.dropped.get(d.index, ())
+                     and (d.index, tag) not in self.replaced}
+        plan.removed = [v for v in plan.removed if v.strip() not in kept_text]
         return plan
 
     def _rewrite(self, directory, next_offset):
         """The directory's new table (same place, possibly fewer entries) and replaced values."""
         tiff = self.tiff
         dropped = self.dropped.get(directory.index, set())
-        entries, value_writes = [], []
+        entries, high, value_writes = [], [], []
         for tag, entry in directory.entries.items():
             if tag in dropped:
                 continue
             new = self.replaced.get((directory.index, tag))
+            high.append(entry.high)
             if new is None:
                 entries.append(entry.raw)
                 continue
-            slot = 8 if tiff.bigtiff else 4
+            slot = tiff.slot
             head = struct.pack(tiff.bo + ("HHQ" if tiff.bigtiff else "HHI"), tag, entry.type, len(new))
             if len(new) <= slot:
                 entries.append(head + new.ljust(slot, b"\0"))
@@ -353,10 +417,47 @@ class Surgery:
             raise TiffError(f"directory {directory.index} would be left empty")
         count = struct.pack(tiff.bo + tiff.count_code, len(entries))
         table = count + b"".join(entries) + self._pack_offset(next_offset)
+        if tiff.ndpi:
+            table += b"".join(high)
         return table, value_writes
 
     def _pack_offset(self, offset):
-        return struct.pack(self.tiff.bo + self.tiff.offset_code, offset)
+        return struct.pack(self.tiff.bo + self.tiff.pointer_code, offset)
+
+
+def data_segments(fd, offset, length):
+    """(start, end) of the parts of a byte range that are not holes in a sparse file."""
+    import errno
+    import os
+    end = offset + length
+    while offset < end:
+        try:
+            data_at = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from here to EOF
+                return
+            data_at = offset              # file system without SEEK_DATA: read everything
+        if data_at >= end:
+            return
+        try:
+            hole_at = min(os.lseek(fd, data_at, os.SEEK_HOLE), end)
+        except OSError:
+            hole_at = end
+        yield data_at, hole_at
+        offset = hole_at
+
+
+def nonzero_blocks(fd, offset, length, block_size=1 << 20):
+    """(offset, bytes) of each block in the range that holds a non-zero byte; holes skipped."""
+    import os
+    for position, end in data_segments(fd, offset, length):
+        while position < end:
+            block = os.pread(fd, min(block_size, end - position), position)
+            if not block:
+                return
+            if block.count(0) != len(block):
+                yield position, block
+            position += len(block)
 
 
 def _merge(ranges):

@@ -1,0 +1,112 @@
+"""Hamamatsu NDPI (NanoZoomer, NDP.scan), including files over 4 GiB.
+
+OpenSlide (openslide-vendor-hamamatsu.c, tifflike.c) detects NDPI by tag 65420 in directory 0,
+read with 8-byte header and next-directory pointers. Each directory is one JPEG strip;
+SourceLens (65421) > 0 is a pyramid level, -1 the macro, -2 the map. There is no separate
+label: the macro photo shows it. Only same-length-or-shorter, in-place edits are made, which is
+all that is safe above 4 GiB (offsets there are 32-bit with implied high bits).
+
+What paw does, per directory:
+- the macro (-1) is destroyed (unlinked, bytes zeroed) unless `keep_macro`; the map (-2) is
+  destroyed always: it is a low-resolution picture of the slide taken with the macro camera and
+  OpenSlide does not use it; a directory with any other lens value is destroyed too;
+- dropped: DateTime (306), SlideLabel/Reference (65427, the barcode text), AuthCode (65428),
+  ScannerSerialNumber (65442), FirmwareVersion (65448), and every tag not listed below;
+- the properties text (65449, `key=value` lines) keeps only the lines whose key is in
+  KEEP_PROPERTIES; Created/Updated dates, NDP.S/N and Macro.S/N serials, any unknown key and the
+  shading-data block (which repeats the date, serial number and a name) are removed;
+- kept: image structure, Make/Model/Software, and the vendor tags of geometry and optics in
+  KEEP_TAGS (SourceLens, slide offsets, focal plane, MCU starts, focus points, exposure).
+"""
+
+from .tiff import PRODUCT, STRUCTURAL
+
+NAME = "ndpi"
+TITLE = "Hamamatsu NDPI"
+
+LENS, PROPERTIES = 65421, 65449
+KEEP_TAGS = frozenset({
+    65420, 65421, 65422, 65423, 65424, 65425, 65426, 65432, 65433, 65434, 65435, 65436, 65437,
+    65438, 65439, 65440, 65441, 65444, 65445, 65446, 65447, 65451, 65453, 65454, 65455, 65456,
+    65457, 65458, 65500,
+})
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | KEEP_TAGS | {PROPERTIES}
+
+# Keys of the 65449 properties text that describe optics and calibration; a trailing `*`
+# keeps every key with that prefix.
+KEEP_PROPERTIES = (
+    "Product", "system.version", "Objective.Lens.Magnificant", "slide.tickness", "PSHV*",
+    "exposure.*", "ccd.*", "focalplane.*", "slant.*", "zCoarse*", "zFine*", "AHEX*", "MHLN*",
+    "YRNP*", "calibration.version", "target.white.intensity", "roi.*", "stage.center",
+    "coarse.focus.pitch", "fine.focus.pitch", "lane.shift.amount", "colorfilterID",
+    "cube.kind", "valid.*", "variable.exposuretime",
+)
+
+
+def detect(tiff):
+    return tiff.ndpi
+
+
+def _kept_key(key):
+    return any(key.startswith(k[:-1]) if k.endswith("*") else key == k for k in KEEP_PROPERTIES)
+
+
+def scrub_properties(text):
+    """The properties text with only kept lines, and the (key, value) pairs removed."""
+    kept, removed = [], []
+    for line in text.split("\r\n"):
+        if not line:
+            continue
+        if line.startswith(";"):  # the shading-data block: ";key=value" items split by "\r"
+            for item in filter(None, line.split("\r")):
+                key, _, value = item.lstrip(";").partition("=")
+                removed.append((key, value.strip()))
+            continue
+        key, _, value = line.partition("=")
+        if _kept_key(key):
+            kept.append(line)
+        else:
+            removed.append((key, value.strip()))
+    return "".join(line + "\r\n" for line in kept), removed
+
+
+def role(tiff, directory):
+    lens = tiff.value(directory, LENS)
+    if lens is None:
+        return "unknown"
+    if lens > 0:
+        return "level"
+    return {-1: "macro", -2: "map"}.get(lens, "unknown")
+
+
+def plan(tiff, surgery, options):
+    found = {}
+    for directory in tiff.directories:
+        kind = role(tiff, directory)
+        found[kind] = found.get(kind, 0) + 1
+        if kind in ("map", "unknown") or (kind == "macro" and not options.keep_macro):
+            surgery.destroy(directory, f"{kind} image")
+            continue
+        if PROPERTIES in directory.entries:
+            new, removed = scrub_properties(tiff.value(directory, PROPERTIES))
+            surgery.replace_ascii(directory, PROPERTIES, new, [v for _, v in removed if v])
+            for key, _ in removed:
+                surgery.note(f"properties: {key} removed")
+        surgery.drop_unlisted(directory, ALLOWED_TAGS)
+    return found
+
+
+def check(tf, options):
+    problems = []
+    pages = list(tf.pages)
+    if not (tf.is_ndpi and 65420 in pages[0].tags):
+        problems.append("no longer detected as NDPI")
+    for i, page in enumerate(pages):
+        lens = page.tags[LENS].value if LENS in page.tags else None
+        if lens is None or lens == -2 or (lens == -1 and not options.keep_macro) or -1 < lens <= 0:
+            problems.append(f"directory {i} is not a pyramid level (lens {lens})")
+        if PROPERTIES in page.tags:
+            for line in page.tags[PROPERTIES].value.split("\r\n"):
+                if line and not _kept_key(line.partition("=")[0]):
+                    problems.append(f"property {line.partition('=')[0]!r} is still present")
+    return problems
