@@ -34,10 +34,12 @@ def verify(path, module, plan, options, extra_values=()):
                     problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
             kept.extend(_payload(tf, page))
         structure = _structure(tf)
-    if sorted(kept) != sorted(map(tuple, plan.kept_data)):
+    expected = sorted(map(tuple, plan.kept_data + plan.blanked))
+    if sorted(kept) != expected:
         problems.append("kept image data is not where it was")
     if problems:
         raise VerificationFailed(problems[0])
+    kept = [tuple(k) for k in plan.kept_data]  # blanked pixels must read as zeros below
     stray = first_nonzero(path, structure + kept)
     if stray is not None:
         raise VerificationFailed(f"unreferenced bytes at {stray} are not cleared")

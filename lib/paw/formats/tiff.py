@@ -270,16 +270,18 @@ class Plan:
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     kept_data: list = field(default_factory=list)  # (offset, length) of kept image payload
+    blanked: list = field(default_factory=list)    # payload of kept directories, zeroed
 
     def to_json(self):
         return {"writes": [[o, b.hex()] for o, b in self.writes], "zeros": self.zeros,
-                "removed": self.removed, "actions": self.actions, "kept_data": self.kept_data}
+                "removed": self.removed, "actions": self.actions, "kept_data": self.kept_data,
+                "blanked": self.blanked}
 
     @classmethod
     def from_json(cls, data):
         return cls([(o, bytes.fromhex(h)) for o, h in data["writes"]],
                    [tuple(z) for z in data["zeros"]], data["removed"], data["actions"],
-                   [tuple(k) for k in data["kept_data"]])
+                   [tuple(k) for k in data["kept_data"]], [tuple(b) for b in data["blanked"]])
 
     def apply(self, path):
         """Write every edit and fsync. Replaying a plan on a partly edited file finishes it.
@@ -311,6 +313,7 @@ class Surgery:
 
     def __init__(self, tiff):
         self.tiff = tiff
+        self.blanked = set()       # directory indexes kept in the chain with their pixels zeroed
         self.destroyed = set()     # directory indexes
         self.dropped = {}          # directory index -> set of tags
         self.replaced = {}         # (directory index, tag) -> bytes
@@ -320,6 +323,12 @@ class Surgery:
     def destroy(self, directory, why):
         self.destroyed.add(directory.index)
         self.note(f"{why} destroyed")
+
+    def blank(self, directory, why):
+        """Keep the directory (a vendor needs it, e.g. for metadata it carries) but zero its
+        pixels. The vendor module must also make sure no reader lists it any more."""
+        self.blanked.add(directory.index)
+        self.note(f"{why} pixels destroyed")
 
     def drop(self, directory, tag):
         self.dropped.setdefault(directory.index, set()).add(tag)
@@ -375,10 +384,13 @@ class Surgery:
                 if (directory.index, tag) not in self.replaced:
                     protected.append((entry.value_offset, entry.size))
             data = tiff.data_ranges(directory)
-            protected.extend(data)
-            plan.kept_data.extend(data)
+            if directory.index in self.blanked:
+                plan.blanked.extend(data)
+            else:
+                protected.extend(data)
+                plan.kept_data.extend(data)
         for directory in tiff.directories:
-            if directory.index in self.destroyed:
+            if directory.index in self.destroyed or directory.index in self.blanked:
                 overlap = _overlapping(tiff.data_ranges(directory), protected)
                 if overlap:
                     raise TiffError(f"directory {directory.index} shares image data with a kept "

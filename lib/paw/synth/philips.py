@@ -1,0 +1,83 @@
+"""Synthetic Philips TIFF (IntelliSite export): a DPUfsImport XML in directory 0's description.
+
+Identifiers are planted where wsi-anon looks (acquisition date-time, device serial, operator,
+rack, slot, base64 barcode, source file) and where it does not (calibration date, the
+`sourceFilename=` inside DICOM_DERIVATION_DESCRIPTION, as Philips' converter writes it). Label and
+macro exist twice, as stripped directories and as base64 JPEG-like payloads in the XML.
+"""
+
+import base64
+
+from . import (ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, label_pixels, tile_bytes)
+from .tiffwriter import Image, write_tiff
+
+TILE = 256
+ACQUIRED = "20261120143207.000000"
+
+
+def _attr(name, value, pmsvr="IString", group="0x0008", element="0x0001"):
+    return (f'<Attribute Name="{name}" Group="{group}" Element="{element}" '
+            f'PMSVR="{pmsvr}">{value}</Attribute>')
+
+
+def _scanned(kind, inner):
+    return (f'<DataObject ObjectType="DPScannedImage">{_attr("PIM_DP_IMAGE_TYPE", kind)}'
+            f"{inner}</DataObject>")
+
+
+def description(levels):
+    representations = "".join(
+        '<DataObject ObjectType="PixelDataRepresentation">'
+        + _attr("DICOM_PIXEL_SPACING", f'&quot;{0.00025 * 2 ** i:.6g}&quot; &quot;{0.00025 * 2 ** i:.6g}&quot;', "IDoubleArray")
+        + _attr("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", str(i), "IUInt16")
+        + "</DataObject>" for i in range(levels))
+    label_payload = base64.b64encode(label_pixels(64, 32)).decode()
+    macro_payload = base64.b64encode(label_pixels(48, 48)[::-1]).decode()
+    wsi = _scanned("WSI", _attr("PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE",
+                                f"<Array>{representations}</Array>", "IDataObjectArray"))
+    images = (wsi + _scanned("LABELIMAGE", _attr("PIM_DP_IMAGE_DATA", label_payload))
+              + _scanned("MACROIMAGE", _attr("PIM_DP_IMAGE_DATA", macro_payload)))
+    return ('<?xml version="1.0" encoding="UTF-8" ?>\n<DataObject ObjectType="DPUfsImport">'
+            + _attr("DICOM_ACQUISITION_DATETIME", ACQUIRED)
+            + _attr("DICOM_DATE_OF_LAST_CALIBRATION", '&quot;20261101&quot;', "IStringArray")
+            + _attr("DICOM_DERIVATION_DESCRIPTION",
+                    f'tiff-useBigTIFF=1-q80-sourceFilename=&quot;{ACCESSION} {PATIENT}.ndpi&quot;')
+            + _attr("DICOM_DEVICE_SERIAL_NUMBER", SERIAL)
+            + _attr("DICOM_MANUFACTURER", "PHILIPS")
+            + _attr("DICOM_SOFTWARE_VERSIONS", '&quot;1.8.6824&quot;', "IStringArray")
+            + _attr("PIIM_DP_SCANNER_OPERATOR_ID", OPERATOR)
+            + _attr("PIIM_DP_SCANNER_RACK_NUMBER", "12", "IUInt16")
+            + _attr("PIIM_DP_SCANNER_SLOT_NUMBER", "7", "IUInt16")
+            + _attr("PIM_DP_SOURCE_FILE", f"{ACCESSION}.isyntax")
+            + _attr("PIM_DP_UFS_BARCODE", base64.b64encode(BARCODE.encode()).decode())
+            + _attr("PIM_DP_SCANNED_IMAGES", f"<Array>{images}</Array>", "IDataObjectArray")
+            + "</DataObject>")
+
+
+def planted():
+    return [PATIENT, ACCESSION, OPERATOR, SERIAL, BARCODE, ACQUIRED, "20261101",
+            base64.b64encode(BARCODE.encode()).decode()]
+
+
+def _tiled(width, height, level, extra):
+    tags = {254: (4, 1 if level else 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]),
+            259: (3, 8), 262: (3, 2), 277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE),
+            305: (2, "Philips DP v1.0"), 306: (2, "2026:11:20 14:32:07")}
+    tags.update(extra)
+    tiles = [tile_bytes(i, TILE, level) for i in range(-(-width // TILE) * -(-height // TILE))]
+    return Image(tags, tiles, tiled=True)
+
+
+def _stripped(kind, width, height):
+    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 1),
+            262: (3, 2), 277: (3, 3), 278: (4, height), 284: (3, 1), 270: (2, f"{kind} - {PATIENT}"),
+            305: (2, "Philips DP v1.0")}
+    return Image(tags, [label_pixels(width, height)])
+
+
+def write(path, width=1024, height=768, bigtiff=True):
+    images = [_tiled(width, height, 0, {270: (2, description(2))}),
+              _tiled(width // 2, height // 2, 1, {}),
+              _stripped("Label", 96, 64), _stripped("Macro", 160, 64)]
+    write_tiff(path, images, bigtiff=bigtiff)
+    return planted()
