@@ -5,11 +5,11 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic, ndpi, philips
+from . import aperio, generic, ndpi, philips, ventana
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
-SUPPORTED = (ndpi, aperio, philips, generic)
+SUPPORTED = (ndpi, aperio, philips, ventana, generic)
 BY_NAME = {m.NAME: m for m in SUPPORTED}
 
 
@@ -26,9 +26,6 @@ def _recognised_but_unsupported(tiff):
         return "Leica SCN"
     if ("DPUfsImport" in description) != tiff.value(first, 305, "").startswith("Philips"):
         return "Philips TIFF variant (only one of Software and XML says Philips)"
-    xmp = first.entries.get(700)
-    if xmp is not None and b"iScan" in tiff.raw_value(xmp):
-        return "Ventana BIF"
     if "<OME" in description:
         return "OME-TIFF"
     return None
