@@ -18,12 +18,12 @@ def openslide_view(path):
         slide.close()
 
 
-def tile_digest(path):
-    """SHA-256 over the raw bytes of every tile of every tiled directory, in order."""
+def tile_digest(path, skip=()):
+    """SHA-256 over the raw bytes of every tile of every tiled directory (but `skip`), in order."""
     digest = hashlib.sha256()
     with tifffile.TiffFile(path, is_ndpi=False) as tf, open(path, "rb") as fh:
-        for page in tf.pages:
-            if page.is_tiled:
+        for index, page in enumerate(tf.pages):
+            if page.is_tiled and index not in skip:
                 for offset, count in zip(page.dataoffsets, page.databytecounts):
                     fh.seek(offset)
                     digest.update(fh.read(count))

@@ -233,3 +233,108 @@ def test_ndpi_real_sample(tmp_path):
     # scanner serials, dates in tags, properties and shading data
     assert leaked(path, ["950291", "950410", "2017:02:07", "2011/05/23", "2017/01/27"]) == []
     assert openslide_view(path) == ("hamamatsu", [], before[2])
+
+
+def _xml_vendor(tmp_path, generator, vendor, associated, skip=()):
+    path = str(tmp_path / "slide")
+    planted = generator.write(path)
+    before_vendor, before_images, _ = openslide_view(path)
+    assert (before_vendor, before_images) == (vendor, associated)
+    tiles = tile_digest(path, skip)
+    module, plan, found = anonymize(path)
+    assert leaked(path, planted) == []
+    assert openslide_view(path)[:2] == (vendor, [])
+    assert tile_digest(path, skip) == tiles
+    return path, module, found
+
+
+def test_philips_synthetic(tmp_path):
+    import openslide
+    from paw.synth import philips
+    path, module, found = _xml_vendor(tmp_path, philips, "philips", ["label", "macro"])
+    assert found == {"level": 2, "label": 1, "macro": 1}
+    props = openslide.OpenSlide(path).properties
+    assert props["philips.PIM_DP_IMAGE_TYPE"] == "WSI"
+    assert props["philips.PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE[1].DICOM_PIXEL_SPACING"] == '"0.0005" "0.0005"'
+    assert props["philips.DICOM_DERIVATION_DESCRIPTION"] == ""
+
+
+def test_ventana_synthetic(tmp_path):
+    import openslide
+    from paw.synth import ventana
+    path, module, found = _xml_vendor(tmp_path, ventana, "ventana", ["macro", "thumbnail"])
+    assert found == {"label": 1, "thumbnail": 1, "level": 2}
+    props = openslide.OpenSlide(path).properties
+    assert props["ventana.Magnification"] == "40" and "ventana.UserName" not in props
+    with tifffile.TiffFile(path) as tf:  # directory 0 keeps its place, its pixels are zeros
+        page = tf.pages[0]
+        with open(path, "rb") as fh:
+            fh.seek(page.dataoffsets[0])
+            assert fh.read(page.databytecounts[0]).count(0) == page.databytecounts[0]
+
+
+def test_leica_synthetic(tmp_path):
+    import openslide
+    from paw.synth import leica
+    path, module, found = _xml_vendor(tmp_path, leica, "leica", ["macro"], skip=(0,))
+    assert found == {"macro": 1, "image": 1}
+    props = openslide.OpenSlide(path).properties
+    assert props["leica.objective"] == "20" and "leica.barcode" not in props
+
+
+def test_philips_truncated_xml_is_refused(tmp_path, monkeypatch):
+    from paw.synth import philips
+    full = philips.description
+    monkeypatch.setattr(philips, "description", lambda levels: full(levels)[:-40])
+    path = str(tmp_path / "slide.tiff")
+    philips.write(path)
+    with pytest.raises(Unsupported, match="XML does not parse"):
+        prepare(path, OPTIONS)
+
+
+def test_ventana_without_xmp_is_refused(tmp_path, monkeypatch):
+    from paw.synth import ventana
+    monkeypatch.setattr(ventana, "xmp", lambda: b"<x/>")
+    path = str(tmp_path / "slide.bif")
+    ventana.write(path)
+    with pytest.raises(Unsupported, match="not tiled"):
+        prepare(path, OPTIONS)
+
+
+def test_label_pointing_past_eof_is_refused(tmp_path):
+    import struct
+    from paw.formats.tiff import Tiff
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    with open(path, "r+b") as fh:
+        label = Tiff(fh).directories[3]
+        fh.seek(label.entries[273].value_offset)
+        fh.write(struct.pack("<I", 0x7FFFFFF0))
+    with pytest.raises(Unsupported, match="past the end"):
+        prepare(path, OPTIONS)
+
+
+def test_xml_with_doctype_is_refused(tmp_path, monkeypatch):
+    from paw.synth import leica
+    full = leica.description
+    monkeypatch.setattr(leica, "description", lambda w, h: full(w, h).replace(
+        '<?xml version="1.0"?>', '<?xml version="1.0"?><!DOCTYPE scn [<!ENTITY a "aaaa">]>'))
+    path = str(tmp_path / "slide.scn")
+    leica.write(path)
+    with pytest.raises(Unsupported, match="DOCTYPE"):
+        prepare(path, OPTIONS)
+
+
+def test_non_ascii_text_that_is_kept_survives_byte_for_byte(tmp_path):
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    from paw.formats.tiff import Tiff
+    with open(path, "r+b") as fh:  # "Left = 25.691574" -> "Left = 2µ.691574" (latin-1 µ)
+        entry = Tiff(fh).directories[0].entries[270]
+        fh.seek(entry.value_offset)
+        text = fh.read(entry.size)
+        fh.seek(entry.value_offset + text.index(b"Left = 2") + 8)
+        fh.write(b"\xb5")
+    anonymize(path)
+    with open(path, "rb") as fh:
+        assert b"Left = 2\xb5.691574" in fh.read()

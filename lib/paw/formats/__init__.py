@@ -5,11 +5,11 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic, ndpi, philips, ventana
+from . import aperio, generic, leica, ndpi, philips, ventana
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
-SUPPORTED = (ndpi, aperio, philips, ventana, generic)
+SUPPORTED = (ndpi, aperio, leica, philips, ventana, generic)
 BY_NAME = {m.NAME: m for m in SUPPORTED}
 
 
@@ -22,8 +22,8 @@ def _recognised_but_unsupported(tiff):
     description = tiff.value(first, 270, "")[:4096]
     if 65420 in first.entries and not tiff.ndpi:
         return "Hamamatsu NDPI in classic TIFF layout"
-    if "leica-microsystems.com/scn" in description:
-        return "Leica SCN"
+    if "leica-microsystems.com/scn" in description and not leica.detect(tiff):
+        return "Leica SCN variant (namespace or layout not understood)"
     if ("DPUfsImport" in description) != tiff.value(first, 305, "").startswith("Philips"):
         return "Philips TIFF variant (only one of Software and XML says Philips)"
     if "<OME" in description:

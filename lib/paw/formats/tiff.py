@@ -340,9 +340,13 @@ class Surgery:
         if action not in self.plan.actions:
             self.plan.actions.append(action)
 
-    def replace_ascii(self, directory, tag, text, removed_values=()):
+    def replace_ascii(self, directory, tag, text, removed_values=(), encoding="latin-1"):
+        """Shorten a text value in place. Text read with `Tiff.value` is latin-1 decoded, so
+        writing latin-1 gives back the original bytes of whatever is kept."""
         entry = directory.entries[tag]
-        data = text.encode("ascii", "replace") + b"\0"
+        data = text.encode(encoding, "xmlcharrefreplace")
+        if entry.type == ASCII:
+            data += b"\0"
         if len(data) > entry.size:
             raise TiffError(f"directory {directory.index}: new {tag_name(tag)} would be longer")
         self.replaced[(directory.index, tag)] = data

@@ -94,7 +94,7 @@ def plan(tiff, surgery, options):
                 surgery.drop(directory, 270)
         if XMP in directory.entries:
             new, removed, names = scrub_xmp(_xmp_text(tiff, directory))
-            surgery.replace_ascii(directory, XMP, new, removed)
+            surgery.replace_ascii(directory, XMP, new, removed, encoding="utf-8")
             for name in names:
                 surgery.note(name)
         if kind == "level":

@@ -23,7 +23,9 @@ def serialize(root, original):
     """The tree as text, with the original's XML declaration and default namespace kept."""
     if root.tag.startswith("{"):
         ET.register_namespace("", root.tag[1:].split("}")[0])
-    body = ET.tostring(root, encoding="unicode")
+    # ElementTree writes empty elements as "<a />"; "/>" keeps a scrubbed document from growing
+    # (">" inside attribute values is always escaped, so this only touches tag ends).
+    body = ET.tostring(root, encoding="unicode").replace(" />", "/>")
     head = original.lstrip()
     if head.startswith("<?xml"):
         body = head[: head.index("?>") + 2] + "\n" + body
