@@ -1,6 +1,6 @@
 """Which format a slide is, decided by content (never by extension), and what paw does with it.
 
-A format module has NAME, TITLE, detect(tiff), plan(tiff, surgery, options) and
+A format module has NAME, TITLE, ALLOWED_TAGS, detect(tiff), plan(tiff, surgery, options) and
 check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize yet are named in
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
@@ -61,8 +61,8 @@ def prepare(path, options):
             tiff = Tiff(fh)
             module = identify(tiff)
             surgery = Surgery(tiff)
-            found = module.plan(tiff, surgery, options)
-            return module, surgery.finish(), found
+            module.plan(tiff, surgery, options)
+            return module, surgery.finish(), surgery.found
     except TiffError as exc:
         other = sniff_other(path)
         if other:

@@ -73,10 +73,7 @@ def scrub_description(text):
 
 
 def plan(tiff, surgery, options):
-    found = {}
-    for directory in tiff.directories:
-        kind = role(tiff, directory)
-        found[kind] = found.get(kind, 0) + 1
+    for directory, kind in surgery.classify(role):
         if kind == "label" or kind == "unknown" or (kind == "macro" and not options.keep_macro):
             surgery.destroy(directory, f"{kind} image")
             continue
@@ -86,7 +83,6 @@ def plan(tiff, surgery, options):
             for key, _ in removed:
                 surgery.note(f"{key} emptied")
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
-    return found
 
 
 def check(tf, options):

@@ -35,15 +35,11 @@ def role(tiff, directory):
 
 
 def plan(tiff, surgery, options):
-    found = {}
-    for directory in tiff.directories:
-        kind = role(tiff, directory)
-        found[kind] = found.get(kind, 0) + 1
+    for directory, kind in surgery.classify(role):
         if kind != "level":
             surgery.destroy(directory, "image OpenSlide does not read")
             continue
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
-    return found
 
 
 def check(tf, options):

@@ -74,14 +74,14 @@ def plan(tiff, surgery, options):
     if len(collections) != 1:
         raise TiffError("Leica description without exactly one collection")
     collection = collections[0]
-    kept_ifds, found = set(), {}
+    kept_ifds = set()
     for image in _children(collection, "image"):
         if _is_macro(collection, image) and not options.keep_macro:
             collection.remove(image)
-            found["macro"] = found.get("macro", 0) + 1
+            surgery.count("macro")
         else:
             kept_ifds.update(_ifds(image))
-            found["image"] = found.get("image", 0) + 1
+            surgery.count("image")
     if not kept_ifds or max(kept_ifds) >= len(tiff.directories) or min(kept_ifds) < 0:
         raise TiffError("Leica XML refers to directories that do not exist")
     new_index, position = {}, 0
@@ -109,7 +109,6 @@ def plan(tiff, surgery, options):
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
     if 0 not in kept_ifds:
         surgery.drop_unlisted(first, ALLOWED_TAGS)
-    return found
 
 
 def _scrub_values(root):

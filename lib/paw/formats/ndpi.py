@@ -80,10 +80,7 @@ def role(tiff, directory):
 
 
 def plan(tiff, surgery, options):
-    found = {}
-    for directory in tiff.directories:
-        kind = role(tiff, directory)
-        found[kind] = found.get(kind, 0) + 1
+    for directory, kind in surgery.classify(role):
         if kind in ("map", "unknown") or (kind == "macro" and not options.keep_macro):
             surgery.destroy(directory, f"{kind} image")
             continue
@@ -93,7 +90,6 @@ def plan(tiff, surgery, options):
             for key, _ in removed:
                 surgery.note(f"properties: {key} removed")
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
-    return found
 
 
 def check(tf, options):

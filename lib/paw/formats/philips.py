@@ -99,10 +99,7 @@ def role(tiff, directory):
 
 
 def plan(tiff, surgery, options):
-    found = {}
-    for directory in tiff.directories:
-        kind = role(tiff, directory)
-        found[kind] = found.get(kind, 0) + 1
+    for directory, kind in surgery.classify(role):
         if kind != "level" and not (kind == "macro" and options.keep_macro):
             surgery.destroy(directory, f"{kind} image")
             continue
@@ -114,7 +111,6 @@ def plan(tiff, surgery, options):
         elif 270 in directory.entries:
             surgery.drop(directory, 270)
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
-    return found
 
 
 def check(tf, options):

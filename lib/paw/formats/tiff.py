@@ -318,7 +318,18 @@ class Surgery:
         self.dropped = {}          # directory index -> set of tags
         self.replaced = {}         # (directory index, tag) -> bytes
         self.extra_protected = []
+        self.found = {}            # image roles seen, for inspect and the tests
         self.plan = Plan()
+
+    def classify(self, role):
+        """(directory, role) for every directory, counting the roles in `found`."""
+        for directory in self.tiff.directories:
+            kind = role(self.tiff, directory)
+            self.count(kind)
+            yield directory, kind
+
+    def count(self, kind):
+        self.found[kind] = self.found.get(kind, 0) + 1
 
     def destroy(self, directory, why):
         self.destroyed.add(directory.index)

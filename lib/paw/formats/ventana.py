@@ -81,10 +81,7 @@ def role(tiff, directory):
 
 
 def plan(tiff, surgery, options):
-    found = {}
-    for directory in tiff.directories:
-        kind = role(tiff, directory)
-        found[kind] = found.get(kind, 0) + 1
+    for directory, kind in surgery.classify(role):
         if kind != "level" and directory.index != 0:
             surgery.destroy(directory, f"{kind} image")
             continue
@@ -103,9 +100,8 @@ def plan(tiff, surgery, options):
             if new != description:
                 surgery.replace_ascii(directory, 270, new, [])
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
-    if not found.get("level"):
+    if not surgery.found.get("level"):
         raise TiffError("Ventana file without a level=N directory")
-    return found
 
 
 def check(tf, options):

@@ -9,11 +9,9 @@ generator needs no codec.
 
 import zlib
 
-from . import (ACCESSION, BARCODE, DATE, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, TIME,
-               label_pixels, tile_bytes)
-from .tiffwriter import Image, write_tiff
-
-TILE = 256
+from . import (ACCESSION, BARCODE, DATE, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, TILE, TIME,
+               label_pixels, stripped, tiled)
+from .tiffwriter import write_tiff
 
 
 def description(first_line, gt450=False, barcode_last=True):
@@ -37,26 +35,12 @@ def planted():
 
 
 def _level(width, height, level, desc, sparse):
-    tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
-    tags = {
-        254: (4, 0), 256: (4, width), 257: (4, height),
-        258: (3, [8, 8, 8]), 259: (3, 1 if sparse else 8), 262: (3, 2), 270: (2, desc),
-        277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE), 32997: (4, 1),
-        306: (2, DATETIME),
-    }
-    if sparse:
-        return Image(tags, tiled=True, sparse=(tiles_x * tiles_y, TILE * TILE * 3))
-    chunks = [tile_bytes(i, TILE, level) for i in range(tiles_x * tiles_y)]
-    return Image(tags, chunks, tiled=True)
+    return tiled({270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)}, width, height, level, sparse)
 
 
 def _strip_image(width, height, desc, subfile, raw, compression):
-    tags = {
-        254: (4, subfile), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]),
-        259: (3, compression), 262: (3, 2), 270: (2, desc), 277: (3, 3), 278: (4, height),
-        284: (3, 1), 32997: (4, 1), 306: (2, DATETIME),
-    }
-    return Image(tags, [raw])
+    return stripped({254: (4, subfile), 270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)},
+                    width, height, raw, compression)
 
 
 def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteorder="<",

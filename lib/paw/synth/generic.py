@@ -8,10 +8,8 @@ EXIF and GPS sub-directories (DateTimeOriginal, BodySerialNumber, a GPS date sta
 
 import struct
 
-from . import (ACCESSION, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, label_pixels, tile_bytes)
-from .tiffwriter import Image, write_tiff
-
-TILE = 256
+from . import ACCESSION, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, stripped, tiled
+from .tiffwriter import write_tiff
 XMP = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
        f'creator="{OPERATOR}" title="{ACCESSION}"/></rdf:RDF></x:xmpmeta>').encode()
 
@@ -21,24 +19,15 @@ def planted():
 
 
 def write(path, width=1024, height=768, byteorder="<"):
-    tiles = lambda w, h, level: [tile_bytes(i, TILE, level)  # noqa: E731
-                                 for i in range(-(-w // TILE) * -(-h // TILE))]
-    base = {256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 8), 262: (3, 2),
-            277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE)}
-    level0 = dict(base)
-    level0.update({
+    level0 = {
         269: (2, f"{ACCESSION}.tif"), 270: (2, f"Patient {PATIENT}, case {ACCESSION}"),
         285: (2, PATIENT), 306: (2, DATETIME), 315: (2, OPERATOR), 316: (2, HOST),
         305: (2, "paw synthetic writer"), 700: (1, XMP), 33723: (7, f"IPTC {PATIENT}".encode()),
         34665: (4, 0), 34853: (4, 0),
-    })
-    level1 = dict(base)
-    level1.update({254: (4, 1), 256: (4, width // 2), 257: (4, height // 2), 306: (2, DATETIME)})
-    label = {254: (4, 0), 256: (4, 96), 257: (4, 64), 258: (3, [8, 8, 8]), 259: (3, 1),
-             262: (3, 2), 277: (3, 3), 278: (4, 64), 284: (3, 1), 270: (2, f"label {PATIENT}")}
-    write_tiff(path, [Image(level0, tiles(width, height, 0), tiled=True),
-                      Image(level1, tiles(width // 2, height // 2, 1), tiled=True),
-                      Image(label, [label_pixels(96, 64)])], byteorder=byteorder)
+    }
+    write_tiff(path, [tiled(level0, width, height, 0),
+                      tiled({254: (4, 1), 306: (2, DATETIME)}, width // 2, height // 2, 1),
+                      stripped({270: (2, f"label {PATIENT}")}, 96, 64)], byteorder=byteorder)
     _append_subdirectory(path, 34665, {36867: DATETIME, 42033: SERIAL}, byteorder)
     _append_subdirectory(path, 34853, {29: DATETIME[:10]}, byteorder)
     return planted()

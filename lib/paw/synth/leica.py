@@ -8,10 +8,8 @@ creation dates.
 
 import base64
 
-from . import ACCESSION, BARCODE, PATIENT, tile_bytes
-from .tiffwriter import Image, write_tiff
-
-TILE = 256
+from . import ACCESSION, BARCODE, PATIENT, tiled
+from .tiffwriter import write_tiff
 NS = "http://www.leica-microsystems.com/scn/2010/10/01"
 CREATED = "2026-11-20T14:32:07.00Z"
 UUID = "7c4e1b52-3f1d-4c7e-9d2a-paw0000000001"
@@ -44,17 +42,9 @@ def planted():
     return [PATIENT, ACCESSION, BARCODE, UUID, CREATED, base64.b64encode(BARCODE.encode()).decode()]
 
 
-def _tiled(width, height, level, extra=None):
-    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 8),
-            262: (3, 2), 277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE),
-            306: (2, "2026:11:20 14:32:07")}
-    tags.update(extra or {})
-    tiles = [tile_bytes(i, TILE, level) for i in range(-(-width // TILE) * -(-height // TILE))]
-    return Image(tags, tiles, tiled=True)
-
-
-def write(path, width=1024, height=768):
-    images = [_tiled(512, 256, 7, {270: (2, description(width, height))}),
-              _tiled(width, height, 0), _tiled(width // 4, height // 4, 1)]
+def write(path, width=1024, height=768, sparse=False):
+    date = {306: (2, "2026:11:20 14:32:07")}
+    images = [tiled({**date, 270: (2, description(width, height))}, 512, 256, 7),
+              tiled(date, width, height, 0, sparse), tiled(date, width // 4, height // 4, 1, sparse)]
     write_tiff(path, images, bigtiff=True)
     return planted()

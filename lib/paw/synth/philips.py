@@ -8,10 +8,8 @@ macro exist twice, as stripped directories and as base64 JPEG-like payloads in t
 
 import base64
 
-from . import (ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, label_pixels, tile_bytes)
-from .tiffwriter import Image, write_tiff
-
-TILE = 256
+from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, label_pixels, stripped, tiled
+from .tiffwriter import write_tiff
 ACQUIRED = "20261120143207.000000"
 
 
@@ -59,25 +57,14 @@ def planted():
             base64.b64encode(BARCODE.encode()).decode()]
 
 
-def _tiled(width, height, level, extra):
-    tags = {254: (4, 1 if level else 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]),
-            259: (3, 8), 262: (3, 2), 277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE),
-            305: (2, "Philips DP v1.0"), 306: (2, "2026:11:20 14:32:07")}
-    tags.update(extra)
-    tiles = [tile_bytes(i, TILE, level) for i in range(-(-width // TILE) * -(-height // TILE))]
-    return Image(tags, tiles, tiled=True)
+SOFTWARE = (2, "Philips DP v1.0")
 
 
-def _stripped(kind, width, height):
-    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 1),
-            262: (3, 2), 277: (3, 3), 278: (4, height), 284: (3, 1), 270: (2, f"{kind} - {PATIENT}"),
-            305: (2, "Philips DP v1.0")}
-    return Image(tags, [label_pixels(width, height)])
-
-
-def write(path, width=1024, height=768, bigtiff=True):
-    images = [_tiled(width, height, 0, {270: (2, description(2))}),
-              _tiled(width // 2, height // 2, 1, {}),
-              _stripped("Label", 96, 64), _stripped("Macro", 160, 64)]
+def write(path, width=1024, height=768, bigtiff=True, sparse=False):
+    images = [tiled({270: (2, description(2)), 305: SOFTWARE, 306: (2, "2026:11:20 14:32:07")},
+                    width, height, 0, sparse),
+              tiled({254: (4, 1), 305: SOFTWARE}, width // 2, height // 2, 1, sparse),
+              stripped({270: (2, f"Label - {PATIENT}"), 305: SOFTWARE}, 96, 64),
+              stripped({270: (2, f"Macro - {PATIENT}"), 305: SOFTWARE}, 160, 64)]
     write_tiff(path, images, bigtiff=bigtiff)
     return planted()

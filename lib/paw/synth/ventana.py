@@ -5,10 +5,8 @@ detects the format by; then `Thumbnail` (the whole slide, label included), then 
 levels described `level=N mag=M quality=Q`.
 """
 
-from . import (ACCESSION, BARCODE, DATETIME, OPERATOR, PATIENT, SERIAL, label_pixels, tile_bytes)
-from .tiffwriter import Image, write_tiff
-
-TILE = 256
+from . import ACCESSION, BARCODE, DATETIME, OPERATOR, PATIENT, SERIAL, stripped, tiled
+from .tiffwriter import write_tiff
 BUILD_DATE = "11/20/2026 2:32:07 PM"
 
 
@@ -24,25 +22,13 @@ def planted():
     return [PATIENT, ACCESSION, OPERATOR, SERIAL, BARCODE, BUILD_DATE, DATETIME]
 
 
-def _stripped(description, width, height, extra=None):
-    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 1),
-            262: (3, 2), 277: (3, 3), 278: (4, height), 284: (3, 1), 270: (2, description),
-            306: (2, DATETIME)}
-    tags.update(extra or {})
-    return Image(tags, [label_pixels(width, height)])
-
-
-def _level(level, width, height, mag):
-    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]), 259: (3, 8),
-            262: (3, 2), 277: (3, 3), 284: (3, 1), 322: (3, TILE), 323: (3, TILE),
-            270: (2, f"level={level} mag={mag} quality=90"), 306: (2, DATETIME)}
-    tiles = [tile_bytes(i, TILE, level) for i in range(-(-width // TILE) * -(-height // TILE))]
-    return Image(tags, tiles, tiled=True)
-
-
-def write(path, width=1024, height=768, label_description="Label_Image", bigtiff=True):
-    images = [_stripped(label_description, 96, 64, {700: (1, xmp())}),
-              _stripped("Thumbnail", 128, 96),
-              _level(0, width, height, 40), _level(1, width // 4, height // 4, 10)]
+def write(path, width=1024, height=768, label_description="Label_Image", bigtiff=True,
+          sparse=False):
+    images = [stripped({270: (2, label_description), 306: (2, DATETIME), 700: (1, xmp())}, 96, 64),
+              stripped({270: (2, "Thumbnail"), 306: (2, DATETIME)}, 128, 96),
+              tiled({270: (2, "level=0 mag=40 quality=90"), 306: (2, DATETIME)}, width, height,
+                    0, sparse),
+              tiled({270: (2, "level=1 mag=10 quality=90"), 306: (2, DATETIME)}, width // 4,
+                    height // 4, 1, sparse)]
     write_tiff(path, images, bigtiff=bigtiff)
     return planted()
