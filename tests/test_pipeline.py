@@ -278,3 +278,20 @@ def test_demo_from_the_embedded_default(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "planted identifiers left in the output: none" in result.stdout
     assert len(os.listdir(checkout / "outbox")) == 1 and (checkout / "ledger.csv").exists()
+
+
+@pytest.mark.parametrize("vendor, name, expected", [
+    ("ndpi", "S26-1 A1 HE.ndpi", "hamamatsu"), ("philips", "S26-2 A1 HE.tiff", "philips"),
+    ("ventana", "S26-3 A1 HE.bif", "ventana"), ("leica", "S26-4 A1 HE.scn", "leica"),
+])
+def test_every_tiff_vendor_through_the_job(lab, vendor, name, expected):
+    import importlib
+    generator = importlib.import_module(f"paw.synth.{vendor}")
+    planted = generator.write(os.path.join(lab.inbox, name))
+    assert lab.run() == 0, lab.rows()
+    [output] = lab.outbox_files()
+    assert output.endswith(os.path.splitext(name)[1].lower())
+    path = os.path.join(lab.outbox, output)
+    assert leaked(path, planted + ["S26-"]) == []
+    assert openslide_view(path)[:2] == (expected, [])
+    assert lab.rows()[0]["format"] == vendor

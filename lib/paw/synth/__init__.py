@@ -36,9 +36,9 @@ def label_pixels(width, height):
 def tiled(tags, width, height, level=0, sparse=False):
     """A tiled RGB directory with `tags` added; deflate tiles, or uncompressed holes if sparse."""
     from .tiffwriter import Image
-    tags = {254: (4, 0), **tags, 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]),
+    tags = {254: (4, 0), 256: (4, width), 257: (4, height), 258: (3, [8, 8, 8]),
             259: (3, 1 if sparse else 8), 262: (3, 2), 277: (3, 3), 284: (3, 1),
-            322: (3, TILE), 323: (3, TILE)}
+            322: (3, TILE), 323: (3, TILE), **tags}
     count = -(-width // TILE) * -(-height // TILE)
     if sparse:
         return Image(tags, tiled=True, sparse=(count, TILE * TILE * 3))

@@ -34,8 +34,11 @@ def planted():
     return [PATIENT, ACCESSION, OPERATOR, SERIAL, DATE, TIME, DATETIME, BARCODE, HOST]
 
 
-def _level(width, height, level, desc, sparse):
-    return tiled({270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)}, width, height, level, sparse)
+def _level(width, height, level, desc, sparse, compression=None):
+    tags = {270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)}
+    if compression:
+        tags[259] = (3, compression)
+    return tiled(tags, width, height, level, sparse)
 
 
 def _strip_image(width, height, desc, subfile, raw, compression):
@@ -44,11 +47,12 @@ def _strip_image(width, height, desc, subfile, raw, compression):
 
 
 def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteorder="<",
-          gt450=False, label_line=True, label_subfile=1, barcode_last=True, extra_tags=None):
+          gt450=False, label_line=True, label_subfile=1, barcode_last=True, extra_tags=None,
+          tile_compression=None):
     """Write a synthetic SVS and return the identifiers planted in it."""
     head = f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) RAW/RGB Q=70"
     desc0 = description(head, gt450, barcode_last)
-    images = [_level(width, height, 0, desc0, sparse)]
+    images = [_level(width, height, 0, desc0, sparse, tile_compression)]
     images[0].tags[315] = (2, OPERATOR)
     images[0].tags[316] = (2, HOST)
     images[0].tags.update(extra_tags or {})
@@ -59,7 +63,7 @@ def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteord
     w, h = width // 4, height // 4
     if w >= TILE:
         images.append(_level(w, h, 1, description(
-            f"{width}x{height} -> {w}x{h} - ", gt450, barcode_last), sparse))
+            f"{width}x{height} -> {w}x{h} - ", gt450, barcode_last), sparse, tile_compression))
     label_w, label_h = 96, 64
     label_desc = "Aperio Image Library v12.0.15 \n" + (f"label {label_w}x{label_h}" if label_line else "")
     images.append(_strip_image(label_w, label_h, label_desc, label_subfile,
