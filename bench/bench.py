@@ -22,8 +22,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
 
-from paw.synth import aperio  # noqa: E402
-
 PAW = [sys.executable, os.path.join(ROOT, "paw.py")]
 
 
@@ -49,39 +47,68 @@ def make_lab(base, min_age=0, runs=1, extra=""):
     return config
 
 
-SIZES = {  # name: (width, height, bigtiff); uncompressed RGB, so bytes ~ 3 * width * height
-    "20 MB": (2600, 2600, False),
-    "2 GB": (26000, 26000, False),
-    "20 GB": (82000, 82000, True),
-}
+SIZES = {"20 MB": 2600, "2 GB": 26000, "20 GB": 82000}  # square RGB, uncompressed: 3 * side^2
 
 
-def bench_sizes(repeat, sizes):
-    print(f"\nOne slide per run (sparse synthetic SVS), median of {repeat}:")
-    print(f"{'slide':>8} {'bytes':>14} {'tiles':>8} {'run wall s':>11} {'peak RSS MB':>12}")
-    results = {}
-    for name in sizes:
-        width, height, bigtiff = SIZES[name]
-        walls, rsss = [], []
-        for _ in range(repeat):
-            base = tempfile.mkdtemp(prefix="pawbench-")
-            try:
-                config = make_lab(base)
-                path = os.path.join(base, "inbox", "slide.svs")
-                aperio.write(path, width, height, sparse=True, bigtiff=bigtiff)
-                size = os.path.getsize(path)
-                wall, rss = timed(PAW + ["--config", config, "-q"])
-                assert len(os.listdir(os.path.join(base, "outbox"))) == 1, "slide not anonymized"
-                walls.append(wall)
-                rsss.append(rss)
-            finally:
-                shutil.rmtree(base)
-        tiles = -(-width // 256) * -(-height // 256)
-        results[name] = statistics.median(walls)
-        print(f"{name:>8} {size:>14,} {tiles:>8,} {statistics.median(walls):>11.3f} "
-              f"{statistics.median(rsss):>12.1f}")
-    names = list(results)
-    print(f"ratio {names[-1]} / {names[0]}: {results[names[-1]] / results[names[0]]:.2f}")
+def _synthetic(vendor, path, side):
+    """A sparse synthetic slide of about 3 * side^2 bytes; returns the file name used."""
+    from paw.synth import aperio, leica, ndpi, philips, ventana
+    big = 3 * side * side >= 4 << 30
+    if vendor == "aperio":
+        aperio.write(path, side, side, sparse=True, bigtiff=big)
+    elif vendor == "ndpi":
+        ndpi.write(path, hole=3 * side * side)
+    elif vendor == "philips":
+        philips.write(path, side, side, sparse=True)
+    elif vendor == "ventana":
+        ventana.write(path, side, side, sparse=True)
+    elif vendor == "leica":
+        leica.write(path, side, side, sparse=True)
+
+
+EXTENSIONS = {"aperio": ".svs", "ndpi": ".ndpi", "philips": ".tiff", "ventana": ".bif", "leica": ".scn"}
+
+
+def bench_sizes(repeat, sizes, vendors):
+    from types import SimpleNamespace
+
+    from paw.formats import prepare
+    from paw.verify import verify
+
+    options = SimpleNamespace(keep_macro=False, full_scan=False)
+    print(f"\nOne slide (sparse synthetic), median of {repeat}: in-process = parse, plan, apply,")
+    print("verify; run = a fresh `paw.py run` process with that slide in the inbox.")
+    print(f"{'format':>8} {'slide':>6} {'bytes':>15} {'in-process ms':>14} {'run s':>7} {'run RSS MB':>11}")
+    for vendor in vendors:
+        results = {}
+        for name in sizes:
+            inproc, walls, rsss = [], [], []
+            for _ in range(repeat):
+                base = tempfile.mkdtemp(prefix="pawbench-")
+                try:
+                    path = os.path.join(base, "S26-047119 A1 HE" + EXTENSIONS[vendor])
+                    _synthetic(vendor, path, SIZES[name])
+                    size = os.path.getsize(path)
+                    start = time.perf_counter()
+                    module, plan, _ = prepare(path, options)
+                    plan.apply(path)
+                    verify(path, module, plan, options)
+                    inproc.append((time.perf_counter() - start) * 1000)
+                    config = make_lab(base)
+                    os.rename(path, os.path.join(base, "inbox", os.path.basename(path)))
+                    _synthetic(vendor, path, SIZES[name])  # anonymized in place above: a fresh one
+                    os.rename(path, os.path.join(base, "inbox", os.path.basename(path)))
+                    wall, rss = timed(PAW + ["--config", config, "-q"])
+                    assert len(os.listdir(os.path.join(base, "outbox"))) == 1, "not anonymized"
+                    walls.append(wall)
+                    rsss.append(rss)
+                finally:
+                    shutil.rmtree(base)
+            results[name] = statistics.median(inproc)
+            print(f"{vendor:>8} {name:>6} {size:>15,} {statistics.median(inproc):>14.1f} "
+                  f"{statistics.median(walls):>7.3f} {statistics.median(rsss):>11.1f}")
+        first, last = list(results)[0], list(results)[-1]
+        print(f"{vendor:>8} in-process ratio {last} / {first}: {results[last] / results[first]:.2f}")
 
 
 def bench_idle(repeat, files):
@@ -142,10 +169,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
     p.add_argument("--idle-files", type=int, default=10000)
+    p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
     sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
-    bench_sizes(repeat, sizes)
+    bench_sizes(repeat, sizes, args.formats.split(","))
     bench_idle(repeat, args.idle_files)
     bench_full_scan(repeat, 256 if args.quick else 1024)
 

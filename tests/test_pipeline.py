@@ -295,3 +295,18 @@ def test_every_tiff_vendor_through_the_job(lab, vendor, name, expected):
     assert leaked(path, planted + ["S26-"]) == []
     assert openslide_view(path)[:2] == (expected, [])
     assert lab.rows()[0]["format"] == vendor
+
+
+def test_a_plain_word_file_name_is_not_a_false_alarm(lab):
+    """NDPI metadata says "roi.slide.macro": a slide named "slide.ndpi" must still pass."""
+    from paw.synth import ndpi
+    ndpi.write(os.path.join(lab.inbox, "slide.ndpi"))
+    assert lab.run() == 0 and len(lab.outbox_files()) == 1
+
+
+def test_the_original_name_is_searched_for(lab):
+    """A name that looks like an identifier, left somewhere in the metadata, is caught."""
+    aperio.write(os.path.join(lab.inbox, "S26-047119 A1 HE.svs"),
+                 extra_tags={305: (2, "scanned as S26-047119 A1 HE")})  # Software is kept
+    assert lab.run() == 3
+    assert "removed value is still in the file" in lab.rows()[0]["error"]

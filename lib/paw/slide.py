@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from . import fsops, naming
 from .formats import BY_NAME, Unsupported, prepare
 from .formats.tiff import Plan
-from .verify import VerificationFailed, verify
+from .verify import VerificationFailed, name_values, verify
 
 log = logging.getLogger("paw")
 JOURNAL = "job.json"
@@ -139,7 +139,7 @@ def _anonymize(config, stage, record):
     module, plan = BY_NAME[record["format"]], Plan.from_json(record["plan"])
     plan.apply(path)
     stem = fsops.split_ext(os.path.basename(record["original"]))[0]
-    verify(path, module, plan, config, extra_values=[stem])
+    verify(path, module, plan, config, extra_values=name_values(stem))
     kept = naming.kept_identifiers(config.naming_pattern, stem)
     record["kept"] = kept
 

@@ -6,7 +6,7 @@ import sys
 
 from . import fsops
 from .formats import Unsupported, prepare
-from .verify import VerificationFailed, verify
+from .verify import VerificationFailed, name_values, verify
 
 FAILED_SOME = 3
 
@@ -56,7 +56,7 @@ def anonymize(config, files, output, dry_run):
                 module, plan, _ = prepare(work, config)
                 plan.apply(work)
                 stem = fsops.split_ext(os.path.basename(path))[0]
-                verify(work, module, plan, config, extra_values=[stem])
+                verify(work, module, plan, config, extra_values=name_values(stem))
             except BaseException:
                 if work != path:
                     fsops.remove(work)

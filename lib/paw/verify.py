@@ -17,6 +17,13 @@ MIN_SEARCH_LENGTH = 4   # shorter values ("1", "12") match by chance and identif
 CHUNK = 8 << 20
 
 
+def name_values(stem):
+    """What of the original file name verification searches for: the stem, when it looks like
+    an identifier (has a digit or a separator). A plain word ("slide", "macro") occurs in
+    legitimate metadata and would quarantine good slides."""
+    return [stem] if re.search(r"[\d\s_.,^-]", stem) else []
+
+
 class VerificationFailed(Exception):
     """The anonymized file must not reach the outbox; the message is the one-line reason."""
 
