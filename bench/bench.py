@@ -26,16 +26,18 @@ PAW = [sys.executable, os.path.join(ROOT, "paw.py")]
 
 
 def timed(command, **kwargs):
-    """Wall seconds and peak RSS (MB) of one child process."""
+    """Wall seconds and peak RSS (MB) of one child process.
+
+    Measured by GNU time as the parent: on Linux a child's ru_maxrss starts at its parent's
+    high-water mark, so wait4() from this (large) process would report our own size.
+    """
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
-    _, status, usage = os.wait4(process.pid, 0)
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True,
+                            text=True, **kwargs)
     wall = time.perf_counter() - start
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) not in (0, 3):
-        raise SystemExit(f"{command} failed:\n{stderr}")
-    return wall, usage.ru_maxrss / 1024
+    if result.returncode not in (0, 3):
+        raise SystemExit(f"{command} failed:\n{result.stderr}")
+    return wall, int(result.stderr.strip().splitlines()[-1]) / 1024
 
 
 def make_lab(base, min_age=0, runs=1, extra=""):

@@ -14,6 +14,8 @@ offsets past EOF and absurd counts raise `TiffError` with a one-line reason.
 import struct
 from dataclasses import dataclass, field
 
+from .. import ranges
+
 # TIFF field types: code -> (bytes per item, struct code); RATIONAL types are two items each.
 TYPES = {
     1: (1, "B"), 2: (1, "B"), 3: (2, "H"), 4: (4, "I"), 5: (8, "I"), 6: (1, "b"), 7: (1, "B"),
@@ -235,24 +237,31 @@ class Tiff:
         return vals[0] if len(vals) == 1 else vals
 
     def data_ranges(self, directory):
-        """Where a directory's strips or tiles lie, as (offset, length) pairs."""
+        """Where a directory's strips or tiles lie: an (N, 2) array of (offset, length)."""
+        import numpy as np
         entries = directory.entries
-        if 324 in entries and 325 in entries:
-            offsets, counts = self.values(entries[324]), self.values(entries[325])
-        elif 273 in entries and 279 in entries:
-            offsets, counts = self.values(entries[273]), self.values(entries[279])
-        else:
-            return []
+        tags = (324, 325) if 324 in entries and 325 in entries else (273, 279)
+        if tags[0] not in entries or tags[1] not in entries:
+            return ranges.array([])
+        offsets, counts = (self._integers(entries[t], directory) for t in tags)
         if len(offsets) != len(counts):
             raise TiffError(f"directory {directory.index}: offsets and byte counts differ in number")
-        ranges = []
-        for offset, count in zip(offsets, counts):
-            offset = self.fix_offset(directory.offset, offset)
-            if count and offset + count > self.size:
-                raise TiffError(f"directory {directory.index}: image data runs past the end of the file")
-            if count:
-                ranges.append((offset, count))
-        return ranges
+        if self.ndpi:  # OpenSlide's fix_offset_ndpi, for every strip at once
+            d = directory.offset
+            offsets = (d & ~0xFFFFFFFF) | (offsets & 0xFFFFFFFF)
+            wrap = (offsets >= d) & (offsets >= 1 << 32)
+            offsets[wrap] -= 1 << 32
+        if np.any((counts > 0) & (offsets + counts > self.size)):
+            raise TiffError(f"directory {directory.index}: image data runs past the end of the file")
+        return ranges.array(np.column_stack((offsets, counts)))
+
+    def _integers(self, entry, directory):
+        """An integer array tag (tile offsets can be 100,000 long) as int64, without tuples."""
+        import numpy as np
+        kinds = {3: "u2", 4: "u4", 13: "u4", 16: "u8", 18: "u8"}
+        if entry.type not in kinds:
+            raise TiffError(f"directory {directory.index}: {tag_name(entry.tag)} is not an integer array")
+        return np.frombuffer(self.raw_value(entry), self.bo + kinds[entry.type]).astype(np.int64)
 
     def is_tiled(self, directory):
         return 322 in directory.entries and 323 in directory.entries
@@ -385,6 +394,7 @@ class Surgery:
         if not kept:
             raise TiffError("nothing would be left of the slide")
         protected = [(0, tiff.header_size)] + list(self.extra_protected)
+        kept_data, blanked = [], []
         plan.writes.append((tiff.first_pointer_at, self._pack_offset(kept[0].offset)))
         for position, directory in enumerate(kept):
             next_offset = kept[position + 1].offset if position + 1 < len(kept) else 0
@@ -398,20 +408,18 @@ class Surgery:
                     continue
                 if (directory.index, tag) not in self.replaced:
                     protected.append((entry.value_offset, entry.size))
-            data = tiff.data_ranges(directory)
-            if directory.index in self.blanked:
-                plan.blanked.extend(data)
-            else:
-                protected.extend(data)
-                plan.kept_data.extend(data)
+            (blanked if directory.index in self.blanked else kept_data).append(
+                tiff.data_ranges(directory))
+        kept_spans = ranges.merge(*kept_data)
+        protected_spans = ranges.merge(protected, ranges.from_spans(kept_spans))
         for directory in tiff.directories:
             if directory.index in self.destroyed or directory.index in self.blanked:
-                overlap = _overlapping(tiff.data_ranges(directory), protected)
-                if overlap:
+                if ranges.overlaps(tiff.data_ranges(directory), protected_spans):
                     raise TiffError(f"directory {directory.index} shares image data with a kept "
                                     "image; its pixels cannot be destroyed")
-        plan.zeros = _complement(protected, tiff.size)
-        plan.kept_data.sort()
+        plan.zeros = ranges.complement(protected_spans, tiff.size)
+        plan.kept_data = ranges.as_pairs(kept_spans)
+        plan.blanked = ranges.as_pairs(ranges.merge(*blanked))
         # A value the format keeps in another tag on purpose (NDPI repeats the fluorescence
         # filter name in its shading data) is not a leak: do not search for it.
         kept_text = {tiff.value(d, tag).strip() for d in kept for tag, e in d.entries.items()
@@ -485,40 +493,3 @@ def nonzero_blocks(fd, offset, length, block_size=1 << 20):
             if block.count(0) != len(block):
                 yield position, block
             position += len(block)
-
-
-def _merge(ranges):
-    merged = []
-    for start, length in sorted(r for r in ranges if r[1] > 0):
-        end = start + length
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
-
-
-def _complement(ranges, size):
-    """(offset, length) of every byte in [0, size) outside `ranges`."""
-    gaps, position = [], 0
-    for start, end in _merge(ranges):
-        if start > position:
-            gaps.append((position, start - position))
-        position = max(position, end)
-    if position < size:
-        gaps.append((position, size - position))
-    return gaps
-
-
-def _overlapping(ranges, others):
-    merged = _merge(others)
-    import bisect
-    starts = [m[0] for m in merged]
-    for start, length in ranges:
-        i = bisect.bisect_right(starts, start) - 1
-        for s, e in merged[max(i, 0):]:
-            if s >= start + length:
-                break
-            if e > start:
-                return True
-    return False
