@@ -1,6 +1,6 @@
 """Run paw.py, but kill this process with SIGKILL at a named point (for the crash tests).
 
-PAW_CRASH_POINT names the point, PAW_CRASH_NTH which time it is reached (default 1).
+PAW_CRASH_POINT names the point ("never": no kill), PAW_CRASH_NTH which time it is reached.
 PAW_FAKE_EXDEV=1 makes every rename between folders fail with EXDEV, as between Synology shares.
 """
 
@@ -57,5 +57,5 @@ if os.environ.get("PAW_FAKE_EXDEV"):
 
     os.rename = rename
 
-POINTS[os.environ["PAW_CRASH_POINT"]]()
+POINTS.get(os.environ["PAW_CRASH_POINT"], lambda: None)()
 sys.exit(main(sys.argv[1:]))

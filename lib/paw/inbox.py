@@ -55,6 +55,24 @@ def _tree_fingerprint(path, ignored):
     return tuple(parts), newest
 
 
+def _unit_fingerprint(inbox, members, ignored):
+    """Fingerprint and newest change of a unit: one file, or an MRXS file plus its folder."""
+    fp, change = _fingerprint(os.path.join(inbox, members[0]))
+    if len(members) == 1:
+        return fp, change
+    fp_dir, change_dir = _tree_fingerprint(os.path.join(inbox, members[1]), ignored)
+    return (fp, fp_dir), max(change, change_dir)
+
+
+def still_as_scanned(inbox, unit, patterns):
+    """Whether the unit is exactly as the scan saw it (a technician may overwrite a slide)."""
+    try:
+        fingerprint, _ = _unit_fingerprint(inbox, unit.members, _ignore_matcher(patterns))
+    except FileNotFoundError:
+        return False
+    return fingerprint == unit.fingerprint
+
+
 def find_units(inbox, patterns):
     """Every slide unit in the inbox, walking sub-folders, skipping ignored names."""
     units, ignored = [], _ignore_matcher(patterns)
@@ -68,18 +86,14 @@ def find_units(inbox, patterns):
         for name in sorted(files):
             if ignored(name):
                 continue
-            full = os.path.join(root, name)
             rel = os.path.join(prefix, name) if prefix else name
+            stem = os.path.splitext(name)[0]
+            members = (rel,)
+            if name.lower().endswith(".mrxs") and stem in bundled:
+                members = (rel, os.path.join(prefix, stem) if prefix else stem)
             try:
-                stem = os.path.splitext(name)[0]
-                if name.lower().endswith(".mrxs") and stem in bundled:
-                    fp_file, t1 = _fingerprint(full)
-                    fp_dir, t2 = _tree_fingerprint(os.path.join(root, stem), ignored)
-                    members = (rel, os.path.join(prefix, stem) if prefix else stem)
-                    units.append(Unit(rel, members, (fp_file, fp_dir), max(t1, t2)))
-                else:
-                    fp, change = _fingerprint(full)
-                    units.append(Unit(rel, (rel,), fp, change))
+                fingerprint, change = _unit_fingerprint(inbox, members, ignored)
+                units.append(Unit(rel, members, fingerprint, change))
             except FileNotFoundError:
                 continue  # vanished while we looked: the next run sees what is there
     return units

@@ -11,6 +11,7 @@ import os
 import time
 
 from . import fsops
+from .naming import printable
 from .inbox import Stability, find_units
 from .ledger import open_ledger
 
@@ -55,7 +56,7 @@ def _locked_run(config, dry_run):
     stable, waiting = stability.observe(units, config.unchanged_runs, config.min_age_seconds)
     if dry_run:
         for unit in stable:
-            log.info("would process %s", unit.main)
+            log.info("would process %s", printable(unit.main))
         log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), len(waiting))
         return OK
     stability.save()
@@ -89,9 +90,10 @@ def _guarded(outcomes, step, *args):
     if outcome is not None:
         outcomes.append(outcome)
         if outcome.status == "anonymized":
-            log.info("anonymized %s -> %s (%.2f s)", outcome.original, outcome.output, outcome.seconds)
+            log.info("anonymized %s -> %s (%.2f s)", printable(outcome.original), outcome.output,
+                     outcome.seconds)
         else:
-            log.warning("quarantined %s: %s", outcome.original, outcome.reason)
+            log.warning("quarantined %s: %s", printable(outcome.original), printable(outcome.reason))
     return 0
 
 

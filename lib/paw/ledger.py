@@ -32,7 +32,8 @@ class CsvLedger:
         """One row, written with a single os.write on an O_APPEND descriptor, then fsync."""
         buffer = io.StringIO()
         csv.writer(buffer).writerow([csv_safe(row.get(c, "")) for c in COLUMNS])
-        data = buffer.getvalue().encode("utf-8")
+        # An undecodable byte in a file name is written as \udcXX rather than breaking the row.
+        data = buffer.getvalue().encode("utf-8", "backslashreplace")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             if os.fstat(fd).st_size == 0:

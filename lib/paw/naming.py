@@ -35,3 +35,10 @@ def render(template, pseudonym, kept, extension):
     name = template.format(pseudonym=pseudonym, **kept)
     name = _UNSAFE.sub("_", name).strip("._") or pseudonym
     return name + extension.lower()
+
+
+def printable(text):
+    """A name safe for a one-line log: control and format characters (newlines, bidi
+    overrides) and undecodable bytes (surrogate escapes) are shown as escapes."""
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF
+                   else repr(c)[1:-1] for c in text)

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from . import fsops, naming
 from .formats import BY_NAME, Unsupported, prepare
 from .formats.tiff import Plan
+from .inbox import still_as_scanned
 from .verify import VerificationFailed, name_values, verify
 
 log = logging.getLogger("paw")
@@ -46,6 +47,10 @@ class Outcome:
 
 
 def start(config, unit, ledger):
+    """Claim and process one stable slide; None if it changed since the scan (next run sees it)."""
+    if not still_as_scanned(config.inbox, unit, config.ignore):
+        log.info("%s changed since the scan; left for the next run", naming.printable(unit.main))
+        return None
     job = uuid.uuid4().hex[:16]
     stage = os.path.join(config.staging, job)
     os.makedirs(stage, mode=0o700)
@@ -68,7 +73,7 @@ def resume(config, stage, ledger):
             os.rmdir(stage)
             return None
         raise
-    log.info("resuming %s, interrupted while %s", record["original"], record["state"])
+    log.info("resuming %s, interrupted while %s", naming.printable(record["original"]), record["state"])
     return advance(config, stage, record, ledger)
 
 
@@ -183,6 +188,20 @@ def _deliver(config, stage, record):
             _set(stage, record, names=names)
             target = os.path.join(record["destination"], record["names"][i])
         fsops.move(source, target)
+        if record["status"] == "anonymized":
+            _inherit_group(target, record["destination"])
+
+
+def _inherit_group(path, folder):
+    """In a setgid outbox new files get the share's group; a moved file keeps its old one, so
+    paw sets it the same way (researchers read the outbox through that group). paw never
+    changes the folder itself."""
+    info = os.stat(folder)
+    if info.st_mode & 0o2000 and os.lstat(path).st_gid != info.st_gid:
+        try:
+            os.chown(path, -1, info.st_gid, follow_symlinks=False)
+        except OSError as exc:
+            log.warning("could not give %s the outbox's group: %s", os.path.basename(path), exc.strerror)
 
 
 def _row(config, record, seconds):

@@ -99,9 +99,9 @@ def first_nonzero(path, spans):
 def needles(values):
     """Every removed value as UTF-8 and as UTF-16LE bytes, longest first."""
     found = set()
-    for value in values:
-        found.add(value.encode("utf-8"))
-        found.add(value.encode("utf-16-le"))
+    for value in values:  # an undecodable file-name byte is searched for as that byte
+        found.add(value.encode("utf-8", "surrogateescape"))
+        found.add(value.encode("utf-16-le", "surrogatepass"))
     return sorted(found, key=len, reverse=True)
 
 
