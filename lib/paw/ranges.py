@@ -12,7 +12,7 @@ import numpy as np
 def array(ranges):
     """An (N, 2) int64 array of (offset, length), zero lengths dropped."""
     a = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
-    return a[a[:, 1] > 0]
+    return a if a[:, 1].all() else a[a[:, 1] > 0]
 
 
 def merge(*parts):
@@ -20,7 +20,8 @@ def merge(*parts):
     a = np.concatenate([array(p) for p in parts]) if parts else np.empty((0, 2), np.int64)
     if not len(a):
         return np.empty((0, 2), np.int64)
-    a = a[np.argsort(a[:, 0], kind="stable")]
+    if np.any(a[1:, 0] < a[:-1, 0]):  # tiles are usually already in file order
+        a = a[np.argsort(a[:, 0], kind="stable")]
     starts, ends = a[:, 0], a[:, 0] + a[:, 1]
     reach = np.maximum.accumulate(ends)
     new = np.empty(len(a), bool)

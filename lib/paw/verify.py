@@ -43,18 +43,19 @@ def verify(path, module, plan, options, extra_values=()):
                 if tag.code not in allowed:
                     problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
             payload.append(_payload(tf, page))
-        structure = _structure(tf)
+        structure, layout = _structure(tf)
     expected = ranges.merge(plan.kept_data, plan.blanked)
     if not np.array_equal(ranges.merge(*payload), expected):
         problems.append("kept image data is not where it was")
     if problems:
         raise VerificationFailed(problems[0])
     kept = ranges.merge(plan.kept_data)  # blanked pixels must read as zeros below
-    stray = first_nonzero(path, ranges.merge(structure, ranges.from_spans(kept)))
+    stray = first_nonzero(path, ranges.merge(structure, layout, ranges.from_spans(kept)))
     if stray is not None:
         raise VerificationFailed(f"unreferenced bytes at {stray} are not cleared")
     values = {v for v in list(plan.removed) + list(extra_values) if len(v.strip()) >= MIN_SEARCH_LENGTH}
-    hit = find_any(path, values, None if options.full_scan else kept)
+    searched_around = None if options.full_scan else ranges.merge(layout, ranges.from_spans(kept))
+    hit = find_any(path, values, searched_around)
     if hit:
         raise VerificationFailed(f"a removed value is still in the file at byte {hit}")
 
@@ -72,18 +73,27 @@ def _payload(tf, page):
     return ranges.array(np.column_stack((np.asarray(offsets, np.int64), np.asarray(counts, np.int64))))
 
 
+LAYOUT_TAGS = (273, 279, 324, 325)  # strip/tile offsets and byte counts
+
+
 def _structure(tf):
-    """(offset, length) of the header, every directory and every out-of-line tag value."""
+    """(offset, length) of the header, every directory and every out-of-line tag value; and,
+    separately, of the strip/tile offset and byte-count arrays.
+
+    Those arrays are binary positions that must equal the kept payload's (checked above), so
+    the value search skips them: at 20 GB they are megabytes of numbers.
+    """
     fmt = tf.tiff
     ndpi = tf.is_ndpi  # 8-byte header pointer and next pointers, then 4 high bytes per entry
-    ranges = [(0, 16 if fmt.version == 43 else 12 if ndpi else 8)]
+    structure, layout = [(0, 16 if fmt.version == 43 else 12 if ndpi else 8)], []
     for page in tf.pages:
         n = len(page.tags)
-        ranges.append((page.offset, fmt.tagnosize + n * fmt.tagsize + (8 + 4 * n if ndpi else fmt.offsetsize)))
+        structure.append((page.offset, fmt.tagnosize + n * fmt.tagsize + (8 + 4 * n if ndpi else fmt.offsetsize)))
         for tag in page.tags:
             if tag.valuebytecount > fmt.tagoffsetthreshold:
-                ranges.append((tag.valueoffset, tag.valuebytecount))
-    return ranges
+                where = layout if tag.code in LAYOUT_TAGS else structure
+                where.append((tag.valueoffset, tag.valuebytecount))
+    return structure, layout
 
 
 def first_nonzero(path, spans):
