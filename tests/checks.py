@@ -43,3 +43,18 @@ def leaked(path, values):
     with open(path, "rb") as fh:
         data = fh.read()
     return [v for v in values for e in encodings(v) if e in data]
+
+
+def leaked_outside_payload(path, values):
+    """Planted values found outside the image payload tifffile sees (paw's guarantee: tile
+    payload is never inspected, so a file that declares label bytes as a tile keeps them
+    unless verify.full_scan is on)."""
+    with tifffile.TiffFile(path, is_ndpi=path.endswith(".ndpi")) as tf:
+        payload = sorted((int(o), int(n)) for page in tf.pages
+                         for o, n in zip(page.dataoffsets, page.databytecounts) if n)
+    with open(path, "rb") as fh:
+        data = bytearray(fh.read())
+    for offset, count in payload:
+        data[offset:offset + count] = bytes(min(count, max(0, len(data) - offset)))
+    data = bytes(data)
+    return [v for v in values for e in encodings(v) if e in data]

@@ -310,3 +310,25 @@ def test_the_original_name_is_searched_for(lab):
                  extra_tags={305: (2, "scanned as S26-047119 A1 HE")})  # Software is kept
     assert lab.run() == 3
     assert "removed value is still in the file" in lab.rows()[0]["error"]
+
+
+def test_a_slide_that_takes_too_long_is_quarantined(lab, monkeypatch):
+    import time as clock
+    from paw import slide
+    lab.write_config(extra="anonymize: {time_limit_seconds: 0.2}\n")
+    real = slide._anonymize
+
+    def slow(config, stage, record):
+        if "slow" in record["original"]:
+            clock.sleep(5)
+        return real(config, stage, record)
+
+    monkeypatch.setattr(slide, "_anonymize", slow)
+    aperio.write(os.path.join(lab.inbox, "slow.svs"))
+    aperio.write(os.path.join(lab.inbox, "quick.svs"))
+    started = clock.monotonic()
+    assert lab.run() == 3
+    assert clock.monotonic() - started < 4
+    rows = {r["original"]: r for r in lab.rows()}
+    assert rows["slow.svs"]["error"] == "took longer than anonymize.time_limit_seconds (0.2 s)"
+    assert rows["quick.svs"]["status"] == "anonymized"

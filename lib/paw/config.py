@@ -30,7 +30,7 @@ DEFAULTS = {
     "stability": {"min_age_seconds": 120, "unchanged_runs": 2},
     "ignore": DEFAULT_IGNORE,
     "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
-    "anonymize": {"keep_macro": False},
+    "anonymize": {"keep_macro": False, "time_limit_seconds": 600},
     "verify": {"full_scan": False},
     "log": {"file": "", "max_bytes": 10 << 20, "backups": 5},
     "sentry": {"enabled": False, "dsn": "", "monitor_slug": "paw", "schedule": "*/5 * * * *",
@@ -58,6 +58,7 @@ class Config:
     naming_prefix: str
     keep_macro: bool
     full_scan: bool
+    time_limit_seconds: float = 600.0
     log_file: str = ""
     log_max_bytes: int = 10 << 20
     log_backups: int = 5
@@ -198,6 +199,8 @@ def _build(c, shown, base):
         min_age_seconds=float(min_age), unchanged_runs=runs, ignore=list(ignore),
         naming_pattern=pattern, naming_template=template, naming_prefix=prefix,
         keep_macro=_expect(c["anonymize"]["keep_macro"], bool, "anonymize.keep_macro", "true or false"),
+        time_limit_seconds=float(_expect(c["anonymize"]["time_limit_seconds"], (int, float),
+                                         "anonymize.time_limit_seconds", "a number of seconds")),
         full_scan=_expect(c["verify"]["full_scan"], bool, "verify.full_scan", "true or false"),
     )
 

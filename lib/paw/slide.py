@@ -13,10 +13,13 @@ The journal holds the original name and the removed values (verification must se
 after a crash too): the staging folder is private to paw (0700), like the ledger.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -86,7 +89,8 @@ def advance(config, stage, record, ledger):
         _set(stage, record, state="claimed")
     if record["state"] in ("claimed", "applying"):
         try:
-            _anonymize(config, stage, record)
+            with time_limit(config.time_limit_seconds):
+                _anonymize(config, stage, record)
             _set(stage, record, state="delivering", status="anonymized", reason="",
                  destination=config.outbox, names=_output_names(config, record))
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
@@ -106,6 +110,26 @@ def advance(config, stage, record, ledger):
         fsops.remove(stage)
     return Outcome(record["status"], record["original"], record["names"][0], record["reason"],
                    time.monotonic() - began, record.get("size", 0))
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raise Refused if the block runs longer than `seconds` (parsing a hostile file must not
+    hang the run). Uses SIGALRM, so only in the main thread; elsewhere it does nothing."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise Refused(f"took longer than anonymize.time_limit_seconds ({seconds:g} s)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- the steps ----------------------------------------------------------------------------------
