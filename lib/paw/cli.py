@@ -35,6 +35,11 @@ def parser():
     where.add_argument("--in-place", action="store_true", help="change the given files themselves")
     status = sub.add_parser("status", help="what is waiting, recent runs, quarantine")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    ledger = sub.add_parser("ledger", help="the ledger: export it")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    export = ledger_sub.add_parser("export", help="write every row as CSV")
+    export.add_argument("--csv", metavar="FILE", nargs="?", const="-", required=True,
+                        help="to FILE (created 0600), or standard output when FILE is left out")
     sub.add_parser("init", help="create the configured folders (inbox, outbox, quarantine, state)")
     sub.add_parser("demo", help="create the folders, drop a generated sample slide, run until it is done")
     return p
@@ -63,6 +68,9 @@ def main(argv):
         if command == "status":
             from .status import status
             return status(config, args.json)
+        if command == "ledger":
+            from .tools import export_ledger
+            return export_ledger(config, args.csv)
         if command == "init":
             from .tools import init
             return init(config)

@@ -26,7 +26,8 @@ DEFAULTS = {
     "outbox": "outbox",
     "quarantine": "quarantine",
     "state_dir": "state",
-    "ledger": {"csv": "ledger.csv", "sha256": False},
+    "ledger": {"csv": "ledger.csv", "sha256": False,
+               "postgres": {"dsn": "", "claim_timeout_seconds": 3600}},
     "stability": {"min_age_seconds": 120, "unchanged_runs": 2},
     "ignore": DEFAULT_IGNORE,
     "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
@@ -59,6 +60,8 @@ class Config:
     keep_macro: bool
     full_scan: bool
     time_limit_seconds: float = 600.0
+    postgres_dsn: str = ""
+    claim_timeout_seconds: float = 3600.0
     log_file: str = ""
     log_max_bytes: int = 10 << 20
     log_backups: int = 5
@@ -190,8 +193,19 @@ def _build(c, shown, base):
     max_bytes = _expect(log["max_bytes"], int, "log.max_bytes", "a whole number of bytes")
     backups = _expect(log["backups"], int, "log.backups", "a whole number")
     sentry = _sentry(c["sentry"])
+    postgres = c["ledger"]["postgres"]
+    dsn = _expect(postgres["dsn"] or "", str, "ledger.postgres.dsn", "a PostgreSQL connection string")
+    timeout = _expect(postgres["claim_timeout_seconds"], (int, float),
+                      "ledger.postgres.claim_timeout_seconds", "a number of seconds")
+    if dsn:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError("ledger.postgres.dsn is set but psycopg is not installed: "
+                              "pip install -r requirements-postgres.txt") from None
 
     return Config(
+        postgres_dsn=dsn, claim_timeout_seconds=float(timeout),
         log_file=log_file, log_max_bytes=max_bytes, log_backups=backups, sentry=sentry,
         path=shown, base=base, inbox=inbox, outbox=outbox, quarantine=quarantine,
         state_dir=state_dir, ledger_csv=ledger,

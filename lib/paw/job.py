@@ -44,13 +44,23 @@ def run(config, dry_run=False, monitor=None):
 
 def _locked_run(config, dry_run):
     began = time.monotonic()
-    ledger = open_ledger(config)
+    from .ledger_postgres import LedgerUnavailable
+    try:
+        ledger = open_ledger(config)
+    except LedgerUnavailable as exc:  # nothing claimed, nothing moved
+        log.error("%s", exc)
+        return FAILED
+    try:
+        return _with_ledger(config, dry_run, ledger, began)
+    finally:
+        ledger.close()
+
+
+def _with_ledger(config, dry_run, ledger, began):
     outcomes, failures = [], 0
     if not dry_run:
         _remove_partials(config)
-        for job in sorted(os.listdir(config.staging)):
-            from . import slide
-            failures += _guarded(outcomes, slide.resume, config, os.path.join(config.staging, job), ledger)
+        failures += _finish_interrupted(config, ledger, outcomes)
     stability = Stability(config.state_dir)
     units = find_units(config.inbox, config.ignore)
     stable, waiting = stability.observe(units, config.unchanged_runs, config.min_age_seconds)
@@ -76,6 +86,29 @@ def _locked_run(config, dry_run):
     if failures:
         return FAILED
     return QUARANTINED if quarantined else OK
+
+
+def _finish_interrupted(config, ledger, outcomes):
+    """Resume this host's staged jobs, then take over those of hosts that stopped (PostgreSQL)."""
+    from . import slide
+    failures = 0
+    staged = sorted(os.listdir(config.staging))
+    ledger.release_orphans(staged)
+    for job in staged:
+        failures += _guarded(outcomes, slide.resume, config, os.path.join(config.staging, job), ledger)
+    for job, old_stage, stage in ledger.take_over_stale(lambda j: os.path.join(config.staging, j)):
+        log.info("taking over job %s from a host that stopped", job)
+        if not os.path.isdir(old_stage):
+            ledger.release(job)  # it never left the inbox: the next scan claims it afresh
+            continue
+        try:
+            fsops.move(old_stage, stage)
+        except OSError as exc:
+            log.error("cannot take over job %s: %s", job, exc.strerror)
+            failures += 1
+            continue
+        failures += _guarded(outcomes, slide.resume, config, stage, ledger)
+    return failures
 
 
 def _guarded(outcomes, step, *args):

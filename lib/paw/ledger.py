@@ -1,7 +1,9 @@
 """The ledger: one row per slide outcome, mapping pseudonym to original.
 
 It is the re-identification key, so it lives outside the outbox and is created 0600. Backends
-share one small interface (append, has_job, rows); CSV is the default and needs no server.
+share one small interface: append, has_job, rows, and claims (claim, heartbeat, release,
+take_over_stale, release_orphans) that only PostgreSQL needs, because only it lets several
+hosts share an inbox. CSV is the default and needs no server.
 """
 
 import csv
@@ -50,15 +52,48 @@ class CsvLedger:
         if created:
             fsync_dir(os.path.dirname(self.path) or ".")
 
-    def rows(self):
+    def rows(self, last=None):
         if not os.path.exists(self.path):
             return []
         with open(self.path, encoding="utf-8-sig", newline="") as fh:
-            return list(csv.DictReader(fh))
+            rows = list(csv.DictReader(fh))
+        return rows[-last:] if last else rows
 
     def has_job(self, job):
         return any(row.get("job") == job for row in self.rows())
 
+    # One host, one lock: every slide in this inbox is ours. (PostgreSQL shares inboxes.)
+    def claim(self, original, job, stage):
+        return True
+
+    def heartbeat(self, job):
+        return True
+
+    def release(self, job):
+        pass
+
+    def take_over_stale(self, stage_for):
+        return []
+
+    def release_orphans(self, staged_jobs):
+        pass
+
+    def close(self):
+        pass
+
 
 def open_ledger(config):
+    """The configured backend; PostgreSQL raises LedgerUnavailable if it cannot be reached."""
+    if config.postgres_dsn:
+        from .ledger_postgres import PostgresLedger
+        return PostgresLedger(config.postgres_dsn, config.inbox, config.state_dir,
+                              config.claim_timeout_seconds)
     return CsvLedger(config.ledger_csv)
+
+
+def export_csv(ledger, out):
+    """Every row as CSV (formula-safe) to a text stream."""
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in ledger.rows():
+        writer.writerow([csv_safe(row.get(c, "")) for c in COLUMNS])

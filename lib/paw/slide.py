@@ -56,6 +56,8 @@ def start(config, unit, ledger):
         return None
     job = uuid.uuid4().hex[:16]
     stage = os.path.join(config.staging, job)
+    if not ledger.claim(unit.main, job, stage):
+        return None  # another host is on it
     os.makedirs(stage, mode=0o700)
     record = {"job": job, "state": "claiming", "original": unit.main,
               "members": list(unit.members), "started": time.time()}
@@ -76,6 +78,9 @@ def resume(config, stage, ledger):
             os.rmdir(stage)
             return None
         raise
+    if not ledger.heartbeat(record["job"]):
+        log.info("%s was taken over by another host", naming.printable(record["original"]))
+        return None
     log.info("resuming %s, interrupted while %s", naming.printable(record["original"]), record["state"])
     return advance(config, stage, record, ledger)
 
@@ -88,6 +93,7 @@ def advance(config, stage, record, ledger):
             return None
         _set(stage, record, state="claimed")
     if record["state"] in ("claimed", "applying"):
+        ledger.heartbeat(record["job"])  # the claim stays fresh through the long steps
         try:
             with time_limit(config.time_limit_seconds):
                 _anonymize(config, stage, record)
@@ -99,6 +105,7 @@ def advance(config, stage, record, ledger):
             _set(stage, record, state="delivering", status="quarantined", reason=reason,
                  destination=config.quarantine, names=_quarantine_names(config, record))
     if record["state"] == "delivering":
+        ledger.heartbeat(record["job"])
         _deliver(config, stage, record)
         _set(stage, record, state="recording")
     if record["state"] == "recording":
@@ -107,6 +114,7 @@ def advance(config, stage, record, ledger):
             fsops.write_atomic(reason_file, (record["reason"] + "\n").encode("utf-8"), 0o640)
         if not ledger.has_job(record["job"]):
             ledger.append(_row(config, record, time.monotonic() - began))
+        ledger.release(record["job"])
         fsops.remove(stage)
     return Outcome(record["status"], record["original"], record["names"][0], record["reason"],
                    time.monotonic() - began, record.get("size", 0))

@@ -29,8 +29,12 @@ def collect(config):
     staging = os.listdir(config.staging) if os.path.isdir(config.staging) else []
     runs = last_runs(config, 200)
     successes = [r for r in runs if not r["failed"]]
-    outcomes = [{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "error")}
-                for row in open_ledger(config).rows()[-10:]]
+    ledger = open_ledger(config)
+    try:
+        outcomes = [{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "error")}
+                    for row in ledger.rows(last=10)]
+    finally:
+        ledger.close()
     return {
         "inbox": {"slides": len(units), "stable": stable, "waiting": len(units) - stable},
         "staging": len(staging),

@@ -77,3 +77,24 @@ def init(config):
     os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
     print(f"folders ready under {config.base}: inbox, outbox, quarantine, state")
     return 0
+
+
+def export_ledger(config, target):
+    """The ledger, from whichever backend, as CSV: to a private file or to standard output."""
+    from .ledger import export_csv, open_ledger
+    from .ledger_postgres import LedgerUnavailable
+    try:
+        ledger = open_ledger(config)
+    except LedgerUnavailable as exc:
+        print(f"paw: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if target == "-":
+            export_csv(ledger, sys.stdout)
+        else:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with open(fd, "w", encoding="utf-8-sig", newline="") as out:
+                export_csv(ledger, out)
+    finally:
+        ledger.close()
+    return 0

@@ -1,0 +1,124 @@
+"""The PostgreSQL ledger, and claims that let several hosts share one inbox.
+
+Rows have the CSV's columns and the CSV's text, so an export is the same file; `job` is unique
+and inserts do nothing on conflict, so a row replayed after a crash is never duplicated.
+
+A slide is claimed in `paw_claims` before it leaves the inbox: the first host to insert the
+(inbox, original) row owns it. The claim names the staging folder the slide goes to and is
+refreshed at every step (heartbeat); a claim not refreshed for `claim_timeout_seconds` belongs
+to a host that died, and another host takes it over: it moves that staging folder into its own
+and resumes the journal. Staging therefore has to be on storage every host sees.
+"""
+
+import os
+import socket
+
+from .ledger import COLUMNS, csv_safe
+
+SCHEMA_VERSION = 1
+MIGRATIONS = {
+    1: [
+        f"CREATE TABLE paw_ledger (id bigserial PRIMARY KEY, "
+        f"{', '.join(c + ' text' for c in COLUMNS if c != 'job')}, job text NOT NULL UNIQUE)",
+        "CREATE TABLE paw_claims (inbox text NOT NULL, original text NOT NULL, job text NOT NULL,"
+        " host text NOT NULL, stage text NOT NULL, heartbeat timestamptz NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (inbox, original))",
+    ],
+}
+
+
+class LedgerUnavailable(Exception):
+    """The database cannot be reached or used; the message is one line without the password."""
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+class PostgresLedger:
+    def __init__(self, dsn, inbox, state_dir, claim_timeout):
+        import psycopg
+
+        self.inbox = inbox
+        self.host = f"{socket.gethostname()}:{os.path.abspath(state_dir)}"
+        self.timeout = claim_timeout
+        try:
+            self.db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            self._migrate()
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"ledger database unreachable: {_one_line(exc)}") from None
+
+    def _migrate(self):
+        with self.db.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtext('paw-ledger-schema'))")
+            self.db.execute("CREATE TABLE IF NOT EXISTS paw_schema (version integer NOT NULL)")
+            row = self.db.execute("SELECT max(version) FROM paw_schema").fetchone()
+            current = row[0] or 0
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                self.db.execute("INSERT INTO paw_schema (version) VALUES (%s)", (version,))
+
+    # --- the ledger interface -------------------------------------------------------------------
+
+    def append(self, row):
+        columns = ", ".join(COLUMNS)
+        values = [csv_safe(row.get(c, "")) for c in COLUMNS]
+        self.db.execute(f"INSERT INTO paw_ledger ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+                        " ON CONFLICT (job) DO NOTHING", values)
+
+    def has_job(self, job):
+        return self.db.execute("SELECT 1 FROM paw_ledger WHERE job = %s", (job,)).fetchone() is not None
+
+    def rows(self, last=None):
+        columns = ", ".join(COLUMNS)
+        if last:
+            query = (f"SELECT {columns} FROM (SELECT id, {columns} FROM paw_ledger ORDER BY id DESC"
+                     " LIMIT %s) AS recent ORDER BY id")
+            return [dict(zip(COLUMNS, r)) for r in self.db.execute(query, (last,)).fetchall()]
+        query = f"SELECT {columns} FROM paw_ledger ORDER BY id"
+        return [dict(zip(COLUMNS, r)) for r in self.db.execute(query).fetchall()]
+
+    # --- claims ---------------------------------------------------------------------------------
+
+    def claim(self, original, job, stage):
+        """True if this host now owns the slide (nobody had claimed it)."""
+        row = self.db.execute(
+            "INSERT INTO paw_claims (inbox, original, job, host, stage) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING job", (self.inbox, original, job, self.host, stage)).fetchone()
+        return row is not None
+
+    def heartbeat(self, job):
+        """Refresh this host's claim; False if another host has taken the slide over."""
+        cursor = self.db.execute("UPDATE paw_claims SET heartbeat = now() WHERE job = %s AND host = %s",
+                                 (job, self.host))
+        return cursor.rowcount == 1
+
+    def release(self, job):
+        self.db.execute("DELETE FROM paw_claims WHERE job = %s", (job,))
+
+    def take_over_stale(self, stage_for):
+        """Claims whose host stopped refreshing them, now ours: [(job, old stage, new stage)]."""
+        rows = self.db.execute(
+            "SELECT job, stage FROM paw_claims WHERE inbox = %s AND host <> %s"
+            " AND heartbeat < now() - make_interval(secs => %s)",
+            (self.inbox, self.host, self.timeout)).fetchall()
+        taken = []
+        for job, old_stage in rows:
+            new_stage = stage_for(job)
+            cursor = self.db.execute(
+                "UPDATE paw_claims SET host = %s, stage = %s, heartbeat = now() WHERE job = %s"
+                " AND heartbeat < now() - make_interval(secs => %s)",
+                (self.host, new_stage, job, self.timeout))
+            if cursor.rowcount == 1:
+                taken.append((job, old_stage, new_stage))
+        return taken
+
+    def release_orphans(self, staged_jobs):
+        """Drop this host's claims for slides that never reached its staging (crash between the
+        claim and the move): the slide is still in the inbox and will be claimed afresh."""
+        self.db.execute("DELETE FROM paw_claims WHERE inbox = %s AND host = %s AND NOT (job = ANY(%s))",
+                        (self.inbox, self.host, list(staged_jobs)))
+
+    def close(self):
+        self.db.close()

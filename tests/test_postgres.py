@@ -1,0 +1,167 @@
+"""The PostgreSQL ledger against a real server (`.ci/run` installs and starts Debian's).
+
+PAW_TEST_POSTGRES is an admin connection string; each test gets a database of its own.
+PAW_TEST_POSTGRES_CLUSTER ("15 main") lets a test stop and start the server.
+"""
+
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from checks import leaked
+from conftest import ROOT, Lab
+from paw.synth import aperio
+
+ADMIN = os.environ.get("PAW_TEST_POSTGRES")
+if not ADMIN:
+    if os.environ.get("CI"):
+        raise RuntimeError("PAW_TEST_POSTGRES is not set: .ci/run must start PostgreSQL")
+    pytest.skip("no PostgreSQL for tests (set PAW_TEST_POSTGRES)", allow_module_level=True)
+
+psycopg = pytest.importorskip("psycopg")
+VOLATILE = ("id", "time_utc", "job", "output", "seconds")  # differ between any two runs
+
+
+@pytest.fixture
+def database():
+    name = f"paw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def pg_lab(base, dsn, timeout=3600, state="state"):
+    """A host: its own config and state dir; hosts made on one `base` share inbox and outbox."""
+    lab = Lab(base)
+    lab.config = os.path.join(str(base), f"{state}.yaml")
+    lab.state = os.path.join(str(base), state)
+    lab.write_config(extra=f"state_dir: {state}\nledger:\n  postgres: {{dsn: '{dsn}', "
+                           f"claim_timeout_seconds: {timeout}}}\n")
+    return lab
+
+
+def ledger_rows(dsn):
+    with psycopg.connect(dsn) as db:
+        columns = [c.name for c in db.execute("SELECT * FROM paw_ledger LIMIT 0").description]
+        return [dict(zip(columns, r)) for r in db.execute("SELECT * FROM paw_ledger ORDER BY id")]
+
+
+def test_schema_is_created_on_first_use(tmp_path, database):
+    lab = pg_lab(tmp_path, database)
+    assert lab.run() == 0
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT max(version) FROM paw_schema").fetchone() == (1,)
+        tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert {"paw_schema", "paw_ledger", "paw_claims"} <= tables
+    assert lab.run() == 0  # and a second start migrates nothing
+
+
+def test_rows_are_the_csv_backends_rows(tmp_path, database):
+    def inbox(lab):
+        aperio.write(os.path.join(lab.inbox, "=S26-1 A1 HE.svs"))
+        with open(os.path.join(lab.inbox, "broken.svs"), "wb") as fh:
+            fh.write(b"junk")
+
+    csv_lab = Lab(tmp_path / "csv")
+    inbox(csv_lab)
+    pg = pg_lab(tmp_path / "pg", database)
+    inbox(pg)
+    assert csv_lab.run() == 3 and pg.run() == 3
+    strip = lambda rows: sorted([{k: v for k, v in r.items() if k not in VOLATILE} for r in rows],  # noqa: E731
+                                key=lambda r: r["original"])
+    assert strip(csv_lab.rows()) == strip(ledger_rows(database))
+    exported = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", pg.config,
+                               "ledger", "export", "--csv"], capture_output=True, text=True, check=True)
+    assert strip(csv.DictReader(io.StringIO(exported.stdout))) == strip(csv_lab.rows())
+
+
+def test_four_hosts_one_inbox_each_slide_exactly_once(tmp_path, database):
+    labs = [pg_lab(tmp_path, database, state=f"state-{i}") for i in range(4)]
+    template = os.path.join(tmp_path, "template.svs")
+    planted = aperio.write(template, 512, 512)
+    for i in range(200):
+        shutil.copyfile(template, os.path.join(labs[0].inbox, f"S26-{i:04} A1 HE.svs"))
+    runs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config],
+                             stderr=subprocess.PIPE, text=True) for lab in labs]
+    logs = [p.communicate(timeout=300)[1] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0, 0, 0], logs
+    worked = [log.count(" anonymized S26-") for log in logs]
+    assert sum(worked) == 200 and sum(1 for n in worked if n) >= 2, worked  # really concurrent
+    outbox = labs[0].outbox_files()
+    assert len(outbox) == 200 and os.listdir(labs[0].inbox) == []
+    rows = ledger_rows(database)
+    assert sorted(r["original"] for r in rows) == sorted(f"S26-{i:04} A1 HE.svs" for i in range(200))
+    assert sorted(r["output"] for r in rows) == sorted(outbox)
+    assert not any(leaked(os.path.join(labs[0].outbox, n), planted) for n in outbox[:20])
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM paw_claims").fetchone() == (0,)
+
+
+def test_a_host_killed_mid_slide_is_taken_over_after_the_timeout(tmp_path, database):
+    dead = pg_lab(tmp_path, database, timeout=3, state="state-dead")
+    alive = pg_lab(tmp_path, database, timeout=3, state="state-alive")
+    planted = aperio.write(os.path.join(dead.inbox, "S26-9 A1 HE.svs"))
+    env = dict(os.environ, PAW_CRASH_POINT="after-apply")
+    crashed = dead.run_subprocess(env=env, wrapper=os.path.join(ROOT, "tests", "crashrun.py"))
+    assert crashed.returncode == -signal.SIGKILL
+    assert alive.run() == 0 and alive.outbox_files() == []   # the claim is still fresh
+    time.sleep(3.5)
+    assert alive.run() == 0
+    [output] = alive.outbox_files()
+    assert leaked(os.path.join(alive.outbox, output), planted) == []
+    assert [r["original"] for r in ledger_rows(database)] == ["S26-9 A1 HE.svs"]
+    assert os.listdir(os.path.join(tmp_path, "state-dead", "staging")) == []
+    assert dead.run() == 0 and len(ledger_rows(database)) == 1  # the dead host, back: nothing to do
+
+
+def test_database_down_at_start_claims_and_moves_nothing(tmp_path):
+    lab = pg_lab(tmp_path, "postgresql://postgres:wrong@127.0.0.1:1/none")
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    result = lab.run_subprocess()
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "ledger database unreachable" in result.stderr
+    assert os.listdir(lab.inbox) == ["x.svs"] and lab.staging() == []
+
+
+def test_database_stopped_mid_run_loses_and_duplicates_nothing(tmp_path, database):
+    cluster = os.environ.get("PAW_TEST_POSTGRES_CLUSTER")
+    if not cluster:
+        pytest.skip("PAW_TEST_POSTGRES_CLUSTER not set: cannot stop the server")
+    lab = pg_lab(tmp_path, database)
+    for i in range(3):
+        aperio.write(os.path.join(lab.inbox, f"S26-{i} A1 HE.svs"))
+    stop = ["pg_ctlcluster", *cluster.split(), "stop", "-m", "immediate"]
+    start = ["pg_ctlcluster", *cluster.split(), "start"]
+    # The server goes down while the first slide is being delivered.
+    code = (f"import subprocess, sys; sys.path.insert(0, {os.path.join(ROOT, 'lib')!r}); "
+            "from paw import slide; real = slide._deliver\n"
+            "def deliver(*a):\n"
+            f"    subprocess.run({stop!r}, check=True); slide._deliver = real; return real(*a)\n"
+            "slide._deliver = deliver\n"
+            f"from paw.cli import main; sys.exit(main(['--config', {lab.config!r}]))")
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    finally:
+        subprocess.run(start, check=True)
+    assert result.returncode == 1, result.stderr
+    assert len(lab.outbox_files()) == 1 and len(lab.staging()) == 1  # delivered, row pending
+    for _ in range(50):
+        try:
+            psycopg.connect(database).close()
+            break
+        except psycopg.OperationalError:
+            time.sleep(0.2)
+    assert lab.run() == 0
+    rows = ledger_rows(database)
+    assert sorted(r["original"] for r in rows) == [f"S26-{i} A1 HE.svs" for i in range(3)]
+    assert len(lab.outbox_files()) == 3 and lab.staging() == [] and os.listdir(lab.inbox) == []
