@@ -58,3 +58,14 @@ def test_kill_9_across_file_systems(lab, point, nth):
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert recovered.returncode in (0, 3), recovered.stderr
     assert_recovered(lab, planted)
+
+
+def test_killed_before_the_first_journal_write(lab):
+    """Found by the random-kill suite: a staging folder holding only job.json.tmp."""
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    stage = os.path.join(lab.state, "staging", "0123456789abcdef")
+    os.makedirs(stage)
+    with open(os.path.join(stage, "job.json.tmp"), "w") as fh:
+        fh.write('{"job": "0123')
+    assert lab.run() == 0
+    assert len(lab.outbox_files()) == 1 and lab.staging() == [] and len(lab.rows()) == 1

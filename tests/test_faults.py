@@ -200,3 +200,13 @@ def test_fuzz_figures():
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _report("fuzz", dict(FUZZ_STATS, peak_rss_mb=round(peak_mb)))
     assert peak_mb < 1024
+
+
+def test_a_file_the_independent_reader_cannot_read_is_refused(tmp_path):
+    """Found by the fuzzer: a huge count paw's parser accepts but tifffile drops the tag for."""
+    data, planted, extension = template("leica", tmp_path)
+    path = str(tmp_path / f"case{extension}")
+    with open(path, "wb") as fh:
+        fh.write(mutate(data, "huge-count", random.Random(68384)))
+    with pytest.raises(VerificationFailed, match="tifffile sees"):
+        process(path)

@@ -67,17 +67,17 @@ def start(config, unit, ledger):
 
 def resume(config, stage, ledger):
     """Finish a job a previous run left in staging; None if there was nothing to finish."""
-    for name in os.listdir(stage):
-        if name.startswith(fsops.PARTIAL_PREFIX):
+    for name in os.listdir(stage):  # copies and journal writes cut short
+        if name.startswith(fsops.PARTIAL_PREFIX) or name == JOURNAL + ".tmp":
             fsops.remove(os.path.join(stage, name))
     try:
         with open(os.path.join(stage, JOURNAL), encoding="utf-8") as fh:
             record = json.load(fh)
     except FileNotFoundError:
-        if not os.listdir(stage):
-            os.rmdir(stage)
-            return None
-        raise
+        if os.listdir(stage):  # cannot happen: members move only after the journal exists
+            raise Refused(f"staging folder {stage} has files but no journal; check it by hand")
+        os.rmdir(stage)  # killed before the first journal write: the slide never left the inbox
+        return None
     if not ledger.heartbeat(record["job"]):
         log.info("%s was taken over by another host", naming.printable(record["original"]))
         return None

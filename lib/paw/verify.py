@@ -34,16 +34,22 @@ class VerificationFailed(Exception):
 def verify(path, module, plan, options, extra_values=()):
     import tifffile
 
-    with tifffile.TiffFile(path, is_ndpi=module.NAME == "ndpi") as tf:
-        problems = module.check(tf, options)
-        allowed = module.ALLOWED_TAGS
-        payload = []
-        for i, page in enumerate(tf.pages):
-            for tag in page.tags:
-                if tag.code not in allowed:
-                    problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
-            payload.append(_payload(tf, page))
-        structure, layout = _structure(tf)
+    try:
+        with tifffile.TiffFile(path, is_ndpi=module.NAME == "ndpi") as tf:
+            problems = module.check(tf, options)
+            allowed = module.ALLOWED_TAGS
+            payload = []
+            for i, page in enumerate(tf.pages):
+                for tag in page.tags:
+                    if tag.code not in allowed:
+                        problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
+                payload.append(_payload(tf, page, i))
+            structure, layout = _structure(tf)
+    except VerificationFailed:
+        raise
+    except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
+        reason = " ".join(str(exc).split())[:160]
+        raise VerificationFailed(f"the independent reader cannot read the result ({type(exc).__name__}: {reason})") from None
     expected = ranges.merge(plan.kept_data, plan.blanked)
     if not np.array_equal(ranges.merge(*payload), expected):
         problems.append("kept image data is not where it was")
@@ -60,13 +66,16 @@ def verify(path, module, plan, options, extra_values=()):
         raise VerificationFailed(f"a removed value is still in the file at byte {hit}")
 
 
-def _payload(tf, page):
+def _payload(tf, page, index):
     """(offset, length) of a page's strips or tiles as stored in the file.
 
     tifffile shows an NDPI strip that has MCU starts (65426) as virtual tiles after the strip's
     JPEG header; the stored strip starts McuStarts[0] bytes before the first of them.
     """
     offsets, counts = page.dataoffsets, page.databytecounts
+    if len(offsets) != len(counts):
+        raise VerificationFailed(f"directory {index}: tifffile sees {len(offsets)} image data "
+                                 f"offsets but {len(counts)} byte counts")
     if tf.is_ndpi and 65426 in page.tags and len(offsets):
         start = int(offsets[0]) - int(page.tags[65426].value[0])
         return [(start, int(offsets[-1]) + int(counts[-1]) - start)]
