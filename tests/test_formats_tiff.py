@@ -340,3 +340,28 @@ def test_non_ascii_text_that_is_kept_survives_byte_for_byte(tmp_path):
     anonymize(path)
     with open(path, "rb") as fh:
         assert b"Left = 2\xb5.691574" in fh.read()
+
+
+def test_isyntax_synthetic(tmp_path):
+    from paw.synth import isyntax
+    path = str(tmp_path / "slide.isyntax")
+    planted = isyntax.write(path)
+    with open(path, "rb") as fh:
+        before = fh.read()
+    end = before.index(b"\r\n\x04")
+    module, plan, found = anonymize(path)
+    with open(path, "rb") as fh:
+        after = fh.read()
+    assert module.NAME == "isyntax" and len(after) == len(before)
+    assert after[end:] == before[end:]  # the marker and the binary data did not move
+    assert leaked(path, planted) == []
+    assert b"UFS_IMAGE_BLOCK_HEADER_TABLE" in after and b"AAECAwQFBgcICQ==" in after  # codec kept
+
+
+def test_isyntax_without_end_of_text_is_refused(tmp_path):
+    from paw.synth import isyntax
+    path = tmp_path / "slide.isyntax"
+    isyntax.write(str(path))
+    path.write_bytes(path.read_bytes().replace(b"\r\n\x04", b"\r\n\x05"))
+    with pytest.raises(Unsupported, match="end-of-text"):
+        prepare(str(path), OPTIONS)

@@ -332,3 +332,12 @@ def test_a_slide_that_takes_too_long_is_quarantined(lab, monkeypatch):
     rows = {r["original"]: r for r in lab.rows()}
     assert rows["slow.svs"]["error"] == "took longer than anonymize.time_limit_seconds (0.2 s)"
     assert rows["quick.svs"]["status"] == "anonymized"
+
+
+def test_isyntax_through_the_job(lab):
+    from paw.synth import isyntax
+    planted = isyntax.write(os.path.join(lab.inbox, "S26-5 A1 HE.isyntax"))
+    assert lab.run() == 0
+    [output] = lab.outbox_files()
+    assert output.endswith(".isyntax") and leaked(os.path.join(lab.outbox, output), planted) == []
+    assert lab.rows()[0]["format"] == "isyntax"

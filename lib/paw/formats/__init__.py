@@ -5,12 +5,14 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic, leica, ndpi, philips, ventana
+from . import aperio, generic, isyntax, leica, ndpi, philips, ventana
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
 SUPPORTED = (ndpi, aperio, leica, philips, ventana, generic)
-BY_NAME = {m.NAME: m for m in SUPPORTED}
+# Formats that are not TIFF: recognised by their first bytes, with their own prepare/check_file.
+OTHER = (isyntax,)
+BY_NAME = {m.NAME: m for m in SUPPORTED + OTHER}
 
 
 class Unsupported(Exception):
@@ -39,8 +41,6 @@ def sniff_other(path):
         head = fh.read(256)
     if head[128:132] == b"DICM":
         return "DICOM"
-    if head.lstrip().startswith(b"<DataObject"):
-        return "Philips iSyntax"
     return None
 
 
@@ -56,6 +56,13 @@ def identify(tiff):
 
 def prepare(path, options):
     """Parse without writing: the format module, the edit plan, and the image roles found."""
+    for module in OTHER:
+        if module.detect(path):
+            try:
+                plan, found = module.prepare(path, options)
+            except TiffError as exc:
+                raise Unsupported(f"cannot parse: {exc}") from None
+            return module, plan, found
     try:
         with open(path, "rb") as fh:
             tiff = Tiff(fh)

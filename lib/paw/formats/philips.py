@@ -59,8 +59,13 @@ def _image_type(data_object):
     return None
 
 
-def scrub_xml(text, keep_macro):
-    """The new XML, the removed values and the names of what was removed."""
+def kept(name):
+    return name in KEEP
+
+
+def scrub_xml(text, keep_macro, keep=kept):
+    """The new XML, the removed values and the names of what was removed; `keep(name)` says
+    which Attribute names keep their value (iSyntax keeps more: its codec tables)."""
     root = xmltext.parse(text, "Philips description")
     if root.tag != "DataObject" or root.get("ObjectType") != "DPUfsImport":
         raise TiffError("Philips description is not a DPUfsImport DataObject")
@@ -74,7 +79,7 @@ def scrub_xml(text, keep_macro):
     for attribute in root.iter("Attribute"):
         name = attribute.get("Name", "")
         value = (attribute.text or "").strip()
-        if len(attribute) or name in KEEP or not value:
+        if len(attribute) or keep(name) or not value:
             continue
         removed.append(value.replace("&quot;", '"'))
         removed.extend(part for part in value.split('"') if len(part) >= 4)
@@ -126,7 +131,7 @@ def check(tf, options):
         if kind in ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
             problems.append(f"{kind} is still in the XML")
     for attribute in root.iter("Attribute"):
-        if not len(attribute) and attribute.get("Name") not in KEEP and (attribute.text or "").strip():
+        if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
             problems.append(f"{attribute.get('Name')} still has a value")
     for i, page in enumerate(pages[1:], 1):
         if page.description.startswith(("Label", "Macro")) and not (

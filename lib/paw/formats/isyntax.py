@@ -1,0 +1,72 @@
+"""Philips iSyntax: a DPUfsImport XML header ended by `\\r\\n\\x04`, then the wavelet-coded image.
+
+There is no public iSyntax reader in OpenSlide; the layout is Philips' (the header is the same
+DataObject XML as in Philips TIFF, and the readers published for iSyntax locate the binary part
+by the end-of-text byte 0x04 after the header). The header carries the same identifying
+attributes as Philips TIFF, the base64 LABELIMAGE/MACROIMAGE JPEGs, and the codec's own tables
+(`UFS_*` block headers, `DP_*` colour and wavelet settings) that a reader needs.
+
+What paw does: the header is scrubbed like Philips TIFF's XML (attributes outside the allow-list
+emptied, LABELIMAGE/MACROIMAGE removed), keeping in addition every `UFS_*` and `DP_*` attribute
+(codec structure); the new header is padded with XML whitespace to exactly the old length, so
+`\\r\\n\\x04` and the binary data stay where they were. The binary part is never read or written.
+A file without the end-of-text byte within the first 256 MiB is refused.
+"""
+
+from . import philips, xmltext
+from .tiff import Plan, TiffError
+
+NAME = "isyntax"
+TITLE = "Philips iSyntax"
+END = b"\r\n\x04"
+MAX_HEADER = 256 << 20
+
+
+def detect(path):
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    return head[:2] not in (b"II", b"MM") and b"<DataObject" in head and b"DPUfsImport" in head
+
+
+def kept(name):
+    return philips.kept(name) or name.startswith(("UFS_", "DP_"))
+
+
+def _header(path):
+    """(header text, offset of the end-of-text marker, file size)."""
+    with open(path, "rb") as fh:
+        head = fh.read(MAX_HEADER)
+        fh.seek(0, 2)
+        size = fh.tell()
+    end = head.find(END)
+    if end < 0:
+        raise TiffError("iSyntax header has no end-of-text marker (\\r\\n\\x04)")
+    return head[:end].decode("latin-1"), end, size
+
+
+def prepare(path, options):
+    text, end, size = _header(path)
+    new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
+    data = new.encode("latin-1", "xmlcharrefreplace")
+    if len(data) > end:
+        raise TiffError("scrubbed iSyntax header would be longer than the original")
+    plan = Plan(writes=[(0, data + b" " * (end - len(data)))], removed=removed, actions=names,
+                kept_data=[[end, size - end]] if size > end else [])
+    return plan, {"header": 1}
+
+
+def check_file(path, plan, options):
+    """Independent re-read: the marker where it was, the XML parses and holds nothing to remove."""
+    text, end, size = _header(path)
+    if [end, size - end] != list(plan.kept_data[0]) if plan.kept_data else end != size:
+        return ["the iSyntax binary data is not where it was"]
+    root = xmltext.parse(text, "iSyntax header")
+    problems = []
+    for data_object in root.iter("DataObject"):
+        kind = philips._image_type(data_object)
+        if kind in philips.ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
+            problems.append(f"{kind} is still in the header")
+    for attribute in root.iter("Attribute"):
+        if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
+            problems.append(f"{attribute.get('Name')} still has a value")
+    return problems
