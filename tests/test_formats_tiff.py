@@ -365,3 +365,56 @@ def test_isyntax_without_end_of_text_is_refused(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"\r\n\x04", b"\r\n\x05"))
     with pytest.raises(Unsupported, match="end-of-text"):
         prepare(str(path), OPTIONS)
+
+
+def _mrxs(tmp_path, **kwargs):
+    from paw.synth import mrxs
+    path = str(tmp_path / "S26 slide.mrxs")
+    return path, mrxs.write(path, **kwargs)
+
+
+def _unit_leaks(path, planted):
+    folder = path[:-5]
+    return [n for n in [path] + [os.path.join(folder, f) for f in os.listdir(folder)]
+            if leaked(n, planted)]
+
+
+def test_mrxs_synthetic(tmp_path):
+    path, planted = _mrxs(tmp_path)
+    vendor, images, region = openslide_view(path)
+    assert (vendor, images) == ("mirax", ["label", "macro", "thumbnail"])
+    module, plan, found = anonymize(path)
+    assert module.NAME == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
+    assert _unit_leaks(path, planted) == []
+    assert openslide_view(path) == ("mirax", [], region)
+    with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
+        text = fh.read()
+    assert text.startswith(b"\xef\xbb\xbf[GENERAL]\r\n") and b"\n" not in text.replace(b"\r\n", b"")
+
+
+def test_mrxs_utf16_slidedat(tmp_path):
+    path, planted = _mrxs(tmp_path, encoding="utf-16")
+    anonymize(path)
+    assert _unit_leaks(path, planted) == []
+    with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
+        text = fh.read().decode("utf-16")
+    assert "IMAGENUMBER_X=2\r\n" in text and "SLIDE_NAME=\r\n" in text
+
+
+def test_mrxs_keep_macro(tmp_path):
+    path, _ = _mrxs(tmp_path)
+    anonymize(path, SimpleNamespace(keep_macro=True, full_scan=True))
+    assert openslide_view(path)[1] == ["macro"]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda folder: os.remove(os.path.join(folder, "Data0000.dat")), "missing"),
+    (lambda folder: open(os.path.join(folder, "Slidedat.ini"), "wb").write(os.urandom(300)),
+     "Slidedat.ini"),
+    (lambda folder: open(os.path.join(folder, "Index.dat"), "r+b").truncate(50), "Index.dat"),
+])
+def test_damaged_mrxs_is_refused(tmp_path, damage, reason):
+    path, _ = _mrxs(tmp_path)
+    damage(path[:-5])
+    with pytest.raises(Unsupported, match=reason):
+        prepare(path, OPTIONS)

@@ -81,7 +81,7 @@ def test_directory_loop_is_quarantined(lab):
     assert "loops" in lab.rows()[0]["error"]
 
 
-def test_unsupported_vendor_and_mrxs_bundle_are_quarantined(lab):
+def test_damaged_mrxs_bundle_is_quarantined_as_a_unit(lab):
     with open(os.path.join(lab.inbox, "slide.mrxs"), "w") as fh:
         fh.write("[GENERAL]\n")
     os.makedirs(os.path.join(lab.inbox, "slide"))
@@ -89,8 +89,21 @@ def test_unsupported_vendor_and_mrxs_bundle_are_quarantined(lab):
         fh.write("[GENERAL]\nSLIDE_ID=x\n")
     assert lab.run() == 3
     assert lab.quarantined() == ["slide", "slide.mrxs"]
-    assert lab.rows()[0]["error"] == "format not supported yet: 3DHistech MRXS"
+    assert lab.rows()[0]["error"].startswith("cannot parse: Slidedat.ini")
     assert os.listdir(lab.inbox) == []
+
+
+def test_mrxs_through_the_job_both_members_take_the_pseudonym(lab):
+    from paw.synth import mrxs
+    planted = mrxs.write(os.path.join(lab.inbox, "S26-6 A1 HE.mrxs"))
+    assert lab.run() == 0, lab.rows()
+    names = lab.outbox_files()
+    assert len(names) == 2 and names[1] == names[0] + ".mrxs"
+    assert openslide_view(os.path.join(lab.outbox, names[1]))[:2] == ("mirax", [])
+    for root, _, files in os.walk(lab.outbox):
+        for name in files:
+            assert leaked(os.path.join(root, name), planted) == [], name
+    assert lab.rows()[0]["format"] == "mrxs" and os.listdir(lab.inbox) == []
 
 
 def test_generic_tiff_in_subfolder(lab):

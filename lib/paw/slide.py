@@ -169,11 +169,13 @@ def _anonymize(config, stage, record):
     info = os.lstat(path)
     if info.st_nlink > 1:
         raise Refused("hard-linked file refused: editing it would also change its other names")
-    record["size"] = info.st_size
+    record["size"] = info.st_size + sum(_folder_size(os.path.join(stage, os.path.basename(m)))
+                                        for m in record["members"][1:])
     if record["state"] == "claimed":
         module, plan, found = prepare(path, config)
         _set(stage, record, state="applying", format=module.NAME, plan=plan.to_json(), found=found)
-    module, plan = BY_NAME[record["format"]], Plan.from_json(record["plan"])
+    module = BY_NAME[record["format"]]
+    plan = getattr(module, "PLAN", Plan).from_json(record["plan"])
     plan.apply(path)
     stem = fsops.split_ext(os.path.basename(record["original"]))[0]
     verify(path, module, plan, config, extra_values=name_values(stem))
@@ -182,10 +184,14 @@ def _anonymize(config, stage, record):
 
 
 def _output_names(config, record):
+    """The pseudonym for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
     extension = fsops.split_ext(os.path.basename(record["original"]))[1]
-    pseudonym = naming.new_pseudonym(config.naming_prefix)
-    name = naming.render(config.naming_template, pseudonym, record.get("kept", {}), extension)
-    return [fsops.free_name(config.outbox, name)]
+    while True:
+        pseudonym = naming.new_pseudonym(config.naming_prefix)
+        name = naming.render(config.naming_template, pseudonym, record.get("kept", {}), extension)
+        names = [name] + [fsops.split_ext(name)[0] for _ in record["members"][1:]]
+        if not any(os.path.lexists(os.path.join(config.outbox, n)) for n in names):
+            return names
 
 
 def _quarantine_names(config, record):
@@ -204,8 +210,7 @@ def _suffixed(name, suffix):
 
 
 def _deliver(config, stage, record):
-    members = record["members"] if record["status"] == "quarantined" else [record["original"]]
-    for i, member in enumerate(members):
+    for i, member in enumerate(record["members"]):
         source = os.path.join(stage, os.path.basename(member))
         target = os.path.join(record["destination"], record["names"][i])
         if not os.path.lexists(source):
@@ -224,16 +229,24 @@ def _deliver(config, stage, record):
             _inherit_group(target, record["destination"])
 
 
+def _folder_size(path):
+    return sum(os.lstat(os.path.join(root, f)).st_size for root, _, files in os.walk(path) for f in files)
+
+
 def _inherit_group(path, folder):
     """In a setgid outbox new files get the share's group; a moved file keeps its old one, so
     paw sets it the same way (researchers read the outbox through that group). paw never
     changes the folder itself."""
     info = os.stat(folder)
-    if info.st_mode & 0o2000 and os.lstat(path).st_gid != info.st_gid:
-        try:
-            os.chown(path, -1, info.st_gid, follow_symlinks=False)
-        except OSError as exc:
-            log.warning("could not give %s the outbox's group: %s", os.path.basename(path), exc.strerror)
+    if not info.st_mode & 0o2000:
+        return
+    paths = [path] + [os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
+    for each in paths:
+        if os.lstat(each).st_gid != info.st_gid:
+            try:
+                os.chown(each, -1, info.st_gid, follow_symlinks=False)
+            except OSError as exc:
+                log.warning("could not give %s the outbox's group: %s", os.path.basename(each), exc.strerror)
 
 
 def _row(config, record, seconds):
@@ -247,7 +260,7 @@ def _row(config, record, seconds):
         "output": record["names"][0],
         "format": record.get("format", ""),
         "kept": "; ".join(f"{k}={v}" for k, v in record.get("kept", {}).items()),
-        "removed": "; ".join(Plan.from_json(record["plan"]).actions) if "plan" in record else "",
+        "removed": "; ".join(dict.fromkeys(record["plan"]["actions"])) if "plan" in record else "",
         "bytes": record.get("size", ""), "seconds": f"{seconds:.3f}",
         "error": record["reason"], "sha256": digest,
     }

@@ -36,7 +36,8 @@ def verify(path, module, plan, options, extra_values=()):
         problems = module.check_file(path, plan, options)
         if problems:
             raise VerificationFailed(problems[0])
-        _search(path, plan, options, extra_values, ranges.merge(plan.kept_data))
+        for searched, skip in module.searched_files(path, plan):
+            _search(searched, plan, options, extra_values, skip)
         return
     import tifffile
 

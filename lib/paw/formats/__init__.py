@@ -5,13 +5,13 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic, isyntax, leica, ndpi, philips, ventana
+from . import aperio, generic, isyntax, leica, mrxs, ndpi, philips, ventana
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
 SUPPORTED = (ndpi, aperio, leica, philips, ventana, generic)
 # Formats that are not TIFF: recognised by their first bytes, with their own prepare/check_file.
-OTHER = (isyntax,)
+OTHER = (mrxs, isyntax)
 BY_NAME = {m.NAME: m for m in SUPPORTED + OTHER}
 
 
@@ -36,7 +36,7 @@ def _recognised_but_unsupported(tiff):
 def sniff_other(path):
     """Non-TIFF slide formats paw recognises (MIRAX, like OpenSlide, by its extension)."""
     if path.lower().endswith(".mrxs"):
-        return "3DHistech MRXS"
+        return "3DHistech MRXS without its data folder"
     with open(path, "rb") as fh:
         head = fh.read(256)
     if head[128:132] == b"DICM":

@@ -70,3 +70,8 @@ def check_file(path, plan, options):
         if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
             problems.append(f"{attribute.get('Name')} still has a value")
     return problems
+
+
+def searched_files(path, plan):
+    from .. import ranges
+    yield path, ranges.merge(plan.kept_data)
