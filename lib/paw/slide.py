@@ -184,14 +184,19 @@ def _anonymize(config, stage, record):
 
 
 def _output_names(config, record):
-    """The pseudonym for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
+    """The pseudonym for every member (`P.mrxs` and its folder `P`, or just `P.svs`), with one
+    shared `-2`, `-3` ... suffix if a name is taken: paw never overwrites."""
     extension = fsops.split_ext(os.path.basename(record["original"]))[1]
-    while True:
-        pseudonym = naming.new_pseudonym(config.naming_prefix)
-        name = naming.render(config.naming_template, pseudonym, record.get("kept", {}), extension)
-        names = [name] + [fsops.split_ext(name)[0] for _ in record["members"][1:]]
-        if not any(os.path.lexists(os.path.join(config.outbox, n)) for n in names):
-            return names
+    pseudonym = naming.new_pseudonym(config.naming_prefix)
+    stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.get("kept", {}),
+                                         extension))[0]
+    extra = len(record["members"]) - 1
+    suffix, n = "", 1
+    while any(os.path.lexists(os.path.join(config.outbox, x))
+              for x in [stem + suffix + extension.lower()] + [stem + suffix] * extra):
+        n += 1
+        suffix = f"-{n}"
+    return [stem + suffix + extension.lower()] + [stem + suffix] * extra
 
 
 def _quarantine_names(config, record):
