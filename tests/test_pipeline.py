@@ -354,3 +354,19 @@ def test_isyntax_through_the_job(lab):
     [output] = lab.outbox_files()
     assert output.endswith(".isyntax") and leaked(os.path.join(lab.outbox, output), planted) == []
     assert lab.rows()[0]["format"] == "isyntax"
+
+
+def test_inspect_and_manual_anonymize_of_an_mrxs(lab, tmp_path, capsys):
+    from paw.synth import mrxs
+    path = os.path.join(lab.inbox, "S26-7 A1 HE.mrxs")
+    planted = mrxs.write(path)
+    assert lab.run("inspect", path) == 0
+    assert "format: 3DHistech MRXS (mrxs)" in capsys.readouterr().out
+    out = tmp_path / "manual"
+    out.mkdir()
+    assert lab.run("anonymize", path, "--output", str(out)) == 0
+    assert sorted(os.listdir(out)) == ["S26-7 A1 HE", "S26-7 A1 HE.mrxs"]
+    assert openslide_view(str(out / "S26-7 A1 HE.mrxs"))[:2] == ("mirax", [])
+    for name in os.listdir(out / "S26-7 A1 HE"):
+        assert leaked(str(out / "S26-7 A1 HE" / name), planted) == []
+    assert leaked(os.path.join(path[:-5], "Slidedat.ini"), planted) != []  # original untouched

@@ -46,10 +46,13 @@ def anonymize(config, files, output, dry_run):
                 _, plan, _ = prepare(path, config)
                 print(f"{path}: would " + "; ".join(plan.actions))
                 continue
-            if output:
+            folder = path[:-5] if path.lower().endswith(".mrxs") and os.path.isdir(path[:-5]) else None
+            if output:  # copies under a hidden name, renamed only once verified
                 target = os.path.join(output, fsops.free_name(output, os.path.basename(path)))
                 work = os.path.join(output, fsops.PARTIAL_PREFIX + os.path.basename(target))
                 shutil.copyfile(path, work)
+                if folder:
+                    shutil.copytree(folder, work[:-5])
             else:
                 target = work = path
             try:
@@ -60,8 +63,12 @@ def anonymize(config, files, output, dry_run):
             except BaseException:
                 if work != path:
                     fsops.remove(work)
+                    if folder:
+                        fsops.remove(work[:-5])
                 raise
             if work != target:
+                if folder:
+                    os.rename(work[:-5], target[:-5])
                 os.rename(work, target)
             print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
         except (Unsupported, VerificationFailed, OSError) as exc:

@@ -65,6 +65,14 @@ class UnitPlan:
     def kept_data(self):
         return [k for plan in self.files.values() for k in plan.kept_data]
 
+    @property
+    def zeros(self):  # over all files, for the summary `inspect` prints
+        return [z for plan in self.files.values() for z in plan.zeros]
+
+    @property
+    def writes(self):
+        return [w for plan in self.files.values() for w in plan.writes] + list(self.replace.items())
+
     def apply(self, path):
         base = os.path.dirname(path)
         for rel, plan in self.files.items():
