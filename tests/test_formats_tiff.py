@@ -418,3 +418,74 @@ def test_damaged_mrxs_is_refused(tmp_path, damage, reason):
     damage(path[:-5])
     with pytest.raises(Unsupported, match=reason):
         prepare(path, OPTIONS)
+
+
+def _dicom_unit_leaks(folder, planted):
+    return [n for n in os.listdir(folder) if leaked(os.path.join(folder, n), planted)]
+
+
+def test_dicom_synthetic_folder(tmp_path):
+    import pydicom
+    from paw.synth import dicom
+    folder = str(tmp_path / "slide")
+    planted = dicom.write(folder)
+    vendor, images, region = openslide_view(os.path.join(folder, "volume.dcm"))
+    assert (vendor, images) == ("dicom", ["label", "macro"])
+    original_series = pydicom.dcmread(os.path.join(folder, "volume.dcm")).SeriesInstanceUID
+    module, plan, found = anonymize(folder)
+    assert module.NAME == "dicom" and found == {"volume": 1, "label": 1, "overview": 1}
+    assert sorted(os.listdir(folder)) == ["volume.dcm"]
+    assert _dicom_unit_leaks(folder, planted + [original_series]) == []
+    assert openslide_view(os.path.join(folder, "volume.dcm")) == ("dicom", [], region)
+    ds = pydicom.dcmread(os.path.join(folder, "volume.dcm"))
+    assert ds.PatientIdentityRemoved == "YES" and "SpecimenDescriptionSequence" not in ds
+
+
+def test_dicom_keep_macro_keeps_the_overview_with_the_same_new_uids(tmp_path):
+    import pydicom
+    from paw.synth import dicom
+    folder = str(tmp_path / "slide")
+    dicom.write(folder)
+    anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
+    volume, overview = (pydicom.dcmread(os.path.join(folder, n)) for n in ("volume.dcm", "overview.dcm"))
+    assert volume.SeriesInstanceUID == overview.SeriesInstanceUID
+    assert volume.StudyInstanceUID == overview.StudyInstanceUID
+    assert openslide_view(os.path.join(folder, "volume.dcm"))[1] == ["macro"]
+
+
+def test_dicom_real_samples(tmp_path):
+    folder = tmp_path / "boxes"
+    folder.mkdir()
+    for name in ("boxes_0.dcm", "boxes_1.dcm"):
+        shutil.copyfile(shared_fixture("dicom", "openslide-boxes", name), folder / name)
+    shutil.copyfile(shared_fixture("dicom", "label-instance", "test_wsi.dcm"), folder / "label.dcm")
+    before = openslide_view(str(folder / "boxes_0.dcm"))
+    anonymize(str(folder))
+    assert sorted(os.listdir(folder)) == ["boxes_0.dcm", "boxes_1.dcm"]
+    assert openslide_view(str(folder / "boxes_0.dcm")) == before
+    single = str(tmp_path / "sm_image.dcm")
+    shutil.copyfile(shared_fixture("dicom", "highdicom", "sm_image.dcm"), single)
+    anonymize(single)
+    assert leaked(single, ["Test^Patient"]) == []
+
+
+@pytest.mark.parametrize("cut, reason", [
+    (lambda path: 400, "not a whole-slide image instance"),  # cut inside the header
+    (lambda path: _pixel_at(path), "without pixel data"),    # cut before the pixel data
+])
+def test_damaged_dicom_is_refused(tmp_path, cut, reason):
+    from paw.synth import dicom
+    folder = str(tmp_path / "slide")
+    dicom.write(folder)
+    volume = os.path.join(folder, "volume.dcm")
+    with open(volume, "r+b") as fh:
+        fh.truncate(cut(volume))
+    with pytest.raises(Unsupported, match=reason):
+        prepare(folder, OPTIONS)
+
+
+def _pixel_at(path):
+    import pydicom
+    with open(path, "rb") as fh:
+        pydicom.dcmread(fh, stop_before_pixels=True)
+        return fh.tell()

@@ -370,3 +370,17 @@ def test_inspect_and_manual_anonymize_of_an_mrxs(lab, tmp_path, capsys):
     for name in os.listdir(out / "S26-7 A1 HE"):
         assert leaked(str(out / "S26-7 A1 HE" / name), planted) == []
     assert leaked(os.path.join(path[:-5], "Slidedat.ini"), planted) != []  # original untouched
+
+
+def test_dicom_folder_through_the_job(lab):
+    import pydicom
+    from paw.synth import dicom
+    planted = dicom.write(os.path.join(lab.inbox, "S26-8 A1 HE"))
+    assert lab.run() == 0, lab.rows()
+    [output] = lab.outbox_files()
+    assert output.startswith("PAW-") and os.listdir(os.path.join(lab.outbox, output)) == ["volume.dcm"]
+    volume = os.path.join(lab.outbox, output, "volume.dcm")
+    assert leaked(volume, planted) == []
+    assert str(pydicom.dcmread(volume).PatientID) == output  # the pseudonym, inside and out
+    assert openslide_view(volume)[:2] == ("dicom", [])
+    assert lab.rows()[0]["format"] == "dicom" and lab.rows()[0]["original"] == "S26-8 A1 HE"

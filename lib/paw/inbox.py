@@ -57,11 +57,24 @@ def _tree_fingerprint(path, ignored):
 
 def _unit_fingerprint(inbox, members, ignored):
     """Fingerprint and newest change of a unit: one file, or an MRXS file plus its folder."""
-    fp, change = _fingerprint(os.path.join(inbox, members[0]))
+    main = os.path.join(inbox, members[0])
+    if os.path.isdir(main) and not os.path.islink(main):  # a DICOM slide folder
+        return _tree_fingerprint(main, ignored)
+    fp, change = _fingerprint(main)
     if len(members) == 1:
         return fp, change
     fp_dir, change_dir = _tree_fingerprint(os.path.join(inbox, members[1]), ignored)
     return (fp, fp_dir), max(change, change_dir)
+
+
+def _is_dicom_folder(path, ignored):
+    """A folder with .dcm files and nothing else (no sub-folders) is one DICOM slide."""
+    try:
+        entries = [e for e in os.scandir(path) if not ignored(e.name)]
+    except OSError:
+        return False
+    return bool(entries) and all(e.is_file(follow_symlinks=False) and e.name.lower().endswith(".dcm")
+                                 for e in entries)
 
 
 def still_as_scanned(inbox, unit, patterns):
@@ -82,7 +95,15 @@ def find_units(inbox, patterns):
         dirs[:] = sorted(d for d in dirs if not ignored(d))
         mrxs_stems = {os.path.splitext(f)[0] for f in files if f.lower().endswith(".mrxs")}
         bundled = [d for d in dirs if d in mrxs_stems]
-        dirs[:] = [d for d in dirs if d not in mrxs_stems]
+        dicom = [d for d in dirs if d not in mrxs_stems and _is_dicom_folder(os.path.join(root, d), ignored)]
+        dirs[:] = [d for d in dirs if d not in mrxs_stems and d not in dicom]
+        for name in dicom:  # a folder of DICOM instances is one slide
+            rel = os.path.join(prefix, name) if prefix else name
+            try:
+                fingerprint, change = _unit_fingerprint(inbox, (rel,), ignored)
+                units.append(Unit(rel, (rel,), fingerprint, change))
+            except FileNotFoundError:
+                continue
         for name in sorted(files):
             if ignored(name):
                 continue

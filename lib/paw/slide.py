@@ -164,15 +164,13 @@ def _anonymize(config, stage, record):
     path = os.path.join(stage, os.path.basename(record["original"]))
     if not os.path.lexists(path):
         raise Refused("the slide file vanished while paw was working on it")
-    if os.path.islink(path):
-        raise Refused("symbolic link refused: paw only anonymizes files inside the inbox")
-    info = os.lstat(path)
-    if info.st_nlink > 1:
-        raise Refused("hard-linked file refused: editing it would also change its other names")
-    record["size"] = info.st_size + sum(_folder_size(os.path.join(stage, os.path.basename(m)))
-                                        for m in record["members"][1:])
+    for member in record["members"]:
+        _refuse_links(os.path.join(stage, os.path.basename(member)))
+    record["size"] = sum(_folder_size(os.path.join(stage, os.path.basename(m))) for m in record["members"])
     if record["state"] == "claimed":
-        module, plan, found = prepare(path, config)
+        pseudonym = naming.new_pseudonym(config.naming_prefix)
+        module, plan, found = prepare(path, config, pseudonym)
+        record["pseudonym"] = pseudonym
         _set(stage, record, state="applying", format=module.NAME, plan=plan.to_json(), found=found)
     module = BY_NAME[record["format"]]
     plan = getattr(module, "PLAN", Plan).from_json(record["plan"])
@@ -187,7 +185,7 @@ def _output_names(config, record):
     """The pseudonym for every member (`P.mrxs` and its folder `P`, or just `P.svs`), with one
     shared `-2`, `-3` ... suffix if a name is taken: paw never overwrites."""
     extension = fsops.split_ext(os.path.basename(record["original"]))[1]
-    pseudonym = naming.new_pseudonym(config.naming_prefix)
+    pseudonym = record.get("pseudonym") or naming.new_pseudonym(config.naming_prefix)
     stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.get("kept", {}),
                                          extension))[0]
     extra = len(record["members"]) - 1
@@ -235,7 +233,23 @@ def _deliver(config, stage, record):
 
 
 def _folder_size(path):
+    """Bytes of a file, or of every file below a folder."""
+    if not os.path.isdir(path):
+        return os.lstat(path).st_size
     return sum(os.lstat(os.path.join(root, f)).st_size for root, _, files in os.walk(path) for f in files)
+
+
+def _refuse_links(path):
+    """paw edits files in place: a hard link would carry the edit to a name outside the inbox,
+    a symlink inside a slide folder would lead outside it."""
+    entries = [path] + ([os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
+                        if os.path.isdir(path) and not os.path.islink(path) else [])
+    for entry in entries:
+        info = os.lstat(entry)
+        if os.path.islink(entry):
+            raise Refused("symbolic link refused: paw only anonymizes files inside the inbox")
+        if not os.path.isdir(entry) and info.st_nlink > 1:
+            raise Refused("hard-linked file refused: editing it would also change its other names")
 
 
 def _inherit_group(path, folder):

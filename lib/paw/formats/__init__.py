@@ -5,13 +5,13 @@ check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize y
 the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
 """
 
-from . import aperio, generic, isyntax, leica, mrxs, ndpi, philips, ventana
+from . import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
 from .tiff import Surgery, Tiff, TiffError
 
 # Tried in order, as OpenSlide does: vendors first, the generic reader last.
 SUPPORTED = (ndpi, aperio, leica, philips, ventana, generic)
 # Formats that are not TIFF: recognised by their first bytes, with their own prepare/check_file.
-OTHER = (mrxs, isyntax)
+OTHER = (mrxs, isyntax, dicom)
 BY_NAME = {m.NAME: m for m in SUPPORTED + OTHER}
 
 
@@ -39,8 +39,6 @@ def sniff_other(path):
         return "3DHistech MRXS without its data folder"
     with open(path, "rb") as fh:
         head = fh.read(256)
-    if head[128:132] == b"DICM":
-        return "DICOM"
     return None
 
 
@@ -54,12 +52,13 @@ def identify(tiff):
     raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
 
 
-def prepare(path, options):
-    """Parse without writing: the format module, the edit plan, and the image roles found."""
+def prepare(path, options, pseudonym="PAW-ANONYMIZED"):
+    """Parse without writing: the format module, the edit plan, and the image roles found.
+    `pseudonym` goes into formats that name the patient inside the file (DICOM)."""
     for module in OTHER:
         if module.detect(path):
             try:
-                plan, found = module.prepare(path, options)
+                plan, found = module.prepare(path, options, pseudonym)
             except TiffError as exc:
                 raise Unsupported(f"cannot parse: {exc}") from None
             return module, plan, found

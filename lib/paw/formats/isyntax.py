@@ -13,6 +13,8 @@ emptied, LABELIMAGE/MACROIMAGE removed), keeping in addition every `UFS_*` and `
 A file without the end-of-text byte within the first 256 MiB is refused.
 """
 
+import os
+
 from . import philips, xmltext
 from .tiff import Plan, TiffError
 
@@ -23,6 +25,8 @@ MAX_HEADER = 256 << 20
 
 
 def detect(path):
+    if not os.path.isfile(path):
+        return False
     with open(path, "rb") as fh:
         head = fh.read(512)
     return head[:2] not in (b"II", b"MM") and b"<DataObject" in head and b"DPUfsImport" in head
@@ -44,7 +48,7 @@ def _header(path):
     return head[:end].decode("latin-1"), end, size
 
 
-def prepare(path, options):
+def prepare(path, options, pseudonym=None):
     text, end, size = _header(path)
     new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
     data = new.encode("latin-1", "xmlcharrefreplace")

@@ -247,7 +247,7 @@ def describe(path):
     return ini, encoding, os.path.basename(folder), datafiles, index
 
 
-def prepare(path, options):
+def prepare(path, options, pseudonym=None):
     ini, encoding, folder, datafiles, index = describe(path)
     plan, found = UnitPlan(), {}
     old_id = ini.get("GENERAL", "SLIDE_ID")

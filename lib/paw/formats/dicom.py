@@ -1,0 +1,257 @@
+"""DICOM whole-slide images (VL Whole Slide Microscopy Image Storage), needs pydicom.
+
+A slide is a folder of instances (or one file). OpenSlide (openslide-vendor-dicom.c, libdicom)
+loads every file of the folder with the same SeriesInstanceUID; ImageType[2] gives the role:
+VOLUME levels, THUMBNAIL, LABEL (`label`) and OVERVIEW (`macro`).
+
+What paw does, following the DICOM Basic Application Level Confidentiality Profile (PS3.15
+Annex E) with an allow-list: every instance keeps only the attributes in KEEP (image pixel and
+whole-slide geometry, optical paths, encoding); all others go (patient, study and accession
+identifiers, dates and times, operators, institution, device serial numbers, specimen and
+container identifiers, label text and barcodes, private tags). Patient name and ID and the
+container identifier become the pseudonym; Study, Series, SOP Instance, Frame of Reference,
+Dimension Organization and Concatenation UIDs are replaced by new ones, mapped the same way in
+every instance of the slide so they still belong together. LABEL and OVERVIEW instances are
+deleted (OVERVIEW kept with `keep_macro`). Instances that are not whole-slide images (e.g.
+annotations) or have no pixel data are refused.
+
+Files are rewritten, not patched: the new header is written, then the original pixel data
+element is copied byte for byte after it (never decoded, streamed in 1 MiB blocks), and the new
+file replaces the old one with a rename. The cost is one copy of each instance (disk speed).
+"""
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from .. import fsops, ranges
+from .tiff import TiffError
+
+NAME = "dicom"
+TITLE = "DICOM WSI"
+WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
+DELETED_ROLES = {"LABEL": "label", "OVERVIEW": "macro"}
+KEEP = frozenset("""
+SOPClassUID SOPInstanceUID ImageType Modality Manufacturer ManufacturerModelName SoftwareVersions
+SpecificCharacterSet InstanceNumber SeriesNumber PatientName PatientID StudyInstanceUID
+SeriesInstanceUID FrameOfReferenceUID PositionReferenceIndicator ContainerIdentifier
+Rows Columns SamplesPerPixel PhotometricInterpretation PlanarConfiguration BitsAllocated
+BitsStored HighBit PixelRepresentation NumberOfFrames TotalPixelMatrixColumns
+TotalPixelMatrixRows TotalPixelMatrixFocalPlanes TotalPixelMatrixOriginSequence
+ImagedVolumeWidth ImagedVolumeHeight ImagedVolumeDepth ImageOrientationSlide
+DimensionOrganizationType DimensionOrganizationSequence DimensionIndexSequence
+SharedFunctionalGroupsSequence PerFrameFunctionalGroupsSequence OpticalPathSequence
+NumberOfOpticalPaths VolumetricProperties SpecimenLabelInImage FocusMethod ExtendedDepthOfField
+NumberOfFocalPlanes DistanceBetweenFocalPlanes LossyImageCompression LossyImageCompressionRatio
+LossyImageCompressionMethod BurnedInAnnotation RecommendedAbsentPixelCIELabValue ICCProfile
+ColorSpace ConcatenationUID ConcatenationFrameOffsetNumber InConcatenationNumber
+InConcatenationTotalNumber SOPInstanceUIDOfConcatenationSource PresentationLUTShape
+RescaleIntercept RescaleSlope PixelPaddingValue AcquisitionContextSequence
+PatientIdentityRemoved DeidentificationMethod
+""".split())
+NEW_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
+            "ConcatenationUID", "SOPInstanceUIDOfConcatenationSource", "DimensionOrganizationUID")
+BLOCK = 1 << 20
+
+
+def _pydicom():
+    try:
+        import pydicom
+    except ImportError:
+        raise TiffError("DICOM needs pydicom: pip install -r requirements-dicom.txt") from None
+    return pydicom
+
+
+def _instances(path):
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+        return [os.path.join(path, n) for n in names]
+    return [path]
+
+
+def _is_dicom(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def detect(path):
+    files = _instances(path)
+    return bool(files) and all(os.path.isfile(f) and _is_dicom(f) for f in files)
+
+
+@dataclass
+class DicomPlan:
+    """Per instance: delete it, or replace its header (pixel data copied from `pixel_at` on)."""
+    instances: list = field(default_factory=list)  # dicts: name, action, header, pixel_at, size
+    removed: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
+
+    @property
+    def kept_data(self):  # the pixel data in the rewritten files, per file
+        return []
+
+    zeros = property(lambda self: [])
+    writes = property(lambda self: [i for i in self.instances if i["action"] == "rewrite"])
+
+    def apply(self, path):
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        for item in self.instances:
+            target = os.path.join(folder, item["name"])
+            if item["action"] == "delete":
+                fsops.remove(target)
+                continue
+            header = bytes.fromhex(item["header"])
+            if _already(target, header, item["size"]):
+                continue  # a replay after the rename
+            partial = os.path.join(folder, fsops.PARTIAL_PREFIX + item["name"])
+            with open(target, "rb") as source, open(partial, "wb") as out:
+                out.write(header)
+                source.seek(item["pixel_at"])
+                shutil.copyfileobj(source, out, BLOCK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        fsops.fsync_dir(folder)
+
+    def to_json(self):
+        return {"instances": self.instances, "removed": self.removed, "actions": self.actions}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(data["instances"], data["removed"], data["actions"])
+
+
+PLAN = DicomPlan
+
+
+def _already(target, header, size):
+    if not os.path.exists(target) or os.path.getsize(target) != size:
+        return False
+    with open(target, "rb") as fh:
+        return fh.read(len(header)) == header
+
+
+def _texts(element):
+    """String values of an element (and of sequences below it), to search for afterwards."""
+    if element.VR == "SQ":
+        return [t for item in element.value for e in item for t in _texts(e)]
+    if element.VR in ("PN", "LO", "SH", "LT", "ST", "UT", "DA", "DT", "TM", "UI", "AE", "CS", "UC"):
+        values = element.value if element.VM > 1 else [element.value]
+        return [str(v) for v in values if v not in (None, "")]
+    return []
+
+
+def prepare(path, options, pseudonym):
+    pydicom = _pydicom()
+    from pydicom.uid import generate_uid
+
+    plan, found, uid_map = DicomPlan(), {}, {}
+    kept_series, kept_text = set(), set()
+    for file in _instances(path):
+        name = os.path.basename(file)
+        try:
+            with open(file, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                pixel_at = fh.tell()
+        except Exception as exc:  # pydicom raises many kinds on garbage
+            raise TiffError(f"{name}: not a readable DICOM file ({type(exc).__name__})") from None
+        if ds.get("SOPClassUID") != WSI_SOP_CLASS:
+            raise TiffError(f"{name}: not a whole-slide image instance")
+        size = os.path.getsize(file)
+        if pixel_at >= size:
+            raise TiffError(f"{name}: DICOM instance without pixel data")
+        if ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99":
+            raise TiffError(f"{name}: deflated transfer syntax is not supported")
+        image_type = list(ds.get("ImageType", []))
+        role = image_type[2] if len(image_type) > 2 else "UNKNOWN"
+        found[role.lower()] = found.get(role.lower(), 0) + 1
+        if role in DELETED_ROLES and not (role == "OVERVIEW" and options.keep_macro):
+            plan.instances.append({"name": name, "action": "delete"})
+            plan.actions.append(f"{DELETED_ROLES[role]} instance deleted")
+            plan.removed.extend(t for e in ds for t in _texts(e))
+            continue
+        for element in list(ds):
+            keyword = element.keyword
+            if keyword not in KEEP or element.tag.is_private:
+                plan.removed.extend(_texts(element))
+                plan.actions.append(f"{keyword or element.tag} removed")
+                del ds[element.tag]
+        for keyword in ("PatientName", "PatientID", "ContainerIdentifier"):
+            if keyword in ds:
+                plan.removed.extend(_texts(ds[keyword]))
+            setattr(ds, keyword, pseudonym)
+        for element in _walk(ds):
+            if element.keyword in NEW_UIDS and element.value:
+                old = str(element.value)
+                plan.removed.append(old)
+                element.value = uid_map.setdefault(old, generate_uid())
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "paw: Basic Application Confidentiality Profile, allow-list"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        kept_series.add(ds.SeriesInstanceUID)
+        kept_text.update(t for e in ds for t in _texts(e))
+        header = _header(pydicom, ds)
+        plan.instances.append({"name": name, "action": "rewrite", "header": header.hex(),
+                               "pixel_at": pixel_at, "size": len(header) + size - pixel_at})
+    if not kept_series:
+        raise TiffError("nothing would be left of the slide (only label/overview instances)")
+    # A removed value found inside a value the profile keeps (the converter's name repeated in
+    # ContributingEquipmentSequence and ManufacturerModelName) is not a leak: not searched for.
+    plan.removed = [v for v in dict.fromkeys(plan.removed)
+                    if v != pseudonym and not any(v in k for k in kept_text)]
+    plan.actions = list(dict.fromkeys(plan.actions))
+    return plan, found
+
+
+def _walk(dataset):
+    for element in dataset:
+        yield element
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _walk(item)
+
+
+def _header(pydicom, ds):
+    from io import BytesIO
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def check_file(path, plan, options):
+    """Re-read every remaining instance: roles, allow-list, shared new UIDs, pixel data place."""
+    pydicom = _pydicom()
+    problems = []
+    old_values = set(plan.removed)
+    for item in plan.instances:
+        file = os.path.join(path if os.path.isdir(path) else os.path.dirname(path), item["name"])
+        if item["action"] == "delete":
+            if os.path.exists(file):
+                problems.append(f"{item['name']} should have been deleted")
+            continue
+        with open(file, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            if fh.tell() != len(bytes.fromhex(item["header"])):
+                problems.append(f"{item['name']}: the pixel data is not where it was written")
+        role = list(ds.get("ImageType", ["", "", ""]))[2:3]
+        if role and role[0] in DELETED_ROLES and not (role[0] == "OVERVIEW" and options.keep_macro):
+            problems.append(f"{item['name']} is still a {role[0]} instance")
+        for element in ds:
+            if element.keyword not in KEEP or element.tag.is_private:
+                problems.append(f"{item['name']}: {element.keyword or element.tag} is still there")
+        if str(ds.SeriesInstanceUID) in old_values or str(ds.StudyInstanceUID) in old_values:
+            problems.append(f"{item['name']} still carries an original UID")
+    return problems
+
+
+def searched_files(path, plan):
+    """The rewritten headers are searched; the pixel data (everything after them) is skipped
+    unless full_scan (then the whole file is searched)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    for item in plan.instances:
+        if item["action"] == "rewrite":
+            head = len(item["header"]) // 2
+            yield os.path.join(folder, item["name"]), ranges.merge([(head, item["size"] - head)])
