@@ -49,11 +49,15 @@ def leaked_outside_payload(path, values):
     """Planted values found outside the image payload tifffile sees (paw's guarantee: tile
     payload is never inspected, so a file that declares label bytes as a tile keeps them
     unless verify.full_scan is on)."""
-    with tifffile.TiffFile(path, is_ndpi=path.endswith(".ndpi")) as tf:
-        payload = sorted((int(o), int(n)) for page in tf.pages
-                         for o, n in zip(page.dataoffsets, page.databytecounts) if n)
     with open(path, "rb") as fh:
         data = bytearray(fh.read())
+    if data[:2] in (b"II", b"MM"):
+        with tifffile.TiffFile(path, is_ndpi=path.endswith(".ndpi")) as tf:
+            payload = sorted((int(o), int(n)) for page in tf.pages
+                             for o, n in zip(page.dataoffsets, page.databytecounts) if n)
+    else:  # iSyntax: the binary image data after the header's end-of-text marker
+        end = data.find(b"\r\n\x04")
+        payload = [(end, len(data) - end)] if end >= 0 else []
     for offset, count in payload:
         data[offset:offset + count] = bytes(min(count, max(0, len(data) - offset)))
     data = bytes(data)

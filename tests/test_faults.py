@@ -23,14 +23,15 @@ from checks import leaked, leaked_outside_payload
 from conftest import ROOT, Lab
 from paw.formats import Unsupported, prepare
 from paw.slide import time_limit
-from paw.synth import aperio, generic, leica, ndpi, philips, ventana
+from paw.synth import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
 from paw.verify import VerificationFailed, verify
 
 FULL = os.environ.get("PAW_SUITE") == "full"
 KILL_TRIALS = 200 if FULL else 6
 FUZZ_CASES = 10_000 if FULL else 300
 GENERATORS = {"aperio": (aperio, ".svs"), "ndpi": (ndpi, ".ndpi"), "philips": (philips, ".tiff"),
-              "ventana": (ventana, ".bif"), "leica": (leica, ".scn"), "generic": (generic, ".tif")}
+              "ventana": (ventana, ".bif"), "leica": (leica, ".scn"), "generic": (generic, ".tif"),
+              "isyntax": (isyntax, ".isyntax")}
 
 
 def _report(name, figures):
@@ -39,16 +40,25 @@ def _report(name, figures):
 
 
 def mixed_inbox(lab):
-    """One slide of every vendor, a broken file and an MRXS bundle; returns all planted values."""
+    """One slide of every format (MRXS and DICOM as folders), a broken file and a broken MRXS
+    bundle; returns all planted values."""
     planted = set()
     for vendor, (generator, extension) in GENERATORS.items():
         planted.update(generator.write(os.path.join(lab.inbox, f"S26-{vendor} A1 HE{extension}")))
+    planted.update(mrxs.write(os.path.join(lab.inbox, "S26-mrxs A1 HE.mrxs")))
+    planted.update(dicom.write(os.path.join(lab.inbox, "S26-dicom A1 HE")))
     with open(os.path.join(lab.inbox, "S26-broken.svs"), "wb") as fh:
         fh.write(b"II*\0" + os.urandom(3000))
     os.makedirs(os.path.join(lab.inbox, "S26-mirax"))
     with open(os.path.join(lab.inbox, "S26-mirax.mrxs"), "w") as fh:
         fh.write("[GENERAL]\n")
-    return sorted(planted)
+    return sorted(planted - {"20261120"})  # the DICOM study date also occurs in other formats' dates
+
+
+def slide_units(inbox):
+    """The names of the slides in the inbox: an MRXS folder belongs to its .mrxs file."""
+    names = os.listdir(inbox)
+    return sorted(n for n in names if not (os.path.isdir(os.path.join(inbox, n)) and n + ".mrxs" in names))
 
 
 def check_invariants(lab, planted, originals):
@@ -58,8 +68,9 @@ def check_invariants(lab, planted, originals):
         by_original.setdefault(row["original"], []).append(row["status"])
     lost = [o for o in originals if o not in by_original]
     duplicated = [o for o, statuses in by_original.items() if len(statuses) > 1]
-    outbox = lab.outbox_files()
-    leaks = [n for n in outbox if leaked(os.path.join(lab.outbox, n), planted)]
+    outbox = slide_units(lab.outbox)
+    leaks = [os.path.relpath(os.path.join(root, f), lab.outbox) for root, _, files in os.walk(lab.outbox)
+             for f in files if leaked(os.path.join(root, f), planted)]
     anonymized = sum(s == ["anonymized"] for s in by_original.values())
     return {"lost": lost, "duplicated": duplicated, "leaked": leaks,
             "outbox_matches_ledger": len(outbox) == anonymized,
@@ -77,8 +88,7 @@ def test_sigkill_at_random_moments(tmp_path):
     for trial in range(KILL_TRIALS):
         lab = Lab(tmp_path / f"t{trial}")
         planted = mixed_inbox(lab)
-        originals = sorted(os.listdir(lab.inbox))
-        originals.remove("S26-mirax")  # the bundle's folder: one unit with its .mrxs
+        originals = slide_units(lab.inbox)
         command = [sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config, "-q"]
         if rng.random() < 0.3:  # a third of the trials take the cross-file-system path
             command = [sys.executable, os.path.join(ROOT, "tests", "crashrun.py"), "--config",
