@@ -135,6 +135,13 @@ def bench_idle(repeat, files):
         shutil.rmtree(base)
 
 
+def _random_file(path, megabytes):
+    with open(path, "wb") as fh:
+        block = os.urandom(1 << 20)
+        for _ in range(megabytes):
+            fh.write(block)
+
+
 def bench_batch(slides):
     """A 1,000-slide inbox in one run, against one process per slide (a shell wrapper's way)."""
     print(f"\nBatch of {slides:,} small synthetic SVS:")
@@ -171,10 +178,7 @@ def bench_cross_device(megabytes):
     base = tempfile.mkdtemp(prefix="pawbench-")
     try:
         source = os.path.join(base, "a.bin")
-        with open(source, "wb") as fh:
-            block = os.urandom(1 << 20)
-            for _ in range(megabytes):
-                fh.write(block)
+        _random_file(source, megabytes)
         start = time.perf_counter()
         subprocess.run(["cp", source, os.path.join(base, "b.bin")], check=True)
         subprocess.run(["sync", "-f", base], check=True)
@@ -194,10 +198,7 @@ def bench_full_scan(repeat, megabytes):
     base = tempfile.mkdtemp(prefix="pawbench-")
     try:
         path = os.path.join(base, "big.bin")
-        with open(path, "wb") as fh:
-            block = os.urandom(1 << 20)
-            for _ in range(megabytes):
-                fh.write(block)
+        _random_file(path, megabytes)
         values = ["DOE^JANE-PAWTEST", "S26-047119", "jsmith-paw-operator", "SN-PAW-99812",
                   "11/20/26", "14:32:07", "BC-S26-047119-A1"]
 

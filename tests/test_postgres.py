@@ -6,6 +6,7 @@ PAW_TEST_POSTGRES_CLUSTER ("15 main") lets a test stop and start the server.
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -83,6 +84,10 @@ def test_rows_are_the_csv_backends_rows(tmp_path, database):
     exported = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", pg.config,
                                "ledger", "export", "--csv"], capture_output=True, text=True, check=True)
     assert strip(csv.DictReader(io.StringIO(exported.stdout))) == strip(csv_lab.rows())
+    status = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", pg.config,
+                             "status", "--json"], capture_output=True, text=True, check=True)
+    outcomes = json.loads(status.stdout)["last_outcomes"]
+    assert sorted(o["status"] for o in outcomes) == ["anonymized", "quarantined"]
 
 
 def test_four_hosts_one_inbox_each_slide_exactly_once(tmp_path, database):
