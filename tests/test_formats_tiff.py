@@ -379,11 +379,25 @@ def _unit_leaks(path, planted):
             if leaked(n, planted)]
 
 
+def _mrxs_tiles(path):
+    """The raw bytes of every zoom-level tile, read through Index.dat."""
+    from paw.formats.mrxs import describe
+    _, _, _, datafiles, index = describe(path)
+    chunks = []
+    for fileno, offset, length in index.tiles:
+        with open(os.path.join(path[:-5], datafiles[fileno]), "rb") as fh:
+            fh.seek(offset)
+            chunks.append(fh.read(length))
+    return chunks
+
+
 def test_mrxs_synthetic(tmp_path):
     path, planted = _mrxs(tmp_path)
     vendor, images, region = openslide_view(path)
     assert (vendor, images) == ("mirax", ["label", "macro", "thumbnail"])
+    tiles = _mrxs_tiles(path)
     module, plan, found = anonymize(path)
+    assert _mrxs_tiles(path) == tiles
     assert module.NAME == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
     assert _unit_leaks(path, planted) == []
     assert openslide_view(path) == ("mirax", [], region)
