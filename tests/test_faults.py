@@ -225,3 +225,13 @@ def test_a_file_the_independent_reader_cannot_read_is_refused(tmp_path):
         fh.write(mutate(data, "huge-count", random.Random(68384)))
     with pytest.raises(VerificationFailed, match="tifffile sees"):
         process(path)
+
+
+def test_a_tag_whose_type_was_changed_is_refused(tmp_path):
+    """Found by the fuzzer: a bit flip made Software a number; detection expected text."""
+    data, planted, extension = template("generic", tmp_path)
+    path = str(tmp_path / f"case{extension}")
+    with open(path, "wb") as fh:
+        fh.write(mutate(data, "bitflip", random.Random(1209404)))
+    with pytest.raises(Unsupported, match="is not text|is not a single number"):
+        process(path)

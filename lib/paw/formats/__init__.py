@@ -21,12 +21,12 @@ class Unsupported(Exception):
 
 def _recognised_but_unsupported(tiff):
     first = tiff.directories[0]
-    description = tiff.value(first, 270, "")[:4096]
+    description = tiff.text(first, 270)[:4096]
     if 65420 in first.entries and not tiff.ndpi:
         return "Hamamatsu NDPI in classic TIFF layout"
     if "leica-microsystems.com/scn" in description and not leica.detect(tiff):
         return "Leica SCN variant (namespace or layout not understood)"
-    if ("DPUfsImport" in description) != tiff.value(first, 305, "").startswith("Philips"):
+    if ("DPUfsImport" in description) != tiff.text(first, 305).startswith("Philips"):
         return "Philips TIFF variant (only one of Software and XML says Philips)"
     if "<OME" in description:
         return "OME-TIFF"

@@ -36,15 +36,15 @@ ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and tiff.value(first, 270, "").startswith("Aperio")
+    return tiff.is_tiled(first) and tiff.text(first, 270).startswith("Aperio")
 
 
 def role(tiff, directory):
     """'level', 'thumbnail', 'label', 'macro' or 'unknown', as OpenSlide (and a careful reader) sees it."""
     if tiff.is_tiled(directory):
         return "level"
-    subfile = tiff.value(directory, 254, 0)
-    lines = tiff.value(directory, 270, "").splitlines()
+    subfile = tiff.number(directory, 254, 0)
+    lines = tiff.text(directory, 270).splitlines()
     second = lines[1].strip().lower() if len(lines) > 1 else ""
     if subfile == LABEL or second.startswith("label"):
         return "label"
@@ -78,7 +78,7 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if 270 in directory.entries:
-            new, removed = scrub_description(tiff.value(directory, 270))
+            new, removed = scrub_description(tiff.text(directory, 270))
             surgery.replace_ascii(directory, 270, new, [value for _, value in removed])
             for key, _ in removed:
                 surgery.note(f"{key} emptied")

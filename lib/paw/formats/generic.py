@@ -23,13 +23,13 @@ ALLOWED_TAGS = STRUCTURAL | PRODUCT
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and "<OME" not in tiff.value(first, 270, "")[:4096]
+    return tiff.is_tiled(first) and "<OME" not in tiff.text(first, 270)[:4096]
 
 
 def role(tiff, directory):
     if directory.index == 0:
         return "level"
-    if tiff.is_tiled(directory) and tiff.value(directory, 254, 0) & REDUCED:
+    if tiff.is_tiled(directory) and tiff.number(directory, 254, 0) & REDUCED:
         return "level"
     return "unknown"
 

@@ -46,7 +46,7 @@ def _root(description):
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and any(ns in tiff.value(first, 270, "")[:4096] for ns in NAMESPACES)
+    return tiff.is_tiled(first) and any(ns in tiff.text(first, 270)[:4096] for ns in NAMESPACES)
 
 
 def _children(element, name):
@@ -68,7 +68,7 @@ def _ifds(image):
 
 def plan(tiff, surgery, options):
     first = tiff.directories[0]
-    text = tiff.value(first, 270)
+    text = tiff.text(first, 270)
     root = _root(text)
     collections = _children(root, "collection")
     if len(collections) != 1:

@@ -71,7 +71,7 @@ def scrub_properties(text):
 
 
 def role(tiff, directory):
-    lens = tiff.value(directory, LENS)
+    lens = tiff.number(directory, LENS)
     if lens is None:
         return "unknown"
     if lens > 0:
@@ -85,7 +85,7 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if PROPERTIES in directory.entries:
-            new, removed = scrub_properties(tiff.value(directory, PROPERTIES))
+            new, removed = scrub_properties(tiff.text(directory, PROPERTIES))
             surgery.replace_ascii(directory, PROPERTIES, new, [v for _, v in removed if v])
             for key, _ in removed:
                 surgery.note(f"properties: {key} removed")

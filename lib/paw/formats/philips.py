@@ -49,7 +49,7 @@ def _is_philips(software, description):
 
 def detect(tiff):
     first = tiff.directories[0]
-    return _is_philips(tiff.value(first, 305, ""), tiff.value(first, 270, ""))
+    return _is_philips(tiff.text(first, 305), tiff.text(first, 270))
 
 
 def _image_type(data_object):
@@ -96,7 +96,7 @@ def scrub_xml(text, keep_macro, keep=kept):
 def role(tiff, directory):
     if tiff.is_tiled(directory):
         return "level"
-    description = tiff.value(directory, 270, "")
+    description = tiff.text(directory, 270)
     for kind in ("Label", "Macro"):
         if description.startswith(kind):
             return kind.lower()
@@ -109,7 +109,7 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if directory.index == 0:
-            new, removed, names = scrub_xml(tiff.value(directory, 270), options.keep_macro)
+            new, removed, names = scrub_xml(tiff.text(directory, 270), options.keep_macro)
             surgery.replace_ascii(directory, 270, new, removed)
             for name in names:
                 surgery.note(name)

@@ -236,6 +236,25 @@ class Tiff:
         vals = self.values(entry)
         return vals[0] if len(vals) == 1 else vals
 
+    def text(self, directory, tag):
+        """A text tag's value, "" if absent; a TiffError if it is there but not text."""
+        entry = directory.entries.get(tag)
+        if entry is None:
+            return ""
+        if entry.type != ASCII:
+            raise TiffError(f"directory {directory.index}: {tag_name(tag)} is not text")
+        return self.value(directory, tag)
+
+    def number(self, directory, tag, default=None):
+        """A single-number tag's value, `default` if absent; a TiffError if it is not a number."""
+        entry = directory.entries.get(tag)
+        if entry is None:
+            return default
+        if entry.type in (ASCII, 7) or entry.count != 1:
+            raise TiffError(f"directory {directory.index}: {tag_name(tag)} is not a single number")
+        value = self.values(entry)
+        return value[0] / value[1] if entry.type in (5, 10) and value[1] else value[0]
+
     def data_ranges(self, directory):
         """Where a directory's strips or tiles lie: an (N, 2) array of (offset, length)."""
         import numpy as np

@@ -38,8 +38,8 @@ _DIRECTIONS = {"LEFT", "RIGHT", "UP", "DOWN"}
 
 
 def _xmp_text(tiff, directory):
-    raw = tiff.value(directory, XMP)
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw or ""
+    entry = directory.entries.get(XMP)
+    return tiff.raw_value(entry).decode("utf-8", "replace") if entry else ""
 
 
 def detect(tiff):
@@ -70,7 +70,7 @@ def scrub_level_description(text):
 
 
 def role(tiff, directory):
-    description = tiff.value(directory, 270, "")
+    description = tiff.text(directory, 270)
     if description in LABEL_DESCRIPTIONS:
         return "label"
     if description == "Thumbnail":
@@ -95,7 +95,7 @@ def plan(tiff, surgery, options):
             for name in names:
                 surgery.note(name)
         if kind == "level":
-            description = tiff.value(directory, 270)
+            description = tiff.text(directory, 270)
             new = scrub_level_description(description)
             if new != description:
                 surgery.replace_ascii(directory, 270, new, [])
