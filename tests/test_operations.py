@@ -165,3 +165,16 @@ def test_status_shows_outcomes_and_quarantine_reasons(lab, capsys):
     out = capsys.readouterr().out
     assert "anonymized: a.svs -> PAW-" in out
     assert "b.svs: cannot parse: not a TIFF file" in out
+
+
+def test_an_idle_tick_imports_no_parsing_code(lab):
+    """cron pays for every import: with nothing stable, neither numpy nor tifffile is loaded."""
+    with open(os.path.join(lab.inbox, "arriving.svs"), "wb") as fh:
+        fh.write(b"x")
+    lab.write_config(min_age=3600)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from paw.cli import main; "
+            "rc = main(['--config', sys.argv[2], '-q']); "
+            "print(rc, sorted(m for m in ('numpy', 'tifffile', 'paw.slide') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "lib"), lab.config],
+                            capture_output=True, text=True)
+    assert result.stdout.split(maxsplit=1) == ["0", "[]\n"] or result.stdout.strip() == "0 []", result.stdout

@@ -90,13 +90,16 @@ def _with_ledger(config, dry_run, ledger, began):
 
 def _finish_interrupted(config, ledger, outcomes):
     """Resume this host's staged jobs, then take over those of hosts that stopped (PostgreSQL)."""
-    from . import slide
     failures = 0
     staged = sorted(os.listdir(config.staging))
     ledger.release_orphans(staged)
+    taken = ledger.take_over_stale(lambda j: os.path.join(config.staging, j))
+    if not staged and not taken:
+        return 0  # the usual idle tick: no parsing code (and no numpy) to import
+    from . import slide
     for job in staged:
         failures += _guarded(outcomes, slide.resume, config, os.path.join(config.staging, job), ledger)
-    for job, old_stage, stage in ledger.take_over_stale(lambda j: os.path.join(config.staging, j)):
+    for job, old_stage, stage in taken:
         log.info("taking over job %s from a host that stopped", job)
         if not os.path.isdir(old_stage):
             ledger.release(job)  # it never left the inbox: the next scan claims it afresh
