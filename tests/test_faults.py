@@ -198,14 +198,20 @@ def test_mutated_slides_end_refused_or_verified(tmp_path_factory, vendor, kind, 
     assert leaked_outside_payload(path, planted) == [], (vendor, kind, seed)
 
 
+def mutated_case(tmp_path, vendor, kind, seed):
+    """Rebuild one fuzzer case as a file (for the regression tests of what the fuzzer found)."""
+    data, planted, extension = template(vendor, tmp_path)
+    path = str(tmp_path / f"case{extension}")
+    with open(path, "wb") as fh:
+        fh.write(mutate(data, kind, random.Random(seed)))
+    return path
+
+
 def test_label_bytes_declared_as_a_tile_are_caught_by_full_scan(tmp_path):
     """Found by the fuzzer: a length-changing overwrite shifted a Ventana label's pixels into
     the byte range the file declares as a kept tile. Default verification does not read tile
     payload; verify.full_scan does, and refuses the file."""
-    data, planted, extension = template("ventana", tmp_path)
-    path = str(tmp_path / f"case{extension}")
-    with open(path, "wb") as fh:
-        fh.write(mutate(data, "overwrite", random.Random(111)))
+    path = mutated_case(tmp_path, "ventana", "overwrite", 111)
     with pytest.raises(VerificationFailed, match="removed value"):
         process(path, full_scan=True)
 
@@ -219,19 +225,13 @@ def test_fuzz_figures():
 
 def test_a_file_the_independent_reader_cannot_read_is_refused(tmp_path):
     """Found by the fuzzer: a huge count paw's parser accepts but tifffile drops the tag for."""
-    data, planted, extension = template("leica", tmp_path)
-    path = str(tmp_path / f"case{extension}")
-    with open(path, "wb") as fh:
-        fh.write(mutate(data, "huge-count", random.Random(68384)))
+    path = mutated_case(tmp_path, "leica", "huge-count", 68384)
     with pytest.raises(VerificationFailed, match="tifffile sees"):
         process(path)
 
 
 def test_a_tag_whose_type_was_changed_is_refused(tmp_path):
     """Found by the fuzzer: a bit flip made Software a number; detection expected text."""
-    data, planted, extension = template("generic", tmp_path)
-    path = str(tmp_path / f"case{extension}")
-    with open(path, "wb") as fh:
-        fh.write(mutate(data, "bitflip", random.Random(1209404)))
+    path = mutated_case(tmp_path, "generic", "bitflip", 1209404)
     with pytest.raises(Unsupported, match="is not text|is not a single number"):
         process(path)
