@@ -384,3 +384,16 @@ def test_dicom_folder_through_the_job(lab):
     assert str(pydicom.dcmread(volume).PatientID) == output  # the pseudonym, inside and out
     assert openslide_view(volume)[:2] == ("dicom", [])
     assert lab.rows()[0]["format"] == "dicom" and lab.rows()[0]["original"] == "S26-8 A1 HE"
+
+
+def test_ledger_sha256_of_files_and_of_slide_folders(lab):
+    import hashlib
+    from paw.synth import dicom
+    lab.write_config(extra="ledger: {sha256: true}\n")
+    aperio.write(os.path.join(lab.inbox, "a.svs"))
+    dicom.write(os.path.join(lab.inbox, "S26-9 A1 HE"))
+    assert lab.run() == 0, lab.rows()
+    rows = {r["original"]: r for r in lab.rows()}
+    with open(os.path.join(lab.outbox, rows["a.svs"]["output"]), "rb") as fh:
+        assert rows["a.svs"]["sha256"] == hashlib.sha256(fh.read()).hexdigest()  # = sha256sum
+    assert len(rows["S26-9 A1 HE"]["sha256"]) == 64 and lab.staging() == []

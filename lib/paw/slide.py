@@ -269,10 +269,9 @@ def _inherit_group(path, folder):
 
 
 def _row(config, record, seconds):
-    output = os.path.join(record["destination"], record["names"][0])
     digest = ""
     if config.ledger_sha256 and record["status"] == "anonymized":
-        digest = _sha256(output)
+        digest = sha256([os.path.join(record["destination"], n) for n in record["names"]])
     return {
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "job": record["job"], "status": record["status"], "original": record["original"],
@@ -285,11 +284,25 @@ def _row(config, record, seconds):
     }
 
 
-def _sha256(path):
+def sha256(paths):
+    """SHA-256 of a delivered slide. One file: of its bytes (what `sha256sum` prints). A slide
+    of several members or a folder (MRXS, DICOM): of every file's relative name and bytes, in
+    sorted order, so the digest covers the whole slide."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            files += [os.path.join(root, n) for root, _, names in os.walk(path) for n in names]
+        else:
+            files.append(path)
+    named = len(files) > 1 or files != list(paths)
+    base = os.path.dirname(paths[0])
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
+    for path in sorted(files):
+        if named:
+            digest.update(os.path.relpath(path, base).encode("utf-8", "surrogateescape") + b"\0")
+        with open(path, "rb") as fh:
+            while chunk := fh.read(8 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
