@@ -72,14 +72,23 @@ def remove(path):
         shutil.rmtree(path)
 
 
-def free_name(folder, name):
-    """`name` in `folder`, or `stem-2.ext`, `stem-3.ext`, ... if taken: paw never overwrites."""
-    stem, ext = split_ext(name)
-    candidate, n = name, 1
-    while os.path.lexists(os.path.join(folder, candidate)):
+def free_names(folder, names):
+    """`names` in `folder`, or all with one shared `-2`, `-3`, ... suffix before the extension
+    if any is taken: paw never overwrites, and a slide's members (X.mrxs and X/) stay paired."""
+    suffix, n = "", 1
+    while any(os.path.lexists(os.path.join(folder, _suffixed(x, suffix))) for x in names):
         n += 1
-        candidate = f"{stem}-{n}{ext}"
-    return candidate
+        suffix = f"-{n}"
+    return [_suffixed(x, suffix) for x in names]
+
+
+def free_name(folder, name):
+    return free_names(folder, [name])[0]
+
+
+def _suffixed(name, suffix):
+    stem, ext = split_ext(name)
+    return f"{stem}{suffix}{ext}"
 
 
 def split_ext(name):

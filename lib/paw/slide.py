@@ -182,34 +182,18 @@ def _anonymize(config, stage, record):
 
 
 def _output_names(config, record):
-    """The pseudonym for every member (`P.mrxs` and its folder `P`, or just `P.svs`), with one
-    shared `-2`, `-3` ... suffix if a name is taken: paw never overwrites."""
+    """The pseudonym for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
     extension = fsops.split_ext(os.path.basename(record["original"]))[1]
     pseudonym = record.get("pseudonym") or naming.new_pseudonym(config.naming_prefix)
     stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.get("kept", {}),
                                          extension))[0]
-    extra = len(record["members"]) - 1
-    suffix, n = "", 1
-    while any(os.path.lexists(os.path.join(config.outbox, x))
-              for x in [stem + suffix + extension.lower()] + [stem + suffix] * extra):
-        n += 1
-        suffix = f"-{n}"
-    return [stem + suffix + extension.lower()] + [stem + suffix] * extra
+    names = [stem + extension.lower()] + [stem] * (len(record["members"]) - 1)
+    return fsops.free_names(config.outbox, names)
 
 
 def _quarantine_names(config, record):
-    """Members keep their names (the technician recognises them), with one shared suffix if taken."""
-    names = [os.path.basename(m) for m in record["members"]]
-    suffix, n = "", 1
-    while any(os.path.lexists(os.path.join(config.quarantine, _suffixed(x, suffix))) for x in names):
-        n += 1
-        suffix = f"-{n}"
-    return [_suffixed(x, suffix) for x in names]
-
-
-def _suffixed(name, suffix):
-    stem, ext = fsops.split_ext(name)
-    return f"{stem}{suffix}{ext}"
+    """Members keep their names (the technician recognises them)."""
+    return fsops.free_names(config.quarantine, [os.path.basename(m) for m in record["members"]])
 
 
 def _deliver(config, stage, record):
