@@ -397,3 +397,15 @@ def test_ledger_sha256_of_files_and_of_slide_folders(lab):
     with open(os.path.join(lab.outbox, rows["a.svs"]["output"]), "rb") as fh:
         assert rows["a.svs"]["sha256"] == hashlib.sha256(fh.read()).hexdigest()  # = sha256sum
     assert len(rows["S26-9 A1 HE"]["sha256"]) == 64 and lab.staging() == []
+
+
+def test_manual_anonymize_of_a_dicom_folder(lab, tmp_path):
+    from paw.synth import dicom
+    folder = os.path.join(lab.inbox, "S26-10 A1 HE")
+    planted = dicom.write(folder)
+    out = tmp_path / "manual"
+    out.mkdir()
+    assert lab.run("anonymize", folder, "--output", str(out)) == 0
+    assert os.listdir(out / "S26-10 A1 HE") == ["volume.dcm"]
+    assert leaked(str(out / "S26-10 A1 HE" / "volume.dcm"), planted) == []
+    assert sorted(os.listdir(folder)) == ["label.dcm", "overview.dcm", "volume.dcm"]  # untouched

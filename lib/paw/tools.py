@@ -46,35 +46,43 @@ def anonymize(config, files, output, dry_run):
                 _, plan, _ = prepare(path, config)
                 print(f"{path}: would " + "; ".join(plan.actions))
                 continue
-            folder = path[:-5] if path.lower().endswith(".mrxs") and os.path.isdir(path[:-5]) else None
+            members = [path]  # an MRXS slide is the .mrxs file and its folder
+            if path.lower().endswith(".mrxs") and os.path.isdir(path[:-5]):
+                members.append(path[:-5])
             if output:  # copies under a hidden name, renamed only once verified
-                target = os.path.join(output, fsops.free_name(output, os.path.basename(path)))
-                work = os.path.join(output, fsops.PARTIAL_PREFIX + os.path.basename(target))
-                shutil.copyfile(path, work)
-                if folder:
-                    shutil.copytree(folder, work[:-5])
+                targets = [os.path.join(output, n) for n in
+                           fsops.free_names(output, [os.path.basename(m) for m in members])]
+                works = [os.path.join(output, fsops.PARTIAL_PREFIX + os.path.basename(t)) for t in targets]
+                for member, work in zip(members, works):
+                    _copy(member, work)
             else:
-                target = work = path
+                targets = works = members
+            target, work = targets[0], works[0]
             try:
                 module, plan, _ = prepare(work, config)
                 plan.apply(work)
                 stem = fsops.split_ext(os.path.basename(path))[0]
                 verify(work, module, plan, config, extra_values=name_values(stem))
             except BaseException:
-                if work != path:
-                    fsops.remove(work)
-                    if folder:
-                        fsops.remove(work[:-5])
+                if works is not members:
+                    for each in works:
+                        fsops.remove(each)
                 raise
-            if work != target:
-                if folder:
-                    os.rename(work[:-5], target[:-5])
-                os.rename(work, target)
+            for each, final in zip(works, targets):
+                if each != final:
+                    os.rename(each, final)
             print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
         except (Unsupported, VerificationFailed, OSError) as exc:
             print(f"{path}: not anonymized: {exc}", file=sys.stderr)
             status = FAILED_SOME
     return status
+
+
+def _copy(source, target):
+    if os.path.isdir(source):
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
 
 
 def init(config):
