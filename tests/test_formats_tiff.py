@@ -503,3 +503,15 @@ def _pixel_at(path):
     with open(path, "rb") as fh:
         pydicom.dcmread(fh, stop_before_pixels=True)
         return fh.tell()
+
+
+def test_ome_tiff_is_refused_not_treated_as_generic(tmp_path):
+    """OME-XML names experimenters and dates; paw has no scrubber for it yet: fail closed."""
+    from paw.synth import tiled
+    from paw.synth.tiffwriter import write_tiff
+    path = str(tmp_path / "slide.ome.tif")
+    write_tiff(path, [tiled({270: (2, '<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/'
+                                    'Schemas/OME/2016-06"><Experimenter UserName="jsmith"/></OME>')},
+                            512, 512)])
+    with pytest.raises(Unsupported, match="OME-TIFF"):
+        prepare(path, OPTIONS)

@@ -1,8 +1,11 @@
 """Which format a slide is, decided by content (never by extension), and what paw does with it.
 
-A format module has NAME, TITLE, ALLOWED_TAGS, detect(tiff), plan(tiff, surgery, options) and
-check(tifffile.TiffFile, options). Vendors paw recognises but cannot anonymize yet are named in
-the refusal, so a Ventana file is never mistaken for a generic TIFF and passed through.
+A TIFF format module has NAME, TITLE, ALLOWED_TAGS, detect(tiff), plan(tiff, surgery, options)
+and check(tifffile.TiffFile, options). A module for another layout (MRXS, iSyntax, DICOM) has
+NAME, TITLE, detect(path), prepare(path, options, pseudonym) -> (plan, roles found),
+check_file(path, plan, options) and searched_files(path, plan), and PLAN if its plan is not a
+tiff.Plan. Variants paw recognises but cannot anonymize are named in the refusal, so an OME-TIFF
+is never mistaken for a generic TIFF and passed through.
 """
 
 from . import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
@@ -30,15 +33,6 @@ def _recognised_but_unsupported(tiff):
         return "Philips TIFF variant (only one of Software and XML says Philips)"
     if "<OME" in description:
         return "OME-TIFF"
-    return None
-
-
-def sniff_other(path):
-    """Non-TIFF slide formats paw recognises (MIRAX, like OpenSlide, by its extension)."""
-    if path.lower().endswith(".mrxs"):
-        return "3DHistech MRXS without its data folder"
-    with open(path, "rb") as fh:
-        head = fh.read(256)
     return None
 
 
@@ -70,7 +64,6 @@ def prepare(path, options, pseudonym="PAW-ANONYMIZED"):
             module.plan(tiff, surgery, options)
             return module, surgery.finish(), surgery.found
     except TiffError as exc:
-        other = sniff_other(path)
-        if other:
-            raise Unsupported(f"format not supported yet: {other}") from None
+        if path.lower().endswith(".mrxs"):  # MIRAX is known by its extension (as in OpenSlide)
+            raise Unsupported("format not supported yet: 3DHistech MRXS without its data folder") from None
         raise Unsupported(f"cannot parse: {exc}") from None

@@ -89,10 +89,6 @@ class DicomPlan:
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
 
-    @property
-    def kept_data(self):  # the pixel data in the rewritten files, per file
-        return []
-
     zeros = property(lambda self: [])
     writes = property(lambda self: [i for i in self.instances if i["action"] == "rewrite"])
 

@@ -10,7 +10,7 @@ What paw does:
 - in the kept directories drops every tag that is not image structure or a product name:
   ImageDescription (free text), DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
   IPTC, EXIF and GPS sub-directories, SubIFDs and all private tags.
-OME-TIFF (OME-XML in the description) is not recognised here and is quarantined (see inspect).
+OME-TIFF (OME-XML in the description) never gets here: formats.identify refuses it first.
 """
 
 from .tiff import PRODUCT, STRUCTURAL
@@ -23,7 +23,7 @@ ALLOWED_TAGS = STRUCTURAL | PRODUCT
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and "<OME" not in tiff.text(first, 270)[:4096]
+    return tiff.is_tiled(first)
 
 
 def role(tiff, directory):

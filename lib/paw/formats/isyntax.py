@@ -62,7 +62,8 @@ def prepare(path, options, pseudonym=None):
 def check_file(path, plan, options):
     """Independent re-read: the marker where it was, the XML parses and holds nothing to remove."""
     text, end, size = _header(path)
-    if [end, size - end] != list(plan.kept_data[0]) if plan.kept_data else end != size:
+    binary = [[end, size - end]] if size > end else []
+    if [list(k) for k in plan.kept_data] != binary:
         return ["the iSyntax binary data is not where it was"]
     root = xmltext.parse(text, "iSyntax header")
     problems = []

@@ -62,10 +62,6 @@ class UnitPlan:
     actions: list = field(default_factory=list)
 
     @property
-    def kept_data(self):
-        return [k for plan in self.files.values() for k in plan.kept_data]
-
-    @property
     def zeros(self):  # over all files, for the summary `inspect` prints
         return [z for plan in self.files.values() for z in plan.zeros]
 
@@ -331,7 +327,7 @@ def check_file(path, plan, options):
         if not _read(os.path.join(path[:-5], name), 64).startswith(VERSION + slide_id.encode("latin-1")):
             problems.append(f"{name} does not carry the new SLIDE_ID")
     for rel, sub in plan.files.items():
-        if rel.startswith(f"{folder}/") and sub.kept_data is not None and sub.zeros:
+        if rel.startswith(f"{folder}/") and sub.zeros:
             head = len(VERSION + slide_id.encode("latin-1")) + 3
             stray = first_nonzero(os.path.join(os.path.dirname(path), rel),
                                   ranges.merge([(0, head)], sub.kept_data))
