@@ -75,7 +75,6 @@ class Directory:
     entries: dict               # tag -> Entry, in file order
     table_size: int             # count field + entries + next pointer
     next_offset: int
-    parent: object = None       # for sub-directories: the owning Directory
 
 
 class Tiff:
@@ -157,7 +156,7 @@ class Tiff:
             raise TiffError("the TIFF has no image directory")
         return directories
 
-    def read_directory(self, offset, index, parent=None):
+    def read_directory(self, offset, index):
         csize = 8 if self.bigtiff else 2
         count = struct.unpack(self.bo + self.count_code, self._read(offset, csize))[0]
         if not 0 < count <= MAX_ENTRIES:
@@ -176,7 +175,7 @@ class Tiff:
         if next_offset >= self.size:
             raise TiffError(f"directory {index} points past the end of the file")
         size = csize + len(table) + len(high) if self.ndpi else csize + len(table)
-        directory = Directory(index, offset, entries, size, next_offset, parent)
+        directory = Directory(index, offset, entries, size, next_offset)
         if self.first_directory is None and self.ndpi and 65420 in entries:
             self.first_directory = directory
         return directory
@@ -334,9 +333,9 @@ class Plan:
 class Surgery:
     """Collects what a vendor module decides, then turns it into a Plan.
 
-    Vendor modules call `destroy` for directories whose image must go (label, macro), `drop` for
-    tags to remove, `replace_ascii` for values to shorten in place, and `protect` for bytes the
-    vendor format references in ways this core cannot see.
+    Vendor modules call `destroy` for directories whose image must go (label, macro), `blank`
+    for one that must stay linked but lose its pixels, `drop` for tags to remove and
+    `replace_ascii` for values to shorten in place.
     """
 
     def __init__(self, tiff):
@@ -345,7 +344,6 @@ class Surgery:
         self.destroyed = set()     # directory indexes
         self.dropped = {}          # directory index -> set of tags
         self.replaced = {}         # (directory index, tag) -> bytes
-        self.extra_protected = []
         self.found = {}            # image roles seen, for inspect and the tests
         self.plan = Plan()
 
@@ -403,16 +401,13 @@ class Surgery:
             if tag not in allowed:
                 self.drop(directory, tag)
 
-    def protect(self, offset, length):
-        self.extra_protected.append((offset, length))
-
     def finish(self):
         """Compute the edits: new chain, rewritten tables, and zeros for everything unreferenced."""
         tiff, plan = self.tiff, self.plan
         kept = [d for d in tiff.directories if d.index not in self.destroyed]
         if not kept:
             raise TiffError("nothing would be left of the slide")
-        protected = [(0, tiff.header_size)] + list(self.extra_protected)
+        protected = [(0, tiff.header_size)]
         kept_data, blanked = [], []
         plan.writes.append((tiff.first_pointer_at, self._pack_offset(kept[0].offset)))
         for position, directory in enumerate(kept):
