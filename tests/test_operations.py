@@ -178,3 +178,20 @@ def test_an_idle_tick_imports_no_parsing_code(lab):
     result = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "lib"), lab.config],
                             capture_output=True, text=True)
     assert result.stdout.strip() == "0 []", result.stdout + result.stderr
+
+
+def test_no_log_call_formats_values_into_its_template():
+    """Sentry gets log *templates* only; a name formatted into one (an f-string, % or .format
+    before the call) would carry it out. Every log call must pass values as arguments."""
+    import re
+    call = re.compile(r"\blog(?:ging\.getLogger\([^)]*\))?\.(?:debug|info|warning|error|exception|critical)\(")
+    offenders = []
+    for root, _, files in os.walk(os.path.join(ROOT, "lib", "paw")):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(root, name), encoding="utf-8") as fh:
+                    for number, line in enumerate(fh, 1):
+                        match = call.search(line)
+                        if match and re.match(r'\s*(f"|f\'|"[^"]*"\s*%|"[^"]*"\.format)', line[match.end():]):
+                            offenders.append(f"{name}:{number}")
+    assert offenders == []
