@@ -43,6 +43,9 @@ POINTS = {
     "after-verify": lambda: die_at(slide, "_output_names"),
     "mid-delivery": lambda: die_at(fsops, "move", only=lambda src, dst: "staging" in src),
     "mid-copy": lambda: die_at(fsops, "_copy_file", after=True),
+    # a DICOM instance rewritten and renamed into place, the others not yet
+    "mid-rewrite": lambda: die_at(os, "replace", after=True,
+                                  only=lambda src, dst, **kw: fsops.PARTIAL_PREFIX in str(src)),
     "before-ledger-row": lambda: die_at(ledger.CsvLedger, "append"),
     "after-ledger-row": lambda: die_at(ledger.CsvLedger, "append", after=True),
 }

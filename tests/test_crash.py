@@ -69,3 +69,23 @@ def test_killed_before_the_first_journal_write(lab):
         fh.write('{"job": "0123')
     assert lab.run() == 0
     assert len(lab.outbox_files()) == 1 and lab.staging() == [] and len(lab.rows()) == 1
+
+
+@pytest.mark.parametrize("fmt, point, nth", [("mrxs", "mid-anonymization", n) for n in (1, 2, 3)]
+                         + [("dicom", "mid-rewrite", 1), ("dicom", "after-apply", 1)])
+def test_kill_9_inside_multi_file_slides(lab, fmt, point, nth):
+    """MRXS edits several files, DICOM rewrites instances one by one: a kill between two of
+    them must still end with one anonymized slide and no planted value anywhere in the outbox."""
+    from paw.synth import dicom, mrxs
+    planted = (mrxs.write(os.path.join(lab.inbox, "S26-1 A1 HE.mrxs")) if fmt == "mrxs"
+               else dicom.write(os.path.join(lab.inbox, "S26-1 A1 HE")))
+    env = dict(os.environ, PAW_CRASH_POINT=point, PAW_CRASH_NTH=str(nth))
+    crashed = lab.run_subprocess(env=env, wrapper=CRASHRUN)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    recovered = lab.run_subprocess()
+    assert recovered.returncode == 0, recovered.stderr
+    assert [r["status"] for r in lab.rows()] == ["anonymized"]
+    for root, _, files in os.walk(lab.outbox):
+        for name in files:
+            assert leaked(os.path.join(root, name), planted) == [], name
+    assert os.listdir(lab.inbox) == [] and lab.staging() == []
