@@ -31,7 +31,8 @@ DEFAULTS = {
     "stability": {"min_age_seconds": 120, "unchanged_runs": 2},
     "ignore": DEFAULT_IGNORE,
     "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
-    "anonymize": {"keep_macro": False, "time_limit_seconds": 600},
+    "anonymize": {"keep_macro": False, "label": "destroy", "label_text": "",
+                  "time_limit_seconds": 600},
     "verify": {"full_scan": False},
     "log": {"file": "", "max_bytes": 10 << 20, "backups": 5},
     "sentry": {"enabled": False, "dsn": "", "monitor_slug": "paw", "schedule": "*/5 * * * *",
@@ -59,6 +60,8 @@ class Config:
     naming_prefix: str
     keep_macro: bool
     full_scan: bool
+    replace_label: bool = False
+    label_text: str = ""
     time_limit_seconds: float = 600.0
     postgres_dsn: str = ""
     claim_timeout_seconds: float = 3600.0
@@ -184,6 +187,7 @@ def _build(c, shown, base):
     if unknown:
         raise ConfigError(f"'naming.template' uses {{{sorted(unknown)[0]}}}, which is not a named "
                           "group of naming.pattern")
+    replace_label, label_text = _label(c["anonymize"], groups)
     prefix = _expect(c["naming"]["prefix"], str, "naming.prefix", "a short text")
     if not re.fullmatch(r"[A-Za-z0-9_-]{0,16}", prefix):
         raise ConfigError("'naming.prefix' may only hold up to 16 letters, digits, '-' or '_'")
@@ -213,10 +217,25 @@ def _build(c, shown, base):
         min_age_seconds=float(min_age), unchanged_runs=runs, ignore=list(ignore),
         naming_pattern=pattern, naming_template=template, naming_prefix=prefix,
         keep_macro=_expect(c["anonymize"]["keep_macro"], bool, "anonymize.keep_macro", "true or false"),
+        replace_label=replace_label, label_text=label_text,
         time_limit_seconds=float(_expect(c["anonymize"]["time_limit_seconds"], (int, float),
                                          "anonymize.time_limit_seconds", "a number of seconds")),
         full_scan=_expect(c["verify"]["full_scan"], bool, "verify.full_scan", "true or false"),
     )
+
+
+def _label(c, groups):
+    """anonymize.label and the text printed on a drawn label, whose fields are the pseudonym and
+    naming.pattern's groups only: nothing else of the original name may reach the label."""
+    mode = c["label"]
+    if mode not in ("destroy", "replace"):
+        raise ConfigError(f"'anonymize.label' must be destroy or replace, got {mode!r}")
+    text = _expect(c["label_text"] or "", str, "anonymize.label_text", "a text template")
+    unknown = set(TEMPLATE_FIELD.findall(text)) - groups - {"pseudonym"}
+    if unknown:
+        raise ConfigError(f"'anonymize.label_text' uses {{{sorted(unknown)[0]}}}, which is not "
+                          "{pseudonym} or a named group of naming.pattern")
+    return mode == "replace", text
 
 
 def _sentry(c):
