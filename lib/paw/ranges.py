@@ -54,6 +54,11 @@ def complement(spans, size):
     return gaps
 
 
+def covers(outer, inner):
+    """Whether the (offset, length) ranges `inner` are non-empty and all inside `outer`."""
+    return bool(len(array(inner))) and np.array_equal(merge(outer, inner), merge(outer))
+
+
 def overlaps(ranges, spans):
     """Whether any (offset, length) range touches one of the merged spans."""
     a = array(ranges)

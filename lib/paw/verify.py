@@ -43,26 +43,28 @@ def verify(path, module, plan, options, extra_values=()):
 
     try:
         with tifffile.TiffFile(path, is_ndpi=module.NAME == "ndpi") as tf:
-            problems = module.check(tf, options)
             allowed = module.ALLOWED_TAGS
-            payload = []
+            payload, drawn, problems = [], set(), []
             for i, page in enumerate(tf.pages):
                 for tag in page.tags:
                     if tag.code not in allowed:
                         problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
                 payload.append(_payload(tf, page, i))
+                if plan.added and ranges.covers(plan.added, payload[-1]):
+                    drawn.add(i)
+            problems = module.check(tf, options, drawn) + problems
             structure, layout = _structure(tf)
     except VerificationFailed:
         raise
     except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
         reason = " ".join(str(exc).split())[:160]
         raise VerificationFailed(f"the independent reader cannot read the result ({type(exc).__name__}: {reason})") from None
-    expected = ranges.merge(plan.kept_data, plan.blanked)
+    expected = ranges.merge(plan.kept_data, plan.blanked, plan.added)
     if not np.array_equal(ranges.merge(*payload), expected):
         problems.append("kept image data is not where it was")
     if problems:
         raise VerificationFailed(problems[0])
-    kept = ranges.merge(plan.kept_data)  # blanked pixels must read as zeros below
+    kept = ranges.merge(plan.kept_data, plan.added)  # blanked pixels must read as zeros below
     stray = first_nonzero(path, ranges.merge(structure, layout, ranges.from_spans(kept)))
     if stray is not None:
         raise VerificationFailed(f"unreferenced bytes at {stray} are not cleared")

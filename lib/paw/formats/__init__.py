@@ -1,8 +1,9 @@
 """Which format a slide is, decided by content (never by extension), and what paw does with it.
 
-A TIFF format module has NAME, TITLE, ALLOWED_TAGS, detect(tiff), plan(tiff, surgery, options)
-and check(tifffile.TiffFile, options). A module for another layout (MRXS, iSyntax, DICOM) has
-NAME, TITLE, detect(path), prepare(path, options, pseudonym) -> (plan, roles found),
+A TIFF format module has NAME, TITLE, LABEL_PLACE, ALLOWED_TAGS, detect(tiff),
+plan(tiff, surgery, options) and check(tifffile.TiffFile, options, drawn) (`drawn`: the
+directories holding paw's drawn label). A module for another layout (MRXS, iSyntax, DICOM) has
+NAME, TITLE, LABEL_PLACE, detect(path), prepare(path, options, pseudonym, label) -> (plan, roles found),
 check_file(path, plan, options) and searched_files(path, plan), and PLAN if its plan is not a
 tiff.Plan. Variants paw recognises but cannot anonymize are named in the refusal, so an OME-TIFF
 is never mistaken for a generic TIFF and passed through.
@@ -46,13 +47,14 @@ def identify(tiff):
     raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
 
 
-def prepare(path, options, pseudonym="PAW-ANONYMIZED"):
+def prepare(path, options, pseudonym="PAW-ANONYMIZED", label=None):
     """Parse without writing: the format module, the edit plan, and the image roles found.
-    `pseudonym` goes into formats that name the patient inside the file (DICOM)."""
+    `pseudonym` goes into formats that name the patient inside the file (DICOM); `label` is the
+    drawn label (paw.label.Label) for formats that have one, None to only destroy labels."""
     for module in OTHER:
         if module.detect(path):
             try:
-                plan, found = module.prepare(path, options, pseudonym)
+                plan, found = module.prepare(path, options, pseudonym, label)
             except TiffError as exc:
                 raise Unsupported(f"cannot parse: {exc}") from None
             return module, plan, found
@@ -60,7 +62,7 @@ def prepare(path, options, pseudonym="PAW-ANONYMIZED"):
         with open(path, "rb") as fh:
             tiff = Tiff(fh)
             module = identify(tiff)
-            surgery = Surgery(tiff)
+            surgery = Surgery(tiff, label)
             module.plan(tiff, surgery, options)
             return module, surgery.finish(), surgery.found
     except TiffError as exc:

@@ -16,13 +16,16 @@ thumbnail and in each level):
 - the label (NewSubfileType 1, or a `label` description line) is destroyed: unlinked and its
   bytes zeroed; so is the macro (NewSubfileType 9 or `macro`) unless `keep_macro`;
 - any other stripped directory after the thumbnail is destroyed too: OpenSlide ignores it and
-  paw cannot tell what it shows.
+  paw cannot tell what it shows;
+- with `label: replace` the drawn label is appended as a stripped directory with NewSubfileType
+  1 (what OpenSlide lists as `label`) and a `label WxH` description line (what tifffile reads).
 """
 
 from .tiff import PRODUCT, STRUCTURAL, TiffError
 
 NAME = "aperio"
 TITLE = "Aperio SVS"
+LABEL_PLACE = "a new stripped directory, NewSubfileType 1 (OpenSlide: label)"
 
 KEEP = frozenset({
     "AppMag", "MPP", "StripeWidth", "Left", "Top", "LineCameraSkew", "LineAreaXOffset",
@@ -83,9 +86,11 @@ def plan(tiff, surgery, options):
             for key, _ in removed:
                 surgery.note(f"{key} emptied")
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
+    if surgery.label:
+        surgery.append_label(f"paw drawn label\nlabel {surgery.label.width}x{surgery.label.height}", LABEL)
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     """Independent checks on the anonymized file, read with tifffile: problems found, if any."""
     problems = []
     pages = list(tf.pages)
@@ -100,7 +105,7 @@ def check(tf, options):
             continue
         lines = page.description.splitlines()
         second = lines[1].strip().lower() if len(lines) > 1 else ""
-        if page.subfiletype == LABEL or second.startswith("label"):
+        if (page.subfiletype == LABEL or second.startswith("label")) and i not in drawn:
             problems.append(f"a label image is still listed (directory {i})")
         if not options.keep_macro and (page.subfiletype == MACRO or second.startswith("macro")):
             problems.append(f"a macro image is still listed (directory {i})")

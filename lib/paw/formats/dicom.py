@@ -15,6 +15,11 @@ every instance of the slide so they still belong together. LABEL and OVERVIEW in
 deleted (OVERVIEW kept with `keep_macro`). Instances that are not whole-slide images (e.g.
 annotations) or have no pixel data are refused.
 
+With `label: replace` a slide folder gets a drawn LABEL instance (uncompressed RGB, one frame)
+instead of its label: a copy of a kept instance's scrubbed header with new SOP Instance UID, the
+label's geometry and pixels, in the same series. A single-file slide gets none (there is no
+folder to put it in).
+
 Files are rewritten, not patched: the new header is written, then the original pixel data
 element is copied byte for byte after it (never decoded, streamed in 1 MiB blocks), and the new
 file replaces the old one with a rename. The cost is one copy of each instance (disk speed).
@@ -29,6 +34,7 @@ from .tiff import TiffError
 
 NAME = "dicom"
 TITLE = "DICOM WSI"
+LABEL_PLACE = "a LABEL instance in the slide's folder; none for a single file (OpenSlide: label)"
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 DELETED_ROLES = {"LABEL": "label", "OVERVIEW": "macro"}
 KEEP = frozenset("""
@@ -84,7 +90,8 @@ def detect(path):
 
 @dataclass
 class DicomPlan:
-    """Per instance: delete it, or replace its header (pixel data copied from `pixel_at` on)."""
+    """Per instance: delete it, replace its header (pixel data copied from `pixel_at` on), or
+    write it whole (the drawn label)."""
     instances: list = field(default_factory=list)  # dicts: name, action, header, pixel_at, size
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
@@ -103,10 +110,12 @@ class DicomPlan:
             if _already(target, header, item["size"]):
                 continue  # a replay after the rename
             partial = os.path.join(folder, fsops.PARTIAL_PREFIX + item["name"])
-            with open(target, "rb") as source, open(partial, "wb") as out:
+            with open(partial, "wb") as out:
                 out.write(header)
-                source.seek(item["pixel_at"])
-                shutil.copyfileobj(source, out, BLOCK)
+                if item["action"] == "rewrite":
+                    with open(target, "rb") as source:
+                        source.seek(item["pixel_at"])
+                        shutil.copyfileobj(source, out, BLOCK)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, target)
@@ -140,11 +149,11 @@ def _texts(element):
     return []
 
 
-def prepare(path, options, pseudonym):
+def prepare(path, options, pseudonym, label=None):
     pydicom = _pydicom()
     from pydicom.uid import generate_uid
 
-    plan, found, uid_map = DicomPlan(), {}, {}
+    plan, found, uid_map, template = DicomPlan(), {}, {}, None
     kept_series, kept_text = set(), set()
     for file in _instances(path):
         name = os.path.basename(file)
@@ -165,7 +174,7 @@ def prepare(path, options, pseudonym):
         role = image_type[2] if len(image_type) > 2 else "UNKNOWN"
         found[role.lower()] = found.get(role.lower(), 0) + 1
         if role in DELETED_ROLES and not (role == "OVERVIEW" and options.keep_macro):
-            plan.instances.append({"name": name, "action": "delete"})
+            plan.instances.append({"name": name, "action": "delete", "role": role})
             plan.actions.append(f"{DELETED_ROLES[role]} instance deleted")
             plan.removed.extend(t for e in ds for t in _texts(e))
             continue
@@ -189,17 +198,55 @@ def prepare(path, options, pseudonym):
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         kept_series.add(ds.SeriesInstanceUID)
         kept_text.update(t for e in ds for t in _texts(e))
+        template = ds
         header = _header(pydicom, ds)
         plan.instances.append({"name": name, "action": "rewrite", "header": header.hex(),
                                "pixel_at": pixel_at, "size": len(header) + size - pixel_at})
     if not kept_series:
         raise TiffError("nothing would be left of the slide (only label/overview instances)")
+    if label is not None and os.path.isdir(path):
+        kept_text.update(_add_drawn_label(pydicom, template, label, plan, path))
+        found["drawn label"] = 1
+        plan.actions.append("label replaced by a drawn pseudonym label")
+    elif label is not None:
+        plan.actions.append("no drawn label: a single-file slide has no folder for a LABEL instance")
     # A removed value found inside a value the profile keeps (the converter's name repeated in
     # ContributingEquipmentSequence and ManufacturerModelName) is not a leak: not searched for.
     plan.removed = [v for v in dict.fromkeys(plan.removed)
                     if v != pseudonym and not any(v in k for k in kept_text)]
     plan.actions = list(dict.fromkeys(plan.actions))
     return plan, found
+
+
+def _add_drawn_label(pydicom, template, label, plan, folder):
+    """The drawn label as a whole instance, in the place of the first deleted LABEL instance."""
+    import copy
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = copy.deepcopy(template)
+    for keyword in ("PerFrameFunctionalGroupsSequence", "DimensionIndexSequence", "ConcatenationUID",
+                    "ConcatenationFrameOffsetNumber", "InConcatenationNumber",
+                    "InConcatenationTotalNumber", "SOPInstanceUIDOfConcatenationSource", "ICCProfile"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.ImageType = ["DERIVED", "PRIMARY", "LABEL", "NONE"]
+    ds.Rows = ds.TotalPixelMatrixRows = label.height
+    ds.Columns = ds.TotalPixelMatrixColumns = label.width
+    ds.NumberOfFrames, ds.TotalPixelMatrixFocalPlanes = 1, 1
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.DimensionOrganizationType = "TILED_FULL"
+    ds.LossyImageCompression, ds.SpecimenLabelInImage, ds.BurnedInAnnotation = "00", "YES", "NO"
+    ds.add_new(0x7FE00010, "OB", label.rgb())  # PixelData
+    content = _header(pydicom, ds)
+    deleted = [i["name"] for i in plan.instances if i["action"] == "delete"
+               and i.get("role") == "LABEL"]
+    name = deleted[0] if deleted else fsops.free_name(folder, "label-paw.dcm")
+    plan.instances = [i for i in plan.instances if i["name"] != name] + [
+        {"name": name, "action": "write", "header": content.hex(), "pixel_at": 0, "size": len(content)}]
+    return [t for e in ds for t in _texts(e)]
 
 
 def _walk(dataset):
@@ -230,10 +277,17 @@ def check_file(path, plan, options):
             continue
         with open(file, "rb") as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            if fh.tell() != len(bytes.fromhex(item["header"])):
+            if item["action"] == "write":  # the drawn label: exactly the bytes paw made
+                fh.seek(0)
+                if fh.read() != bytes.fromhex(item["header"]):
+                    problems.append(f"{item['name']} is not the drawn label paw wrote")
+            elif fh.tell() != len(bytes.fromhex(item["header"])):
                 problems.append(f"{item['name']}: the pixel data is not where it was written")
         role = list(ds.get("ImageType", ["", "", ""]))[2:3]
-        if role and role[0] in DELETED_ROLES and not (role[0] == "OVERVIEW" and options.keep_macro):
+        if item["action"] == "write":
+            if role != ["LABEL"]:
+                problems.append(f"{item['name']}: the drawn label is not a LABEL instance")
+        elif role and role[0] in DELETED_ROLES and not (role[0] == "OVERVIEW" and options.keep_macro):
             problems.append(f"{item['name']} is still a {role[0]} instance")
         for element in ds:
             if element.keyword not in KEEP or element.tag.is_private:
@@ -251,3 +305,5 @@ def searched_files(path, plan):
         if item["action"] == "rewrite":
             head = len(item["header"]) // 2
             yield os.path.join(folder, item["name"]), ranges.merge([(head, item["size"] - head)])
+        elif item["action"] == "write":
+            yield os.path.join(folder, item["name"]), ranges.merge()

@@ -17,6 +17,7 @@ from .tiff import PRODUCT, STRUCTURAL
 
 NAME = "generic-tiff"
 TITLE = "generic tiled TIFF"
+LABEL_PLACE = None  # no associated images at all
 REDUCED = 1
 ALLOWED_TAGS = STRUCTURAL | PRODUCT
 
@@ -42,7 +43,7 @@ def plan(tiff, surgery, options):
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
     if not pages[0].is_tiled:

@@ -20,6 +20,8 @@ from .tiff import Plan, TiffError
 
 NAME = "isyntax"
 TITLE = "Philips iSyntax"
+# The label is base64 in the header, which may not grow, and no reader here shows it: none drawn.
+LABEL_PLACE = None
 END = b"\r\n\x04"
 MAX_HEADER = 256 << 20
 
@@ -48,7 +50,7 @@ def _header(path):
     return head[:end].decode("latin-1"), end, size
 
 
-def prepare(path, options, pseudonym=None):
+def prepare(path, options, pseudonym=None, label=None):
     text, end, size = _header(path)
     new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
     data = new.encode("latin-1", "xmlcharrefreplace")

@@ -28,6 +28,7 @@ from .tiff import PRODUCT, STRUCTURAL, TiffError
 
 NAME = "leica"
 TITLE = "Leica SCN"
+LABEL_PLACE = None  # OpenSlide shows no label for SCN, only the macro
 ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
 NAMESPACES = ("http://www.leica-microsystems.com/scn/2010/10/01",
               "http://www.leica-microsystems.com/scn/2010/03/10")
@@ -133,7 +134,7 @@ def _scrub_values(root):
     return removed, names
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     pages = list(tf.pages)
     try:
         root = _root(pages[0].description)

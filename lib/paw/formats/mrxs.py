@@ -19,7 +19,10 @@ What paw does:
 - in the data files every byte that is not a tile of a zoom level or a slide-position record is
   zeroed: the label, macro and preview JPEGs and any other layer (scanner profiles carry
   `ProfileName` and operator names);
-- the .mrxs file, which no reader uses, is zeroed.
+- the .mrxs file, which no reader uses, is zeroed;
+- with `label: replace`, the drawn label (a JPEG) is appended to the smallest data file and the
+  label's record in Index.dat points at it; the layer keeps its name, so OpenSlide lists `label`.
+  A slide without a label layer gets none (adding a layer would renumber every record).
 """
 
 import codecs
@@ -35,6 +38,7 @@ from .tiff import Plan, TiffError
 
 NAME = "mrxs"
 TITLE = "3DHistech MRXS"
+LABEL_PLACE = "the label layer's record, if the slide has one, pointed at a new JPEG (OpenSlide: label)"
 VERSION = b"01.02"
 GENERAL_KEEP = frozenset({"SLIDE_VERSION", "SLIDE_TYPE", "IMAGENUMBER_X", "IMAGENUMBER_Y",
                           "OBJECTIVE_MAGNIFICATION", "CameraImageDivisionsPerSide",
@@ -60,6 +64,7 @@ class UnitPlan:
     replace: dict = field(default_factory=dict)    # relative path -> new content (bytes)
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
+    drawn: dict = field(default_factory=dict)      # record, file, offset, length of a drawn label
 
     @property
     def zeros(self):  # over all files, for the summary `inspect` prints
@@ -81,13 +86,13 @@ class UnitPlan:
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},
                 "replace": {k: v.hex() for k, v in self.replace.items()},
-                "removed": self.removed, "actions": self.actions}
+                "removed": self.removed, "actions": self.actions, "drawn": self.drawn}
 
     @classmethod
     def from_json(cls, data):
         return cls({k: Plan.from_json(v) for k, v in data["files"].items()},
                    {k: bytes.fromhex(v) for k, v in data["replace"].items()},
-                   data["removed"], data["actions"])
+                   data["removed"], data["actions"], data.get("drawn", {}))
 
 
 PLAN = UnitPlan
@@ -193,9 +198,11 @@ class Index:
             else:
                 raise TiffError("Index.dat: the pages of a zoom level loop")
         self.records = {}  # record number -> (fileno, offset, length)
+        self.record_at = {}  # record number -> where its (offset, length, fileno) are stored
         for number in range(record_count):
             (record,) = self._ints(nonhier + 4 * number, 1)
             zero, page = self._ints(record, 2)
+            self.record_at[number] = page + 16
             one, _, zero2, zero3, offset, length, fileno = self._ints(page, 7)
             if zero != 0 or one != 1 or zero2 != 0 or zero3 != 0:
                 raise TiffError(f"Index.dat: layer record {number} is not in the known layout")
@@ -243,9 +250,12 @@ def describe(path):
     return ini, encoding, os.path.basename(folder), datafiles, index
 
 
-def prepare(path, options, pseudonym=None):
+def prepare(path, options, pseudonym=None, label=None):
     ini, encoding, folder, datafiles, index = describe(path)
     plan, found = UnitPlan(), {}
+    base = os.path.dirname(path)
+    sizes = [os.path.getsize(os.path.join(base, folder, name)) for name in datafiles]
+    index_writes = []
     old_id = ini.get("GENERAL", "SLIDE_ID")
     new_id = _fresh_id(old_id)
     plan.removed.append(old_id)
@@ -260,6 +270,12 @@ def prepare(path, options, pseudonym=None):
         if name in POSITIONS or (kind == "macro" and options.keep_macro):
             fileno, offset, length = index.records[number]
             kept[fileno].append((offset, length))
+        elif kind == "label" and label is not None and not plan.drawn:
+            plan.drawn, jpeg = _drawn_label(label, number, sizes)
+            found["drawn label"] = 1
+            index_writes.append((index.record_at[number],
+                                 struct.pack("<ii", plan.drawn["offset"], plan.drawn["length"])))
+            plan.actions.append("label replaced by a drawn pseudonym label")
         elif kind:
             ini.set("HIERARCHICAL", key, f"removed-by-paw-{number}")
             plan.actions.append(f"{kind} image destroyed")
@@ -277,19 +293,33 @@ def prepare(path, options, pseudonym=None):
     found["level"] = len(index.tiles)
     plan.replace[f"{folder}/Slidedat.ini"] = encode_ini(ini.text(), encoding)
     header_id = VERSION + new_id.encode("latin-1")
-    plan.files[f"{folder}/{ini.get('HIERARCHICAL', 'INDEXFILE')}"] = Plan(writes=[(0, header_id)])
+    plan.files[f"{folder}/{ini.get('HIERARCHICAL', 'INDEXFILE')}"] = Plan(
+        writes=[(0, header_id)] + index_writes)
     for fileno, name in enumerate(datafiles):
         rel = f"{folder}/{name}"
-        size = os.path.getsize(os.path.join(os.path.dirname(path), rel))
+        size = sizes[fileno]
         header = len(header_id) + 3
         spans = ranges.merge([(0, header)], kept[fileno])
         if spans.size and spans[-1][1] > size:
             raise TiffError(f"{name}: a record runs past the end of the file")
         plan.files[rel] = Plan(writes=[(0, header_id)], zeros=ranges.complement(spans, size),
                                kept_data=ranges.as_pairs(ranges.merge(kept[fileno])))
+        if plan.drawn.get("file") == fileno:
+            plan.files[rel].writes.append((plan.drawn["offset"], jpeg))
+            plan.files[rel].added = [(plan.drawn["offset"], plan.drawn["length"])]
     mrxs_size = os.path.getsize(path)
     plan.files[os.path.basename(path)] = Plan(zeros=[(0, mrxs_size)] if mrxs_size else [])
     return plan, found
+
+
+def _drawn_label(label, number, sizes):
+    """Where the drawn label's JPEG goes: after the end of the smallest data file (Index.dat
+    offsets are 32-bit signed, so the file must stay under 2 GiB)."""
+    jpeg = label.jpeg()
+    fileno = min(range(len(sizes)), key=sizes.__getitem__)
+    if sizes[fileno] + len(jpeg) >= 1 << 31:
+        raise TiffError("no room for a drawn label: every data file is near 2 GiB")
+    return {"record": number, "file": fileno, "offset": sizes[fileno], "length": len(jpeg)}, jpeg
 
 
 def _fresh_id(old):
@@ -314,15 +344,21 @@ def check_file(path, plan, options):
     except (configparser.Error, KeyError) as exc:
         return [f"Slidedat.ini does not parse after editing ({type(exc).__name__})"]
     for key, value in values.items():
-        if value in ASSOCIATED and not (ASSOCIATED[value] == "macro" and options.keep_macro):
+        drawn = ASSOCIATED.get(value) == "label" and plan.drawn
+        if value in ASSOCIATED and not drawn and not (ASSOCIATED[value] == "macro" and options.keep_macro):
             problems.append(f"{value} is still listed")
     for key, value in parser["GENERAL"].items():
         if key not in GENERAL_KEEP and value.strip():
             problems.append(f"GENERAL/{key} still has a value")
     try:
-        _, _, folder, datafiles, _ = describe(path)
+        ini, _, folder, datafiles, index = describe(path)
     except TiffError as exc:
         return problems + [f"the edited slide does not parse: {exc}"]
+    labels = [n for n, layer, value, _, _ in nonhier_records(ini)
+              if layer == "Scan data layer" and ASSOCIATED.get(value) == "label"]
+    if plan.drawn and (labels != [plan.drawn["record"]] or index.records[labels[0]] != (
+            plan.drawn["file"], plan.drawn["offset"], plan.drawn["length"])):
+        problems.append("the label layer does not point at the drawn label")
     for name in datafiles:
         if not _read(os.path.join(path[:-5], name), 64).startswith(VERSION + slide_id.encode("latin-1")):
             problems.append(f"{name} does not carry the new SLIDE_ID")
@@ -330,7 +366,7 @@ def check_file(path, plan, options):
         if rel.startswith(f"{folder}/") and sub.zeros:
             head = len(VERSION + slide_id.encode("latin-1")) + 3
             stray = first_nonzero(os.path.join(os.path.dirname(path), rel),
-                                  ranges.merge([(0, head)], sub.kept_data))
+                                  ranges.merge([(0, head)], sub.kept_data, sub.added))
             if stray is not None:
                 problems.append(f"{rel}: unreferenced bytes at {stray} are not cleared")
     return problems

@@ -23,6 +23,7 @@ from .tiff import PRODUCT, STRUCTURAL
 
 NAME = "ndpi"
 TITLE = "Hamamatsu NDPI"
+LABEL_PLACE = None  # no label image: the label is photographed in the macro
 
 LENS, PROPERTIES = 65421, 65449
 KEEP_TAGS = frozenset({
@@ -92,7 +93,7 @@ def plan(tiff, surgery, options):
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
     if not (tf.is_ndpi and 65420 in pages[0].tags):

@@ -16,7 +16,9 @@ What paw does:
 - the LABELIMAGE and MACROIMAGE DataObjects (base64 images) are removed from the XML (the macro
   is kept with `keep_macro`); the new XML is shorter and the old bytes behind it are zeroed;
 - stripped directories (Label, Macro, anything else) are destroyed; descriptions of the other
-  tiled directories and every tag not image structure or product name are dropped.
+  tiled directories and every tag not image structure or product name are dropped;
+- with `label: replace` the drawn label is appended as a stripped directory described `Label`
+  (OpenSlide takes those before the XML's base64 images).
 """
 
 import base64
@@ -27,6 +29,7 @@ from .tiff import PRODUCT, STRUCTURAL, TiffError
 
 NAME = "philips"
 TITLE = "Philips TIFF"
+LABEL_PLACE = "a new stripped directory described 'Label' (OpenSlide: label)"
 ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
 
 KEEP = frozenset({
@@ -116,9 +119,11 @@ def plan(tiff, surgery, options):
         elif 270 in directory.entries:
             surgery.drop(directory, 270)
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
+    if surgery.label:
+        surgery.append_label("Label")
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
     first = pages[0]
@@ -134,7 +139,7 @@ def check(tf, options):
         if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
             problems.append(f"{attribute.get('Name')} still has a value")
     for i, page in enumerate(pages[1:], 1):
-        if page.description.startswith(("Label", "Macro")) and not (
+        if page.description.startswith(("Label", "Macro")) and i not in drawn and not (
                 options.keep_macro and page.description.startswith("Macro")):
             problems.append(f"directory {i} is still a label or macro")
     return problems

@@ -298,17 +298,19 @@ class Plan:
     actions: list = field(default_factory=list)
     kept_data: list = field(default_factory=list)  # (offset, length) of kept image payload
     blanked: list = field(default_factory=list)    # payload of kept directories, zeroed
+    added: list = field(default_factory=list)      # image data paw appended (a drawn label)
 
     def to_json(self):
         return {"writes": [[o, b.hex()] for o, b in self.writes], "zeros": self.zeros,
                 "removed": self.removed, "actions": self.actions, "kept_data": self.kept_data,
-                "blanked": self.blanked}
+                "blanked": self.blanked, "added": self.added}
 
     @classmethod
     def from_json(cls, data):
         return cls([(o, bytes.fromhex(h)) for o, h in data["writes"]],
                    [tuple(z) for z in data["zeros"]], data["removed"], data["actions"],
-                   [tuple(k) for k in data["kept_data"]], [tuple(b) for b in data["blanked"]])
+                   [tuple(k) for k in data["kept_data"]], [tuple(b) for b in data["blanked"]],
+                   [tuple(a) for a in data.get("added", [])])
 
     def apply(self, path):
         """Write every edit and fsync. Replaying a plan on a partly edited file finishes it.
@@ -334,12 +336,15 @@ class Surgery:
     """Collects what a vendor module decides, then turns it into a Plan.
 
     Vendor modules call `destroy` for directories whose image must go (label, macro), `blank`
-    for one that must stay linked but lose its pixels, `drop` for tags to remove and
-    `replace_ascii` for values to shorten in place.
+    for one that must stay linked but lose its pixels, `drop` for tags to remove,
+    `replace_ascii` for values to shorten in place and `append_label` to add the drawn label
+    (`label`, set only with `anonymize.label: replace`).
     """
 
-    def __init__(self, tiff):
+    def __init__(self, tiff, label=None):
         self.tiff = tiff
+        self.label = label
+        self.appended = None       # (description, NewSubfileType or None) of the drawn label
         self.blanked = set()       # directory indexes kept in the chain with their pixels zeroed
         self.destroyed = set()     # directory indexes
         self.dropped = {}          # directory index -> set of tags
@@ -389,6 +394,13 @@ class Surgery:
         self.replaced[(directory.index, tag)] = data
         self.plan.removed.extend(removed_values)
 
+    def append_label(self, description, subfile_type=None):
+        """Add the drawn label as a new stripped directory at the end of the chain, its table,
+        description and pixels written after the end of the file: nothing of the slide moves."""
+        self.appended = (description, subfile_type)
+        self.count("drawn label")
+        self.note("label replaced by a drawn pseudonym label")
+
     def drop_unlisted(self, directory, allowed):
         """Drop every tag not in the format's `allowed` set (image structure, product names,
         the vendor tags its module handles).
@@ -409,9 +421,10 @@ class Surgery:
             raise TiffError("nothing would be left of the slide")
         protected = [(0, tiff.header_size)]
         kept_data, blanked = [], []
+        appended_at = self._append() if self.appended else 0
         plan.writes.append((tiff.first_pointer_at, self._pack_offset(kept[0].offset)))
         for position, directory in enumerate(kept):
-            next_offset = kept[position + 1].offset if position + 1 < len(kept) else 0
+            next_offset = kept[position + 1].offset if position + 1 < len(kept) else appended_at
             table, values = self._rewrite(directory, next_offset)
             plan.writes.append((directory.offset, table))
             plan.writes.extend(values)
@@ -439,6 +452,8 @@ class Surgery:
         kept_text = {tiff.value(d, tag).strip() for d in kept for tag, e in d.entries.items()
                      if e.type == ASCII and tag not in self.dropped.get(d.index, ())
                      and (d.index, tag) not in self.replaced}
+        if self.appended:  # Ventana's drawn label is described `Label_Image` like the old one
+            kept_text.add(self.appended[0])
         plan.removed = [v for v in plan.removed if v.strip() not in kept_text]
         return plan
 
@@ -472,6 +487,43 @@ class Surgery:
 
     def _pack_offset(self, offset):
         return struct.pack(self.tiff.bo + self.tiff.pointer_code, offset)
+
+    def _append(self):
+        """Write the drawn label after the end of the file: directory, description, one
+        Deflate-compressed 8-bit grayscale strip. Returns where the directory starts."""
+        tiff, label = self.tiff, self.label
+        description, subfile_type = self.appended
+        strip = label.deflated()
+        text = description.encode("ascii") + b"\0"
+        entries = 12 if subfile_type is not None else 11
+        at = (tiff.size + 15) & ~15  # directory, then the description if it needs room, the strip
+        text_at = at + (8 if tiff.bigtiff else 2) + entries * tiff.entry_size + tiff.pointer_size
+        stored_text = text if len(text) > tiff.slot else b""  # else it fits in its entry
+        strip_at = (text_at + len(stored_text) + 15) & ~15
+        if not tiff.bigtiff and strip_at + len(strip) >= 1 << 32:
+            raise TiffError("no room for a drawn label: the classic TIFF would pass 4 GiB")
+        long_type = 16 if tiff.bigtiff else 4
+        fields = [(256, 4, label.width), (257, 4, label.height), (258, 3, 8),
+                  (259, 3, 8),  # Adobe Deflate
+                  (262, 3, 1),  # BlackIsZero
+                  (270, ASCII, text_at if stored_text else text), (273, long_type, strip_at),
+                  (277, 3, 1), (278, 4, label.height), (279, long_type, len(strip)), (284, 3, 1)]
+        if subfile_type is not None:
+            fields.insert(0, (254, 4, subfile_type))
+        table = struct.pack(tiff.bo + tiff.count_code, len(fields))
+        for tag, kind, value in fields:
+            if kind == ASCII:
+                count = len(text)
+                slot = struct.pack(tiff.bo + ("Q" if tiff.bigtiff else "I"), value) if stored_text else value
+            else:
+                count, slot = 1, struct.pack(tiff.bo + TYPES[kind][1], value)
+            table += struct.pack(tiff.bo + ("HHQ" if tiff.bigtiff else "HHI"), tag, kind, count)
+            table += slot.ljust(tiff.slot, b"\0")
+        table += self._pack_offset(0)
+        block = table + stored_text
+        self.plan.writes.append((at, block + bytes(strip_at - at - len(block)) + strip))
+        self.plan.added = [(strip_at, len(strip))]
+        return at
 
 
 def data_segments(fd, offset, length):

@@ -17,7 +17,9 @@ What paw does:
 - in the XMP's other elements (EncodeInfo: the tile stitching geometry OpenSlide reads)
   numeric attribute values and tile-joint directions are kept, every other value emptied;
 - level descriptions keep only their level=, mag= and quality= fields; every tag not image
-  structure, product name, description or XMP is dropped.
+  structure, product name, description or XMP is dropped;
+- with `label: replace` the drawn label is appended as a stripped directory described
+  `Label_Image`: Ventana's name for the label, which OpenSlide lists as `macro`.
 """
 
 import re
@@ -27,6 +29,7 @@ from .tiff import PRODUCT, STRUCTURAL, TiffError
 
 NAME = "ventana"
 TITLE = "Ventana BIF"
+LABEL_PLACE = "a new stripped directory described 'Label_Image' (OpenSlide lists it as macro)"
 XMP = 700
 ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270, XMP}
 LABEL_DESCRIPTIONS = ("Label Image", "Label_Image")
@@ -102,9 +105,11 @@ def plan(tiff, surgery, options):
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
     if not surgery.found.get("level"):
         raise TiffError("Ventana file without a level=N directory")
+    if surgery.label:
+        surgery.append_label(LABEL_DESCRIPTIONS[1])
 
 
-def check(tf, options):
+def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
     xmp = pages[0].tags[XMP].value if XMP in pages[0].tags else b""
@@ -112,6 +117,8 @@ def check(tf, options):
     if "iScan" not in xmp:
         return ["no longer detected as Ventana (no iScan XMP in directory 0)"]
     for i, page in enumerate(pages):
+        if i in drawn:
+            continue
         if page.description in LABEL_DESCRIPTIONS or page.description == "Thumbnail":
             problems.append(f"directory {i} is still listed as {page.description}")
         if i and not page.is_tiled:
