@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import fsops, naming
+from . import fsops, label, naming
 from .formats import BY_NAME, Unsupported, prepare
 from .formats.tiff import Plan
 from .inbox import still_as_scanned
@@ -167,18 +167,19 @@ def _anonymize(config, stage, record):
     for member in record["members"]:
         _refuse_links(os.path.join(stage, os.path.basename(member)))
     record["size"] = sum(_folder_size(os.path.join(stage, os.path.basename(m))) for m in record["members"])
+    stem = fsops.split_ext(os.path.basename(record["original"]))[0]
     if record["state"] == "claimed":
+        kept = naming.kept_identifiers(config.naming_pattern, stem)
         pseudonym = naming.new_pseudonym(config.naming_prefix)
-        module, plan, found = prepare(path, config, pseudonym)
-        record["pseudonym"] = pseudonym
+        drawn = label.render(pseudonym, label.text_lines(config.label_text, pseudonym, kept)) \
+            if label.wanted(config) else None
+        module, plan, found = prepare(path, config, pseudonym, drawn)
+        record.update(pseudonym=pseudonym, kept=kept)
         _set(stage, record, state="applying", format=module.NAME, plan=plan.to_json(), found=found)
     module = BY_NAME[record["format"]]
     plan = getattr(module, "PLAN", Plan).from_json(record["plan"])
     plan.apply(path)
-    stem = fsops.split_ext(os.path.basename(record["original"]))[0]
     verify(path, module, plan, config, extra_values=name_values(stem))
-    kept = naming.kept_identifiers(config.naming_pattern, stem)
-    record["kept"] = kept
 
 
 def _output_names(config, record):

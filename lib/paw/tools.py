@@ -24,6 +24,8 @@ def inspect(config, files):
             continue
         print(f"  format: {module.TITLE} ({module.NAME})")
         print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
+        if config.replace_label:
+            print(f"  drawn label: {module.LABEL_PLACE or f'none ({module.TITLE} has no label image)'}")
         values = sorted({v for v in plan.removed if v.strip()})
         print(f"  identifying values found: {len(values)}")
         for value in values:
