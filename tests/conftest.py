@@ -60,6 +60,17 @@ def lab(tmp_path):
     return Lab(tmp_path)
 
 
+def real_dicom_folder(tmp_path):
+    """OpenSlide's `boxes` DICOM series plus a LABEL instance (of another series) in one folder."""
+    import shutil
+    folder = tmp_path / "boxes"
+    folder.mkdir()
+    for name in ("boxes_0.dcm", "boxes_1.dcm"):
+        shutil.copyfile(shared_fixture("dicom", "openslide-boxes", name), folder / name)
+    shutil.copyfile(shared_fixture("dicom", "label-instance", "test_wsi.dcm"), folder / "label.dcm")
+    return folder
+
+
 def shared_fixture(*parts):
     path = os.path.join(SHARED_FIXTURES, *parts)
     if not os.path.exists(path):

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from checks import leaked, openslide_view, tile_digest
-from conftest import shared_fixture
+from conftest import real_dicom_folder, shared_fixture
 from paw.formats import Unsupported, prepare
 from paw.synth import aperio, generic
 from paw.verify import VerificationFailed, verify
@@ -468,11 +468,7 @@ def test_dicom_keep_macro_keeps_the_overview_with_the_same_new_uids(tmp_path):
 
 
 def test_dicom_real_samples(tmp_path):
-    folder = tmp_path / "boxes"
-    folder.mkdir()
-    for name in ("boxes_0.dcm", "boxes_1.dcm"):
-        shutil.copyfile(shared_fixture("dicom", "openslide-boxes", name), folder / name)
-    shutil.copyfile(shared_fixture("dicom", "label-instance", "test_wsi.dcm"), folder / "label.dcm")
+    folder = real_dicom_folder(tmp_path)
     before = openslide_view(str(folder / "boxes_0.dcm"))
     anonymize(str(folder))
     assert sorted(os.listdir(folder)) == ["boxes_0.dcm", "boxes_1.dcm"]
