@@ -5,6 +5,8 @@
 #   docker run -d --name paw -v /srv/slides:/slides -v /srv/paw-data:/data paw
 # paw.yaml in /data then uses /slides/inbox, /slides/outbox, /slides/quarantine,
 # state_dir: /slides/.paw-state and ledger csv: /data/ledger.csv.
+# Optional extras (DICOM, PostgreSQL, drawn labels): add `-r requirements-dicom.txt` etc. to the
+# pip line below and COPY those files too.
 FROM python:3.12-alpine
 WORKDIR /opt/paw
 COPY requirements.txt .

@@ -221,6 +221,43 @@ def bench_full_scan(repeat, megabytes):
         shutil.rmtree(base)
 
 
+def bench_label(repeat, sizes, vendors):
+    """What `anonymize.label: replace` adds per slide: drawing (Pillow, segno) and writing it."""
+    from types import SimpleNamespace
+
+    from paw import label
+    from paw.formats import prepare
+    from paw.verify import verify
+
+    options = SimpleNamespace(keep_macro=False, full_scan=False)
+    print(f"\nanonymize.label: replace, in-process ms per slide (draw + parse, plan, apply, verify), "
+          f"median of {repeat}:")
+    print(f"{'format':>8} {'slide':>6} {'destroy':>8} {'replace':>8} {'draw only':>10}")
+    label.render("PAW-0000000000", ["PAW-0000000000"])  # the first call loads the font
+    for vendor in vendors:
+        for name in sizes:
+            times = {"destroy": [], "replace": [], "draw": []}
+            for _ in range(repeat):
+                for mode in ("destroy", "replace"):
+                    base = tempfile.mkdtemp(prefix="pawbench-")
+                    try:
+                        path = os.path.join(base, "slide" + EXTENSIONS[vendor])
+                        _synthetic(vendor, path, SIZES[name])
+                        start = time.perf_counter()
+                        drawn = None
+                        if mode == "replace":
+                            drawn = label.render("PAW-7K2M9QX4TD", ["PAW-7K2M9QX4TD", "block: A1", "stain: HE"])
+                            times["draw"].append((time.perf_counter() - start) * 1000)
+                        module, plan, _ = prepare(path, options, "PAW-7K2M9QX4TD", drawn)
+                        plan.apply(path)
+                        verify(path, module, plan, options)
+                        times[mode].append((time.perf_counter() - start) * 1000)
+                    finally:
+                        shutil.rmtree(base)
+            m = {k: statistics.median(v) for k, v in times.items()}
+            print(f"{vendor:>8} {name:>6} {m['destroy']:>8.1f} {m['replace']:>8.1f} {m['draw']:>10.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
@@ -230,6 +267,8 @@ def main():
     repeat = 3 if args.quick else 5
     sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
     bench_sizes(repeat, sizes, args.formats.split(","))
+    bench_label(repeat, [sizes[0], sizes[-1]], [v for v in ("aperio", "philips", "ventana")
+                                                  if v in args.formats.split(",")])
     bench_idle(repeat, args.idle_files)
     bench_batch(100 if args.quick else 1000)
     bench_cross_device(256 if args.quick else 1024)
