@@ -85,8 +85,8 @@ def test_sigkill_at_random_moments(tmp_path):
     started = time.monotonic()
     calibration.run_subprocess("-q")
     duration = time.monotonic() - started
-    for trial in range(KILL_TRIALS):
-        lab = Lab(tmp_path / f"t{trial}")
+    for trial in range(KILL_TRIALS):  # every other trial also draws labels (appends to files)
+        lab = Lab(tmp_path / f"t{trial}", extra="anonymize: {label: replace}\n" if trial % 2 else "")
         planted = mixed_inbox(lab)
         originals = slide_units(lab.inbox)
         command = [sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config, "-q"]
@@ -161,10 +161,20 @@ def mutate(data, kind, rng):
     return bytes(data)
 
 
-def process(path, full_scan=False):
+DRAWN = []  # one drawn label, made on first use
+
+
+def drawn_label():
+    if not DRAWN:
+        from paw import label
+        DRAWN.append(label.render("PAW-FUZZ000000", ["PAW-FUZZ000000"]))
+    return DRAWN[0]
+
+
+def process(path, full_scan=False, draw=False):
     """What the job does with one file: plan, apply, verify (the ledger and moves aside)."""
     options = SimpleNamespace(keep_macro=False, full_scan=full_scan)
-    module, plan, _ = prepare(path, options)
+    module, plan, _ = prepare(path, options, "PAW-FUZZ000000", drawn_label() if draw else None)
     plan.apply(path)
     verify(path, module, plan, options)
 
@@ -177,8 +187,8 @@ FUZZ_STATS = {"cases": 0, "verified": 0, "refused": 0}
 @given(vendor=st.sampled_from(sorted(GENERATORS)),
        kind=st.sampled_from(["bitflip", "truncate", "overwrite", "offset-past-eof", "loop",
                              "huge-count", "xml-garbage"]),
-       seed=st.integers(0, 2 ** 32 - 1))
-def test_mutated_slides_end_refused_or_verified(tmp_path_factory, vendor, kind, seed):
+       seed=st.integers(0, 2 ** 32 - 1), draw=st.booleans())
+def test_mutated_slides_end_refused_or_verified(tmp_path_factory, vendor, kind, seed, draw):
     folder = tmp_path_factory.getbasetemp()
     data, planted, extension = template(vendor, folder)
     path = os.path.join(folder, f"case{extension}")
@@ -187,7 +197,7 @@ def test_mutated_slides_end_refused_or_verified(tmp_path_factory, vendor, kind, 
     FUZZ_STATS["cases"] += 1
     try:
         with time_limit(20):
-            process(path)
+            process(path, draw=draw)
     except (Unsupported, VerificationFailed) as exc:
         FUZZ_STATS["refused"] += 1
         assert "\n" not in str(exc) and str(exc)

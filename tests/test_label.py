@@ -260,3 +260,9 @@ def test_kill_9_while_the_label_is_drawn(lab, point, nth):
     assert leaked(path, planted + [ORIGINAL_LABEL]) == []
     assert qr_codes(openslide.OpenSlide(path).associated_images["label"]) == [name[:-4]]
     assert lab.staging() == [] and len(lab.rows()) == 1
+
+
+def test_label_text_lines():
+    assert label.text_lines("", "PAW-1", {"block": "A1", "stain": ""}) == ["PAW-1", "block: A1"]
+    assert label.text_lines("{pseudonym}\n\n  {block} {stain}", "PAW-1", {"block": "A1", "stain": "HE"}) \
+        == ["PAW-1", "A1 HE"]

@@ -18,6 +18,7 @@ log = logging.getLogger("paw")
 
 WIDTH, HEIGHT = 640, 320
 MARGIN = 16
+MAX_LINES = 6  # what fits at the smallest comfortable size
 FOOTER = "label replaced by paw"
 _warned = []
 
@@ -95,7 +96,7 @@ def render(pseudonym, lines):
     left = MARGIN + side + MARGIN
     room = WIDTH - left - MARGIN
     y = MARGIN + 4 * scale
-    for i, line in enumerate(lines[:6]):
+    for i, line in enumerate(lines[:MAX_LINES]):
         font = _fitting_font(ImageFont, draw, line, room, 40 if i == 0 else 28)
         draw.text((left, y), line, fill=0, font=font)
         y += font.size + 12
