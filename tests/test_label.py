@@ -266,3 +266,33 @@ def test_label_text_lines():
     assert label.text_lines("", "PAW-1", {"block": "A1", "stain": ""}) == ["PAW-1", "block: A1"]
     assert label.text_lines("{pseudonym}\n\n  {block} {stain}", "PAW-1", {"block": "A1", "stain": "HE"}) \
         == ["PAW-1", "A1 HE"]
+
+
+@pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])
+def test_a_file_ending_near_or_past_4_gib(tmp_path, bigtiff):
+    """A classic TIFF cannot address a label past 4 GiB: it is then only destroyed. A BigTIFF
+    gets its label there (a sparse tail stands in for the image data)."""
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, bigtiff=bigtiff)
+    size = (1 << 32) + 4096 if bigtiff else (1 << 32) - 1000
+    os.truncate(path, size)
+    _, _, region = openslide_view(path)
+    _, plan, found = anonymize_with_label(path, SimpleNamespace(keep_macro=False, full_scan=False))
+    images = openslide_view(path)
+    if bigtiff:
+        assert found["drawn label"] == 1 and plan.added[0][0] > 1 << 32
+        assert images == ("aperio", ["label", "thumbnail"], region)
+        assert qr_codes(openslide.OpenSlide(path).associated_images["label"]) == [PSEUDONYM]
+    else:
+        assert "no drawn label: a classic TIFF cannot grow past 4 GiB" in plan.actions
+        assert images == ("aperio", ["thumbnail"], region)
+        assert os.path.getsize(path) == size
+
+
+def test_mrxs_whose_data_files_are_full_gets_no_label(tmp_path):
+    path = str(tmp_path / "S26 slide.mrxs")
+    mrxs.write(path)
+    os.truncate(os.path.join(path[:-5], "Data0000.dat"), (1 << 31) - 1000)
+    _, plan, found = anonymize_with_label(path, SimpleNamespace(keep_macro=False, full_scan=False))
+    assert "no drawn label: every data file is near 2 GiB" in plan.actions
+    assert "drawn label" not in found and openslide_view(path)[1] == []

@@ -256,6 +256,11 @@ def prepare(path, options, pseudonym=None, label=None):
     base = os.path.dirname(path)
     sizes = [os.path.getsize(os.path.join(base, folder, name)) for name in datafiles]
     index_writes = []
+    # The drawn label's JPEG goes after the end of the smallest data file; Index.dat offsets are
+    # 32-bit signed, so that file must stay under 2 GiB (a label JPEG is < 100 kB).
+    draw = label is not None and bool(sizes) and min(sizes) + (1 << 20) < 1 << 31
+    if label is not None and not draw:
+        plan.actions.append("no drawn label: every data file is near 2 GiB")
     old_id = ini.get("GENERAL", "SLIDE_ID")
     new_id = _fresh_id(old_id)
     plan.removed.append(old_id)
@@ -270,11 +275,12 @@ def prepare(path, options, pseudonym=None, label=None):
         if name in POSITIONS or (kind == "macro" and options.keep_macro):
             fileno, offset, length = index.records[number]
             kept[fileno].append((offset, length))
-        elif kind == "label" and label is not None and not plan.drawn:
-            plan.drawn, jpeg = _drawn_label(label, number, sizes)
+        elif kind == "label" and draw and not plan.drawn:
+            jpeg = label.jpeg()
+            fileno = min(range(len(sizes)), key=sizes.__getitem__)
+            plan.drawn = {"record": number, "file": fileno, "offset": sizes[fileno], "length": len(jpeg)}
             found["drawn label"] = 1
-            index_writes.append((index.record_at[number],
-                                 struct.pack("<ii", plan.drawn["offset"], plan.drawn["length"])))
+            index_writes.append((index.record_at[number], struct.pack("<ii", sizes[fileno], len(jpeg))))
             plan.actions.append("label replaced by a drawn pseudonym label")
         elif kind:
             ini.set("HIERARCHICAL", key, f"removed-by-paw-{number}")
@@ -310,16 +316,6 @@ def prepare(path, options, pseudonym=None, label=None):
     mrxs_size = os.path.getsize(path)
     plan.files[os.path.basename(path)] = Plan(zeros=[(0, mrxs_size)] if mrxs_size else [])
     return plan, found
-
-
-def _drawn_label(label, number, sizes):
-    """Where the drawn label's JPEG goes: after the end of the smallest data file (Index.dat
-    offsets are 32-bit signed, so the file must stay under 2 GiB)."""
-    jpeg = label.jpeg()
-    fileno = min(range(len(sizes)), key=sizes.__getitem__)
-    if sizes[fileno] + len(jpeg) >= 1 << 31:
-        raise TiffError("no room for a drawn label: every data file is near 2 GiB")
-    return {"record": number, "file": fileno, "offset": sizes[fileno], "length": len(jpeg)}, jpeg
 
 
 def _fresh_id(old):

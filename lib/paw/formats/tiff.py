@@ -344,7 +344,7 @@ class Surgery:
     def __init__(self, tiff, label=None):
         self.tiff = tiff
         self.label = label
-        self.appended = None       # (description, NewSubfileType or None) of the drawn label
+        self.appended = None       # (description, NewSubfileType or None, strip) of the drawn label
         self.blanked = set()       # directory indexes kept in the chain with their pixels zeroed
         self.destroyed = set()     # directory indexes
         self.dropped = {}          # directory index -> set of tags
@@ -396,8 +396,13 @@ class Surgery:
 
     def append_label(self, description, subfile_type=None):
         """Add the drawn label as a new stripped directory at the end of the chain, its table,
-        description and pixels written after the end of the file: nothing of the slide moves."""
-        self.appended = (description, subfile_type)
+        description and pixels written after the end of the file: nothing of the slide moves.
+        A classic TIFF ending near 4 GiB has no room for it: the label is then only destroyed."""
+        strip = self.label.deflated()
+        if not self.tiff.bigtiff and self.tiff.size + len(strip) + (1 << 12) >= 1 << 32:
+            self.note("no drawn label: a classic TIFF cannot grow past 4 GiB")
+            return
+        self.appended = (description, subfile_type, strip)
         self.count("drawn label")
         self.note("label replaced by a drawn pseudonym label")
 
@@ -492,16 +497,13 @@ class Surgery:
         """Write the drawn label after the end of the file: directory, description, one
         Deflate-compressed 8-bit grayscale strip. Returns where the directory starts."""
         tiff, label = self.tiff, self.label
-        description, subfile_type = self.appended
-        strip = label.deflated()
+        description, subfile_type, strip = self.appended
         text = description.encode("ascii") + b"\0"
         entries = 12 if subfile_type is not None else 11
         at = (tiff.size + 15) & ~15  # directory, then the description if it needs room, the strip
         text_at = at + (8 if tiff.bigtiff else 2) + entries * tiff.entry_size + tiff.pointer_size
         stored_text = text if len(text) > tiff.slot else b""  # else it fits in its entry
         strip_at = (text_at + len(stored_text) + 15) & ~15
-        if not tiff.bigtiff and strip_at + len(strip) >= 1 << 32:
-            raise TiffError("no room for a drawn label: the classic TIFF would pass 4 GiB")
         long_type = 16 if tiff.bigtiff else 4
         fields = [(256, 4, label.width), (257, 4, label.height), (258, 3, 8),
                   (259, 3, 8),  # Adobe Deflate
