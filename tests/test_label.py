@@ -296,3 +296,16 @@ def test_mrxs_whose_data_files_are_full_gets_no_label(tmp_path):
     _, plan, found = anonymize_with_label(path, SimpleNamespace(keep_macro=False, full_scan=False))
     assert "no drawn label: every data file is near 2 GiB" in plan.actions
     assert "drawn label" not in found and openslide_view(path)[1] == []
+
+
+def test_the_drawn_label_is_searched_like_everything_outside_the_tiles(tmp_path, monkeypatch):
+    """paw drew it, but its bytes are not exempt: a removed value in them fails verification."""
+    from paw.synth import PATIENT
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path)
+    art = drawn()
+    monkeypatch.setattr(label.Label, "deflated", lambda self: b"x\x9c" + PATIENT.encode() + b"\0" * 8)
+    module, plan, _ = prepare(path, OPTIONS, PSEUDONYM, art)
+    plan.apply(path)
+    with pytest.raises(VerificationFailed, match="removed value"):
+        verify(path, module, plan, SimpleNamespace(keep_macro=False, full_scan=False))

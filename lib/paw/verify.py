@@ -64,11 +64,13 @@ def verify(path, module, plan, options, extra_values=()):
         problems.append("kept image data is not where it was")
     if problems:
         raise VerificationFailed(problems[0])
-    kept = ranges.merge(plan.kept_data, plan.added)  # blanked pixels must read as zeros below
-    stray = first_nonzero(path, ranges.merge(structure, layout, ranges.from_spans(kept)))
+    # Blanked pixels must read as zeros; the drawn label is referenced, but searched like
+    # everything else that is not a kept tile.
+    kept = ranges.from_spans(ranges.merge(plan.kept_data))
+    stray = first_nonzero(path, ranges.merge(structure, layout, kept, plan.added))
     if stray is not None:
         raise VerificationFailed(f"unreferenced bytes at {stray} are not cleared")
-    _search(path, plan, options, extra_values, ranges.merge(layout, ranges.from_spans(kept)))
+    _search(path, plan, options, extra_values, ranges.merge(layout, kept))
 
 
 def _search(path, plan, options, extra_values, skip_spans):

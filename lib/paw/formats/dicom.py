@@ -298,12 +298,12 @@ def check_file(path, plan, options):
 
 
 def searched_files(path, plan):
-    """The rewritten headers are searched; the pixel data (everything after them) is skipped
-    unless full_scan (then the whole file is searched)."""
+    """The rewritten headers and the drawn label are searched; the original pixel data
+    (everything after the headers) is skipped unless full_scan (then the whole file is searched)."""
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     for item in plan.instances:
         if item["action"] == "rewrite":
             head = len(item["header"]) // 2
             yield os.path.join(folder, item["name"]), ranges.merge([(head, item["size"] - head)])
-        elif item["action"] == "write":
+        elif item["action"] == "write":  # the drawn label: all of it
             yield os.path.join(folder, item["name"]), ranges.merge()
