@@ -92,7 +92,8 @@ def detect(path):
 class DicomPlan:
     """Per instance: delete it, replace its header (pixel data copied from `pixel_at` on), or
     write it whole (the drawn label)."""
-    instances: list = field(default_factory=list)  # dicts: name, action, header, pixel_at, size
+    # dicts: name, action (delete, rewrite, write), header (for `write`: the whole file), pixel_at, size
+    instances: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
 
