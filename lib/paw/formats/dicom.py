@@ -242,8 +242,7 @@ def _add_drawn_label(pydicom, template, label, plan, folder):
     ds.LossyImageCompression, ds.SpecimenLabelInImage, ds.BurnedInAnnotation = "00", "YES", "NO"
     ds.add_new(0x7FE00010, "OB", label.rgb())  # PixelData
     content = _header(pydicom, ds)
-    deleted = [i["name"] for i in plan.instances if i["action"] == "delete"
-               and i.get("role") == "LABEL"]
+    deleted = [i["name"] for i in plan.instances if i["action"] == "delete" and i["role"] == "LABEL"]
     name = deleted[0] if deleted else fsops.free_name(folder, "label-paw.dcm")
     plan.instances = [i for i in plan.instances if i["name"] != name] + [
         {"name": name, "action": "write", "header": content.hex(), "pixel_at": 0, "size": len(content)}]

@@ -499,19 +499,23 @@ class Surgery:
         tiff, label = self.tiff, self.label
         description, subfile_type, strip = self.appended
         text = description.encode("ascii") + b"\0"
-        entries = 12 if subfile_type is not None else 11
-        at = (tiff.size + 15) & ~15  # directory, then the description if it needs room, the strip
-        text_at = at + (8 if tiff.bigtiff else 2) + entries * tiff.entry_size + tiff.pointer_size
         stored_text = text if len(text) > tiff.slot else b""  # else it fits in its entry
-        strip_at = (text_at + len(stored_text) + 15) & ~15
         long_type = 16 if tiff.bigtiff else 4
-        fields = [(256, 4, label.width), (257, 4, label.height), (258, 3, 8),
-                  (259, 3, 8),  # Adobe Deflate
-                  (262, 3, 1),  # BlackIsZero
-                  (270, ASCII, text_at if stored_text else text), (273, long_type, strip_at),
-                  (277, 3, 1), (278, 4, label.height), (279, long_type, len(strip)), (284, 3, 1)]
-        if subfile_type is not None:
-            fields.insert(0, (254, 4, subfile_type))
+
+        def directory(text_at, strip_at):
+            subfile = [(254, 4, subfile_type)] if subfile_type is not None else []
+            return subfile + [
+                (256, 4, label.width), (257, 4, label.height), (258, 3, 8),
+                (259, 3, 8),  # Adobe Deflate
+                (262, 3, 1),  # BlackIsZero
+                (270, ASCII, text_at if stored_text else text), (273, long_type, strip_at),
+                (277, 3, 1), (278, 4, label.height), (279, long_type, len(strip)), (284, 3, 1)]
+
+        at = (tiff.size + 15) & ~15  # directory, then the description if it needs room, the strip
+        count = len(directory(0, 0))
+        text_at = at + (8 if tiff.bigtiff else 2) + count * tiff.entry_size + tiff.pointer_size
+        strip_at = (text_at + len(stored_text) + 15) & ~15
+        fields = directory(text_at, strip_at)
         table = struct.pack(tiff.bo + tiff.count_code, len(fields))
         for tag, kind, value in fields:
             if kind == ASCII:
