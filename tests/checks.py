@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import os
 
 import openslide
 import tifffile
@@ -62,3 +63,27 @@ def leaked_outside_payload(path, values):
         data[offset:offset + count] = bytes(min(count, max(0, len(data) - offset)))
     data = bytes(data)
     return [v for v in values for e in encodings(v) if e in data]
+
+
+def mrxs_leaks(path, planted):
+    """Files of an MRXS slide (the .mrxs and its folder) holding a planted value."""
+    folder = path[:-5]
+    return [n for n in [path] + [os.path.join(folder, f) for f in os.listdir(folder)]
+            if leaked(n, planted)]
+
+
+def folder_leaks(folder, planted):
+    """Files of a slide folder (DICOM) holding a planted value."""
+    return [n for n in os.listdir(folder) if leaked(os.path.join(folder, n), planted)]
+
+
+def mrxs_tiles(path):
+    """The raw bytes of every zoom-level tile, read through Index.dat."""
+    from paw.formats.mrxs import describe
+    _, _, _, datafiles, index = describe(path)
+    chunks = []
+    for fileno, offset, length in index.tiles:
+        with open(os.path.join(path[:-5], datafiles[fileno]), "rb") as fh:
+            fh.seek(offset)
+            chunks.append(fh.read(length))
+    return chunks

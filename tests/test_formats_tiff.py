@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import tifffile
 
-from checks import leaked, openslide_view, tile_digest
+from checks import folder_leaks, leaked, mrxs_leaks, mrxs_tiles, openslide_view, tile_digest
 from conftest import real_dicom_folder, shared_fixture
 from paw.formats import Unsupported, prepare
 from paw.synth import aperio, generic
@@ -373,33 +373,16 @@ def _mrxs(tmp_path, **kwargs):
     return path, mrxs.write(path, **kwargs)
 
 
-def _unit_leaks(path, planted):
-    folder = path[:-5]
-    return [n for n in [path] + [os.path.join(folder, f) for f in os.listdir(folder)]
-            if leaked(n, planted)]
-
-
-def _mrxs_tiles(path):
-    """The raw bytes of every zoom-level tile, read through Index.dat."""
-    from paw.formats.mrxs import describe
-    _, _, _, datafiles, index = describe(path)
-    chunks = []
-    for fileno, offset, length in index.tiles:
-        with open(os.path.join(path[:-5], datafiles[fileno]), "rb") as fh:
-            fh.seek(offset)
-            chunks.append(fh.read(length))
-    return chunks
-
 
 def test_mrxs_synthetic(tmp_path):
     path, planted = _mrxs(tmp_path)
     vendor, images, region = openslide_view(path)
     assert (vendor, images) == ("mirax", ["label", "macro", "thumbnail"])
-    tiles = _mrxs_tiles(path)
+    tiles = mrxs_tiles(path)
     module, plan, found = anonymize(path)
-    assert _mrxs_tiles(path) == tiles
+    assert mrxs_tiles(path) == tiles
     assert module.NAME == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
-    assert _unit_leaks(path, planted) == []
+    assert mrxs_leaks(path, planted) == []
     assert openslide_view(path) == ("mirax", [], region)
     with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
         text = fh.read()
@@ -409,7 +392,7 @@ def test_mrxs_synthetic(tmp_path):
 def test_mrxs_utf16_slidedat(tmp_path):
     path, planted = _mrxs(tmp_path, encoding="utf-16")
     anonymize(path)
-    assert _unit_leaks(path, planted) == []
+    assert mrxs_leaks(path, planted) == []
     with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
         text = fh.read().decode("utf-16")
     assert "IMAGENUMBER_X=2\r\n" in text and "SLIDE_NAME=\r\n" in text
@@ -434,10 +417,6 @@ def test_damaged_mrxs_is_refused(tmp_path, damage, reason):
         prepare(path, OPTIONS)
 
 
-def _dicom_unit_leaks(folder, planted):
-    return [n for n in os.listdir(folder) if leaked(os.path.join(folder, n), planted)]
-
-
 def test_dicom_synthetic_folder(tmp_path):
     import pydicom
     from paw.synth import dicom
@@ -449,7 +428,7 @@ def test_dicom_synthetic_folder(tmp_path):
     module, plan, found = anonymize(folder)
     assert module.NAME == "dicom" and found == {"volume": 1, "label": 1, "overview": 1}
     assert sorted(os.listdir(folder)) == ["volume.dcm"]
-    assert _dicom_unit_leaks(folder, planted + [original_series]) == []
+    assert folder_leaks(folder, planted + [original_series]) == []
     assert openslide_view(os.path.join(folder, "volume.dcm")) == ("dicom", [], region)
     ds = pydicom.dcmread(os.path.join(folder, "volume.dcm"))
     assert ds.PatientIdentityRemoved == "YES" and "SpecimenDescriptionSequence" not in ds

@@ -10,13 +10,12 @@ import openslide
 import pytest
 import zxingcpp
 
-from checks import leaked, openslide_view, tile_digest
+from checks import folder_leaks, leaked, mrxs_leaks, mrxs_tiles, openslide_view, tile_digest
 from conftest import real_dicom_folder, shared_fixture
 from paw import label
 from paw.formats import prepare
 from paw.synth import LABEL_TEXT, aperio, dicom, generic, leica, mrxs, ndpi, philips, ventana
 from paw.verify import VerificationFailed, verify
-from test_formats_tiff import _mrxs_tiles, _unit_leaks
 
 PSEUDONYM = "PAW-7K2M9QX4TD"
 OPTIONS = SimpleNamespace(keep_macro=False, full_scan=True)
@@ -81,13 +80,13 @@ def test_mrxs_label_layer_points_at_the_drawn_label(tmp_path):
     path = str(tmp_path / "S26 slide.mrxs")
     planted = mrxs.write(path)
     _, _, region = openslide_view(path)
-    tiles = _mrxs_tiles(path)
+    tiles = mrxs_tiles(path)
 
     _, _, found = anonymize_with_label(path)
 
     assert found["drawn label"] == 1
-    assert _mrxs_tiles(path) == tiles
-    assert _unit_leaks(path, planted) == []
+    assert mrxs_tiles(path) == tiles
+    assert mrxs_leaks(path, planted) == []
     assert openslide_view(path) == ("mirax", ["label"], region)
     assert qr_codes(openslide.OpenSlide(path).associated_images["label"]) == [PSEUDONYM]
 
@@ -102,7 +101,7 @@ def test_dicom_folder_gets_a_drawn_label_instance(tmp_path):
 
     assert found["drawn label"] == 1
     assert sorted(os.listdir(folder)) == ["label.dcm", "volume.dcm"]  # the old LABEL's name
-    assert [n for n in os.listdir(folder) if leaked(os.path.join(folder, n), planted)] == []
+    assert folder_leaks(folder, planted) == []
     assert openslide_view(volume) == ("dicom", ["label"], region)
     image = openslide.OpenSlide(volume).associated_images["label"]
     assert qr_codes(image) == [PSEUDONYM] and same_pixels(image, art)
@@ -309,3 +308,12 @@ def test_the_drawn_label_is_searched_like_everything_outside_the_tiles(tmp_path,
     plan.apply(path)
     with pytest.raises(VerificationFailed, match="removed value"):
         verify(path, module, plan, SimpleNamespace(keep_macro=False, full_scan=False))
+
+
+def test_by_hand_anonymize_destroys_the_label_without_drawing_one(lab):
+    """It gives no pseudonym (and no ledger row), so there is nothing to print on a label."""
+    lab.write_config(extra="anonymize: {label: replace}\n")
+    path = os.path.join(lab.base, "S26-047119.svs")
+    aperio.write(path)
+    assert lab.run("anonymize", "--in-place", path) == 0
+    assert openslide_view(path)[1] == ["thumbnail"]
