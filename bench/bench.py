@@ -21,6 +21,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # the synthetic slide generators
 
 PAW = [sys.executable, os.path.join(ROOT, "paw.py")]
 
@@ -54,7 +55,7 @@ SIZES = {"20 MB": 2600, "2 GB": 26000, "20 GB": 82000}  # square RGB, uncompress
 
 def _synthetic(vendor, path, side):
     """A sparse synthetic slide of about 3 * side^2 bytes; returns the file name used."""
-    from paw.synth import aperio, leica, ndpi, philips, ventana
+    from synth import aperio, leica, ndpi, philips, ventana
     big = 3 * side * side >= 4 << 30
     if vendor == "aperio":
         aperio.write(path, side, side, sparse=True, bigtiff=big)
@@ -147,7 +148,7 @@ def bench_batch(slides):
     print(f"\nBatch of {slides:,} small synthetic SVS:")
     base = tempfile.mkdtemp(prefix="pawbench-")
     try:
-        from paw.synth import aperio
+        from synth import aperio
         config = make_lab(base)
         template = os.path.join(base, "template.svs")
         aperio.write(template, 512, 512)

@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
-from paw import fsops, ledger, slide  # noqa: E402
+from paw import durable, fsops, slide  # noqa: E402
+from paw.ledger.csvfile import CsvLedger  # noqa: E402
 from paw.cli import main  # noqa: E402
 
 NTH = int(os.environ.get("PAW_CRASH_NTH", "1"))
@@ -45,9 +46,9 @@ POINTS = {
     "mid-copy": lambda: die_at(fsops, "_copy_file", after=True),
     # a DICOM instance rewritten and renamed into place, the others not yet
     "mid-rewrite": lambda: die_at(os, "replace", after=True,
-                                  only=lambda src, dst, **kw: fsops.PARTIAL_PREFIX in str(src)),
-    "before-ledger-row": lambda: die_at(ledger.CsvLedger, "append"),
-    "after-ledger-row": lambda: die_at(ledger.CsvLedger, "append", after=True),
+                                  only=lambda src, dst, **kw: durable.PARTIAL_PREFIX in str(src)),
+    "before-ledger-row": lambda: die_at(CsvLedger, "append"),
+    "after-ledger-row": lambda: die_at(CsvLedger, "append", after=True),
 }
 
 if os.environ.get("PAW_FAKE_EXDEV"):

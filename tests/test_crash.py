@@ -8,7 +8,7 @@ import pytest
 
 from checks import leaked
 from conftest import ROOT
-from paw.synth import aperio
+from synth import aperio
 
 CRASHRUN = os.path.join(ROOT, "tests", "crashrun.py")
 # How often each point is reached in one run over a broken and a good slide.
@@ -76,7 +76,7 @@ def test_killed_before_the_first_journal_write(lab):
 def test_kill_9_inside_multi_file_slides(lab, fmt, point, nth):
     """MRXS edits several files, DICOM rewrites instances one by one: a kill between two of
     them must still end with one anonymized slide and no planted value anywhere in the outbox."""
-    from paw.synth import dicom, mrxs
+    from synth import dicom, mrxs
     planted = (mrxs.write(os.path.join(lab.inbox, "S26-1 A1 HE.mrxs")) if fmt == "mrxs"
                else dicom.write(os.path.join(lab.inbox, "S26-1 A1 HE")))
     env = dict(os.environ, PAW_CRASH_POINT=point, PAW_CRASH_NTH=str(nth))

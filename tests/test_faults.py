@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from checks import leaked, leaked_outside_payload
 from conftest import ROOT, Lab
-from paw.formats import Unsupported, prepare
+from paw.errors import Unsupported, VerificationFailed
+from paw.formats import prepare
 from paw.slide import time_limit
-from paw.synth import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
-from paw.verify import VerificationFailed, verify
+from synth import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
+from paw.verify import verify
 
 FULL = os.environ.get("PAW_SUITE") == "full"
 KILL_TRIALS = 200 if FULL else 6

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from checks import leaked
-from paw.synth import aperio
+from synth import aperio
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

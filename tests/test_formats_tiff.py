@@ -9,9 +9,10 @@ import tifffile
 
 from checks import folder_leaks, leaked, mrxs_leaks, mrxs_tiles, openslide_view, tile_digest
 from conftest import real_dicom_folder, shared_fixture
-from paw.formats import Unsupported, prepare
-from paw.synth import aperio, generic
-from paw.verify import VerificationFailed, verify
+from paw.errors import Unsupported, VerificationFailed
+from paw.formats import prepare
+from synth import aperio, generic
+from paw.verify import verify
 
 OPTIONS = SimpleNamespace(keep_macro=False, full_scan=True)
 
@@ -53,7 +54,7 @@ def test_aperio_synthetic(tmp_path, variant):
 
     module, plan, found = anonymize(path)
 
-    assert module.NAME == "aperio"
+    assert module.name == "aperio"
     assert found["label"] == 1 and found["macro"] == 1
     assert leaked(path, planted) == []
     assert tile_digest(path) == tiles
@@ -102,7 +103,7 @@ def test_generic_synthetic(tmp_path):
     assert vendor == "generic-tiff"
     tiles = tile_digest(path)
     module, plan, found = anonymize(path)
-    assert module.NAME == "generic-tiff"
+    assert module.name == "generic-tiff"
     assert found == {"level": 2, "unknown": 1}
     assert leaked(path, planted + ["LABEL-PIXELS", "IPTC"]) == []
     assert openslide_view(path) == ("generic-tiff", [], region)
@@ -160,7 +161,7 @@ def test_unknown_vendor_variants_fail_closed(tmp_path):
     generic.write(path)
     for tag, value, name in [(700, (1, b"<iScan UnitNumber='1'/>"), "Ventana"),
                              (65420, (4, 1), "NDPI")]:
-        from paw.synth.tiffwriter import Image, write_tiff
+        from synth.tiffwriter import Image, write_tiff
         write_tiff(path, [Image({256: (4, 256), 257: (4, 256), 258: (3, 8), 259: (3, 1),
                                  262: (3, 1), 277: (3, 1), 322: (3, 256), 323: (3, 256),
                                  tag: value}, [bytes(256 * 256)], tiled=True)])
@@ -200,13 +201,13 @@ def sparse_copy(src, dst):
 
 @pytest.mark.parametrize("hole", [0, 5 << 30], ids=["small", "offsets-past-4GiB"])
 def test_ndpi_synthetic(tmp_path, hole):
-    from paw.synth import ndpi
+    from synth import ndpi
     path = str(tmp_path / "slide.ndpi")
     planted = ndpi.write(path, hole=hole)
     vendor, images, region = openslide_view(path)
     assert (vendor, images) == ("hamamatsu", ["macro"])
     module, plan, found = anonymize(path, SimpleNamespace(keep_macro=False, full_scan=False))
-    assert module.NAME == "ndpi" and found == {"level": 2, "macro": 1, "map": 1}
+    assert module.name == "ndpi" and found == {"level": 2, "macro": 1, "map": 1}
     assert os.stat(path).st_blocks * 512 < 1 << 20  # the hole stayed a hole
     assert openslide_view(path) == ("hamamatsu", [], region)
     import openslide
@@ -219,11 +220,11 @@ def test_ndpi_synthetic(tmp_path, hole):
 
 def test_ndpi_renamed_to_tif_is_still_ndpi(tmp_path):
     """Detected by content: tifffile would pick NDPI parsing from the extension alone."""
-    from paw.synth import ndpi
+    from synth import ndpi
     path = str(tmp_path / "slide.tif")
     ndpi.write(path)
     module, _, _ = anonymize(path, SimpleNamespace(keep_macro=False, full_scan=True))
-    assert module.NAME == "ndpi"
+    assert module.name == "ndpi"
 
 
 def test_ndpi_real_sample(tmp_path):
@@ -252,7 +253,7 @@ def _xml_vendor(tmp_path, generator, vendor, associated, skip=()):
 
 def test_philips_synthetic(tmp_path):
     import openslide
-    from paw.synth import philips
+    from synth import philips
     path, module, found = _xml_vendor(tmp_path, philips, "philips", ["label", "macro"])
     assert found == {"level": 2, "label": 1, "macro": 1}
     props = openslide.OpenSlide(path).properties
@@ -263,7 +264,7 @@ def test_philips_synthetic(tmp_path):
 
 def test_ventana_synthetic(tmp_path):
     import openslide
-    from paw.synth import ventana
+    from synth import ventana
     path, module, found = _xml_vendor(tmp_path, ventana, "ventana", ["macro", "thumbnail"])
     assert found == {"label": 1, "thumbnail": 1, "level": 2}
     props = openslide.OpenSlide(path).properties
@@ -277,7 +278,7 @@ def test_ventana_synthetic(tmp_path):
 
 def test_leica_synthetic(tmp_path):
     import openslide
-    from paw.synth import leica
+    from synth import leica
     path, module, found = _xml_vendor(tmp_path, leica, "leica", ["macro"], skip=(0,))
     assert found == {"macro": 1, "image": 1}
     props = openslide.OpenSlide(path).properties
@@ -285,7 +286,7 @@ def test_leica_synthetic(tmp_path):
 
 
 def test_philips_truncated_xml_is_refused(tmp_path, monkeypatch):
-    from paw.synth import philips
+    from synth import philips
     full = philips.description
     monkeypatch.setattr(philips, "description", lambda levels: full(levels)[:-40])
     path = str(tmp_path / "slide.tiff")
@@ -295,7 +296,7 @@ def test_philips_truncated_xml_is_refused(tmp_path, monkeypatch):
 
 
 def test_ventana_without_xmp_is_refused(tmp_path, monkeypatch):
-    from paw.synth import ventana
+    from synth import ventana
     monkeypatch.setattr(ventana, "xmp", lambda: b"<x/>")
     path = str(tmp_path / "slide.bif")
     ventana.write(path)
@@ -317,7 +318,7 @@ def test_label_pointing_past_eof_is_refused(tmp_path):
 
 
 def test_xml_with_doctype_is_refused(tmp_path, monkeypatch):
-    from paw.synth import leica
+    from synth import leica
     full = leica.description
     monkeypatch.setattr(leica, "description", lambda w, h: full(w, h).replace(
         '<?xml version="1.0"?>', '<?xml version="1.0"?><!DOCTYPE scn [<!ENTITY a "aaaa">]>'))
@@ -343,7 +344,7 @@ def test_non_ascii_text_that_is_kept_survives_byte_for_byte(tmp_path):
 
 
 def test_isyntax_synthetic(tmp_path):
-    from paw.synth import isyntax
+    from synth import isyntax
     path = str(tmp_path / "slide.isyntax")
     planted = isyntax.write(path)
     with open(path, "rb") as fh:
@@ -352,14 +353,14 @@ def test_isyntax_synthetic(tmp_path):
     module, plan, found = anonymize(path)
     with open(path, "rb") as fh:
         after = fh.read()
-    assert module.NAME == "isyntax" and len(after) == len(before)
+    assert module.name == "isyntax" and len(after) == len(before)
     assert after[end:] == before[end:]  # the marker and the binary data did not move
     assert leaked(path, planted) == []
     assert b"UFS_IMAGE_BLOCK_HEADER_TABLE" in after and b"AAECAwQFBgcICQ==" in after  # codec kept
 
 
 def test_isyntax_without_end_of_text_is_refused(tmp_path):
-    from paw.synth import isyntax
+    from synth import isyntax
     path = tmp_path / "slide.isyntax"
     isyntax.write(str(path))
     path.write_bytes(path.read_bytes().replace(b"\r\n\x04", b"\r\n\x05"))
@@ -368,7 +369,7 @@ def test_isyntax_without_end_of_text_is_refused(tmp_path):
 
 
 def _mrxs(tmp_path, **kwargs):
-    from paw.synth import mrxs
+    from synth import mrxs
     path = str(tmp_path / "S26 slide.mrxs")
     return path, mrxs.write(path, **kwargs)
 
@@ -381,7 +382,7 @@ def test_mrxs_synthetic(tmp_path):
     tiles = mrxs_tiles(path)
     module, plan, found = anonymize(path)
     assert mrxs_tiles(path) == tiles
-    assert module.NAME == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
+    assert module.name == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
     assert mrxs_leaks(path, planted) == []
     assert openslide_view(path) == ("mirax", [], region)
     with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
@@ -419,14 +420,14 @@ def test_damaged_mrxs_is_refused(tmp_path, damage, reason):
 
 def test_dicom_synthetic_folder(tmp_path):
     import pydicom
-    from paw.synth import dicom
+    from synth import dicom
     folder = str(tmp_path / "slide")
     planted = dicom.write(folder)
     vendor, images, region = openslide_view(os.path.join(folder, "volume.dcm"))
     assert (vendor, images) == ("dicom", ["label", "macro"])
     original_series = pydicom.dcmread(os.path.join(folder, "volume.dcm")).SeriesInstanceUID
     module, plan, found = anonymize(folder)
-    assert module.NAME == "dicom" and found == {"volume": 1, "label": 1, "overview": 1}
+    assert module.name == "dicom" and found == {"volume": 1, "label": 1, "overview": 1}
     assert sorted(os.listdir(folder)) == ["volume.dcm"]
     assert folder_leaks(folder, planted + [original_series]) == []
     assert openslide_view(os.path.join(folder, "volume.dcm")) == ("dicom", [], region)
@@ -436,7 +437,7 @@ def test_dicom_synthetic_folder(tmp_path):
 
 def test_dicom_keep_macro_keeps_the_overview_with_the_same_new_uids(tmp_path):
     import pydicom
-    from paw.synth import dicom
+    from synth import dicom
     folder = str(tmp_path / "slide")
     dicom.write(folder)
     anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
@@ -463,7 +464,7 @@ def test_dicom_real_samples(tmp_path):
     (lambda path: _pixel_at(path), "without pixel data"),    # cut before the pixel data
 ])
 def test_damaged_dicom_is_refused(tmp_path, cut, reason):
-    from paw.synth import dicom
+    from synth import dicom
     folder = str(tmp_path / "slide")
     dicom.write(folder)
     volume = os.path.join(folder, "volume.dcm")
@@ -482,8 +483,8 @@ def _pixel_at(path):
 
 def test_ome_tiff_is_refused_not_treated_as_generic(tmp_path):
     """OME-XML names experimenters and dates; paw has no scrubber for it yet: fail closed."""
-    from paw.synth import tiled
-    from paw.synth.tiffwriter import write_tiff
+    from synth import tiled
+    from synth.tiffwriter import write_tiff
     path = str(tmp_path / "slide.ome.tif")
     write_tiff(path, [tiled({270: (2, '<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/'
                                     'Schemas/OME/2016-06"><Experimenter UserName="jsmith"/></OME>')},

@@ -13,9 +13,10 @@ import zxingcpp
 from checks import folder_leaks, leaked, mrxs_leaks, mrxs_tiles, openslide_view, tile_digest
 from conftest import real_dicom_folder, shared_fixture
 from paw import label
+from paw.errors import VerificationFailed
 from paw.formats import prepare
-from paw.synth import LABEL_TEXT, aperio, dicom, generic, leica, mrxs, ndpi, philips, ventana
-from paw.verify import VerificationFailed, verify
+from synth import LABEL_TEXT, aperio, dicom, generic, leica, mrxs, ndpi, philips, ventana
+from paw.verify import verify
 
 PSEUDONYM = "PAW-7K2M9QX4TD"
 OPTIONS = SimpleNamespace(keep_macro=False, full_scan=True)
@@ -299,7 +300,7 @@ def test_mrxs_whose_data_files_are_full_gets_no_label(tmp_path):
 
 def test_the_drawn_label_is_searched_like_everything_outside_the_tiles(tmp_path, monkeypatch):
     """paw drew it, but its bytes are not exempt: a removed value in them fails verification."""
-    from paw.synth import PATIENT
+    from synth import PATIENT
     path = str(tmp_path / "slide.svs")
     aperio.write(path)
     art = drawn()

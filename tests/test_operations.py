@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from paw.synth import aperio
+from synth import aperio
 
 PATIENT_NAMES = ["DOE^JANE 1961-04-02 S26-047119.svs", "SMITH^JOHN broken S26-000777.svs"]
 SECRETS = ["DOE", "JANE", "SMITH", "1961-04-02", "S26-047119", "S26-000777", "BC-S26"]

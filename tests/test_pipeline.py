@@ -8,7 +8,7 @@ import time
 import pytest
 
 from checks import leaked, openslide_view
-from paw.synth import aperio, generic
+from synth import aperio, generic
 
 
 def test_stable_slide_reaches_outbox_with_ledger_row(lab):
@@ -94,7 +94,7 @@ def test_damaged_mrxs_bundle_is_quarantined_as_a_unit(lab):
 
 
 def test_mrxs_through_the_job_both_members_take_the_pseudonym(lab):
-    from paw.synth import mrxs
+    from synth import mrxs
     planted = mrxs.write(os.path.join(lab.inbox, "S26-6 A1 HE.mrxs"))
     assert lab.run() == 0, lab.rows()
     names = lab.outbox_files()
@@ -299,7 +299,7 @@ def test_demo_from_the_embedded_default(tmp_path):
 ])
 def test_every_tiff_vendor_through_the_job(lab, vendor, name, expected):
     import importlib
-    generator = importlib.import_module(f"paw.synth.{vendor}")
+    generator = importlib.import_module(f"synth.{vendor}")
     planted = generator.write(os.path.join(lab.inbox, name))
     assert lab.run() == 0, lab.rows()
     [output] = lab.outbox_files()
@@ -312,7 +312,7 @@ def test_every_tiff_vendor_through_the_job(lab, vendor, name, expected):
 
 def test_a_plain_word_file_name_is_not_a_false_alarm(lab):
     """NDPI metadata says "roi.slide.macro": a slide named "slide.ndpi" must still pass."""
-    from paw.synth import ndpi
+    from synth import ndpi
     ndpi.write(os.path.join(lab.inbox, "slide.ndpi"))
     assert lab.run() == 0 and len(lab.outbox_files()) == 1
 
@@ -332,7 +332,7 @@ def test_a_slide_that_takes_too_long_is_quarantined(lab, monkeypatch):
     real = slide._anonymize
 
     def slow(config, stage, record):
-        if "slow" in record["original"]:
+        if "slow" in record.original:
             clock.sleep(5)
         return real(config, stage, record)
 
@@ -348,7 +348,7 @@ def test_a_slide_that_takes_too_long_is_quarantined(lab, monkeypatch):
 
 
 def test_isyntax_through_the_job(lab):
-    from paw.synth import isyntax
+    from synth import isyntax
     planted = isyntax.write(os.path.join(lab.inbox, "S26-5 A1 HE.isyntax"))
     assert lab.run() == 0
     [output] = lab.outbox_files()
@@ -357,7 +357,7 @@ def test_isyntax_through_the_job(lab):
 
 
 def test_inspect_and_manual_anonymize_of_an_mrxs(lab, tmp_path, capsys):
-    from paw.synth import mrxs
+    from synth import mrxs
     path = os.path.join(lab.inbox, "S26-7 A1 HE.mrxs")
     planted = mrxs.write(path)
     assert lab.run("inspect", path) == 0
@@ -374,7 +374,7 @@ def test_inspect_and_manual_anonymize_of_an_mrxs(lab, tmp_path, capsys):
 
 def test_dicom_folder_through_the_job(lab):
     import pydicom
-    from paw.synth import dicom
+    from synth import dicom
     planted = dicom.write(os.path.join(lab.inbox, "S26-8 A1 HE"))
     assert lab.run() == 0, lab.rows()
     [output] = lab.outbox_files()
@@ -388,7 +388,7 @@ def test_dicom_folder_through_the_job(lab):
 
 def test_ledger_sha256_of_files_and_of_slide_folders(lab):
     import hashlib
-    from paw.synth import dicom
+    from synth import dicom
     lab.write_config(extra="ledger: {sha256: true}\n")
     aperio.write(os.path.join(lab.inbox, "a.svs"))
     dicom.write(os.path.join(lab.inbox, "S26-9 A1 HE"))
@@ -400,7 +400,7 @@ def test_ledger_sha256_of_files_and_of_slide_folders(lab):
 
 
 def test_manual_anonymize_of_a_dicom_folder(lab, tmp_path):
-    from paw.synth import dicom
+    from synth import dicom
     folder = os.path.join(lab.inbox, "S26-10 A1 HE")
     planted = dicom.write(folder)
     out = tmp_path / "manual"

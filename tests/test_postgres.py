@@ -19,7 +19,7 @@ import pytest
 
 from checks import leaked
 from conftest import ROOT, Lab
-from paw.synth import aperio
+from synth import aperio
 
 ADMIN = os.environ.get("PAW_TEST_POSTGRES")
 if not ADMIN:

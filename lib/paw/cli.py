@@ -9,10 +9,10 @@ import logging
 import os
 import sys
 
+from .errors import ExitCode, PawError
+
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CONFIG = os.path.join(CHECKOUT, "paw.yaml")
-
-EXIT_USAGE = 2
 
 
 def parser():
@@ -51,42 +51,46 @@ def main(argv):
     logging.basicConfig(level=level, format="%(asctime)s paw %(levelname)s: %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
     command = args.command or "run"
-    from .config import ConfigError, load
+    from .config import load
 
     try:
         config = load(args.config, DEFAULT_CONFIG)
         if config.log_file:
             _log_to_file(config)
-        if command == "run":
-            return _run(config, args.dry_run)
-        if command == "inspect":
-            from .tools import inspect
-            return inspect(config, args.files)
-        if command == "anonymize":
-            from .tools import anonymize
-            return anonymize(config, args.files, args.output, args.dry_run)
-        if command == "status":
-            from .status import status
-            return status(config, args.json)
-        if command == "ledger":
-            from .tools import export_ledger
-            return export_ledger(config, args.csv)
-        if command == "init":
-            from .tools import init
-            return init(config)
-        if command == "demo":
-            from .demo import demo
-            return demo(config)
-    except ConfigError as exc:
-        print(f"paw: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(_command(command, config, args))
+    except PawError as exc:
+        what = "configuration error" if exc.exit_code == ExitCode.USAGE else "failed"
+        print(f"paw: {what}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     except KeyboardInterrupt:
-        return 130
+        return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # the one-line message first; the traceback only with -v
         logging.getLogger("paw").debug("traceback", exc_info=True)
         print(f"paw: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return EXIT_USAGE
+        return int(ExitCode.FAILED)
+    return int(ExitCode.USAGE)
+
+
+def _command(command, config, args):
+    if command == "run":
+        return _run(config, args.dry_run)
+    if command == "inspect":
+        from .tools import inspect
+        return inspect(config, args.files)
+    if command == "anonymize":
+        from .tools import anonymize
+        return anonymize(config, args.files, args.output, args.dry_run)
+    if command == "status":
+        from .status import status
+        return status(config, args.json)
+    if command == "ledger":
+        from .tools import export_ledger
+        return export_ledger(config, args.csv)
+    if command == "init":
+        from .tools import init
+        return init(config)
+    from .demo import demo
+    return demo(config)
 
 
 def _run(config, dry_run):

@@ -9,9 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-
-class ConfigError(Exception):
-    """Exit status 2; the message says which key is wrong and what to do."""
+from .errors import ConfigError
 
 
 DEFAULT_IGNORE = [

@@ -7,9 +7,9 @@ inbox and runs the job like cron would, with min_age_seconds set to 0 so nobody 
 import dataclasses
 import os
 
+from . import sample
 from .job import run
 from .ledger import open_ledger
-from .synth import aperio
 from .tools import init
 
 SAMPLE = "S26-047119 A1 HE.svs"
@@ -17,14 +17,14 @@ SAMPLE = "S26-047119 A1 HE.svs"
 
 def demo(config):
     init(config)
-    sample = os.path.join(config.inbox, SAMPLE)
-    planted = aperio.write(sample)
-    print(f"dropped {sample} with fake identifiers: {', '.join(planted)}")
+    path = os.path.join(config.inbox, SAMPLE)
+    planted = sample.write(path)
+    print(f"dropped {path} with fake identifiers: {', '.join(planted)}")
     quick = dataclasses.replace(config, min_age_seconds=0.0)
     for tick in range(1, config.unchanged_runs + 2):
         print(f"run {tick} (as cron would start it):")
         code = run(quick)
-        if not os.path.exists(sample):
+        if not os.path.exists(path):
             break
     rows = [r for r in open_ledger(config).rows() if r["original"] == SAMPLE]
     if not rows:

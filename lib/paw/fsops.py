@@ -10,15 +10,7 @@ import errno
 import os
 import shutil
 
-PARTIAL_PREFIX = ".paw-partial-"
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from .durable import fsync_dir, fsync_file, partial_path
 
 
 def move(src, dst):
@@ -36,7 +28,7 @@ def move(src, dst):
 
 
 def _copy_then_remove(src, dst):
-    partial = os.path.join(os.path.dirname(dst), PARTIAL_PREFIX + os.path.basename(dst))
+    partial = partial_path(dst)
     remove(partial)
     if os.path.islink(src):
         os.symlink(os.readlink(src), partial)
@@ -56,11 +48,7 @@ def _copy_then_remove(src, dst):
 def _copy_file(src, dst):
     shutil.copyfile(src, dst, follow_symlinks=False)  # sendfile() on Linux
     shutil.copystat(src, dst, follow_symlinks=False)
-    fd = os.open(dst, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(dst)
     return dst
 
 
@@ -94,16 +82,3 @@ def _suffixed(name, suffix):
 def split_ext(name):
     stem, ext = os.path.splitext(name)
     return (stem, ext) if stem else (name, "")
-
-
-def write_atomic(path, data, mode=0o600):
-    """Replace `path` with `data` (bytes) so a crash leaves either the old or the new content."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")

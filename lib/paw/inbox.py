@@ -3,8 +3,8 @@
 Size alone does not tell: SMB clients set the full size first, Explorer keeps updating mtime, a
 Windows copy may restore an old mtime. A slide is *stable* when the fingerprint of every member
 (size, mtime, ctime, inode) is the same in `unchanged_runs` consecutive runs and nothing changed
-for `min_age_seconds` (ctime counts: clients cannot set it). MRXS slides are one unit: `X.mrxs`
-plus the folder `X/`.
+for `min_age_seconds` (ctime counts: clients cannot set it). Which files make one slide is
+bundle.py's to say.
 """
 
 import fnmatch
@@ -15,7 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from .fsops import write_atomic
+from . import bundle
+from .durable import write_atomic
 
 STATE_FILE = "stability.json"
 
@@ -25,6 +26,7 @@ class Unit:
     """One slide as it sits in the inbox: its main file and every member path (relative)."""
     main: str
     members: tuple
+    kind: str              # bundle kind: file, mrxs, dicom
     fingerprint: str
     newest_change: float   # latest mtime/ctime over the members, in seconds
 
@@ -55,11 +57,11 @@ def _tree_fingerprint(path, ignored):
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest(), newest
 
 
-def _unit_fingerprint(inbox, members, ignored, folder=False):
-    """Fingerprint and newest change of a unit: a file, a DICOM folder (`folder`), or an MRXS
-    file plus its folder."""
+def _unit_fingerprint(inbox, members, kind, ignored):
+    """Fingerprint and newest change of a unit: a file, a DICOM folder, or an MRXS file plus
+    its folder."""
     main = os.path.join(inbox, members[0])
-    if folder:
+    if kind == bundle.DICOM:
         return _tree_fingerprint(main, ignored)
     fp, change = _fingerprint(main)
     if len(members) == 1:
@@ -68,22 +70,10 @@ def _unit_fingerprint(inbox, members, ignored, folder=False):
     return f"{fp}|{fp_dir}", max(change, change_dir)
 
 
-def _is_dicom_folder(path, ignored):
-    """A folder with .dcm files and nothing else (no sub-folders) is one DICOM slide."""
-    try:
-        entries = [e for e in os.scandir(path) if not ignored(e.name)]
-    except OSError:
-        return False
-    return bool(entries) and all(e.is_file(follow_symlinks=False) and e.name.lower().endswith(".dcm")
-                                 for e in entries)
-
-
 def still_as_scanned(inbox, unit, patterns):
     """Whether the unit is exactly as the scan saw it (a technician may overwrite a slide)."""
     try:
-        main = os.path.join(inbox, unit.main)
-        folder = os.path.isdir(main) and not os.path.islink(main)
-        fingerprint, _ = _unit_fingerprint(inbox, unit.members, _ignore_matcher(patterns), folder)
+        fingerprint, _ = _unit_fingerprint(inbox, unit.members, unit.kind, _ignore_matcher(patterns))
     except FileNotFoundError:
         return False
     return fingerprint == unit.fingerprint
@@ -96,30 +86,14 @@ def find_units(inbox, patterns):
     for root, dirs, files in os.walk(inbox):
         prefix = root[len(inbox) + 1:]
         dirs[:] = sorted(d for d in dirs if not ignored(d))
-        mrxs_stems = {os.path.splitext(f)[0] for f in files if f.lower().endswith(".mrxs")}
-        bundled = [d for d in dirs if d in mrxs_stems]
-        dicom = [d for d in dirs if d not in mrxs_stems and _is_dicom_folder(os.path.join(root, d), ignored)]
-        dirs[:] = [d for d in dirs if d not in mrxs_stems and d not in dicom]
-        for name in dicom:  # a folder of DICOM instances is one slide
-            rel = os.path.join(prefix, name) if prefix else name
+        found, dirs[:] = bundle.in_folder(root, sorted(f for f in files if not ignored(f)), dirs, ignored)
+        for each in found:
+            members = tuple(os.path.join(prefix, m) if prefix else m for m in each.members)
             try:
-                fingerprint, change = _unit_fingerprint(inbox, (rel,), ignored, folder=True)
-                units.append(Unit(rel, (rel,), fingerprint, change))
-            except FileNotFoundError:
-                continue
-        for name in sorted(files):
-            if ignored(name):
-                continue
-            rel = os.path.join(prefix, name) if prefix else name
-            stem = os.path.splitext(name)[0]
-            members = (rel,)
-            if name.lower().endswith(".mrxs") and stem in bundled:
-                members = (rel, os.path.join(prefix, stem) if prefix else stem)
-            try:
-                fingerprint, change = _unit_fingerprint(inbox, members, ignored)
-                units.append(Unit(rel, members, fingerprint, change))
+                fingerprint, change = _unit_fingerprint(inbox, members, each.kind, ignored)
             except FileNotFoundError:
                 continue  # vanished while we looked: the next run sees what is there
+            units.append(Unit(members[0], members, each.kind, fingerprint, change))
     return units
 
 

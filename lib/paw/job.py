@@ -10,16 +10,16 @@ import logging
 import os
 import time
 
-from . import fsops
-from .naming import printable
+from . import durable, fsops
+from .errors import ExitCode, LedgerUnavailable
 from .inbox import Stability, find_units
+from .journal import Status
 from .ledger import open_ledger
+from .naming import printable
 
 log = logging.getLogger("paw")
 RUNS_FILE = "runs.jsonl"
 RUNS_KEPT = 200
-
-OK, FAILED, QUARANTINED = 0, 1, 3
 
 
 def run(config, dry_run=False, monitor=None):
@@ -33,7 +33,7 @@ def run(config, dry_run=False, monitor=None):
         lock.acquire()
     except Timeout:
         log.info("another paw run holds the lock; leaving the work to it")
-        return OK
+        return ExitCode.OK
     try:
         if monitor is None:
             return _locked_run(config, dry_run)
@@ -44,12 +44,11 @@ def run(config, dry_run=False, monitor=None):
 
 def _locked_run(config, dry_run):
     began = time.monotonic()
-    from .ledger_postgres import LedgerUnavailable
     try:
         ledger = open_ledger(config)
     except LedgerUnavailable as exc:  # nothing claimed, nothing moved
         log.error("%s", exc)
-        return FAILED
+        return ExitCode.FAILED
     try:
         return _with_ledger(config, dry_run, ledger, began)
     finally:
@@ -68,13 +67,13 @@ def _with_ledger(config, dry_run, ledger, began):
         for unit in stable:
             log.info("would process %s", printable(unit.main))
         log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), len(waiting))
-        return OK
+        return ExitCode.OK
     stability.save()
     if stable:
         from . import slide  # parsing and verification code: only loaded when there is work
         for unit in stable:
             failures += _guarded(outcomes, slide.start, config, unit, ledger)
-    quarantined = sum(o.status == "quarantined" for o in outcomes)
+    quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
     summary = {
         "time": time.time(), "anonymized": len(outcomes) - quarantined, "quarantined": quarantined,
         "failed": failures, "waiting": len(waiting), "bytes": sum(o.size for o in outcomes),
@@ -84,8 +83,8 @@ def _with_ledger(config, dry_run, ledger, began):
     log.info("run: %(anonymized)d anonymized, %(quarantined)d quarantined, %(failed)d failed, "
              "%(waiting)d waiting, %(bytes)d bytes, %(seconds).2f s", summary)
     if failures:
-        return FAILED
-    return QUARANTINED if quarantined else OK
+        return ExitCode.FAILED
+    return ExitCode.QUARANTINED if quarantined else ExitCode.OK
 
 
 def _finish_interrupted(config, ledger, outcomes):
@@ -125,7 +124,7 @@ def _guarded(outcomes, step, *args):
         return 1
     if outcome is not None:
         outcomes.append(outcome)
-        if outcome.status == "anonymized":
+        if outcome.status == Status.ANONYMIZED:
             log.info("anonymized %s -> %s (%.2f s)", printable(outcome.original), outcome.output,
                      outcome.seconds)
         else:
@@ -137,7 +136,7 @@ def _remove_partials(config):
     """Cross-device copies cut short by a crash: their source still exists, so they can go."""
     for folder in (config.outbox, config.quarantine):
         for name in os.listdir(folder):
-            if name.startswith(fsops.PARTIAL_PREFIX):
+            if name.startswith(durable.PARTIAL_PREFIX):
                 fsops.remove(os.path.join(folder, name))
 
 
@@ -145,7 +144,7 @@ def _remember(config, summary):
     path = os.path.join(config.state_dir, RUNS_FILE)
     lines = last_runs(config, RUNS_KEPT - 1)
     lines.append(summary)
-    fsops.write_atomic(path, "".join(json.dumps(x) + "\n" for x in lines).encode("utf-8"))
+    durable.write_atomic(path, "".join(json.dumps(x) + "\n" for x in lines).encode("utf-8"))
 
 
 def last_runs(config, n):

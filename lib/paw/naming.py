@@ -8,12 +8,10 @@ so a name can never smuggle a path or a shell character.
 import re
 import secrets
 
+from .errors import NamingError
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class NamingError(Exception):
-    pass
 
 
 def new_pseudonym(prefix, length=10):

@@ -1,21 +1,19 @@
 """One slide's way through paw, journaled so that a crash at any instant is finished by the next run.
 
-The journal (`state_dir/staging/<job>/job.json`, replaced atomically) is written *before* each
-step that changes files, and every step can be repeated:
+The journal (journal.py, in `state_dir/staging/<job>/`) is written *before* each step that
+changes files, and every step can be repeated:
 
   claiming    move the members from the inbox into the job's staging folder
-  claimed     parse, plan the edits (the plan goes into the journal), then
+  claimed     identify the format, plan the edits (the plan goes into the journal), then
   applying    apply the plan (replayable), verify independently
   delivering  the outcome and the output names are decided; move to outbox or quarantine
   recording   append the ledger row (unless the ledger already has this job), drop the folder
 
-The journal holds the original name and the removed values (verification must search for them
-after a crash too): the staging folder is private to paw (0700), like the ledger.
+This module never reads or writes a format's bytes: that is the handler's (paw.formats).
 """
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -25,23 +23,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import fsops, label, naming
-from .formats import BY_NAME, Unsupported, prepare
-from .formats.tiff import Plan
+from . import bundle, durable, formats, fsops, journal, label, naming
+from .durable import PARTIAL_PREFIX
+from .errors import PawError, SlideRefused
 from .inbox import still_as_scanned
-from .verify import VerificationFailed, name_values, verify
+from .journal import Journal, State, Status
+from .verify import name_values, verify
 
 log = logging.getLogger("paw")
-JOURNAL = "job.json"
-
-
-class Refused(Exception):
-    """The slide goes to quarantine; the message is the reason."""
 
 
 @dataclass
 class Outcome:
-    status: str        # "anonymized" or "quarantined"
+    status: Status
     original: str
     output: str
     reason: str
@@ -59,65 +53,64 @@ def start(config, unit, ledger):
     if not ledger.claim(unit.main, job, stage):
         return None  # another host is on it
     os.makedirs(stage, mode=0o700)
-    record = {"job": job, "state": "claiming", "original": unit.main,
-              "members": list(unit.members), "started": time.time()}
-    _save(stage, record)
+    record = Journal(job=job, original=unit.main, members=list(unit.members), started=time.time(),
+                     kind=unit.kind)
+    record.save(stage)
     return advance(config, stage, record, ledger)
 
 
 def resume(config, stage, ledger):
     """Finish a job a previous run left in staging; None if there was nothing to finish."""
     for name in os.listdir(stage):  # copies and journal writes cut short
-        if name.startswith(fsops.PARTIAL_PREFIX) or name == JOURNAL + ".tmp":
+        if name.startswith(PARTIAL_PREFIX) or name == journal.FILE + ".tmp":
             fsops.remove(os.path.join(stage, name))
     try:
-        with open(os.path.join(stage, JOURNAL), encoding="utf-8") as fh:
-            record = json.load(fh)
+        record = journal.load(stage)
     except FileNotFoundError:
         if os.listdir(stage):  # cannot happen: members move only after the journal exists
-            raise Refused(f"staging folder {stage} has files but no journal; check it by hand")
+            raise SlideRefused(f"staging folder {stage} has files but no journal; check it by hand")
         os.rmdir(stage)  # killed before the first journal write: the slide never left the inbox
         return None
-    if not ledger.heartbeat(record["job"]):
-        log.info("%s was taken over by another host", naming.printable(record["original"]))
+    if not ledger.heartbeat(record.job):
+        log.info("%s was taken over by another host", naming.printable(record.original))
         return None
-    log.info("resuming %s, interrupted while %s", naming.printable(record["original"]), record["state"])
+    log.info("resuming %s, interrupted while %s", naming.printable(record.original), record.state.value)
     return advance(config, stage, record, ledger)
 
 
 def advance(config, stage, record, ledger):
     began = time.monotonic()
-    if record["state"] == "claiming":
+    if record.state == State.CLAIMING:
         if not _claim(config, stage, record):
             fsops.remove(stage)
             return None
-        _set(stage, record, state="claimed")
-    if record["state"] in ("claimed", "applying"):
-        ledger.heartbeat(record["job"])  # the claim stays fresh through the long steps
+        record.update(stage, state=State.CLAIMED)
+    if record.state in (State.CLAIMED, State.APPLYING):
+        ledger.heartbeat(record.job)  # the claim stays fresh through the long steps
         try:
             with time_limit(config.time_limit_seconds):
                 _anonymize(config, stage, record)
-            _set(stage, record, state="delivering", status="anonymized", reason="",
-                 destination=config.outbox, names=_output_names(config, record))
+            record.update(stage, state=State.DELIVERING, status=Status.ANONYMIZED, reason="",
+                          destination=config.outbox, names=_output_names(config, record))
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
             reason = _one_line(exc)
-            log.debug("quarantining %s", record["original"], exc_info=True)
-            _set(stage, record, state="delivering", status="quarantined", reason=reason,
-                 destination=config.quarantine, names=_quarantine_names(config, record))
-    if record["state"] == "delivering":
-        ledger.heartbeat(record["job"])
+            log.debug("quarantining %s", record.original, exc_info=True)
+            record.update(stage, state=State.DELIVERING, status=Status.QUARANTINED, reason=reason,
+                          destination=config.quarantine, names=_quarantine_names(config, record))
+    if record.state == State.DELIVERING:
+        ledger.heartbeat(record.job)
         _deliver(config, stage, record)
-        _set(stage, record, state="recording")
-    if record["state"] == "recording":
-        if record["status"] == "quarantined":
-            reason_file = os.path.join(record["destination"], record["names"][0] + ".reason.txt")
-            fsops.write_atomic(reason_file, (record["reason"] + "\n").encode("utf-8"), 0o640)
-        if not ledger.has_job(record["job"]):
+        record.update(stage, state=State.RECORDING)
+    if record.state == State.RECORDING:
+        if record.status == Status.QUARANTINED:
+            reason_file = os.path.join(record.destination, record.names[0] + ".reason.txt")
+            durable.write_atomic(reason_file, (record.reason + "\n").encode("utf-8"), 0o640)
+        if not ledger.has_job(record.job):
             ledger.append(_row(config, record, time.monotonic() - began))
-        ledger.release(record["job"])
+        ledger.release(record.job)
         fsops.remove(stage)
-    return Outcome(record["status"], record["original"], record["names"][0], record["reason"],
-                   time.monotonic() - began, record.get("size", 0))
+    return Outcome(record.status, record.original, record.names[0], record.reason,
+                   time.monotonic() - began, record.size)
 
 
 @contextlib.contextmanager
@@ -129,7 +122,7 @@ def time_limit(seconds):
         return
 
     def expire(signum, frame):
-        raise Refused(f"took longer than anonymize.time_limit_seconds ({seconds:g} s)")
+        raise SlideRefused(f"took longer than anonymize.time_limit_seconds ({seconds:g} s)")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -146,7 +139,7 @@ def _claim(config, stage, record):
     """Move every member into staging; False if the slide vanished before any was claimed."""
     same_device = os.stat(config.inbox).st_dev == os.stat(stage).st_dev
     claimed = 0
-    for member in record["members"]:
+    for member in record.members:
         source = os.path.join(config.inbox, member)
         target = os.path.join(stage, os.path.basename(member))
         if os.path.lexists(target):
@@ -161,62 +154,66 @@ def _claim(config, stage, record):
 
 
 def _anonymize(config, stage, record):
-    path = os.path.join(stage, os.path.basename(record["original"]))
+    path = os.path.join(stage, os.path.basename(record.original))
     if not os.path.lexists(path):
-        raise Refused("the slide file vanished while paw was working on it")
-    for member in record["members"]:
+        raise SlideRefused("the slide file vanished while paw was working on it")
+    for member in record.members:
         _refuse_links(os.path.join(stage, os.path.basename(member)))
-    record["size"] = sum(_folder_size(os.path.join(stage, os.path.basename(m))) for m in record["members"])
-    stem = fsops.split_ext(os.path.basename(record["original"]))[0]
-    if record["state"] == "claimed":
+    record.size = sum(_folder_size(os.path.join(stage, os.path.basename(m))) for m in record.members)
+    stem = _stem(record)
+    if record.state == State.CLAIMED:
         kept = naming.kept_identifiers(config.naming_pattern, stem)
         pseudonym = naming.new_pseudonym(config.naming_prefix)
         drawn = label.render(pseudonym, label.text_lines(config.label_text, pseudonym, kept)) \
             if label.wanted(config) else None
-        module, plan, found = prepare(path, config, pseudonym, drawn)
-        record.update(pseudonym=pseudonym, kept=kept)
-        _set(stage, record, state="applying", format=module.NAME, plan=plan.to_json(), found=found)
-    module = BY_NAME[record["format"]]
-    plan = getattr(module, "PLAN", Plan).from_json(record["plan"])
+        handler = formats.identify(path)
+        prepared = handler.plan(path, config, pseudonym, drawn)
+        record.update(stage, state=State.APPLYING, pseudonym=pseudonym, kept=kept, format=handler.name,
+                      plan=prepared.plan.to_json(), found=prepared.found)
+    handler = formats.handler(record.format)
+    plan = handler.plan_from_json(record.plan)
     plan.apply(path)
-    verify(path, module, plan, config, extra_values=name_values(stem))
+    verify(path, handler, plan, config, extra_values=name_values(stem))
+
+
+def _stem(record):
+    """The original name without extension (a folder's whole name)."""
+    name = os.path.basename(record.original)
+    return name if record.kind == bundle.DICOM else fsops.split_ext(name)[0]
 
 
 def _output_names(config, record):
     """The pseudonym for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
-    extension = fsops.split_ext(os.path.basename(record["original"]))[1]
-    pseudonym = record.get("pseudonym") or naming.new_pseudonym(config.naming_prefix)
-    stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.get("kept", {}),
-                                         extension))[0]
-    names = [stem + extension.lower()] + [stem] * (len(record["members"]) - 1)
-    return fsops.free_names(config.outbox, names)
+    name = os.path.basename(record.original)
+    extension = "" if record.kind == bundle.DICOM else fsops.split_ext(name)[1]
+    pseudonym = record.pseudonym or naming.new_pseudonym(config.naming_prefix)
+    stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.kept, extension))[0]
+    return fsops.free_names(config.outbox, bundle.member_names(record.kind, stem, extension))
 
 
 def _quarantine_names(config, record):
     """Members keep their names (the technician recognises them)."""
-    return fsops.free_names(config.quarantine, [os.path.basename(m) for m in record["members"]])
+    return fsops.free_names(config.quarantine, [os.path.basename(m) for m in record.members])
 
 
 def _deliver(config, stage, record):
-    for i, member in enumerate(record["members"]):
+    for i, member in enumerate(record.members):
         source = os.path.join(stage, os.path.basename(member))
-        target = os.path.join(record["destination"], record["names"][i])
+        target = os.path.join(record.destination, record.names[i])
         if not os.path.lexists(source):
             continue  # delivered before an interruption
         if os.path.lexists(target):
-            if os.stat(stage).st_dev != os.stat(record["destination"]).st_dev:
+            if os.stat(stage).st_dev != os.stat(record.destination).st_dev:
                 fsops.remove(source)  # an interrupted cross-device copy had completed
                 continue
             # Not ours (a rename leaves no source behind): take another name.
-            names = _output_names(config, record) if record["status"] == "anonymized" \
+            names = _output_names(config, record) if record.status == Status.ANONYMIZED \
                 else _quarantine_names(config, record)
-            _set(stage, record, names=names)
-            target = os.path.join(record["destination"], record["names"][i])
+            record.update(stage, names=names)
+            target = os.path.join(record.destination, record.names[i])
         fsops.move(source, target)
-        if record["status"] == "anonymized":
-            _inherit_group(target, record["destination"])
-
-
+        if record.status == Status.ANONYMIZED:
+            _inherit_group(target, record.destination)
 def _folder_size(path):
     """Bytes of a file, or of every file below a folder."""
     if not os.path.isdir(path):
@@ -232,9 +229,9 @@ def _refuse_links(path):
     for entry in entries:
         info = os.lstat(entry)
         if os.path.islink(entry):
-            raise Refused("symbolic link refused: paw only anonymizes files inside the inbox")
+            raise SlideRefused("symbolic link refused: paw only anonymizes files inside the inbox")
         if not os.path.isdir(entry) and info.st_nlink > 1:
-            raise Refused("hard-linked file refused: editing it would also change its other names")
+            raise SlideRefused("hard-linked file refused: editing it would also change its other names")
 
 
 def _inherit_group(path, folder):
@@ -255,17 +252,17 @@ def _inherit_group(path, folder):
 
 def _row(config, record, seconds):
     digest = ""
-    if config.ledger_sha256 and record["status"] == "anonymized":
-        digest = sha256([os.path.join(record["destination"], n) for n in record["names"]])
+    if config.ledger_sha256 and record.status == Status.ANONYMIZED:
+        digest = sha256([os.path.join(record.destination, n) for n in record.names])
     return {
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "job": record["job"], "status": record["status"], "original": record["original"],
-        "output": record["names"][0],
-        "format": record.get("format", ""),
-        "kept": "; ".join(f"{k}={v}" for k, v in record.get("kept", {}).items()),
-        "removed": "; ".join(dict.fromkeys(record["plan"]["actions"])) if "plan" in record else "",
-        "bytes": record.get("size", ""), "seconds": f"{seconds:.3f}",
-        "error": record["reason"], "sha256": digest,
+        "job": record.job, "status": record.status.value, "original": record.original,
+        "output": record.names[0],
+        "format": record.format,
+        "kept": "; ".join(f"{k}={v}" for k, v in record.kept.items()),
+        "removed": "; ".join(dict.fromkeys(record.plan["actions"])) if record.plan else "",
+        "bytes": record.size or "", "seconds": f"{seconds:.3f}",
+        "error": record.reason, "sha256": digest,
     }
 
 
@@ -292,19 +289,10 @@ def sha256(paths):
 
 
 def _one_line(exc):
-    if isinstance(exc, (Refused, Unsupported, VerificationFailed, naming.NamingError)):
+    if isinstance(exc, PawError):
         text = str(exc)
     elif isinstance(exc, OSError):
         text = f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
     else:
         text = f"unexpected {type(exc).__name__}: {exc}"
     return " ".join(text.split())[:300]
-
-
-def _set(stage, record, **changes):
-    record.update(changes)
-    _save(stage, record)
-
-
-def _save(stage, record):
-    fsops.write_atomic(os.path.join(stage, JOURNAL), json.dumps(record).encode("utf-8"))

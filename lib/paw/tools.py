@@ -1,31 +1,31 @@
-"""The hands-on commands an admin runs over SSH: inspect, anonymize, init."""
+"""The hands-on commands an admin runs over SSH: inspect, anonymize, init, ledger export."""
 
 import os
 import shutil
 import sys
 
-from . import fsops
-from .formats import Unsupported, prepare
-from .verify import VerificationFailed, name_values, verify
-
-FAILED_SOME = 3
+from . import bundle, fsops
+from .durable import partial_path
+from .errors import ExitCode, SlideRefused
+from .formats import prepare
+from .verify import name_values, verify
 
 
 def inspect(config, files):
     """Print format, images, identifying values and planned changes; writes nothing."""
-    status = 0
+    status = ExitCode.OK
     for path in files:
         print(f"{path}:")
         try:
-            module, plan, found = prepare(path, config)
-        except (Unsupported, OSError) as exc:
+            handler, plan, found = prepare(path, config)
+        except (SlideRefused, OSError) as exc:
             print(f"  paw would quarantine it: {exc}")
-            status = FAILED_SOME
+            status = ExitCode.QUARANTINED
             continue
-        print(f"  format: {module.TITLE} ({module.NAME})")
+        print(f"  format: {handler.title} ({handler.name})")
         print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
         if config.replace_label:
-            print(f"  drawn label: {module.LABEL_PLACE or f'none ({module.TITLE} has no label image)'}")
+            print(f"  drawn label: {handler.label_place or f'none ({handler.title} has no label image)'}")
         values = sorted({v for v in plan.removed if v.strip()})
         print(f"  identifying values found: {len(values)}")
         for value in values:
@@ -33,38 +33,34 @@ def inspect(config, files):
         print("  anonymizing would:")
         for action in plan.actions:
             print(f"    - {action}")
-        zeroed = sum(length for _, length in plan.zeros)
-        print(f"    - zero {zeroed} unreferenced bytes in {len(plan.zeros)} places; "
-              f"rewrite {len(plan.writes)} directory/value spans; image data untouched")
+        print(f"    - {plan.summary()}")
     return status
 
 
 def anonymize(config, files, output, dry_run):
     """Anonymize given files: into copies in `output`, or in place. Never leaves a half-done copy."""
-    status = 0
+    status = ExitCode.OK
     for path in files:
         try:
             if dry_run:
                 _, plan, _ = prepare(path, config)
                 print(f"{path}: would " + "; ".join(plan.actions))
                 continue
-            members = [path]  # an MRXS slide is the .mrxs file and its folder
-            if path.lower().endswith(".mrxs") and os.path.isdir(path[:-5]):
-                members.append(path[:-5])
+            members = list(bundle.at(path).members)
             if output:  # copies under a hidden name, renamed only once verified
                 targets = [os.path.join(output, n) for n in
                            fsops.free_names(output, [os.path.basename(m) for m in members])]
-                works = [os.path.join(output, fsops.PARTIAL_PREFIX + os.path.basename(t)) for t in targets]
+                works = [partial_path(t) for t in targets]
                 for member, work in zip(members, works):
                     _copy(member, work)
             else:
                 targets = works = members
             target, work = targets[0], works[0]
             try:
-                module, plan, _ = prepare(work, config)
+                handler, plan, _ = prepare(work, config)
                 plan.apply(work)
                 stem = fsops.split_ext(os.path.basename(path))[0]
-                verify(work, module, plan, config, extra_values=name_values(stem))
+                verify(work, handler, plan, config, extra_values=name_values(stem))
             except BaseException:
                 if works is not members:
                     for each in works:
@@ -74,9 +70,9 @@ def anonymize(config, files, output, dry_run):
                 if each != final:
                     os.rename(each, final)
             print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
-        except (Unsupported, VerificationFailed, OSError) as exc:
+        except (SlideRefused, OSError) as exc:
             print(f"{path}: not anonymized: {exc}", file=sys.stderr)
-            status = FAILED_SOME
+            status = ExitCode.QUARANTINED
     return status
 
 
@@ -93,18 +89,13 @@ def init(config):
         os.makedirs(folder, exist_ok=True)
     os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
     print(f"folders ready under {config.base}: inbox, outbox, quarantine, state")
-    return 0
+    return ExitCode.OK
 
 
 def export_ledger(config, target):
     """The ledger, from whichever backend, as CSV: to a private file or to standard output."""
     from .ledger import export_csv, open_ledger
-    from .ledger_postgres import LedgerUnavailable
-    try:
-        ledger = open_ledger(config)
-    except LedgerUnavailable as exc:
-        print(f"paw: {exc}", file=sys.stderr)
-        return 1
+    ledger = open_ledger(config)
     try:
         if target == "-":
             export_csv(ledger, sys.stdout)
@@ -114,4 +105,4 @@ def export_ledger(config, target):
                 export_csv(ledger, out)
     finally:
         ledger.close()
-    return 0
+    return ExitCode.OK

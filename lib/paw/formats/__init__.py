@@ -1,71 +1,65 @@
-"""Which format a slide is, decided by content (never by extension), and what paw does with it.
+"""Every slide format paw anonymizes, behind one interface (see base.py).
 
-A TIFF format module has NAME, TITLE, LABEL_PLACE, ALLOWED_TAGS, detect(tiff),
-plan(tiff, surgery, options) and check(tifffile.TiffFile, options, drawn) (`drawn`: the
-directories holding paw's drawn label). A module for another layout (MRXS, iSyntax, DICOM) has
-NAME, TITLE, LABEL_PLACE, detect(path), prepare(path, options, pseudonym, label) -> (plan, roles found),
-check_file(path, plan, options) and searched_files(path, plan), and PLAN if its plan is not a
-tiff.Plan. Variants paw recognises but cannot anonymize are named in the refusal, so an OME-TIFF
-is never mistaken for a generic TIFF and passed through.
+    identify(path) -> Handler           which format a slide is, by content (never by extension)
+    handler(name) -> Handler            the handler a journal recorded, after a crash
+    plan_from_json(name, data) -> Plan
+    prepare(path, options, ...) -> (Handler, Plan, roles found)    identify, then plan
+
+Nothing outside this package imports a format module. Submodules are imported on first use:
+the idle tick (nothing to do) must not pay for parsing code or numpy.
+
+Where a new format goes: a TIFF vendor is a module beside aperio.py listed in
+tiffhandler.VENDORS; any other layout is a Handler subclass in its own module, added to
+_OTHER below (tried before the TIFF family, as OpenSlide tries MIRAX and DICOM first).
 """
 
-from . import aperio, dicom, generic, isyntax, leica, mrxs, ndpi, philips, ventana
-from .tiff import Surgery, Tiff, TiffError
+from ..errors import FormatError, Unsupported
 
-# Tried in order, as OpenSlide does: vendors first, the generic reader last.
-SUPPORTED = (ndpi, aperio, leica, philips, ventana, generic)
-# Formats that are not TIFF: recognised by their first bytes, with their own prepare/check_file.
-OTHER = (mrxs, isyntax, dicom)
-BY_NAME = {m.NAME: m for m in SUPPORTED + OTHER}
+_OTHER = (("mrxs", "MrxsHandler"), ("isyntax", "IsyntaxHandler"), ("dicom", "DicomHandler"))
 
 
-class Unsupported(Exception):
-    """A file paw will not anonymize; the message is the one-line reason."""
+def _others():
+    from importlib import import_module
+    for module_name, class_name in _OTHER:
+        module = import_module(f"{__name__}.{module_name}")
+        yield module, getattr(module, class_name)()
 
 
-def _recognised_but_unsupported(tiff):
-    first = tiff.directories[0]
-    description = tiff.text(first, 270)[:4096]
-    if 65420 in first.entries and not tiff.ndpi:
-        return "Hamamatsu NDPI in classic TIFF layout"
-    if "leica-microsystems.com/scn" in description and not leica.detect(tiff):
-        return "Leica SCN variant (namespace or layout not understood)"
-    if ("DPUfsImport" in description) != tiff.text(first, 305).startswith("Philips"):
-        return "Philips TIFF variant (only one of Software and XML says Philips)"
-    if "<OME" in description:
-        return "OME-TIFF"
-    return None
-
-
-def identify(tiff):
-    other = _recognised_but_unsupported(tiff)
-    if other:
-        raise Unsupported(f"format not supported yet: {other}")
-    for module in SUPPORTED:
-        if module.detect(tiff):
-            return module
-    raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
-
-
-def prepare(path, options, pseudonym="PAW-ANONYMIZED", label=None):
-    """Parse without writing: the format module, the edit plan, and the image roles found.
-    `pseudonym` goes into formats that name the patient inside the file (DICOM); `label` is the
-    drawn label (paw.label.Label) for formats that have one, None to only destroy labels."""
-    for module in OTHER:
+def identify(path):
+    """The handler for the slide at `path` (its main member); Unsupported with the reason if
+    paw cannot anonymize it."""
+    for module, each in _others():
         if module.detect(path):
-            try:
-                plan, found = module.prepare(path, options, pseudonym, label)
-            except TiffError as exc:
-                raise Unsupported(f"cannot parse: {exc}") from None
-            return module, plan, found
+            return each
+    from . import tiffhandler
     try:
-        with open(path, "rb") as fh:
-            tiff = Tiff(fh)
-            module = identify(tiff)
-            surgery = Surgery(tiff, label)
-            module.plan(tiff, surgery, options)
-            return module, surgery.finish(), surgery.found
-    except TiffError as exc:
+        return tiffhandler.identify(path)
+    except FormatError as exc:
         if path.lower().endswith(".mrxs"):  # MIRAX is known by its extension (as in OpenSlide)
             raise Unsupported("format not supported yet: 3DHistech MRXS without its data folder") from None
         raise Unsupported(f"cannot parse: {exc}") from None
+
+
+def handler(name):
+    """The handler called `name` (as recorded in a journal)."""
+    for _, each in _others():
+        if each.name == name:
+            return each
+    from . import tiffhandler
+    for vendor in tiffhandler.VENDORS:
+        if vendor.NAME == name:
+            return tiffhandler.TiffHandler(vendor)
+    raise Unsupported(f"unknown format {name!r} in a journal")
+
+
+def plan_from_json(name, data):
+    return handler(name).plan_from_json(data)
+
+
+def prepare(path, options, pseudonym="PAW-ANONYMIZED", label=None):
+    """Identify and plan in one call: (handler, plan, image roles found). Writes nothing.
+    `pseudonym` goes into formats that name the patient inside the file (DICOM); `label` is the
+    drawn label for formats that have one, None to only destroy labels."""
+    found = identify(path)
+    prepared = found.plan(path, options, pseudonym, label)
+    return found, prepared.plan, prepared.found

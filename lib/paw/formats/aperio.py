@@ -21,7 +21,8 @@ thumbnail and in each level):
   1 (what OpenSlide lists as `label`) and a `label WxH` description line (what tifffile reads).
 """
 
-from .tiff import PRODUCT, STRUCTURAL, TiffError
+from ..errors import FormatError
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "aperio"
 TITLE = "Aperio SVS"
@@ -34,20 +35,24 @@ KEEP = frozenset({
     "Power", "Gamma", "Objective", "ScannerType", "StripeCount", "SessionMode",
 })
 LABEL, MACRO = 1, 9
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION}
+
+
+def refused_variant(tiff):
+    return None
 
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and tiff.text(first, 270).startswith("Aperio")
+    return tiff.is_tiled(first) and tiff.text(first, Tag.IMAGE_DESCRIPTION).startswith("Aperio")
 
 
 def role(tiff, directory):
     """'level', 'thumbnail', 'label', 'macro' or 'unknown', as OpenSlide (and a careful reader) sees it."""
     if tiff.is_tiled(directory):
         return "level"
-    subfile = tiff.number(directory, 254, 0)
-    lines = tiff.text(directory, 270).splitlines()
+    subfile = tiff.number(directory, Tag.NEW_SUBFILE_TYPE, 0)
+    lines = tiff.text(directory, Tag.IMAGE_DESCRIPTION).splitlines()
     second = lines[1].strip().lower() if len(lines) > 1 else ""
     if subfile == LABEL or second.startswith("label"):
         return "label"
@@ -65,7 +70,7 @@ def scrub_description(text):
     for item in items[1:]:
         key, sep, value = item.partition("=")
         if not sep:
-            raise TiffError(f"Aperio description item without '=' ({len(item)} characters)")
+            raise FormatError(f"Aperio description item without '=' ({len(item)} characters)")
         if key.strip() in KEEP:
             kept.append(item)
         else:
@@ -80,9 +85,9 @@ def plan(tiff, surgery, options):
         if kind == "label" or kind == "unknown" or (kind == "macro" and not options.keep_macro):
             surgery.destroy(directory, f"{kind} image")
             continue
-        if 270 in directory.entries:
-            new, removed = scrub_description(tiff.text(directory, 270))
-            surgery.replace_ascii(directory, 270, new, [value for _, value in removed])
+        if Tag.IMAGE_DESCRIPTION in directory.entries:
+            new, removed = scrub_description(tiff.text(directory, Tag.IMAGE_DESCRIPTION))
+            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, [value for _, value in removed])
             for key, _ in removed:
                 surgery.note(f"{key} emptied")
         surgery.drop_unlisted(directory, ALLOWED_TAGS)

@@ -29,12 +29,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .. import fsops, ranges
-from .tiff import TiffError
+from .. import bundle, durable, ranges
+from ..errors import FormatError
+from .base import Handler, Plan, Prepared
 
-NAME = "dicom"
-TITLE = "DICOM WSI"
-LABEL_PLACE = "a LABEL instance in the slide's folder; none for a single file (OpenSlide: label)"
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 DELETED_ROLES = {"LABEL": "label", "OVERVIEW": "macro"}
 KEEP = frozenset("""
@@ -64,32 +62,21 @@ def _pydicom():
     try:
         import pydicom
     except ImportError:
-        raise TiffError("DICOM needs pydicom: pip install -r requirements-dicom.txt") from None
+        raise FormatError("DICOM needs pydicom: pip install -r requirements-dicom.txt") from None
     return pydicom
 
 
 def _instances(path):
-    if os.path.isdir(path):
-        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
-        return [os.path.join(path, n) for n in names]
-    return [path]
-
-
-def _is_dicom(path):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
+    return bundle.dicom_instances(path) if os.path.isdir(path) else [path]
 
 
 def detect(path):
     files = _instances(path)
-    return bool(files) and all(os.path.isfile(f) and _is_dicom(f) for f in files)
+    return bool(files) and all(os.path.isfile(f) and bundle.is_dicom(f) for f in files)
 
 
 @dataclass
-class DicomPlan:
+class DicomPlan(Plan):
     """Per instance: delete it, replace its header (pixel data copied from `pixel_at` on), or
     write it whole (the drawn label)."""
     # dicts: name, action (delete, rewrite, write), header (for `write`: the whole file), pixel_at, size
@@ -97,20 +84,18 @@ class DicomPlan:
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
 
-    zeros = property(lambda self: [])
-    writes = property(lambda self: [i for i in self.instances if i["action"] == "rewrite"])
-
     def apply(self, path):
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         for item in self.instances:
             target = os.path.join(folder, item["name"])
             if item["action"] == "delete":
-                fsops.remove(target)
+                if os.path.lexists(target):
+                    os.unlink(target)
                 continue
             header = bytes.fromhex(item["header"])
             if _already(target, header, item["size"]):
                 continue  # a replay after the rename
-            partial = os.path.join(folder, fsops.PARTIAL_PREFIX + item["name"])
+            partial = durable.partial_path(target)
             with open(partial, "wb") as out:
                 out.write(header)
                 if item["action"] == "rewrite":
@@ -120,7 +105,7 @@ class DicomPlan:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, target)
-        fsops.fsync_dir(folder)
+        durable.fsync_dir(folder)
 
     def to_json(self):
         return {"instances": self.instances, "removed": self.removed, "actions": self.actions}
@@ -129,8 +114,13 @@ class DicomPlan:
     def from_json(cls, data):
         return cls(data["instances"], data["removed"], data["actions"])
 
-
-PLAN = DicomPlan
+    def summary(self):
+        counts = {}
+        for item in self.instances:
+            counts[item["action"]] = counts.get(item["action"], 0) + 1
+        done = {"rewrite": "rewrite the header of", "delete": "delete", "write": "write"}
+        return "; ".join(f"{done[a]} {n} instance(s)" for a, n in sorted(counts.items())) + \
+            "; pixel data copied byte for byte"
 
 
 def _already(target, header, size):
@@ -150,7 +140,7 @@ def _texts(element):
     return []
 
 
-def prepare(path, options, pseudonym, label=None):
+def _prepare(path, options, pseudonym, label):
     pydicom = _pydicom()
     from pydicom.uid import generate_uid
 
@@ -163,14 +153,14 @@ def prepare(path, options, pseudonym, label=None):
                 ds = pydicom.dcmread(fh, stop_before_pixels=True)
                 pixel_at = fh.tell()
         except Exception as exc:  # pydicom raises many kinds on garbage
-            raise TiffError(f"{name}: not a readable DICOM file ({type(exc).__name__})") from None
+            raise FormatError(f"{name}: not a readable DICOM file ({type(exc).__name__})") from None
         if ds.get("SOPClassUID") != WSI_SOP_CLASS:
-            raise TiffError(f"{name}: not a whole-slide image instance")
+            raise FormatError(f"{name}: not a whole-slide image instance")
         size = os.path.getsize(file)
         if pixel_at >= size:
-            raise TiffError(f"{name}: DICOM instance without pixel data")
+            raise FormatError(f"{name}: DICOM instance without pixel data")
         if ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99":
-            raise TiffError(f"{name}: deflated transfer syntax is not supported")
+            raise FormatError(f"{name}: deflated transfer syntax is not supported")
         image_type = list(ds.get("ImageType", []))
         role = image_type[2] if len(image_type) > 2 else "UNKNOWN"
         found[role.lower()] = found.get(role.lower(), 0) + 1
@@ -204,7 +194,7 @@ def prepare(path, options, pseudonym, label=None):
         plan.instances.append({"name": name, "action": "rewrite", "header": header.hex(),
                                "pixel_at": pixel_at, "size": len(header) + size - pixel_at})
     if not kept_series:
-        raise TiffError("nothing would be left of the slide (only label/overview instances)")
+        raise FormatError("nothing would be left of the slide (only label/overview instances)")
     if label is not None and os.path.isdir(path):
         kept_text.update(_add_drawn_label(pydicom, template, label, plan, path))
         found["drawn label"] = 1
@@ -216,7 +206,7 @@ def prepare(path, options, pseudonym, label=None):
     plan.removed = [v for v in dict.fromkeys(plan.removed)
                     if v != pseudonym and not any(v in k for k in kept_text)]
     plan.actions = list(dict.fromkeys(plan.actions))
-    return plan, found
+    return Prepared(plan, found)
 
 
 def _add_drawn_label(pydicom, template, label, plan, folder):
@@ -243,10 +233,19 @@ def _add_drawn_label(pydicom, template, label, plan, folder):
     ds.add_new(0x7FE00010, "OB", label.rgb())  # PixelData
     content = _header(pydicom, ds)
     deleted = [i["name"] for i in plan.instances if i["action"] == "delete" and i["role"] == "LABEL"]
-    name = deleted[0] if deleted else fsops.free_name(folder, "label-paw.dcm")
+    name = deleted[0] if deleted else _free_name(folder, "label-paw")
     plan.instances = [i for i in plan.instances if i["name"] != name] + [
         {"name": name, "action": "write", "header": content.hex(), "pixel_at": 0, "size": len(content)}]
     return [t for e in ds for t in _texts(e)]
+
+
+def _free_name(folder, stem):
+    """`stem.dcm`, or `stem-2.dcm` ... if taken: the drawn label never replaces a file."""
+    name, n = f"{stem}.dcm", 1
+    while os.path.lexists(os.path.join(folder, name)):
+        n += 1
+        name = f"{stem}-{n}.dcm"
+    return name
 
 
 def _walk(dataset):
@@ -264,7 +263,31 @@ def _header(pydicom, ds):
     return out.getvalue()
 
 
-def check_file(path, plan, options):
+class DicomHandler(Handler):
+    name = "dicom"
+    title = "DICOM WSI"
+    label_place = "a LABEL instance in the slide's folder; none for a single file (OpenSlide: label)"
+    plan_type = DicomPlan
+
+    def _plan(self, path, options, pseudonym, label):
+        return _prepare(path, options, pseudonym, label)
+
+    def check(self, path, plan, options):
+        return _check(path, plan, options)
+
+    def searched(self, path, plan):
+        """The rewritten headers and the drawn label are searched; the original pixel data
+        (everything after the headers) is skipped unless full_scan (then the whole file is searched)."""
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        for item in plan.instances:
+            if item["action"] == "rewrite":
+                head = len(item["header"]) // 2
+                yield os.path.join(folder, item["name"]), ranges.merge([(head, item["size"] - head)])
+            elif item["action"] == "write":  # the drawn label: all of it
+                yield os.path.join(folder, item["name"]), ranges.merge()
+
+
+def _check(path, plan, options):
     """Re-read every remaining instance: roles, allow-list, shared new UIDs, pixel data place."""
     pydicom = _pydicom()
     problems = []
@@ -295,15 +318,3 @@ def check_file(path, plan, options):
         if str(ds.SeriesInstanceUID) in old_values or str(ds.StudyInstanceUID) in old_values:
             problems.append(f"{item['name']} still carries an original UID")
     return problems
-
-
-def searched_files(path, plan):
-    """The rewritten headers and the drawn label are searched; the original pixel data
-    (everything after the headers) is skipped unless full_scan (then the whole file is searched)."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    for item in plan.instances:
-        if item["action"] == "rewrite":
-            head = len(item["header"]) // 2
-            yield os.path.join(folder, item["name"]), ranges.merge([(head, item["size"] - head)])
-        elif item["action"] == "write":  # the drawn label: all of it
-            yield os.path.join(folder, item["name"]), ranges.merge()

@@ -10,16 +10,22 @@ What paw does:
 - in the kept directories drops every tag that is not image structure or a product name:
   ImageDescription (free text), DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
   IPTC, EXIF and GPS sub-directories, SubIFDs and all private tags.
-OME-TIFF (OME-XML in the description) never gets here: formats.identify refuses it first.
+OME-TIFF (OME-XML in the description) is refused: its OME-XML needs a scrubber of its own.
 """
 
-from .tiff import PRODUCT, STRUCTURAL
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "generic-tiff"
 TITLE = "generic tiled TIFF"
 LABEL_PLACE = None  # no associated images at all
 REDUCED = 1
 ALLOWED_TAGS = STRUCTURAL | PRODUCT
+
+
+def refused_variant(tiff):
+    if "<OME" in tiff.text(tiff.directories[0], Tag.IMAGE_DESCRIPTION)[:4096]:
+        return "OME-TIFF"
+    return None
 
 
 def detect(tiff):
@@ -30,7 +36,7 @@ def detect(tiff):
 def role(tiff, directory):
     if directory.index == 0:
         return "level"
-    if tiff.is_tiled(directory) and tiff.number(directory, 254, 0) & REDUCED:
+    if tiff.is_tiled(directory) and tiff.number(directory, Tag.NEW_SUBFILE_TYPE, 0) & REDUCED:
         return "level"
     return "unknown"
 

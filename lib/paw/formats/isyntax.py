@@ -15,13 +15,12 @@ A file without the end-of-text byte within the first 256 MiB is refused.
 
 import os
 
+from .. import ranges
+from ..errors import FormatError
 from . import philips, xmltext
-from .tiff import Plan, TiffError
+from .base import Handler, Prepared
+from .edits import EditPlan
 
-NAME = "isyntax"
-TITLE = "Philips iSyntax"
-# The label is base64 in the header, which may not grow, and no reader here shows it: none drawn.
-LABEL_PLACE = None
 END = b"\r\n\x04"
 MAX_HEADER = 256 << 20
 
@@ -46,39 +45,46 @@ def _header(path):
         size = fh.tell()
     end = head.find(END)
     if end < 0:
-        raise TiffError("iSyntax header has no end-of-text marker (\\r\\n\\x04)")
+        raise FormatError("iSyntax header has no end-of-text marker (\\r\\n\\x04)")
     return head[:end].decode("latin-1"), end, size
 
 
-def prepare(path, options, pseudonym=None, label=None):
-    text, end, size = _header(path)
-    new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
-    data = new.encode("latin-1", "xmlcharrefreplace")
-    if len(data) > end:
-        raise TiffError("scrubbed iSyntax header would be longer than the original")
-    plan = Plan(writes=[(0, data + b" " * (end - len(data)))], removed=removed, actions=names,
-                kept_data=[[end, size - end]] if size > end else [])
-    return plan, {"header": 1}
+class IsyntaxHandler(Handler):
+    name = "isyntax"
+    title = "Philips iSyntax"
+    # The label is base64 in the header, which may not grow, and no reader here shows it: none drawn.
+    label_place = None
+    plan_type = EditPlan
 
+    def _plan(self, path, options, pseudonym, label):
+        text, end, size = _header(path)
+        new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
+        data = new.encode("latin-1", "xmlcharrefreplace")
+        if len(data) > end:
+            raise FormatError("scrubbed iSyntax header would be longer than the original")
+        plan = EditPlan(writes=[(0, data + b" " * (end - len(data)))], removed=removed, actions=names,
+                        kept_data=[[end, size - end]] if size > end else [])
+        return Prepared(plan, {"header": 1})
 
-def check_file(path, plan, options):
-    """Independent re-read: the marker where it was, the XML parses and holds nothing to remove."""
-    text, end, size = _header(path)
-    binary = [[end, size - end]] if size > end else []
-    if [list(k) for k in plan.kept_data] != binary:
-        return ["the iSyntax binary data is not where it was"]
-    root = xmltext.parse(text, "iSyntax header")
-    problems = []
-    for data_object in root.iter("DataObject"):
-        kind = philips._image_type(data_object)
-        if kind in philips.ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
-            problems.append(f"{kind} is still in the header")
-    for attribute in root.iter("Attribute"):
-        if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
-            problems.append(f"{attribute.get('Name')} still has a value")
-    return problems
+    def check(self, path, plan, options):
+        """Independent re-read: the marker where it was, the XML parses and holds nothing to remove."""
+        try:
+            text, end, size = _header(path)
+            root = xmltext.parse(text, "iSyntax header")
+        except FormatError as exc:
+            return [str(exc)]
+        binary = [[end, size - end]] if size > end else []
+        if [list(k) for k in plan.kept_data] != binary:
+            return ["the iSyntax binary data is not where it was"]
+        problems = []
+        for data_object in root.iter("DataObject"):
+            kind = philips.image_type(data_object)
+            if kind in philips.ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
+                problems.append(f"{kind} is still in the header")
+        for attribute in root.iter("Attribute"):
+            if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
+                problems.append(f"{attribute.get('Name')} still has a value")
+        return problems
 
-
-def searched_files(path, plan):
-    from .. import ranges
-    yield path, ranges.merge(plan.kept_data)
+    def searched(self, path, plan):
+        yield path, ranges.merge(plan.kept_data)

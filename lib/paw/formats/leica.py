@@ -24,12 +24,13 @@ import binascii
 import re
 
 from . import xmltext
-from .tiff import PRODUCT, STRUCTURAL, TiffError
+from ..errors import FormatError
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "leica"
 TITLE = "Leica SCN"
 LABEL_PLACE = None  # OpenSlide shows no label for SCN, only the macro
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION}
 NAMESPACES = ("http://www.leica-microsystems.com/scn/2010/10/01",
               "http://www.leica-microsystems.com/scn/2010/03/10")
 KEEP_ATTRIBUTES = frozenset({"sizeX", "sizeY", "sizeZ", "offsetX", "offsetY", "spacingZ",
@@ -41,13 +42,21 @@ _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 def _root(description):
     root = xmltext.parse(description, "Leica description")
     if xmltext.local(root.tag) != "scn" or not any(root.tag == f"{{{ns}}}scn" for ns in NAMESPACES):
-        raise TiffError("Leica description is not an SCN document")
+        raise FormatError("Leica description is not an SCN document")
     return root
+
+
+def refused_variant(tiff):
+    if "leica-microsystems.com/scn" in tiff.text(tiff.directories[0], Tag.IMAGE_DESCRIPTION)[:4096] \
+            and not detect(tiff):
+        return "Leica SCN variant (namespace or layout not understood)"
+    return None
 
 
 def detect(tiff):
     first = tiff.directories[0]
-    return tiff.is_tiled(first) and any(ns in tiff.text(first, 270)[:4096] for ns in NAMESPACES)
+    return tiff.is_tiled(first) and any(ns in tiff.text(first, Tag.IMAGE_DESCRIPTION)[:4096]
+                                        for ns in NAMESPACES)
 
 
 def _children(element, name):
@@ -69,11 +78,11 @@ def _ifds(image):
 
 def plan(tiff, surgery, options):
     first = tiff.directories[0]
-    text = tiff.text(first, 270)
+    text = tiff.text(first, Tag.IMAGE_DESCRIPTION)
     root = _root(text)
     collections = _children(root, "collection")
     if len(collections) != 1:
-        raise TiffError("Leica description without exactly one collection")
+        raise FormatError("Leica description without exactly one collection")
     collection = collections[0]
     kept_ifds = set()
     for image in _children(collection, "image"):
@@ -84,7 +93,7 @@ def plan(tiff, surgery, options):
             kept_ifds.update(_ifds(image))
             surgery.count("image")
     if not kept_ifds or max(kept_ifds) >= len(tiff.directories) or min(kept_ifds) < 0:
-        raise TiffError("Leica XML refers to directories that do not exist")
+        raise FormatError("Leica XML refers to directories that do not exist")
     new_index, position = {}, 0
     for directory in tiff.directories:
         if directory.index in kept_ifds or directory.index == 0:
@@ -95,7 +104,7 @@ def plan(tiff, surgery, options):
             for dimension in _children(pixels, "dimension"):
                 dimension.set("ifd", str(new_index[int(dimension.get("ifd"))]))
     removed, names = _scrub_values(root)
-    surgery.replace_ascii(first, 270, xmltext.serialize(root, text), removed)
+    surgery.replace_ascii(first, Tag.IMAGE_DESCRIPTION, xmltext.serialize(root, text), removed)
     for name in names:
         surgery.note(name)
     for directory in tiff.directories:
@@ -105,8 +114,8 @@ def plan(tiff, surgery, options):
             else:
                 surgery.destroy(directory, "image no kept Leica image uses")
             continue
-        if directory.index and 270 in directory.entries:
-            surgery.drop(directory, 270)
+        if directory.index and Tag.IMAGE_DESCRIPTION in directory.entries:
+            surgery.drop(directory, Tag.IMAGE_DESCRIPTION)
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
     if 0 not in kept_ifds:
         surgery.drop_unlisted(first, ALLOWED_TAGS)
@@ -138,7 +147,7 @@ def check(tf, options, drawn=()):
     pages = list(tf.pages)
     try:
         root = _root(pages[0].description)
-    except TiffError as exc:
+    except FormatError as exc:
         return [str(exc)]
     problems = []
     collection = _children(root, "collection")[0]

@@ -33,12 +33,12 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 
-from .. import fsops, ranges
-from .tiff import Plan, TiffError
+from .. import bundle, durable, ranges
+from ..errors import FormatError
+from ..sparse import first_nonzero
+from .base import Handler, Plan, Prepared
+from .edits import EditPlan
 
-NAME = "mrxs"
-TITLE = "3DHistech MRXS"
-LABEL_PLACE = "the label layer's record, if the slide has one, pointed at a new JPEG (OpenSlide: label)"
 VERSION = b"01.02"
 GENERAL_KEEP = frozenset({"SLIDE_VERSION", "SLIDE_TYPE", "IMAGENUMBER_X", "IMAGENUMBER_Y",
                           "OBJECTIVE_MAGNIFICATION", "CameraImageDivisionsPerSide",
@@ -54,25 +54,17 @@ MAX_RECORDS = 1 << 20
 
 
 def detect(path):
-    return path.lower().endswith(".mrxs") and os.path.isdir(path[:-5])
+    return bundle.mrxs_folder(path) is not None
 
 
 @dataclass
-class UnitPlan:
+class UnitPlan(Plan):
     """Edits to every file of the slide (paths relative to the folder holding the .mrxs)."""
-    files: dict = field(default_factory=dict)      # relative path -> Plan
+    files: dict = field(default_factory=dict)      # relative path -> EditPlan
     replace: dict = field(default_factory=dict)    # relative path -> new content (bytes)
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     drawn: dict = field(default_factory=dict)      # record, file, offset, length of a drawn label
-
-    @property
-    def zeros(self):  # over all files, for the summary `inspect` prints
-        return [z for plan in self.files.values() for z in plan.zeros]
-
-    @property
-    def writes(self):
-        return [w for plan in self.files.values() for w in plan.writes] + list(self.replace.items())
 
     def apply(self, path):
         base = os.path.dirname(path)
@@ -81,7 +73,7 @@ class UnitPlan:
         for rel, data in self.replace.items():
             target = os.path.join(base, rel)
             mode = os.stat(target).st_mode & 0o777
-            fsops.write_atomic(target, data, mode)
+            durable.write_atomic(target, data, mode)
 
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},
@@ -90,12 +82,15 @@ class UnitPlan:
 
     @classmethod
     def from_json(cls, data):
-        return cls({k: Plan.from_json(v) for k, v in data["files"].items()},
+        return cls({k: EditPlan.from_json(v) for k, v in data["files"].items()},
                    {k: bytes.fromhex(v) for k, v in data["replace"].items()},
                    data["removed"], data["actions"], data.get("drawn", {}))
 
-
-PLAN = UnitPlan
+    def summary(self):
+        zeros = [z for plan in self.files.values() for z in plan.zeros]
+        writes = sum(len(plan.writes) for plan in self.files.values()) + len(self.replace)
+        return (f"zero {sum(n for _, n in zeros)} unreferenced bytes in {len(zeros)} places in "
+                f"{len(self.files)} files; rewrite {writes} headers, records and files; tiles untouched")
 
 
 # --- Slidedat.ini, edited as lines ----------------------------------------------------------
@@ -152,7 +147,7 @@ def _int(ini, section, key):
     try:
         return int(ini.get(section, key, ""))
     except ValueError:
-        raise TiffError(f"Slidedat.ini: {section}/{key} is missing or not a number") from None
+        raise FormatError(f"Slidedat.ini: {section}/{key} is missing or not a number") from None
 
 
 def nonhier_records(ini):
@@ -166,7 +161,7 @@ def nonhier_records(ini):
             records.append((number, name, value, section, f"NONHIER_{i}_VAL_{j}"))
             number += 1
     if number > MAX_RECORDS:
-        raise TiffError("Slidedat.ini lists an implausible number of layers")
+        raise FormatError("Slidedat.ini lists an implausible number of layers")
     return records
 
 
@@ -177,18 +172,18 @@ class Index:
         self.data = data
         head = VERSION + slide_id.encode("latin-1")
         if not data.startswith(head):
-            raise TiffError("Index.dat does not start with the slide's SLIDE_ID")
+            raise FormatError("Index.dat does not start with the slide's SLIDE_ID")
         hier, nonhier = self._ints(len(head), 2)
         self.tiles = []    # (fileno, offset, length)
         for level in range(zoom_levels):
             (record,) = self._ints(hier + 4 * level, 1)
             zero, page = self._ints(record, 2)
             if zero != 0:
-                raise TiffError("Index.dat: a zoom-level record does not start with 0")
+                raise FormatError("Index.dat: a zoom-level record does not start with 0")
             for _ in range(MAX_RECORDS):
                 count, following = self._ints(page, 2)
                 if not 0 <= count <= MAX_RECORDS:
-                    raise TiffError("Index.dat: implausible page length")
+                    raise FormatError("Index.dat: implausible page length")
                 for n in range(count):
                     _, offset, length, fileno = self._ints(page + 8 + 16 * n, 4)
                     self.tiles.append(self._checked(fileno, offset, length, file_count))
@@ -196,7 +191,7 @@ class Index:
                     break
                 page = following
             else:
-                raise TiffError("Index.dat: the pages of a zoom level loop")
+                raise FormatError("Index.dat: the pages of a zoom level loop")
         self.records = {}  # record number -> (fileno, offset, length)
         self.record_at = {}  # record number -> where its (offset, length, fileno) are stored
         for number in range(record_count):
@@ -205,18 +200,18 @@ class Index:
             self.record_at[number] = page + 16
             one, _, zero2, zero3, offset, length, fileno = self._ints(page, 7)
             if zero != 0 or one != 1 or zero2 != 0 or zero3 != 0:
-                raise TiffError(f"Index.dat: layer record {number} is not in the known layout")
+                raise FormatError(f"Index.dat: layer record {number} is not in the known layout")
             self.records[number] = self._checked(fileno, offset, length, file_count)
 
     def _ints(self, at, n):
         if at < 0 or at + 4 * n > len(self.data):
-            raise TiffError("Index.dat: a pointer leads past its end")
+            raise FormatError("Index.dat: a pointer leads past its end")
         return struct.unpack_from(f"<{n}i", self.data, at)
 
     @staticmethod
     def _checked(fileno, offset, length, file_count):
         if not 0 <= fileno < file_count or offset < 0 or length < 0:
-            raise TiffError("Index.dat: a record points outside the data files")
+            raise FormatError("Index.dat: a record points outside the data files")
         return fileno, offset, length
 
 
@@ -229,28 +224,28 @@ def _read(path, limit=None):
 
 def describe(path):
     """Parse the slide: (Ini, encoding, folder name, data file names, Index)."""
-    folder = path[:-5]
+    folder = bundle.mrxs_folder(path)
     slidedat = os.path.join(folder, "Slidedat.ini")
     if not os.path.isfile(slidedat):
-        raise TiffError("MRXS folder has no Slidedat.ini")
+        raise FormatError("MRXS folder has no Slidedat.ini")
     text, encoding = decode_ini(_read(slidedat, 1 << 20))
     ini = Ini(text)
     slide_id = ini.get("GENERAL", "SLIDE_ID")
     if not slide_id:
-        raise TiffError("Slidedat.ini has no GENERAL/SLIDE_ID")
+        raise FormatError("Slidedat.ini has no GENERAL/SLIDE_ID")
     if ini.get("HIERARCHICAL", "HIER_0_NAME") != "Slide zoom level":
-        raise TiffError("Slidedat.ini: HIER_0 is not the slide zoom level")
+        raise FormatError("Slidedat.ini: HIER_0 is not the slide zoom level")
     datafiles = [ini.get("DATAFILE", f"FILE_{i}", "") for i in range(_int(ini, "DATAFILE", "FILE_COUNT"))]
     for name in datafiles + [ini.get("HIERARCHICAL", "INDEXFILE", "")]:
         if not name or os.sep in name or name.startswith(".") or \
                 not os.path.isfile(os.path.join(folder, name)):
-            raise TiffError(f"MRXS data file {name!r} is missing")
+            raise FormatError(f"MRXS data file {name!r} is missing")
     index = Index(_read(os.path.join(folder, ini.get("HIERARCHICAL", "INDEXFILE"))), slide_id,
                   _int(ini, "HIERARCHICAL", "HIER_0_COUNT"), len(nonhier_records(ini)), len(datafiles))
     return ini, encoding, os.path.basename(folder), datafiles, index
 
 
-def prepare(path, options, pseudonym=None, label=None):
+def _prepare(path, options, label):
     ini, encoding, folder, datafiles, index = describe(path)
     plan, found = UnitPlan(), {}
     base = os.path.dirname(path)
@@ -299,7 +294,7 @@ def prepare(path, options, pseudonym=None, label=None):
     found["level"] = len(index.tiles)
     plan.replace[f"{folder}/Slidedat.ini"] = encode_ini(ini.text(), encoding)
     header_id = VERSION + new_id.encode("latin-1")
-    plan.files[f"{folder}/{ini.get('HIERARCHICAL', 'INDEXFILE')}"] = Plan(
+    plan.files[f"{folder}/{ini.get('HIERARCHICAL', 'INDEXFILE')}"] = EditPlan(
         writes=[(0, header_id)] + index_writes)
     for fileno, name in enumerate(datafiles):
         rel = f"{folder}/{name}"
@@ -307,15 +302,15 @@ def prepare(path, options, pseudonym=None, label=None):
         header = len(header_id) + 3
         spans = ranges.merge([(0, header)], kept[fileno])
         if spans.size and spans[-1][1] > size:
-            raise TiffError(f"{name}: a record runs past the end of the file")
-        plan.files[rel] = Plan(writes=[(0, header_id)], zeros=ranges.complement(spans, size),
+            raise FormatError(f"{name}: a record runs past the end of the file")
+        plan.files[rel] = EditPlan(writes=[(0, header_id)], zeros=ranges.complement(spans, size),
                                kept_data=ranges.as_pairs(ranges.merge(kept[fileno])))
         if plan.drawn.get("file") == fileno:
             plan.files[rel].writes.append((plan.drawn["offset"], jpeg))
             plan.files[rel].added = [(plan.drawn["offset"], plan.drawn["length"])]
     mrxs_size = os.path.getsize(path)
-    plan.files[os.path.basename(path)] = Plan(zeros=[(0, mrxs_size)] if mrxs_size else [])
-    return plan, found
+    plan.files[os.path.basename(path)] = EditPlan(zeros=[(0, mrxs_size)] if mrxs_size else [])
+    return Prepared(plan, found)
 
 
 def _fresh_id(old):
@@ -324,13 +319,33 @@ def _fresh_id(old):
     return "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in old)
 
 
-# --- verification ---------------------------------------------------------------------------
+# --- the handler, and the independent check of its result -----------------------------------
 
-def check_file(path, plan, options):
+class MrxsHandler(Handler):
+    name = "mrxs"
+    title = "3DHistech MRXS"
+    label_place = "the label layer's record, if the slide has one, pointed at a new JPEG (OpenSlide: label)"
+    plan_type = UnitPlan
+
+    def _plan(self, path, options, pseudonym, label):
+        return _prepare(path, options, label)
+
+    def check(self, path, plan, options):
+        return _check(path, plan, options)
+
+    def searched(self, path, plan):
+        """Every file of the slide, with the kept tiles it may skip."""
+        base = os.path.dirname(path)
+        for rel in list(plan.files) + list(plan.replace):
+            sub = plan.files.get(rel)
+            yield os.path.join(base, rel), ranges.merge(sub.kept_data if sub else [])
+
+
+def _check(path, plan, options):
     """Independent re-read: configparser for Slidedat.ini, the index, the data file headers."""
-    from ..verify import first_nonzero
     problems = []
-    text, _ = decode_ini(_read(os.path.join(path[:-5], "Slidedat.ini")))
+    folder_path = bundle.mrxs_folder(path)
+    text, _ = decode_ini(_read(os.path.join(folder_path, "Slidedat.ini")))
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.optionxform = str
     try:
@@ -348,7 +363,7 @@ def check_file(path, plan, options):
             problems.append(f"GENERAL/{key} still has a value")
     try:
         ini, _, folder, datafiles, index = describe(path)
-    except TiffError as exc:
+    except FormatError as exc:
         return problems + [f"the edited slide does not parse: {exc}"]
     labels = [n for n, layer, value, _, _ in nonhier_records(ini)
               if layer == "Scan data layer" and ASSOCIATED.get(value) == "label"]
@@ -356,21 +371,14 @@ def check_file(path, plan, options):
             plan.drawn["file"], plan.drawn["offset"], plan.drawn["length"])):
         problems.append("the label layer does not point at the drawn label")
     for name in datafiles:
-        if not _read(os.path.join(path[:-5], name), 64).startswith(VERSION + slide_id.encode("latin-1")):
+        if not _read(os.path.join(folder_path, name), 64).startswith(VERSION + slide_id.encode("latin-1")):
             problems.append(f"{name} does not carry the new SLIDE_ID")
     for rel, sub in plan.files.items():
         if rel.startswith(f"{folder}/") and sub.zeros:
             head = len(VERSION + slide_id.encode("latin-1")) + 3
-            stray = first_nonzero(os.path.join(os.path.dirname(path), rel),
-                                  ranges.merge([(0, head)], sub.kept_data, sub.added))
+            file = os.path.join(os.path.dirname(path), rel)
+            referenced = ranges.merge([(0, head)], sub.kept_data, sub.added)
+            stray = first_nonzero(file, ranges.complement(referenced, os.path.getsize(file)))
             if stray is not None:
                 problems.append(f"{rel}: unreferenced bytes at {stray} are not cleared")
     return problems
-
-
-def searched_files(path, plan):
-    """Every file of the slide, with the kept tiles it may skip."""
-    base = os.path.dirname(path)
-    for rel in list(plan.files) + list(plan.replace):
-        sub = plan.files.get(rel)
-        yield os.path.join(base, rel), ranges.merge(sub.kept_data if sub else [])

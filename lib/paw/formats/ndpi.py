@@ -19,17 +19,22 @@ What paw does, per directory:
   KEEP_TAGS (SourceLens, slide offsets, focal plane, MCU starts, focus points, exposure).
 """
 
-from .tiff import PRODUCT, STRUCTURAL
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "ndpi"
 TITLE = "Hamamatsu NDPI"
 LABEL_PLACE = None  # no label image: the label is photographed in the macro
 
-LENS, PROPERTIES = 65421, 65449
+LENS, PROPERTIES = Tag.NDPI_SOURCE_LENS, Tag.NDPI_PROPERTY_MAP
 KEEP_TAGS = frozenset({
-    65420, 65421, 65422, 65423, 65424, 65425, 65426, 65432, 65433, 65434, 65435, 65436, 65437,
-    65438, 65439, 65440, 65441, 65444, 65445, 65446, 65447, 65451, 65453, 65454, 65455, 65456,
-    65457, 65458, 65500,
+    Tag.NDPI_FORMAT_FLAG, Tag.NDPI_SOURCE_LENS, Tag.NDPI_X_OFFSET, Tag.NDPI_Y_OFFSET,
+    Tag.NDPI_Z_OFFSET, Tag.NDPI_TISSUE_INDEX, Tag.NDPI_MCU_STARTS, Tag.NDPI_MCU_STARTS_HIGH,
+    Tag.NDPI_CHANNEL, Tag.NDPI_FLUORESCENCE, Tag.NDPI_EXPOSURE_RATIO, Tag.NDPI_RED_MULTIPLIER,
+    Tag.NDPI_GREEN_MULTIPLIER, Tag.NDPI_BLUE_MULTIPLIER, Tag.NDPI_FOCUS_POINTS,
+    Tag.NDPI_FOCUS_POINT_REGIONS, Tag.NDPI_CAPTURE_MODE, Tag.NDPI_JPEG_QUALITY,
+    Tag.NDPI_REFOCUS_INTERVAL, Tag.NDPI_FOCUS_OFFSET, Tag.NDPI_BLANK_LINES, Tag.NDPI_WAVELENGTH,
+    Tag.NDPI_LAMP_AGE, Tag.NDPI_EXPOSURE_TIME, Tag.NDPI_FOCUS_TIME, Tag.NDPI_SCAN_TIME,
+    Tag.NDPI_WRITE_TIME, Tag.NDPI_FULLY_AUTO_FOCUS, Tag.NDPI_DEFAULT_GAMMA,
 })
 ALLOWED_TAGS = STRUCTURAL | PRODUCT | KEEP_TAGS | {PROPERTIES}
 
@@ -42,6 +47,12 @@ KEEP_PROPERTIES = (
     "coarse.focus.pitch", "fine.focus.pitch", "lane.shift.amount", "colorfilterID",
     "cube.kind", "valid.*", "variable.exposuretime",
 )
+
+
+def refused_variant(tiff):
+    if Tag.NDPI_FORMAT_FLAG in tiff.directories[0].entries and not tiff.ndpi:
+        return "Hamamatsu NDPI in classic TIFF layout"
+    return None
 
 
 def detect(tiff):
@@ -96,7 +107,7 @@ def plan(tiff, surgery, options):
 def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
-    if not (tf.is_ndpi and 65420 in pages[0].tags):
+    if not (tf.is_ndpi and Tag.NDPI_FORMAT_FLAG in pages[0].tags):
         problems.append("no longer detected as NDPI")
     for i, page in enumerate(pages):
         lens = page.tags[LENS].value if LENS in page.tags else None

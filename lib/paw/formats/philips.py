@@ -25,12 +25,13 @@ import base64
 import binascii
 
 from . import xmltext
-from .tiff import PRODUCT, STRUCTURAL, TiffError
+from ..errors import FormatError
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "philips"
 TITLE = "Philips TIFF"
 LABEL_PLACE = "a new stripped directory described 'Label' (OpenSlide: label)"
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270}
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION}
 
 KEEP = frozenset({
     "DICOM_BITS_ALLOCATED", "DICOM_BITS_STORED", "DICOM_HIGH_BIT", "DICOM_LOSSY_IMAGE_COMPRESSION",
@@ -50,12 +51,20 @@ def _is_philips(software, description):
     return software.startswith("Philips") and "DPUfsImport" in description[:512]
 
 
+def refused_variant(tiff):
+    first = tiff.directories[0]
+    description = tiff.text(first, Tag.IMAGE_DESCRIPTION)[:4096]
+    if ("DPUfsImport" in description) != tiff.text(first, Tag.SOFTWARE).startswith("Philips"):
+        return "Philips TIFF variant (only one of Software and XML says Philips)"
+    return None
+
+
 def detect(tiff):
     first = tiff.directories[0]
-    return _is_philips(tiff.text(first, 305), tiff.text(first, 270))
+    return _is_philips(tiff.text(first, Tag.SOFTWARE), tiff.text(first, Tag.IMAGE_DESCRIPTION))
 
 
-def _image_type(data_object):
+def image_type(data_object):
     for attribute in data_object:
         if attribute.get("Name") == "PIM_DP_IMAGE_TYPE":
             return (attribute.text or "").strip()
@@ -71,11 +80,11 @@ def scrub_xml(text, keep_macro, keep=kept):
     which Attribute names keep their value (iSyntax keeps more: its codec tables)."""
     root = xmltext.parse(text, "Philips description")
     if root.tag != "DataObject" or root.get("ObjectType") != "DPUfsImport":
-        raise TiffError("Philips description is not a DPUfsImport DataObject")
+        raise FormatError("Philips description is not a DPUfsImport DataObject")
     removed, names = [], []
     for array in root.iter("Array"):
         for data_object in list(array):
-            kind = _image_type(data_object)
+            kind = image_type(data_object)
             if kind in ASSOCIATED and not (kind == "MACROIMAGE" and keep_macro):
                 array.remove(data_object)
                 names.append(f"{kind} (base64 image) removed")
@@ -99,7 +108,7 @@ def scrub_xml(text, keep_macro, keep=kept):
 def role(tiff, directory):
     if tiff.is_tiled(directory):
         return "level"
-    description = tiff.text(directory, 270)
+    description = tiff.text(directory, Tag.IMAGE_DESCRIPTION)
     for kind in ("Label", "Macro"):
         if description.startswith(kind):
             return kind.lower()
@@ -112,12 +121,12 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if directory.index == 0:
-            new, removed, names = scrub_xml(tiff.text(directory, 270), options.keep_macro)
-            surgery.replace_ascii(directory, 270, new, removed)
+            new, removed, names = scrub_xml(tiff.text(directory, Tag.IMAGE_DESCRIPTION), options.keep_macro)
+            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, removed)
             for name in names:
                 surgery.note(name)
-        elif 270 in directory.entries:
-            surgery.drop(directory, 270)
+        elif Tag.IMAGE_DESCRIPTION in directory.entries:
+            surgery.drop(directory, Tag.IMAGE_DESCRIPTION)
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
     if surgery.label:
         surgery.append_label("Label")
@@ -127,12 +136,12 @@ def check(tf, options, drawn=()):
     problems = []
     pages = list(tf.pages)
     first = pages[0]
-    software = first.tags[305].value if 305 in first.tags else ""
+    software = first.tags[Tag.SOFTWARE].value if Tag.SOFTWARE in first.tags else ""
     if not _is_philips(software, first.description):
         return ["no longer detected as Philips TIFF"]
     root = xmltext.parse(first.description, "Philips description")
     for data_object in root.iter("DataObject"):
-        kind = _image_type(data_object)
+        kind = image_type(data_object)
         if kind in ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
             problems.append(f"{kind} is still in the XML")
     for attribute in root.iter("Attribute"):

@@ -25,13 +25,14 @@ What paw does:
 import re
 
 from . import xmltext
-from .tiff import PRODUCT, STRUCTURAL, TiffError
+from ..errors import FormatError
+from .tifftags import PRODUCT, STRUCTURAL, Tag
 
 NAME = "ventana"
 TITLE = "Ventana BIF"
 LABEL_PLACE = "a new stripped directory described 'Label_Image' (OpenSlide lists it as macro)"
-XMP = 700
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {270, XMP}
+XMP = Tag.XMP
+ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION, XMP}
 LABEL_DESCRIPTIONS = ("Label Image", "Label_Image")
 KEEP_ISCAN = frozenset({"Magnification", "ScanRes", "ScanMode", "FocusMode", "BuildVersion",
                         "ScannerModel", "Z-layers", "Z-spacing", "ShowLabel"})
@@ -43,6 +44,10 @@ _DIRECTIONS = {"LEFT", "RIGHT", "UP", "DOWN"}
 def _xmp_text(tiff, directory):
     entry = directory.entries.get(XMP)
     return tiff.raw_value(entry).decode("utf-8", "replace") if entry else ""
+
+
+def refused_variant(tiff):
+    return None
 
 
 def detect(tiff):
@@ -73,7 +78,7 @@ def scrub_level_description(text):
 
 
 def role(tiff, directory):
-    description = tiff.text(directory, 270)
+    description = tiff.text(directory, Tag.IMAGE_DESCRIPTION)
     if description in LABEL_DESCRIPTIONS:
         return "label"
     if description == "Thumbnail":
@@ -90,21 +95,21 @@ def plan(tiff, surgery, options):
             continue
         if kind != "level":  # directory 0 is the label: keep it for its XMP, lose its pixels
             surgery.blank(directory, f"{kind} image")
-            if 270 in directory.entries:
-                surgery.drop(directory, 270)
+            if Tag.IMAGE_DESCRIPTION in directory.entries:
+                surgery.drop(directory, Tag.IMAGE_DESCRIPTION)
         if XMP in directory.entries:
             new, removed, names = scrub_xmp(_xmp_text(tiff, directory))
             surgery.replace_ascii(directory, XMP, new, removed, encoding="utf-8")
             for name in names:
                 surgery.note(name)
         if kind == "level":
-            description = tiff.text(directory, 270)
+            description = tiff.text(directory, Tag.IMAGE_DESCRIPTION)
             new = scrub_level_description(description)
             if new != description:
-                surgery.replace_ascii(directory, 270, new, [])
+                surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, [])
         surgery.drop_unlisted(directory, ALLOWED_TAGS)
     if not surgery.found.get("level"):
-        raise TiffError("Ventana file without a level=N directory")
+        raise FormatError("Ventana file without a level=N directory")
     if surgery.label:
         surgery.append_label(LABEL_DESCRIPTIONS[1])
 

@@ -7,16 +7,16 @@ DOCTYPE or entity declarations are refused rather than expanded.
 
 import xml.etree.ElementTree as ET
 
-from .tiff import TiffError
+from ..errors import FormatError
 
 
 def parse(text, what):
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise TiffError(f"{what}: XML with a DOCTYPE is refused")
+        raise FormatError(f"{what}: XML with a DOCTYPE is refused")
     try:
         return ET.fromstring(text.strip("\0").strip())
     except ET.ParseError as exc:
-        raise TiffError(f"{what}: XML does not parse ({exc})") from None
+        raise FormatError(f"{what}: XML does not parse ({exc})") from None
 
 
 def serialize(root, original):

@@ -8,6 +8,8 @@ macro exist twice, as stripped directories and as base64 JPEG-like payloads in t
 
 import base64
 
+from paw.formats.tifftags import Tag, Type
+
 from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, label_pixels, stripped, tiled
 from .tiffwriter import write_tiff
 ACQUIRED = "20261120143207.000000"
@@ -61,10 +63,14 @@ SOFTWARE = (2, "Philips DP v1.0")
 
 
 def write(path, width=1024, height=768, bigtiff=True, sparse=False):
-    images = [tiled({270: (2, description(2)), 305: SOFTWARE, 306: (2, "2026:11:20 14:32:07")},
+    images = [tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, description(2)), Tag.SOFTWARE: SOFTWARE,
+                     Tag.DATE_TIME: (Type.ASCII, "2026:11:20 14:32:07")},
                     width, height, 0, sparse),
-              tiled({254: (4, 1), 305: SOFTWARE}, width // 2, height // 2, 1, sparse),
-              stripped({270: (2, f"Label - {PATIENT}"), 305: SOFTWARE}, 96, 64),
-              stripped({270: (2, f"Macro - {PATIENT}"), 305: SOFTWARE}, 160, 64)]
+              tiled({Tag.NEW_SUBFILE_TYPE: (Type.LONG, 1), Tag.SOFTWARE: SOFTWARE},
+                    width // 2, height // 2, 1, sparse),
+              stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"Label - {PATIENT}"), Tag.SOFTWARE: SOFTWARE},
+                       96, 64),
+              stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"Macro - {PATIENT}"), Tag.SOFTWARE: SOFTWARE},
+                       160, 64)]
     write_tiff(path, images, bigtiff=bigtiff)
     return planted()

@@ -9,6 +9,8 @@ generator needs no codec.
 
 import zlib
 
+from paw.formats.tifftags import Tag, Type
+
 from . import (ACCESSION, BARCODE, DATE, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, TILE, TIME,
                label_pixels, stripped, tiled)
 from .tiffwriter import write_tiff
@@ -35,14 +37,16 @@ def planted():
 
 
 def _level(width, height, level, desc, sparse, compression=None):
-    tags = {270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)}
+    tags = {Tag.IMAGE_DESCRIPTION: (Type.ASCII, desc), Tag.IMAGE_DEPTH: (Type.LONG, 1),
+            Tag.DATE_TIME: (Type.ASCII, DATETIME)}
     if compression:
         tags[259] = (3, compression)
     return tiled(tags, width, height, level, sparse)
 
 
 def _strip_image(width, height, desc, subfile, raw, compression):
-    return stripped({254: (4, subfile), 270: (2, desc), 32997: (4, 1), 306: (2, DATETIME)},
+    return stripped({Tag.NEW_SUBFILE_TYPE: (Type.LONG, subfile), Tag.IMAGE_DESCRIPTION: (Type.ASCII, desc),
+                     Tag.IMAGE_DEPTH: (Type.LONG, 1), Tag.DATE_TIME: (Type.ASCII, DATETIME)},
                     width, height, raw, compression)
 
 

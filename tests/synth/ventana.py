@@ -5,6 +5,8 @@ detects the format by; then `Thumbnail` (the whole slide, label included), then 
 levels described `level=N mag=M quality=Q`.
 """
 
+from paw.formats.tifftags import Tag, Type
+
 from . import ACCESSION, BARCODE, DATETIME, OPERATOR, PATIENT, SERIAL, stripped, tiled
 from .tiffwriter import write_tiff
 BUILD_DATE = "11/20/2026 2:32:07 PM"
@@ -24,11 +26,13 @@ def planted():
 
 def write(path, width=1024, height=768, label_description="Label_Image", bigtiff=True,
           sparse=False):
-    images = [stripped({270: (2, label_description), 306: (2, DATETIME), 700: (1, xmp())}, 96, 64),
-              stripped({270: (2, "Thumbnail"), 306: (2, DATETIME)}, 128, 96),
-              tiled({270: (2, "level=0 mag=40 quality=90"), 306: (2, DATETIME)}, width, height,
+    date = {Tag.DATE_TIME: (Type.ASCII, DATETIME)}
+    images = [stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, label_description), **date,
+                        Tag.XMP: (Type.BYTE, xmp())}, 96, 64),
+              stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "Thumbnail"), **date}, 128, 96),
+              tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "level=0 mag=40 quality=90"), **date}, width, height,
                     0, sparse),
-              tiled({270: (2, "level=1 mag=10 quality=90"), 306: (2, DATETIME)}, width // 4,
+              tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "level=1 mag=10 quality=90"), **date}, width // 4,
                     height // 4, 1, sparse)]
     write_tiff(path, images, bigtiff=bigtiff)
     return planted()

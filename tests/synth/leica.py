@@ -8,6 +8,8 @@ creation dates.
 
 import base64
 
+from paw.formats.tifftags import Tag, Type
+
 from . import ACCESSION, BARCODE, PATIENT, tiled
 from .tiffwriter import write_tiff
 NS = "http://www.leica-microsystems.com/scn/2010/10/01"
@@ -43,8 +45,9 @@ def planted():
 
 
 def write(path, width=1024, height=768, sparse=False):
-    date = {306: (2, "2026:11:20 14:32:07")}
-    images = [tiled({**date, 270: (2, description(width, height))}, 512, 256, 7),
+    date = {Tag.DATE_TIME: (Type.ASCII, "2026:11:20 14:32:07")}
+    images = [tiled({**date, Tag.IMAGE_DESCRIPTION: (Type.ASCII, description(width, height))},
+                    512, 256, 7),
               tiled(date, width, height, 0, sparse), tiled(date, width // 4, height // 4, 1, sparse)]
     write_tiff(path, images, bigtiff=True)
     return planted()

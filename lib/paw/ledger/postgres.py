@@ -13,7 +13,8 @@ and resumes the journal. Staging therefore has to be on storage every host sees.
 import os
 import socket
 
-from .ledger import COLUMNS, csv_safe
+from ..errors import LedgerUnavailable
+from . import COLUMNS, Ledger, csv_safe
 
 SCHEMA_VERSION = 1
 MIGRATIONS = {
@@ -27,15 +28,11 @@ MIGRATIONS = {
 }
 
 
-class LedgerUnavailable(Exception):
-    """The database cannot be reached or used; the message is one line without the password."""
-
-
 def _one_line(exc):
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
-class PostgresLedger:
+class PostgresLedger(Ledger):
     def __init__(self, dsn, inbox, state_dir, claim_timeout):
         import psycopg
 

@@ -1,0 +1,61 @@
+"""One exception family and the exit codes it maps to.
+
+Every error paw raises on purpose is a `PawError`; its message is one line a person can act on
+(it never carries a metadata value: those may identify a patient), and its class says what the
+run's exit status becomes. Whatever else escapes is a bug: the CLI reports it as FAILED.
+
+    PawError
+    ├── ConfigError        paw.yaml or the command line is wrong (USAGE)
+    ├── LedgerUnavailable  the ledger cannot be opened or written (FAILED)
+    └── SlideRefused       this slide goes to quarantine; the message is the reason (QUARANTINED)
+        ├── Unsupported        not a format paw can anonymize, or a file it cannot parse
+        │   └── FormatError    a parser's one-line reason (formats turn it into Unsupported)
+        ├── VerificationFailed the anonymized file failed the independent checks
+        └── NamingError        the file name does not fit naming.pattern
+"""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a run or command ends with (Synology mails on anything but OK)."""
+    OK = 0            # nothing to do, every slide anonymized, or another run holds the lock
+    FAILED = 1        # something paw could not finish; the next run resumes it
+    USAGE = 2         # configuration or usage error
+    QUARANTINED = 3   # at least one slide was quarantined
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class PawError(Exception):
+    """Base of every error paw raises on purpose."""
+    exit_code = ExitCode.FAILED
+
+
+class ConfigError(PawError):
+    """The message says which key is wrong and what to do."""
+    exit_code = ExitCode.USAGE
+
+
+class LedgerUnavailable(PawError):
+    """The ledger database cannot be reached or used; the message never holds the password."""
+
+
+class SlideRefused(PawError):
+    """The slide goes to quarantine; the message is the reason."""
+    exit_code = ExitCode.QUARANTINED
+
+
+class Unsupported(SlideRefused):
+    """A file paw will not anonymize (unknown or unsupported format, unparseable)."""
+
+
+class FormatError(Unsupported):
+    """A parser met something it cannot safely read or edit; the message names what."""
+
+
+class VerificationFailed(SlideRefused):
+    """The anonymized file must not reach the outbox."""
+
+
+class NamingError(SlideRefused):
+    """The original name does not yield the identifiers naming.pattern asks for."""

@@ -1,0 +1,85 @@
+"""The one interface between the pipeline and the formats.
+
+The pipeline (slide, tools, verify) sees only a `Handler` and the `Plan` it returns:
+
+    handler = formats.identify(path)            # by content, never by extension
+    prepared = handler.plan(path, options, pseudonym, label)
+    journal.plan = prepared.plan.to_json()      # the plan serialises itself ...
+    plan = formats.plan_from_json(handler.name, journal.plan)   # ... and comes back after a crash
+    plan.apply(path)                            # idempotent: a replay finishes a half-applied plan
+    problems = handler.check(path, plan, options)    # independent re-read of the result
+    for file, skip in handler.searched(path, plan):  # where verification searches removed values
+        ...
+
+`options` is anything with the attributes paw.yaml gives (`keep_macro`, `full_scan`); `label` is
+a drawn replacement label (paw.label.Label) or None. Nothing here touches the pipeline: formats
+never move, claim, journal or record slides.
+"""
+
+from dataclasses import dataclass
+
+from ..errors import FormatError, Unsupported
+
+
+class Plan:
+    """What anonymizing one slide changes. Subclasses hold the edits; every plan has:
+
+    removed  the values taken out (verification searches the result for them; never written)
+    actions  what was done, for people (the ledger's `removed` column, `inspect`)
+    """
+    removed: list
+    actions: list
+
+    def apply(self, path):
+        """Make the edits; applying a plan a second time (after a crash) changes nothing more."""
+        raise NotImplementedError
+
+    def to_json(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, data):
+        raise NotImplementedError
+
+    def summary(self):
+        """One line on the size of the edit, for `inspect`."""
+        raise NotImplementedError
+
+
+@dataclass
+class Prepared:
+    plan: Plan
+    found: dict   # image roles found in the slide ("level": 3, "label": 1 ...), for inspect and tests
+
+
+class Handler:
+    """One format. Subclasses set the names and implement `_plan`, `check` and `searched`."""
+    name = ""           # short, stable: journals and the ledger record it
+    title = ""          # for people
+    label_place = None  # where a drawn label goes, or None when the format has no label image
+    plan_type = Plan
+
+    def plan(self, path, options, pseudonym="PAW-ANONYMIZED", label=None):
+        """Parse without writing and decide every edit. A parser's FormatError becomes an
+        Unsupported refusal ("cannot parse: ..."): the slide is quarantined with that reason."""
+        try:
+            return self._plan(path, options, pseudonym, label)
+        except FormatError as exc:
+            raise Unsupported(f"cannot parse: {exc}") from None
+
+    def _plan(self, path, options, pseudonym, label):
+        raise NotImplementedError
+
+    def plan_from_json(self, data):
+        return self.plan_type.from_json(data)
+
+    def check(self, path, plan, options):
+        """Re-read the anonymized slide independently of the code that wrote it; the problems
+        found (one line each), empty when the result may leave."""
+        raise NotImplementedError
+
+    def searched(self, path, plan):
+        """(file, spans to skip) for every file of the slide: where removed values must not be
+        found. Skipped spans are only the kept image payload and binary tables `check` has
+        confirmed; with verify.full_scan nothing is skipped."""
+        raise NotImplementedError

@@ -1,0 +1,146 @@
+"""The TIFF family as one Handler: Aperio, Hamamatsu NDPI, Leica SCN, Philips TIFF, Ventana BIF
+and generic tiled TIFF, each a vendor table on the shared parser (tiff.py) and surgery
+(surgery.py).
+
+A vendor module provides:
+    NAME, TITLE, LABEL_PLACE    names, and where a drawn label goes (None: no label image)
+    ALLOWED_TAGS                every tag the vendor keeps; verification refuses any other
+    refused_variant(tiff)       a reason when the file is this vendor's but a variant paw does
+                                not understand (checked for every vendor before any detect)
+    detect(tiff)                whether directory 0 says this vendor
+    plan(tiff, surgery, options)    what to destroy, blank, drop and replace
+    check(tf, options, drawn)   independent checks on tifffile's view of the result
+Vendors are tried in OpenSlide's order, the generic reader last.
+
+Verification here is independent of the writer: the file is re-read with tifffile (not paw's
+parser), the vendor is re-detected, no tag outside the vendor's set may be left, the kept image
+payload and its tile tables must be exactly where they were, and every byte tifffile does not
+see referenced (header, directories, tag values, kept payload) must be zero — that is where
+destroyed label and macro pixels were.
+"""
+
+import os
+
+import numpy as np
+
+from .. import ranges
+from ..errors import FormatError, Unsupported
+from ..sparse import first_nonzero
+from . import aperio, generic, leica, ndpi, philips, ventana
+from .base import Handler, Prepared
+from .edits import EditPlan
+from .surgery import Surgery
+from .tiff import Tiff
+from .tifftags import LAYOUT, Tag
+
+VENDORS = (ndpi, aperio, leica, philips, ventana, generic)
+
+
+def vendor_of(tiff):
+    """The vendor module for a parsed TIFF; Unsupported if none, or a variant paw refuses."""
+    for vendor in VENDORS:
+        variant = vendor.refused_variant(tiff)
+        if variant:
+            raise Unsupported(f"format not supported yet: {variant}")
+    for vendor in VENDORS:
+        if vendor.detect(tiff):
+            return vendor
+    raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
+
+
+def identify(path):
+    """The TiffHandler for the file's vendor (FormatError if it is not a TIFF paw can read)."""
+    with open(path, "rb") as fh:
+        return TiffHandler(vendor_of(Tiff(fh)))
+
+
+class TiffHandler(Handler):
+    plan_type = EditPlan
+
+    def __init__(self, vendor):
+        self.vendor = vendor
+        self.name, self.title, self.label_place = vendor.NAME, vendor.TITLE, vendor.LABEL_PLACE
+
+    def _plan(self, path, options, pseudonym, label):
+        with open(path, "rb") as fh:
+            tiff = Tiff(fh)
+            if vendor_of(tiff) is not self.vendor:
+                raise FormatError(f"the file is no longer {self.title}")
+            surgery = Surgery(tiff, label)
+            self.vendor.plan(tiff, surgery, options)
+            return Prepared(surgery.finish(), surgery.found)
+
+    def check(self, path, plan, options):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path, is_ndpi=self.vendor is ndpi) as tf:
+                allowed = self.vendor.ALLOWED_TAGS
+                payload, drawn, problems = [], set(), []
+                for i, page in enumerate(tf.pages):
+                    for tag in page.tags:
+                        if tag.code not in allowed:
+                            problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
+                    payload.append(_payload(tf, page, i))
+                    if plan.added and ranges.covers(plan.added, payload[-1]):
+                        drawn.add(i)
+                problems = self.vendor.check(tf, options, drawn) + problems
+                structure, layout = _structure(tf)
+        except FormatError as exc:
+            return [str(exc)]
+        except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
+            reason = " ".join(str(exc).split())[:160]
+            return [f"the independent reader cannot read the result ({type(exc).__name__}: {reason})"]
+        expected = ranges.merge(plan.kept_data, plan.blanked, plan.added)
+        if not np.array_equal(ranges.merge(*payload), expected):
+            problems.append("kept image data is not where it was")
+        if plan.layout is not None and not np.array_equal(ranges.merge(layout), ranges.merge(plan.layout)):
+            problems.append("the tile tables are not where they were")
+        if problems:
+            return problems
+        # Blanked pixels must read as zeros; the drawn label is referenced, but searched like
+        # everything else that is not a kept tile.
+        kept = ranges.from_spans(ranges.merge(plan.kept_data))
+        referenced = ranges.merge(structure, layout, kept, plan.added)
+        stray = first_nonzero(path, ranges.complement(referenced, os.path.getsize(path)))
+        if stray is not None:
+            return [f"unreferenced bytes at {stray} are not cleared"]
+        return []
+
+    def searched(self, path, plan):
+        """The whole file but the kept tiles and their offset tables (binary positions `check`
+        compared with tifffile's: at 20 GB they are megabytes of numbers)."""
+        yield path, ranges.merge(plan.kept_data, plan.layout or [])
+
+
+def _payload(tf, page, index):
+    """(offset, length) of a page's strips or tiles as stored in the file.
+
+    tifffile shows an NDPI strip that has MCU starts as virtual tiles after the strip's JPEG
+    header; the stored strip starts McuStarts[0] bytes before the first of them.
+    """
+    offsets, counts = page.dataoffsets, page.databytecounts
+    if len(offsets) != len(counts):
+        raise FormatError(f"directory {index}: tifffile sees {len(offsets)} image data "
+                          f"offsets but {len(counts)} byte counts")
+    if tf.is_ndpi and Tag.NDPI_MCU_STARTS in page.tags and len(offsets):
+        start = int(offsets[0]) - int(page.tags[Tag.NDPI_MCU_STARTS].value[0])
+        return [(start, int(offsets[-1]) + int(counts[-1]) - start)]
+    return ranges.array(np.column_stack((np.asarray(offsets, np.int64), np.asarray(counts, np.int64))))
+
+
+def _structure(tf):
+    """(offset, length) of the header, every directory and every out-of-line tag value; and,
+    separately, of the strip/tile offset and byte-count arrays."""
+    fmt = tf.tiff
+    ndpi_layout = tf.is_ndpi  # 8-byte header pointer and next pointers, then 4 high bytes per entry
+    structure, layout = [(0, 16 if fmt.version == 43 else 12 if ndpi_layout else 8)], []
+    for page in tf.pages:
+        n = len(page.tags)
+        structure.append((page.offset, fmt.tagnosize + n * fmt.tagsize
+                          + (8 + 4 * n if ndpi_layout else fmt.offsetsize)))
+        for tag in page.tags:
+            if tag.valuebytecount > fmt.tagoffsetthreshold:
+                where = layout if tag.code in LAYOUT else structure
+                where.append((tag.valueoffset, tag.valuebytecount))
+    return structure, layout

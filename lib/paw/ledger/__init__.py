@@ -1,0 +1,79 @@
+"""The ledger: one row per slide outcome, mapping pseudonym to original.
+
+It is the re-identification key, so it lives outside the outbox and is created 0600. Every
+backend implements `Ledger`: append, has_job, rows, close, and the claims (claim, heartbeat,
+release, take_over_stale, release_orphans) that only PostgreSQL needs, because only it lets
+several hosts share an inbox. CSV (csvfile.py) is the default and needs no server; PostgreSQL
+(postgres.py) is imported only when configured.
+"""
+
+import csv
+
+COLUMNS = ["time_utc", "job", "status", "original", "output", "format", "kept", "removed",
+           "bytes", "seconds", "error", "sha256"]
+_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+
+
+def csv_safe(value):
+    """A cell Excel and LibreOffice show as text: newlines flattened, formulas neutralised."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\0", " ")
+    if text.startswith(_DANGEROUS_START):
+        text = "'" + text
+    return text
+
+
+class Ledger:
+    """The interface every backend implements. The claim methods' defaults are those of a
+    single host holding the run's lock: every slide in the inbox is its own."""
+
+    def append(self, row):
+        """Record one outcome (a dict of COLUMNS) durably."""
+        raise NotImplementedError
+
+    def has_job(self, job):
+        """Whether a row for this job exists (a replay after a crash must not write it twice)."""
+        raise NotImplementedError
+
+    def rows(self, last=None):
+        """Every row (or the `last` ones) as dicts of COLUMNS, oldest first."""
+        raise NotImplementedError
+
+    def claim(self, original, job, stage):
+        """True if this host may take the slide (nobody else has claimed it)."""
+        return True
+
+    def heartbeat(self, job):
+        """Refresh this host's claim; False if another host has taken the slide over."""
+        return True
+
+    def release(self, job):
+        pass
+
+    def take_over_stale(self, stage_for):
+        """Claims of hosts that stopped, now this host's: [(job, old stage, new stage)]."""
+        return []
+
+    def release_orphans(self, staged_jobs):
+        pass
+
+    def close(self):
+        pass
+
+
+def open_ledger(config):
+    """The configured backend; PostgreSQL raises LedgerUnavailable if it cannot be reached."""
+    if config.postgres_dsn:
+        from .postgres import PostgresLedger
+        return PostgresLedger(config.postgres_dsn, config.inbox, config.state_dir,
+                              config.claim_timeout_seconds)
+    from .csvfile import CsvLedger
+    return CsvLedger(config.ledger_csv)
+
+
+def export_csv(ledger, out):
+    """Every row as CSV (formula-safe) to a text stream."""
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in ledger.rows():
+        writer.writerow([csv_safe(row.get(c, "")) for c in COLUMNS])

@@ -1,0 +1,74 @@
+"""Synthetic Hamamatsu NDPI in the real on-disk layout (needs Pillow, for the JPEG strips).
+
+Real NDPI (NanoZoomer, NDP.scan): classic little-endian TIFF whose header holds an 8-byte
+first-directory offset; each directory is followed by an 8-byte next pointer and 4 "high bytes"
+per entry; image data and tag values come *before* their directory (OpenSlide restores the high
+32 bits of an offset as the largest value below the directory). Every directory has one strip,
+a complete JPEG; SourceLens (65421) > 0 marks levels, -1 the macro (which shows the label),
+-2 the map. `hole` leaves that many bytes unwritten before the image data, so a test file's
+offsets pass 4 GiB without using disk.
+"""
+
+import io
+
+from paw.formats.tifftags import Tag, Type
+
+from . import BARCODE, DATE, DATETIME, OPERATOR, PATIENT, SERIAL
+from .tiffwriter import write_ndpi
+
+JPEG, YCBCR, CENTIMETRE = 7, 6, 3  # Compression, Photometric, ResolutionUnit
+
+PROPERTIES = (
+    "Created=2026/11/20\r\nUpdated=2026/11/21\r\nProduct=C13210-01\r\nsystem.version=1.0\r\n"
+    f"NDP.S/N={SERIAL}\r\nMacro.S/N={SERIAL}-M\r\nroi.slide.macro=68,279,1256,685\r\n"
+    f"Operator={OPERATOR}\r\nObjective.Lens.Magnificant=20.00\r\nPSHV=179\r\n"
+    "calibration.version=249\r\n"
+    f";NDP Shading Data\r;Version=0004\r;Name={PATIENT}\r;Date={DATE}\r;SerialNumber={SERIAL}\r"
+)
+
+
+def planted():
+    return [PATIENT, OPERATOR, SERIAL, DATETIME, BARCODE, "2026/11/20", "2026/11/21", DATE]
+
+
+def _jpeg(width, height, shade, text=b""):
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height), (shade, 255 - shade, (shade * 3) % 256))
+    if text:  # label-like pixels: the text's bytes as a stripe of grey values
+        stripe = bytes(text * (width // len(text) + 1))[:width]
+        for y in range(min(8, height)):
+            for x, value in enumerate(stripe):
+                image.putpixel((x, y), (value, value, value))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _tags(width, height, lens):
+    """One directory's tags (the strip tags are the writer's)."""
+    return {
+        Tag.IMAGE_WIDTH: (Type.LONG, width), Tag.IMAGE_LENGTH: (Type.LONG, height),
+        Tag.BITS_PER_SAMPLE: (Type.SHORT, [8, 8, 8]), Tag.COMPRESSION: (Type.SHORT, JPEG),
+        Tag.PHOTOMETRIC: (Type.SHORT, YCBCR), Tag.MAKE: (Type.ASCII, "Hamamatsu"),
+        Tag.MODEL: (Type.ASCII, "C13210-01"), Tag.SAMPLES_PER_PIXEL: (Type.SHORT, 3),
+        Tag.ROWS_PER_STRIP: (Type.LONG, height), Tag.X_RESOLUTION: (Type.RATIONAL, [(43826, 1)]),
+        Tag.Y_RESOLUTION: (Type.RATIONAL, [(43826, 1)]), Tag.RESOLUTION_UNIT: (Type.SHORT, CENTIMETRE),
+        Tag.SOFTWARE: (Type.ASCII, "NDP.scan 3.2.12"), Tag.DATE_TIME: (Type.ASCII, DATETIME),
+        Tag.NDPI_FORMAT_FLAG: (Type.SHORT, 1), Tag.NDPI_SOURCE_LENS: (Type.FLOAT, float(lens)),
+        Tag.NDPI_X_OFFSET: (Type.SLONG, 12538720), Tag.NDPI_Y_OFFSET: (Type.SLONG, -96063),
+        Tag.NDPI_Z_OFFSET: (Type.SLONG, 0), Tag.NDPI_SLIDE_LABEL: (Type.ASCII, BARCODE),
+        Tag.NDPI_SCANNER_SERIAL: (Type.ASCII, SERIAL), Tag.NDPI_PROPERTY_MAP: (Type.ASCII, PROPERTIES),
+    }
+
+
+def write(path, width=1024, height=768, hole=0):
+    """Write a synthetic NDPI and return the identifiers planted in it."""
+    images = [  # (width, height, lens, jpeg)
+        (width, height, 20, _jpeg(width, height, 40)),
+        (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90)),
+        (640, 240, -1, _jpeg(640, 240, 200, f"{PATIENT} {BARCODE}".encode())),
+        (320, 120, -2, _jpeg(320, 120, 10)),
+    ]
+    write_ndpi(path, [(_tags(w, h, lens), data) for w, h, lens, data in images], hole)
+    return planted()
