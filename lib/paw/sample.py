@@ -40,23 +40,22 @@ def _label_pixels(width, height):
 def write(path, width=1024, height=768):
     """Write the sample slide; returns the identifiers planted in it."""
     tiles = -(-width // TILE) * -(-height // TILE)
-    images = [  # (fields of its own, payload chunks, width, height, compression, NewSubfileType)
+    images = [  # (fields of its own, payload chunks, width, height, compression, NewSubfileType, tiled)
         ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, _description(f"{width}x{height} ({TILE}x{TILE}) RAW/RGB")),
           (Tag.ARTIST, Type.ASCII, OPERATOR), (Tag.DATE_TIME, Type.ASCII, DATETIME),
           (Tag.TILE_WIDTH, Type.SHORT, TILE), (Tag.TILE_LENGTH, Type.SHORT, TILE)],
          [zlib.compress(bytes([(i * 37) % 251]) * TILE * TILE * 3) for i in range(tiles)], width, height,
-         ADOBE_DEFLATE, 0),
+         ADOBE_DEFLATE, 0, True),
         ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, _description(f"{width}x{height} -> 128x96 - "))],
-         [bytes(128 * 96 * 3)], 128, 96, NO_COMPRESSION, 0),
+         [bytes(128 * 96 * 3)], 128, 96, NO_COMPRESSION, 0, False),
         ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, "Aperio Image Library v12.0.15 \nlabel 96x64")],
-         [_label_pixels(96, 64)], 96, 64, NO_COMPRESSION, 1),
+         [_label_pixels(96, 64)], 96, 64, NO_COMPRESSION, 1, False),
         ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, "Aperio Image Library v12.0.15 \nmacro 160x60")],
-         [zlib.compress(_label_pixels(160, 60)[::-1])], 160, 60, ADOBE_DEFLATE, 9),
+         [zlib.compress(_label_pixels(160, 60)[::-1])], 160, 60, ADOBE_DEFLATE, 9, False),
     ]
     out = bytearray(b"II*\0" + bytes(4))
     previous_next_at = 4
-    for fields, chunks, w, h, compression, subfile in images:
-        tiled = len(chunks) > 1 or chunks is images[0][1]
+    for fields, chunks, w, h, compression, subfile, tiled in images:
         layout = (Tag.TILE_OFFSETS, Tag.TILE_BYTE_COUNTS) if tiled else (Tag.STRIP_OFFSETS, Tag.STRIP_BYTE_COUNTS)
         common = [(Tag.NEW_SUBFILE_TYPE, Type.LONG, subfile), (Tag.IMAGE_WIDTH, Type.LONG, w),
                   (Tag.IMAGE_LENGTH, Type.LONG, h), (Tag.BITS_PER_SAMPLE, Type.SHORT, [8, 8, 8]),
