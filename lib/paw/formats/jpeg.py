@@ -1,0 +1,76 @@
+"""JPEG marker segments (ITU-T T.81 annex B), read without decoding anything.
+
+A JPEG stream is SOI, then marker segments (0xFF, marker, 2-byte big-endian length counting
+itself, payload) up to SOS, after which entropy-coded data runs to EOI. Text can hide in the
+header: COM segments (0xFE) are free text by definition; APPn (0xE0-0xEF) carry application
+data: APP0 JFIF and APP14 Adobe have fixed binary layouts, anything else (EXIF, XMP, ICC,
+vendor blocks) may carry names. TIFF JPEGTables (tag 347) is an abbreviated stream of the same
+segments (SOI, DQT/DHT, EOI) without SOS.
+"""
+
+import struct
+
+from ..errors import FormatError
+
+SOI, EOI, SOS, COM, DRI, DQT, DHT = 0xD8, 0xD9, 0xDA, 0xFE, 0xDD, 0xDB, 0xC4
+APP0, APP14, APP15 = 0xE0, 0xEE, 0xEF
+TEM = 0x01
+RST = range(0xD0, 0xD8)
+SOF = frozenset(range(0xC0, 0xD0)) - {DHT, 0xC8, 0xCC}  # 0xC8 is reserved (JPG), 0xCC is DAC
+DAC = 0xCC
+# Segments whose payload is tables or frame/scan parameters: numbers, never text.
+TABLES = frozenset(SOF | {DHT, DAC, DQT, DRI, SOS, 0xDC, 0xDE, 0xDF})  # 0xDC DNL, 0xDE DHP, 0xDF EXP
+
+JFIF_ID, JFXX_ID, ADOBE_ID = b"JFIF\0", b"JFXX\0", b"Adobe"
+JFIF_LENGTH = 14    # identifier, version, units, densities, thumbnail size: no thumbnail pixels
+ADOBE_LENGTH = 12   # identifier, version, flags0, flags1, colour transform
+
+
+def segments(data, offset=0):
+    """(marker, payload offset, payload length) of every segment from SOI up to and including
+    SOS (or EOI in an abbreviated tables-only stream). FormatError on anything else."""
+    if data[offset:offset + 2] != b"\xff\xd8":
+        raise FormatError("JPEG data does not start with SOI")
+    position, found = offset + 2, []
+    while True:
+        while position < len(data) and data[position] == 0xFF and \
+                position + 1 < len(data) and data[position + 1] == 0xFF:
+            position += 1  # fill bytes before a marker
+        if position + 2 > len(data) or data[position] != 0xFF:
+            raise FormatError("JPEG header ends before its scan")
+        marker = data[position + 1]
+        if marker == EOI:
+            return found
+        if marker == TEM or marker in RST:
+            raise FormatError("JPEG header holds a marker that belongs in scan data")
+        if position + 4 > len(data):
+            raise FormatError("JPEG segment length runs past the data")
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        if length < 2 or position + 2 + length > len(data):
+            raise FormatError("JPEG segment length runs past the data")
+        found.append((marker, position + 4, length - 2))
+        if marker == SOS:
+            return found
+        position += 2 + length
+
+
+def explained(marker, payload):
+    """Whether a header segment holds nothing a person could read: tables and parameters, and
+    the fixed JFIF (without thumbnail) and Adobe blocks. COM and every other APPn do not."""
+    if marker in TABLES:
+        return True
+    if marker == APP0:
+        return len(payload) == JFIF_LENGTH and payload.startswith(JFIF_ID)
+    if marker == APP14:
+        return len(payload) == ADOBE_LENGTH and payload.startswith(ADOBE_ID)
+    return False
+
+
+def unexplained(data, offset=0):
+    """Names of the header segments of a JPEG stream that may carry text ("COM", "APP1", ...)."""
+    names = []
+    for marker, at, length in segments(data, offset):
+        if not explained(marker, data[at:at + length]):
+            names.append("COM" if marker == COM else f"APP{marker - APP0}"
+                         if APP0 <= marker <= APP15 else f"marker 0x{marker:02X}")
+    return names
