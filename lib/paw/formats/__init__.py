@@ -15,7 +15,8 @@ _OTHER below (tried before the TIFF family, as OpenSlide tries MIRAX and DICOM f
 
 from ..errors import FormatError, Unsupported
 
-_OTHER = (("mrxs", "MrxsHandler"), ("isyntax", "IsyntaxHandler"), ("dicom", "DicomHandler"))
+_OTHER = (("mrxs", "MrxsHandler"), ("isyntax", "IsyntaxHandler"), ("dicom", "DicomHandler"),
+          ("czi", "CziHandler"))
 
 
 def _others():

@@ -1,0 +1,614 @@
+"""Zeiss CZI (ZISRAW): ZEN's format, written by Axio Scan slide scanners and ZEN microscopes.
+
+A CZI is a chain of segments, each a 32-byte header (16-byte ASCII Id, int64 AllocatedSize,
+int64 UsedSize) and AllocatedSize bytes of data, every segment starting at a multiple of 32
+(libCZI CziStructs.h, CziParse.cpp; checked on three ZEN files: the walk from byte 0 ends
+exactly at the end of the file). Segment kinds:
+
+  ZISRAWFILE       the header at 0: version, file GUIDs, positions of the subblock directory,
+                   the metadata segment and the attachment directory
+  ZISRAWDIRECTORY  one DV entry per subblock (pixel type, position, compression, dimensions)
+  ZISRAWSUBBLOCK   a copy of its entry, a small XML (<METADATA><Tags>: stage position, focus,
+                   acquisition time), then the pixel data
+  ZISRAWMETADATA   the document's XML (<ImageDocument>): user name, dates, experiment, devices,
+                   file paths in the audit trail, and the geometry and optics readers need
+  ZISRAWATTDIR     one A1 entry (content type, name) per attachment
+  ZISRAWATTACH     an attachment: Thumbnail (JPEG), TimeStamps, EventList (free text), and on
+                   slide scanners Label and SlidePreview, which are whole CZI files themselves
+                   (Bio-Formats shows them as "label image" and "macro image")
+  DELETED          a segment ZEN gave up; its old bytes stay (libCZI never zeroes them)
+
+Readers find things differently: libCZI (pylibCZIrw, aicspylibczi) and slideio follow the
+header's positions and the directories, Bio-Formats walks every segment (it reads every
+metadata segment and subblock it meets). So paw walks every segment too and keeps the
+directories consistent.
+
+What paw does, in place (nothing moves; every write has the old length):
+- the metadata XML is rebuilt from the allow-list XML_KEEP (geometry, pixel type, channels,
+  objective, scaling, display ranges: each value typed), indented, and padded with spaces to the
+  old XmlSize; everything else goes (Document: UserName, CreationDate, Name, Title, Comment,
+  Description; User; Experiment; HardwareSetting; CustomAttributes with the audit trail's file
+  paths; scene names; session ids; serial numbers; dates);
+- every subblock's XML keeps only the numeric tags of SUBBLOCK_KEEP, padded the same way
+  (acquisition time goes);
+- attachments other than the numeric TimeStamps are destroyed: the segment becomes DELETED,
+  its bytes are zeroed and its directory entry removed (Label, SlidePreview, Thumbnail,
+  EventList, Prescan and anything unknown);
+- DELETED segments, every spare/reserved field and the slack after each segment's content are
+  zeroed; the file GUIDs become one fresh random GUID (they link the copy to the original);
+- subblock pixel data is never read or written.
+
+Refused (one line, quarantined): a version other than 1.0, a multi-part file, an unknown
+segment Id, a segment off the 32-byte grid or past the end, a second live directory or metadata
+segment, a subblock no directory entry lists, legacy DE directory entries, subblock
+attachments, XML that does not parse or has a DOCTYPE.
+"""
+
+import os
+import re
+import struct
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from .. import ranges
+from ..errors import FormatError
+from .allow import EMPTY, Integer, Number, OneOf, Pattern
+from .base import Handler, Prepared
+from .edits import EditPlan
+
+# --- layout (libCZI CziStructs.h, little-endian, packed) ---------------------------------------
+
+ALIGN = 32
+HEADER = 32                    # Id[16], AllocatedSize int64, UsedSize int64
+FILE, DIRECTORY, SUBBLOCK = b"ZISRAWFILE", b"ZISRAWDIRECTORY", b"ZISRAWSUBBLOCK"
+METADATA, ATTDIR, ATTACH, DELETED = b"ZISRAWMETADATA", b"ZISRAWATTDIR", b"ZISRAWATTACH", b"DELETED"
+KNOWN_IDS = (FILE, DIRECTORY, SUBBLOCK, METADATA, ATTDIR, ATTACH, DELETED)
+VERSION = (1, 0)               # the only Major.Minor paw has seen (ZEN 2.3 to 3.12)
+
+FILE_DATA = 512                # Major, Minor, 2 reserved, PrimaryFileGuid, FileGuid, FilePart,
+FILE_FIELDS = "<iiii16s16siqqiq"  # DirectoryPosition, MetadataPosition, UpdatePending,
+FILE_USED = struct.calcsize(FILE_FIELDS)  # AttachmentDirectoryPosition; then spare to 512
+DIRECTORY_DATA = 128           # EntryCount int32, spare
+METADATA_DATA = 256            # XmlSize int32, AttachmentSize int32, spare
+SUBBLOCK_DATA = 256            # minimum fixed part: sizes, DV entry copy, padding
+ATTDIR_DATA = 256              # EntryCount int32, spare
+ATTACH_DATA = 256              # DataSize int64, spare[8], A1 entry copy (128), spare
+ATTACH_ENTRY = 128             # SchemaType "A1", spare[10], FilePosition int64, FilePart int32,
+ATTACH_FIELDS = "<2s10sqi16s8s80s"  # ContentGuid, ContentFileType[8], Name[80]
+DV_FIXED = 32                  # SchemaType "DV", PixelType, FilePosition, FilePart, Compression,
+DV_FIELDS = "<2siqii6si"       # spare[6] (pyramid type), DimensionCount; then 20 bytes a dimension
+DIMENSION = 20                 # Dimension char[4], Start, Size, StartCoordinate float, StoredSize
+MAX_DIMENSIONS = 40            # libCZI MAXDIMENSIONS
+DIMENSION_LETTERS = frozenset("XYZCTRIHVBSM")
+PIXEL_TYPES = {0: "Gray8", 1: "Gray16", 2: "Gray32Float", 3: "Bgr24", 4: "Bgr48", 8: "Bgr96Float",
+               9: "Bgra32", 10: "Gray64ComplexFloat", 11: "Bgr192ComplexFloat", 12: "Gray32",
+               13: "Gray64"}
+COMPRESSIONS = {0: "uncompressed", 1: "JPEG", 2: "LZW", 4: "JPEG XR", 5: "zstd", 6: "zstd"}
+JPEG_COMPRESSION = 1
+MAX_SEGMENTS = 10_000_000
+MAX_XML = 64 << 20
+
+# --- what may stay: the document XML (paths below <ImageDocument>) ------------------------------
+
+CONTAINER = None                # an element kept for its children; its own text must be empty
+_NUMBER = Number()
+_INT = Integer(low=0)
+_PIXEL_TYPE = OneOf(*PIXEL_TYPES.values())
+_COLOR = Pattern(r"#[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
+_WORD = Pattern(r"[A-Za-z]{1,32}")                      # ZEN enumerations (Epifluorescence, Air)
+_CHANNEL_ID = Pattern(r"Channel:\d{1,4}")
+# Channel and dye names are the lab's vocabulary (DAPI, AF488, EGFP, Alexa Fluor 488): kept
+# only within this pattern (no comma, no path or date characters, at most 24 characters).
+_CHANNEL_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,23}") | EMPTY
+# Objective names are catalogue names ("Plan-Apochromat 5x/0.35", "EC Plan-Neofluar 40x/1.30 Oil").
+_OBJECTIVE_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9 .,/+()-]{0,47}")
+_CHANNEL = "Metadata/Information/Image/Dimensions/Channels/Channel"
+_DISPLAY = "Metadata/DisplaySetting/Channels/Channel"
+_OBJECTIVE = "Metadata/Information/Instrument/Objectives/Objective"
+
+XML_KEEP = {
+    "Metadata": CONTAINER,
+    "Metadata/Information": CONTAINER,
+    "Metadata/Information/Image": CONTAINER,
+    **{f"Metadata/Information/Image/Size{d}": _INT for d in "XYZCTSMHBRIV"},
+    "Metadata/Information/Image/PixelType": _PIXEL_TYPE,
+    "Metadata/Information/Image/ComponentBitCount": _INT,
+    "Metadata/Information/Image/OriginalCompressionMethod":
+        OneOf("Uncompressed", "Jpg", "JpgXr", "Zstd0", "Zstd1", "Lzw", "Camera"),
+    "Metadata/Information/Image/OriginalEncodingQuality": _INT,
+    "Metadata/Information/Image/Dimensions": CONTAINER,
+    "Metadata/Information/Image/Dimensions/Channels": CONTAINER,
+    _CHANNEL: CONTAINER,
+    f"{_CHANNEL}/@Id": _CHANNEL_ID,
+    f"{_CHANNEL}/@Name": _CHANNEL_NAME,
+    f"{_CHANNEL}/Fluor": _CHANNEL_NAME,
+    f"{_CHANNEL}/ExcitationWavelength": _NUMBER,
+    f"{_CHANNEL}/EmissionWavelength": _NUMBER,
+    f"{_CHANNEL}/ExposureTime": _NUMBER,
+    f"{_CHANNEL}/EffectiveNA": _NUMBER,
+    f"{_CHANNEL}/IlluminationType": _WORD,
+    f"{_CHANNEL}/ContrastMethod": _WORD,
+    f"{_CHANNEL}/AcquisitionMode": _WORD,
+    f"{_CHANNEL}/Color": _COLOR,
+    f"{_CHANNEL}/PixelType": _PIXEL_TYPE,
+    f"{_CHANNEL}/ComponentBitCount": _INT,
+    f"{_CHANNEL}/IlluminationWavelength": CONTAINER,
+    f"{_CHANNEL}/IlluminationWavelength/SinglePeak": _NUMBER,
+    f"{_CHANNEL}/DetectionWavelength": CONTAINER,
+    f"{_CHANNEL}/DetectionWavelength/SinglePeak": _NUMBER,
+    "Metadata/Information/Image/Dimensions/S": CONTAINER,
+    "Metadata/Information/Image/Dimensions/S/Scenes": CONTAINER,
+    "Metadata/Information/Image/Dimensions/S/Scenes/Scene": CONTAINER,
+    "Metadata/Information/Image/Dimensions/S/Scenes/Scene/@Index": _INT,
+    "Metadata/Information/Image/Dimensions/Z": CONTAINER,
+    "Metadata/Information/Image/Dimensions/Z/StartPosition": _NUMBER,
+    "Metadata/Information/Image/Dimensions/Z/Positions": CONTAINER,
+    "Metadata/Information/Image/Dimensions/Z/Positions/Interval": CONTAINER,
+    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Start": _NUMBER,
+    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Increment": _NUMBER,
+    "Metadata/Information/Image/ObjectiveSettings": CONTAINER,
+    "Metadata/Information/Image/ObjectiveSettings/ObjectiveRef": CONTAINER,
+    "Metadata/Information/Image/ObjectiveSettings/ObjectiveRef/@Id": Pattern(r"Objective:\d{1,4}"),
+    "Metadata/Information/Image/ObjectiveSettings/Medium": _WORD,
+    "Metadata/Information/Image/ObjectiveSettings/RefractiveIndex": _NUMBER,
+    "Metadata/Information/Instrument": CONTAINER,
+    "Metadata/Information/Instrument/Objectives": CONTAINER,
+    _OBJECTIVE: CONTAINER,
+    f"{_OBJECTIVE}/@Id": Pattern(r"Objective:\d{1,4}"),
+    f"{_OBJECTIVE}/@Name": _OBJECTIVE_NAME,
+    f"{_OBJECTIVE}/LensNA": _NUMBER,
+    f"{_OBJECTIVE}/NominalMagnification": _NUMBER,
+    f"{_OBJECTIVE}/WorkingDistance": _NUMBER,
+    f"{_OBJECTIVE}/ImmersionRefractiveIndex": _NUMBER,
+    f"{_OBJECTIVE}/Immersion": _WORD,
+    "Metadata/Information/Instrument/TubeLenses": CONTAINER,
+    "Metadata/Information/Instrument/TubeLenses/TubeLens": CONTAINER,
+    "Metadata/Information/Instrument/TubeLenses/TubeLens/@Id": Pattern(r"TubeLens:\d{1,4}"),
+    "Metadata/Information/Instrument/TubeLenses/TubeLens/Magnification": _NUMBER,
+    "Metadata/Scaling": CONTAINER,
+    "Metadata/Scaling/Items": CONTAINER,   # slideio crashes without Items (or without Channels)
+    **{f"Metadata/Scaling/Items/{item}{leaf}": kind
+       for item in ("Distance", "Pixel")
+       for leaf, kind in (("", CONTAINER), ("/@Id", OneOf("X", "Y", "Z", "T")), ("/Value", _NUMBER),
+                          ("/DefaultUnitFormat", OneOf("µm", "nm", "mm", "m", "s", "ms")))},
+    "Metadata/DisplaySetting": CONTAINER,
+    "Metadata/DisplaySetting/Channels": CONTAINER,
+    _DISPLAY: CONTAINER,
+    f"{_DISPLAY}/@Id": _CHANNEL_ID,
+    f"{_DISPLAY}/@Name": _CHANNEL_NAME,
+    f"{_DISPLAY}/Low": _NUMBER,
+    f"{_DISPLAY}/High": _NUMBER,
+    f"{_DISPLAY}/Gamma": _NUMBER,
+    f"{_DISPLAY}/BitCountRange": _INT,
+    f"{_DISPLAY}/PixelType": _PIXEL_TYPE,
+    f"{_DISPLAY}/Color": _COLOR,
+    f"{_DISPLAY}/OriginalColor": _COLOR,
+}
+ROOT = "ImageDocument"
+
+# Subblock XML (paths below <METADATA>): stage and focus positions only (Bio-Formats reads them);
+# AcquisitionTime and anything else goes.
+SUBBLOCK_KEEP = {
+    "Tags": CONTAINER,
+    **{f"Tags/{name}": _NUMBER for name in ("StageXPosition", "StageYPosition", "FocusPosition",
+                                            "RoiCenterOffsetX", "RoiCenterOffsetY", "ExposureTime")},
+    "DataSchema": CONTAINER,
+    "AttachmentSchema": CONTAINER,
+}
+SUBBLOCK_ROOT = "METADATA"
+
+# Attachments that stay: (ContentFileType, Name) -> what their payload is. TimeStamps: int32
+# size, int32 count, count float64 seconds (czifile read_time_stamps; Bio-Formats reads it for
+# plane times). Everything else is destroyed.
+TIMESTAMPS = (b"CZTIMS", b"TimeStamps")
+KEPT_ATTACHMENTS = frozenset({TIMESTAMPS})
+# Roles of destroyed attachments, by name (Bio-Formats ZeissCZIReader: a name starting with
+# "label" is the label image, "slidepreview" the macro image).
+ATTACHMENT_ROLES = (("label", "label"), ("slidepreview", "macro"), ("thumbnail", "thumbnail"),
+                    ("prescan", "macro"))
+
+
+def attachment_role(name):
+    lowered = name.lower()
+    for prefix, role in ATTACHMENT_ROLES:
+        if lowered.startswith(prefix):
+            return role
+    return "attachment"
+
+
+def ascii_field(raw):
+    return raw.split(b"\0", 1)[0]
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+@dataclass
+class Segment:
+    offset: int
+    id: bytes
+    allocated: int
+    used: int
+
+    @property
+    def data(self):
+        return self.offset + HEADER
+
+    @property
+    def end(self):
+        return self.offset + HEADER + self.allocated
+
+
+def detect(path):
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(16) == FILE.ljust(16, b"\0")
+
+
+def _read(fd, offset, length):
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise FormatError("CZI segment runs past the end of the file")
+    return data
+
+
+def walk(fd, size):
+    """Every segment from byte 0 to the end of the file (FormatError on anything unexpected)."""
+    segments, position = [], 0
+    while position < size:
+        if len(segments) >= MAX_SEGMENTS:
+            raise FormatError("CZI has an implausible number of segments")
+        head = _read(fd, position, HEADER) if position + HEADER <= size else b""
+        if len(head) < HEADER:
+            raise FormatError("CZI ends inside a segment header")
+        ident, allocated, used = head[:16], *struct.unpack_from("<qq", head, 16)
+        name = ascii_field(ident)
+        if name not in KNOWN_IDS or ident != name.ljust(16, b"\0"):
+            raise FormatError(f"CZI segment at byte {position} has an unknown Id")
+        if allocated < 0 or allocated % ALIGN or not 0 <= used <= allocated \
+                or position + HEADER + allocated > size:
+            raise FormatError(f"CZI segment at byte {position} has an impossible size")
+        segments.append(Segment(position, name, allocated, used))
+        position += HEADER + allocated
+    return segments
+
+
+def _xml(data, what, root_name):
+    text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise FormatError(f"{what}: XML with a DOCTYPE is refused")
+    try:
+        root = ET.fromstring(text.strip("\0 \r\n\t"))
+    except ET.ParseError:
+        raise FormatError(f"{what}: XML does not parse") from None
+    if root.tag != root_name:
+        raise FormatError(f"{what}: the XML root is not <{root_name}>")
+    return root
+
+
+def scrub_xml(root, keep):
+    """A new tree holding only the elements and attributes `keep` lists with values its kinds
+    accept; and the texts left out."""
+    removed = []
+
+    def copy(element, path):
+        new = ET.Element(element.tag)
+        for name, value in element.attrib.items():
+            kind = keep.get(f"{path}/@{name}", False) if path else keep.get(f"@{name}", False)
+            if kind and kind.accepts(value):
+                new.set(name, value)
+            elif value.strip():
+                removed.append(value)
+        text = (element.text or "").strip()
+        kind = keep.get(path) if path else CONTAINER
+        if text:
+            if kind is not CONTAINER and kind.accepts(text):
+                new.text = text
+            else:
+                removed.append(text)
+        for child in element:
+            child_path = f"{path}/{child.tag}" if path else child.tag
+            if child_path in keep:
+                new.append(copy(child, child_path))
+            else:
+                removed.extend(t.strip() for t in child.itertext() if t.strip())
+                removed.extend(v for e in child.iter() for v in e.attrib.values() if v.strip())
+        return new
+
+    return copy(root, ""), removed
+
+
+def serialize_padded(root, size, indent=True):
+    """The tree as UTF-8 (CRLF line ends, as ZEN writes), padded with spaces to `size` bytes.
+    Indentation keeps Bio-Formats' flattened keys readable; without it if it does not fit."""
+    for spaced in ((True, False) if indent else (False,)):
+        tree = ET.ElementTree(root)
+        if spaced:
+            ET.indent(tree, "  ")
+        text = ET.tostring(root, encoding="unicode", short_empty_elements=True).replace(" />", "/>")
+        data = text.replace("\n", "\r\n").encode("utf-8") if spaced else text.encode("utf-8")
+        if len(data) <= size:
+            return data + b" " * (size - len(data))
+        for element in root.iter():  # undo the indentation before trying without
+            if element.text is not None and not element.text.strip():
+                element.text = None
+            element.tail = None
+    raise FormatError("scrubbed CZI metadata would be longer than the original")
+
+
+@dataclass
+class Czi:
+    """A walked CZI: its segments and what the header and directories say."""
+    segments: list
+    size: int
+    directory: Segment = None
+    metadata: Segment = None
+    attdir: Segment = None
+    subblocks: dict = field(default_factory=dict)     # offset -> DV entry bytes (from directory)
+    attachments: list = field(default_factory=list)   # (entry index, entry bytes, Segment)
+
+
+def parse(fd, size):
+    segments = walk(fd, size)
+    if not segments or segments[0].id != FILE or segments[0].allocated < FILE_DATA:
+        raise FormatError("CZI does not start with its file header")
+    fields = struct.unpack_from(FILE_FIELDS, _read(fd, HEADER, FILE_USED))
+    major, minor, _, _, _, _, part, dir_pos, meta_pos, pending, att_pos = fields
+    if (major, minor) != VERSION:
+        raise FormatError(f"CZI version {major}.{minor} is one paw has not seen")
+    if part != 0:
+        raise FormatError("multi-part CZI (a file of several parts) is not supported")
+    if pending != 0:
+        raise FormatError("CZI header says an update is pending (the file was not closed)")
+    by_offset = {s.offset: s for s in segments}
+    czi = Czi(segments, size)
+    for position, kind, name in ((dir_pos, DIRECTORY, "directory"), (meta_pos, METADATA, "metadata"),
+                                 (att_pos, ATTDIR, "attachment directory")):
+        segment = by_offset.get(position) if position else None
+        if position and (segment is None or segment.id != kind):
+            raise FormatError(f"CZI header's {name} position does not point at one")
+        live = [s for s in segments if s.id == kind]
+        if len(live) > (1 if segment else 0):
+            raise FormatError(f"CZI has a {name} segment its header does not point to")
+        setattr(czi, {DIRECTORY: "directory", METADATA: "metadata", ATTDIR: "attdir"}[kind], segment)
+    if czi.directory is None or czi.metadata is None:
+        raise FormatError("CZI has no subblock directory or no metadata segment")
+    for entry in directory_entries(fd, czi.directory):
+        position = struct.unpack_from("<q", entry, 6)[0]
+        target = by_offset.get(position)
+        if target is None or target.id != SUBBLOCK or position in czi.subblocks:
+            raise FormatError("CZI directory entry does not point at a subblock of its own")
+        czi.subblocks[position] = entry
+    if len(czi.subblocks) != sum(1 for s in segments if s.id == SUBBLOCK):
+        raise FormatError("CZI holds a subblock no directory entry lists")
+    if czi.attdir is not None:
+        for index, entry in enumerate(attachment_entries(fd, czi.attdir)):
+            position = struct.unpack_from("<q", entry, 12)[0]
+            target = by_offset.get(position)
+            if target is None or target.id != ATTACH:
+                raise FormatError("CZI attachment entry does not point at an attachment")
+            czi.attachments.append((index, entry, target))
+    return czi
+
+
+def directory_entries(fd, segment):
+    """The DV entries of the subblock directory, as bytes each."""
+    data = _read(fd, segment.data, segment.allocated)
+    (count,) = struct.unpack_from("<i", data, 0)
+    if count < 0:
+        raise FormatError("CZI directory has a negative entry count")
+    entries, position = [], DIRECTORY_DATA
+    for _ in range(count):
+        if position + DV_FIXED > len(data):
+            raise FormatError("CZI directory entries run past their segment")
+        schema = data[position:position + 2]
+        if schema != b"DV":
+            raise FormatError("CZI directory entry of a schema other than DV (legacy DE) is not supported")
+        dims = struct.unpack_from("<i", data, position + 28)[0]
+        if not 0 < dims <= MAX_DIMENSIONS or position + DV_FIXED + DIMENSION * dims > len(data):
+            raise FormatError("CZI directory entry has an impossible dimension count")
+        length = DV_FIXED + DIMENSION * dims
+        entries.append(data[position:position + length])
+        position += length
+    return entries
+
+
+def directory_end(entries):
+    return DIRECTORY_DATA + sum(len(e) for e in entries)
+
+
+def attachment_entries(fd, segment):
+    data = _read(fd, segment.data, segment.allocated)
+    (count,) = struct.unpack_from("<i", data, 0)
+    if count < 0 or ATTDIR_DATA + ATTACH_ENTRY * count > len(data):
+        raise FormatError("CZI attachment directory has an impossible entry count")
+    entries = [data[ATTDIR_DATA + ATTACH_ENTRY * i:ATTDIR_DATA + ATTACH_ENTRY * (i + 1)] for i in range(count)]
+    for entry in entries:
+        if entry[:2] != b"A1":
+            raise FormatError("CZI attachment entry of a schema other than A1")
+    return entries
+
+
+def subblock_layout(fd, segment):
+    """(fixed part length, MetadataSize, DataSize, AttachmentSize) of a subblock segment."""
+    head = _read(fd, segment.data, min(segment.allocated, SUBBLOCK_DATA))
+    if len(head) < 16 + DV_FIXED:
+        raise FormatError("CZI subblock is too short")
+    meta, attachment, data = struct.unpack_from("<iiq", head, 0)
+    if head[16:18] != b"DV":
+        raise FormatError("CZI subblock's entry copy is not of the DV schema")
+    dims = struct.unpack_from("<i", head, 16 + 28)[0]
+    if not 0 < dims <= MAX_DIMENSIONS:
+        raise FormatError("CZI subblock has an impossible dimension count")
+    fixed = max(SUBBLOCK_DATA, 16 + DV_FIXED + DIMENSION * dims)
+    if min(meta, attachment, data) < 0 or fixed + meta + data + attachment > segment.allocated:
+        raise FormatError("CZI subblock's parts run past its segment")
+    return fixed, meta, data, attachment
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+class _Edits:
+    def __init__(self):
+        self.plan = EditPlan(layout=[])
+        self.found = {}
+        self.kept_xml = ""
+
+    def zero(self, offset, length):
+        if length > 0:
+            self.plan.zeros.append((offset, length))
+
+    def write(self, offset, data):
+        self.plan.writes.append((offset, bytes(data)))
+
+    def count(self, role):
+        self.found[role] = self.found.get(role, 0) + 1
+
+
+def _plan(path):
+    edits = _Edits()
+    removed = []
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        size = os.fstat(fd).st_size
+        czi = parse(fd, size)
+        destroyed = {s.offset for _, entry, s in czi.attachments
+                     if (ascii_field(entry[40:48]), ascii_field(entry[48:128])) not in KEPT_ATTACHMENTS}
+        listed = {s.offset for _, _, s in czi.attachments}
+        for segment in czi.segments:
+            if segment.id == FILE:
+                guid = uuid.uuid4().bytes_le
+                edits.write(HEADER + 16, guid + guid)   # PrimaryFileGuid and FileGuid
+                edits.zero(HEADER + FILE_USED, segment.allocated - FILE_USED)
+            elif segment.id == DIRECTORY:
+                end = directory_end(directory_entries(fd, segment))
+                edits.zero(segment.data + 4, DIRECTORY_DATA - 4)
+                edits.zero(segment.data + end, segment.allocated - end)
+            elif segment.id == METADATA:
+                removed += _plan_metadata(fd, segment, edits)
+            elif segment.id == SUBBLOCK:
+                removed += _plan_subblock(fd, segment, czi.subblocks[segment.offset], edits)
+            elif segment.id == ATTDIR:
+                _plan_attdir(czi, segment, destroyed, edits)
+            elif segment.id == ATTACH and segment.offset not in destroyed and segment.offset in listed:
+                _plan_kept_attachment(fd, segment, edits)
+            elif segment.id == ATTACH:
+                entry = _read(fd, segment.data + 16, ATTACH_ENTRY)
+                edits.count(attachment_role(ascii_field(entry[48:128]).decode("latin-1")))
+                edits.write(segment.offset, DELETED.ljust(16, b"\0"))
+                edits.zero(segment.data, segment.allocated)
+            elif segment.id == DELETED:
+                edits.zero(segment.data, segment.allocated)
+    plan = edits.plan
+    # A removed word that the kept XML still holds as vocabulary ("Center" in RoiCenterOffsetX)
+    # is not searched for; the audit explains every kept text on its own.
+    vocabulary = " ".join([edits.kept_xml, *SUBBLOCK_KEEP, SUBBLOCK_ROOT,
+                           *(b.decode() for pair in KEPT_ATTACHMENTS for b in pair)])
+    plan.removed = sorted({v for v in removed if _searchable(v) and v not in vocabulary})
+    plan.actions = ["metadata XML rebuilt from the allow-list (user, dates, experiment, devices, "
+                    "file paths removed)", "file GUID replaced"]
+    if any(s.id == SUBBLOCK for s in czi.segments):
+        plan.actions.append("subblock XML reduced to stage and focus positions")
+    for role in ("label", "macro", "thumbnail", "attachment"):
+        if edits.found.get(role):
+            plan.actions.append(f"{role} {'attachments' if role == 'attachment' else 'image'} destroyed")
+    edits.found["subblock"] = len(czi.subblocks)
+    plan.kept_data = ranges.as_pairs(ranges.merge(plan.kept_data)) if plan.kept_data else []
+    return Prepared(plan, edits.found)
+
+
+def _searchable(value):
+    """Removed values verification searches for: not numbers or single words a kept field may
+    hold by chance (the audit explains every kept text on its own)."""
+    value = value.strip()
+    return len(value) >= 4 and not re.fullmatch(r"[-+.\deE,: ]+|true|false|True|False|NaN", value)
+
+
+def _plan_metadata(fd, segment, edits):
+    xml_size, attachment = struct.unpack_from("<ii", _read(fd, segment.data, 8))
+    if xml_size < 0 or attachment < 0 or METADATA_DATA + xml_size + attachment > segment.allocated \
+            or xml_size > MAX_XML:
+        raise FormatError("CZI metadata segment sizes do not fit the segment")
+    root = _xml(_read(fd, segment.data + METADATA_DATA, xml_size), "CZI metadata", ROOT)
+    new, removed = scrub_xml(root, XML_KEEP)
+    start = segment.data + METADATA_DATA
+    edits.write(start, serialize_padded(new, xml_size))
+    if attachment:  # a binary metadata attachment: unknown content, destroyed
+        edits.write(segment.data + 4, struct.pack("<i", 0))
+    edits.zero(segment.data + 8, METADATA_DATA - 8)
+    edits.zero(start + xml_size, segment.allocated - METADATA_DATA - xml_size)
+    edits.kept_xml = ET.tostring(new, encoding="unicode")
+    return removed
+
+
+def _plan_subblock(fd, segment, entry, edits):
+    fixed, meta, data, attachment = subblock_layout(fd, segment)
+    if attachment:
+        raise FormatError("CZI subblock carries an attachment (a schema paw does not know)")
+    copy = _read(fd, segment.data + 16, len(entry))
+    if copy[:6] != entry[:6] or copy[14:] != entry[14:]:
+        raise FormatError("CZI subblock disagrees with its directory entry")
+    compression = struct.unpack_from("<i", entry, 18)[0]
+    if compression not in COMPRESSIONS:
+        raise FormatError(f"CZI subblock compression {compression} is one paw has not seen")
+    edits.zero(segment.data + 16 + len(entry), fixed - 16 - len(entry))
+    removed = []
+    if meta:
+        start = segment.data + fixed
+        root = _xml(_read(fd, start, meta), "CZI subblock metadata", SUBBLOCK_ROOT)
+        new, removed = scrub_xml(root, SUBBLOCK_KEEP)
+        edits.write(start, serialize_padded(new, meta, indent=False))
+    pixels = segment.data + fixed + meta
+    if data:
+        edits.plan.kept_data.append((pixels, data))
+    edits.zero(pixels + data, segment.allocated - fixed - meta - data)
+    return removed
+
+
+def _plan_attdir(czi, segment, destroyed, edits):
+    kept = [entry for _, entry, target in czi.attachments if target.offset not in destroyed]
+    table = b"".join(kept)
+    edits.write(segment.data, struct.pack("<i", len(kept)))
+    edits.zero(segment.data + 4, ATTDIR_DATA - 4)
+    edits.write(segment.data + ATTDIR_DATA, table)
+    end = ATTDIR_DATA + len(table)
+    edits.zero(segment.data + end, segment.allocated - end)
+    edits.write(segment.offset + 24, struct.pack("<q", end))   # UsedSize
+
+
+def _plan_kept_attachment(fd, segment, edits):
+    """TimeStamps: numbers only, kept; the spare fields and the slack after them zeroed."""
+    (data_size,) = struct.unpack_from("<q", _read(fd, segment.data, 8))
+    payload = _read(fd, segment.data + ATTACH_DATA, max(0, min(data_size, segment.allocated - ATTACH_DATA)))
+    length = timestamps_length(payload, data_size)
+    edits.zero(segment.data + 8, 8)
+    edits.zero(segment.data + 16 + ATTACH_ENTRY, ATTACH_DATA - 16 - ATTACH_ENTRY)
+    edits.zero(segment.data + ATTACH_DATA + length, segment.allocated - ATTACH_DATA - length)
+
+
+def timestamps_length(payload, data_size):
+    """Bytes of a TimeStamps payload: int32 size, int32 count, count float64 (FormatError if not)."""
+    if data_size < 8 or len(payload) < 8:
+        raise FormatError("CZI TimeStamps attachment is too short")
+    size, count = struct.unpack_from("<ii", payload, 0)
+    if count < 0 or 8 + 8 * count > len(payload) or size not in (8 + 8 * count, 8 * count + 4):
+        raise FormatError("CZI TimeStamps attachment is not a list of times")
+    return 8 + 8 * count
+
+
+class CziHandler(Handler):
+    name = "czi"
+    title = "Zeiss CZI"
+    label_place = None   # the label is a nested CZI file; no drawn one is written
+    plan_type = EditPlan
+
+    def _plan(self, path, options, pseudonym, label):
+        return _plan(path)
+
+    def check(self, path, plan, options):
+        from . import cziaudit
+        return cziaudit.audit(path, plan, options)
+
+    def searched(self, path, plan):
+        yield path, ranges.merge(plan.kept_data)

@@ -1,0 +1,292 @@
+"""The residual audit of an anonymized CZI: every text and every byte left outside pixel data
+must be explained by what may stay (czi.XML_KEEP, SUBBLOCK_KEEP, KEPT_ATTACHMENTS), or the slide
+is refused, naming the field (never its value).
+
+Written against those tables and the ZISRAW layout, not against the scrubber: the segments are
+walked again with this module's own reader, the XML is read with expat (the scrubber uses
+ElementTree) so comments, processing instructions, CDATA and DOCTYPEs are seen, and every byte
+of every segment must be one of: a header field (a number or a known Id), a directory entry, an
+explained XML text, a kept attachment's numbers, or subblock pixel data. Every other byte —
+spare fields, padding, the slack after each segment's content, deleted segments — must be zero.
+
+Pixel data is not read, but the headers of JPEG subblocks are sampled (the first, the last and
+up to SAMPLE in between; all with verify.full_scan): a COM or APPn segment there may carry text.
+"""
+
+import os
+import struct
+import xml.parsers.expat
+
+from .. import ranges
+from ..errors import FormatError
+from ..sparse import first_nonzero
+from . import jpeg
+from .allow import Residual, unexplained
+from .czi import (ALIGN, ATTACH, ATTACH_DATA, ATTACH_ENTRY, ATTDIR, ATTDIR_DATA, CONTAINER, DELETED,
+                  DIMENSION, DIMENSION_LETTERS, DIRECTORY, DIRECTORY_DATA, DV_FIXED, FILE, FILE_FIELDS,
+                  FILE_USED, HEADER, JPEG_COMPRESSION, KEPT_ATTACHMENTS, KNOWN_IDS, MAX_DIMENSIONS,
+                  METADATA, METADATA_DATA, PIXEL_TYPES, ROOT, SUBBLOCK, SUBBLOCK_DATA, SUBBLOCK_KEEP,
+                  SUBBLOCK_ROOT, TIMESTAMPS, VERSION, XML_KEEP)
+
+SAMPLE = 8             # JPEG subblock headers read between the first and the last
+JPEG_HEAD = 64 << 10   # bytes read of a sampled JPEG subblock (its header segments)
+
+
+class _Audit:
+    def __init__(self, fd, size):
+        self.fd, self.size = fd, size
+        self.problems, self.residuals = [], []
+        self.explained = []      # (offset, length) that may hold non-zero bytes
+        self.pixels = []         # (offset, length, compression) of subblock pixel data
+
+    def read(self, offset, length):
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise FormatError("a CZI segment runs past the end of the file")
+        return data
+
+    def allow(self, offset, length):
+        if length > 0:
+            self.explained.append((offset, length))
+
+
+def audit(path, plan, options):
+    """Problems found in the anonymized CZI at `path` (empty when it may leave)."""
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        audit = _Audit(fd, os.fstat(fd).st_size)
+        try:
+            _walk(audit)
+        except (FormatError, UnicodeDecodeError, struct.error) as exc:
+            return [f"the anonymized CZI does not read back: {exc}"]
+        problems = list(audit.problems)
+        for keep in (XML_KEEP, SUBBLOCK_KEEP, None):
+            problems += unexplained([r for k, r in audit.residuals if k is keep], _explainer(keep))
+        pixels = ranges.merge([(o, n) for o, n, _ in audit.pixels])
+        if not _same(pixels, ranges.merge(plan.kept_data)):
+            problems.append("CZI subblock pixel data is not where it was")
+        problems += _sample_jpeg(audit, options.full_scan)
+    if not problems:
+        stray = first_nonzero(path, ranges.complement(ranges.merge(audit.explained), audit.size))
+        if stray is not None:
+            problems.append(f"CZI bytes at {stray} (padding, spare fields or a removed segment) "
+                            "are not cleared")
+    return problems
+
+
+def _same(a, b):
+    return len(a) == len(b) and bool((a == b).all()) if len(a) else not len(b)
+
+
+def _walk(audit):
+    position, seen = 0, {}
+    while position < audit.size:
+        head = audit.read(position, HEADER)
+        name = head[:16].split(b"\0", 1)[0]
+        allocated, used = struct.unpack_from("<qq", head, 16)
+        if name not in KNOWN_IDS or head[:16] != name.ljust(16, b"\0") or position % ALIGN:
+            raise FormatError(f"segment at byte {position} has an unknown Id")
+        if allocated < 0 or not 0 <= used <= allocated or position + HEADER + allocated > audit.size:
+            raise FormatError(f"segment at byte {position} has an impossible size")
+        audit.allow(position, HEADER)
+        seen.setdefault(name, []).append(position)
+        data = position + HEADER
+        {FILE: _file, DIRECTORY: _directory, METADATA: _metadata, SUBBLOCK: _subblock,
+         ATTDIR: _attdir, ATTACH: _attach, DELETED: lambda *a: None}[name](audit, data, allocated)
+        position = data + allocated
+    for name in (FILE, DIRECTORY, METADATA):
+        if len(seen.get(name, ())) != 1:
+            audit.problems.append(f"CZI has {len(seen.get(name, ()))} {name.decode()} segments")
+    if len(seen.get(ATTDIR, ())) > 1:
+        audit.problems.append("CZI has more than one attachment directory")
+    listed = getattr(audit, "listed", set())
+    for offset in seen.get(ATTACH, ()):
+        if offset not in listed:
+            audit.problems.append(f"CZI attachment segment at byte {offset} is not in the directory")
+
+
+def _file(audit, data, allocated):
+    fields = struct.unpack_from(FILE_FIELDS, audit.read(data, FILE_USED))
+    if (fields[0], fields[1]) != VERSION:
+        audit.problems.append("CZI file header version changed")
+    audit.allow(data, FILE_USED)
+
+
+def _dv_entry(audit, raw, where):
+    """A directory entry (or a subblock's copy of it) holds numbers and dimension letters."""
+    if raw[:2] != b"DV" or struct.unpack_from("<i", raw, 2)[0] not in PIXEL_TYPES:
+        audit.problems.append(f"{where}: not a DV entry of a known pixel type")
+    dims = struct.unpack_from("<i", raw, 28)[0]
+    for i in range(dims):
+        letter = raw[DV_FIXED + DIMENSION * i:DV_FIXED + DIMENSION * i + 4].rstrip(b"\0")
+        if len(letter) != 1 or chr(letter[0]) not in DIMENSION_LETTERS:
+            audit.problems.append(f"{where}: dimension {i} is not a known dimension letter")
+
+
+def _directory(audit, data, allocated):
+    body = audit.read(data, allocated)
+    (count,) = struct.unpack_from("<i", body, 0)
+    audit.allow(data, 4)
+    position = DIRECTORY_DATA
+    for i in range(count):
+        dims = struct.unpack_from("<i", body, position + 28)[0]
+        if not 0 < dims <= MAX_DIMENSIONS:
+            raise FormatError(f"directory entry {i} has an impossible dimension count")
+        length = DV_FIXED + DIMENSION * dims
+        _dv_entry(audit, body[position:position + length], f"CZI directory entry {i}")
+        audit.allow(data + position, length)
+        position += length
+
+
+def _metadata(audit, data, allocated):
+    xml_size, attachment = struct.unpack_from("<ii", audit.read(data, 8))
+    if attachment:
+        audit.problems.append("CZI metadata segment still has a binary attachment")
+    audit.allow(data, 8)
+    _xml(audit, audit.read(data + METADATA_DATA, xml_size), ROOT, XML_KEEP, "CZI metadata")
+    audit.allow(data + METADATA_DATA, xml_size)
+
+
+def _subblock(audit, data, allocated):
+    head = audit.read(data, min(allocated, SUBBLOCK_DATA))
+    meta, attachment, size = struct.unpack_from("<iiq", head, 0)
+    dims = struct.unpack_from("<i", head, 16 + 28)[0]
+    if not 0 < dims <= MAX_DIMENSIONS:
+        raise FormatError(f"subblock at byte {data - HEADER} has an impossible dimension count")
+    entry = DV_FIXED + DIMENSION * dims
+    _dv_entry(audit, head[16:16 + entry], f"CZI subblock at byte {data - HEADER}")
+    fixed = max(SUBBLOCK_DATA, 16 + entry)
+    if attachment:
+        audit.problems.append(f"CZI subblock at byte {data - HEADER} has an attachment")
+    audit.allow(data, 16 + entry)
+    if meta:
+        _xml(audit, audit.read(data + fixed, meta), SUBBLOCK_ROOT, SUBBLOCK_KEEP,
+             f"CZI subblock metadata at byte {data - HEADER}")
+        audit.allow(data + fixed, meta)
+    compression = struct.unpack_from("<i", head, 16 + 18)[0]
+    if size:
+        audit.pixels.append((data + fixed + meta, size, compression))
+        audit.allow(data + fixed + meta, size)
+
+
+def _attdir(audit, data, allocated):
+    body = audit.read(data, allocated)
+    (count,) = struct.unpack_from("<i", body, 0)
+    audit.allow(data, 4)
+    audit.listed = set()
+    for i in range(count):
+        entry = body[ATTDIR_DATA + ATTACH_ENTRY * i:ATTDIR_DATA + ATTACH_ENTRY * (i + 1)]
+        _attachment_entry(audit, entry, f"CZI attachment entry {i}")
+        audit.listed.add(struct.unpack_from("<q", entry, 12)[0])
+        audit.allow(data + ATTDIR_DATA + ATTACH_ENTRY * i, ATTACH_ENTRY)
+
+
+def _attachment_entry(audit, entry, where):
+    """Only the attachments that may stay, named exactly, with NUL padding."""
+    kind, name = entry[40:48], entry[48:128]
+    if entry[:2] != b"A1" or entry[2:12].strip(b"\0"):
+        audit.problems.append(f"{where}: not an A1 entry with cleared spare bytes")
+    if (kind.rstrip(b"\0"), name.rstrip(b"\0")) not in KEPT_ATTACHMENTS or \
+            b"\0" in kind.rstrip(b"\0") or b"\0" in name.rstrip(b"\0"):
+        audit.problems.append(f"{where}: an attachment the allow-list does not keep")
+
+
+def _attach(audit, data, allocated):
+    head = audit.read(data, ATTACH_DATA)
+    (size,) = struct.unpack_from("<q", head, 0)
+    _attachment_entry(audit, head[16:16 + ATTACH_ENTRY], f"CZI attachment at byte {data - HEADER}")
+    audit.allow(data, 8)
+    audit.allow(data + 16, ATTACH_ENTRY)
+    if (head[56:64].rstrip(b"\0"), head[64:144].rstrip(b"\0")) == TIMESTAMPS:
+        payload = audit.read(data + ATTACH_DATA, min(size, allocated - ATTACH_DATA))
+        if len(payload) < 8:
+            raise FormatError("TimeStamps attachment is too short")
+        count = struct.unpack_from("<i", payload, 4)[0]
+        if count < 0 or 8 + 8 * count > len(payload):
+            audit.problems.append("CZI TimeStamps attachment is not a list of times")
+        else:
+            audit.allow(data + ATTACH_DATA, 8 + 8 * count)   # int32 size, count, float64 times
+
+
+# --- XML, read with expat ---------------------------------------------------------------------
+
+def _xml(audit, raw, root, keep, where):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        audit.problems.append(f"{where}: XML is not UTF-8")
+        return
+    path, texts = [], []
+    note = lambda residual: audit.residuals.append((keep, residual))  # noqa: E731
+    parser = xml.parsers.expat.ParserCreate()
+
+    def start(name, attributes):
+        if path and texts[-1].strip():
+            note(Residual(f"{where} text before <{name}>", texts[-1]))
+        path.append(name)
+        texts.append("")
+        relative = "/".join(path[1:])
+        if not path[1:]:
+            if name != root:
+                audit.problems.append(f"{where}: root element is not <{root}>")
+        elif relative not in keep:
+            audit.problems.append(f"{where}: element {relative} is not on the allow-list")
+        for attribute, value in attributes.items():
+            note(Residual(f"{where} {relative or name}/@{attribute}", value))
+
+    def end(name):
+        text = texts.pop()
+        relative = "/".join(path[1:])
+        if text.strip():
+            note(Residual(f"{where} {relative or name}", text))
+        path.pop()
+        if texts:
+            texts[-1] = ""   # text after a child (its tail) must be whitespace too
+
+    def characters(data):
+        if texts:
+            texts[-1] += data
+        elif data.strip():
+            audit.residuals.append((None, Residual(f"{where} text outside the root", data)))
+
+    def refused(what):
+        return lambda *args: audit.problems.append(f"{where}: XML holds {what}")
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.CharacterDataHandler = characters
+    parser.CommentHandler = refused("a comment")
+    parser.ProcessingInstructionHandler = refused("a processing instruction")
+    parser.StartDoctypeDeclHandler = refused("a DOCTYPE")
+    parser.EntityDeclHandler = refused("an entity declaration")
+    parser.StartCdataSectionHandler = refused("a CDATA section")
+    try:
+        parser.Parse(text, True)
+    except xml.parsers.expat.ExpatError as exc:
+        audit.problems.append(f"{where}: XML does not parse ({xml.parsers.expat.ErrorString(exc.code)})")
+
+
+def _explainer(keep):
+    """Whether the allow-list `keep` accepts a text at its place: the last word of `where`, an
+    element path or path/@attribute relative to the root."""
+    def explains(residual):
+        kind = keep.get(residual.where.rsplit(" ", 1)[-1]) if keep else None
+        return kind is not None and kind.accepts(residual.text)
+    return explains
+
+
+def _sample_jpeg(audit, full_scan):
+    """Header segments of JPEG subblocks that may carry text (COM, APPn other than JFIF/Adobe)."""
+    jpegs = [p for p in audit.pixels if p[2] == JPEG_COMPRESSION]
+    if not full_scan and len(jpegs) > SAMPLE + 2:
+        step = (len(jpegs) - 1) / (SAMPLE + 1)
+        jpegs = [jpegs[round(i * step)] for i in range(SAMPLE + 2)]
+    problems = []
+    for offset, size, _ in jpegs:
+        try:
+            names = jpeg.unexplained(audit.read(offset, min(size, JPEG_HEAD)))
+        except FormatError as exc:
+            problems.append(f"CZI JPEG subblock at byte {offset}: {exc}")
+            continue
+        if names:
+            problems.append(f"CZI JPEG subblock at byte {offset} has a {names[0]} segment")
+    return problems
