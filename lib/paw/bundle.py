@@ -8,6 +8,8 @@ formats that read several files. A slide is one of:
           folder holding Slidedat.ini, Index.dat and the data files)
   dicom   a folder whose every file is a DICOM Part 10 file (`DICM` at byte 128): the instances
           of one slide, whatever their names or extensions
+  vsi     `X.vsi` plus the folder `_X_/` beside it (Olympus cellSens: the pixels are in
+          `_X_/stackN/frame_t*.ets`; Bio-Formats and bioio-vsi find them by this name)
 
 Kept free of parsing code: the idle tick walks the inbox with it.
 """
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 
 DICOM_MAGIC_AT, DICOM_MAGIC = 128, b"DICM"
 MRXS_SUFFIX = ".mrxs"
-FILE, MRXS, DICOM = "file", "mrxs", "dicom"
+VSI_SUFFIX = ".vsi"
+FILE, MRXS, DICOM, VSI = "file", "mrxs", "dicom", "vsi"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,22 @@ def mrxs_folder(path):
     return folder if os.path.isdir(folder) and not os.path.islink(folder) else None
 
 
+def vsi_folder_name(name):
+    """The pixel folder's name of an Olympus VSI file (`_X_` for `X.vsi`), or None."""
+    if not name.lower().endswith(VSI_SUFFIX) or len(name) == len(VSI_SUFFIX):
+        return None
+    return f"_{name[:-len(VSI_SUFFIX)]}_"
+
+
+def vsi_folder(path):
+    """The pixel folder of an Olympus VSI slide file (`_X_/` beside `X.vsi`), or None."""
+    name = vsi_folder_name(os.path.basename(path))
+    if name is None:
+        return None
+    folder = os.path.join(os.path.dirname(path), name)
+    return folder if os.path.isdir(folder) and not os.path.islink(folder) else None
+
+
 def at(path):
     """The slide a path given by hand belongs to (the path is its main member)."""
     if os.path.isdir(path) and not os.path.islink(path):
@@ -75,6 +94,9 @@ def at(path):
     folder = mrxs_folder(path)
     if folder is not None:
         return Bundle(MRXS, (path, folder))
+    folder = vsi_folder(path)
+    if folder is not None:
+        return Bundle(VSI, (path, folder))
     return Bundle(FILE, (path,))
 
 
@@ -83,6 +105,7 @@ def in_folder(root, files, dirs, ignored):
     listing, sub-folders to walk further). `files` and `dirs` are the folder's names already
     stripped of ignored ones; MRXS data folders and DICOM folders are slides, not walked."""
     stems = {name[:-len(MRXS_SUFFIX)] for name in files if name.lower().endswith(MRXS_SUFFIX)}
+    stems |= {vsi_folder_name(name) for name in files} - {None}
     bundles, walk = [], []
     for name in dirs:
         if name in stems:
@@ -95,6 +118,8 @@ def in_folder(root, files, dirs, ignored):
         stem = name[:-len(MRXS_SUFFIX)]
         if name.lower().endswith(MRXS_SUFFIX) and stem in dirs:
             bundles.append(Bundle(MRXS, (name, stem)))
+        elif vsi_folder_name(name) in dirs:
+            bundles.append(Bundle(VSI, (name, vsi_folder_name(name))))
         else:
             bundles.append(Bundle(FILE, (name,)))
     return bundles, walk
@@ -102,9 +127,11 @@ def in_folder(root, files, dirs, ignored):
 
 def member_names(kind, stem, extension):
     """The delivered names of a slide's members, from its output stem: `P.svs`; `P.mrxs` and
-    its folder `P`; a DICOM folder `P`."""
+    its folder `P`; `P.vsi` and its folder `_P_`; a DICOM folder `P`."""
     if kind == MRXS:
         return [stem + extension.lower(), stem]
+    if kind == VSI:
+        return [stem + extension.lower(), f"_{stem}_"]
     if kind == DICOM:
         return [stem]
     return [stem + extension.lower()]

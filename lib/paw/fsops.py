@@ -76,6 +76,8 @@ def free_name(folder, name):
 
 def _suffixed(name, suffix):
     stem, ext = split_ext(name)
+    if not ext and len(stem) > 2 and stem[0] == stem[-1] == "_":  # a VSI folder `_X_` pairs with X.vsi
+        return f"{stem[:-1]}{suffix}_"
     return f"{stem}{suffix}{ext}"
 
 

@@ -26,7 +26,7 @@ class Unit:
     """One slide as it sits in the inbox: its main file and every member path (relative)."""
     main: str
     members: tuple
-    kind: str              # bundle kind: file, mrxs, dicom
+    kind: str              # bundle kind: file, mrxs, dicom, vsi
     fingerprint: str
     newest_change: float   # latest mtime/ctime over the members, in seconds
 

@@ -36,7 +36,7 @@ class Journal:
     original: str               # the main member's path relative to the inbox
     members: list               # every member's path relative to the inbox, main first
     started: float
-    kind: str = "file"          # bundle kind: file, mrxs, dicom
+    kind: str = "file"          # bundle kind: file, mrxs, dicom, vsi
     state: State = State.CLAIMING
     version: int = VERSION
     pseudonym: str = ""

@@ -16,7 +16,7 @@ _OTHER below (tried before the TIFF family, as OpenSlide tries MIRAX and DICOM f
 from ..errors import FormatError, Unsupported
 
 _OTHER = (("mrxs", "MrxsHandler"), ("isyntax", "IsyntaxHandler"), ("dicom", "DicomHandler"),
-          ("czi", "CziHandler"))
+          ("czi", "CziHandler"), ("vsi", "VsiHandler"))
 
 
 def _others():
