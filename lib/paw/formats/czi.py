@@ -566,8 +566,16 @@ def _plan_subblock(fd, segment, entry, edits):
     return removed
 
 
+def clean_entry(entry):
+    """A kept attachment entry with its spare bytes cleared and its content type and name
+    written exactly (nothing after their terminating NUL)."""
+    fields = struct.unpack(ATTACH_FIELDS, entry)
+    return struct.pack(ATTACH_FIELDS, b"A1", bytes(10), fields[2], fields[3], fields[4],
+                       ascii_field(fields[5]), ascii_field(fields[6])) + entry[struct.calcsize(ATTACH_FIELDS):]
+
+
 def _plan_attdir(czi, segment, destroyed, edits):
-    kept = [entry for _, entry, target in czi.attachments if target.offset not in destroyed]
+    kept = [clean_entry(entry) for _, entry, target in czi.attachments if target.offset not in destroyed]
     table = b"".join(kept)
     edits.write(segment.data, struct.pack("<i", len(kept)))
     edits.zero(segment.data + 4, ATTDIR_DATA - 4)
@@ -582,6 +590,7 @@ def _plan_kept_attachment(fd, segment, edits):
     (data_size,) = struct.unpack_from("<q", _read(fd, segment.data, 8))
     payload = _read(fd, segment.data + ATTACH_DATA, max(0, min(data_size, segment.allocated - ATTACH_DATA)))
     length = timestamps_length(payload, data_size)
+    edits.write(segment.data + 16, clean_entry(_read(fd, segment.data + 16, ATTACH_ENTRY)))
     edits.zero(segment.data + 8, 8)
     edits.zero(segment.data + 16 + ATTACH_ENTRY, ATTACH_DATA - 16 - ATTACH_ENTRY)
     edits.zero(segment.data + ATTACH_DATA + length, segment.allocated - ATTACH_DATA - length)

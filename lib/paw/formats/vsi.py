@@ -361,7 +361,7 @@ def _read_all(path):
 
 def _prepare(path):
     data = _read_all(path)
-    fields, _ = read_tree(data)
+    fields, spans = read_tree(data)
     found_stacks = stacks(fields)
     files = slide_files(path, set(found_stacks))
     vsi, removed, found, actions = EditPlan(layout=[]), [], {}, []
@@ -376,6 +376,8 @@ def _prepare(path):
         elif files.get(number):
             found["level"] = found.get("level", 0) + 1
     _plan_page(data, fields, vsi, found)
+    # Bytes no field explains (between fields, after the tree): nothing a reader looks at.
+    vsi.zeros += ranges.complement(ranges.merge(spans, [(0, TREE_START)]), len(data))
     plan = VsiPlan(removed=[], actions=["document and stack properties emptied (name, path, author, "
                                         "GUID, stack names, dates, device serials)"] + actions)
     base = os.path.dirname(path)

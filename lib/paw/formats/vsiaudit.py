@@ -169,14 +169,17 @@ def _stacks(path, data, tree, plan, options):
     if present != set(plan.files) - {os.path.basename(path)}:
         problems.append("the VSI folder holds files the plan did not edit")
     for number, stack in found.items():
-        role = stack_role(stack, data)
+        # Label stacks are known by their name, which is gone now: the plan says which stacks
+        # it destroyed (no kept tiles); a kept stack must still not look like a label/overview.
         props = stack.child(STACK_PROPERTIES)
         name = props.child(STACK_NAME) if props else None
-        if role != "level" and name is not None and name.kind in STRING_TYPES and \
-                data[name.value:name.value + name.size].strip(b"\0"):
-            problems.append(f"VSI {role} stack {number} still has a name")
+        if name is not None and name.kind in STRING_TYPES and data[name.value:name.value + name.size].strip(b"\0"):
+            problems.append(f"VSI stack {number} still has a name")
         stack_folder = os.path.join(folder, f"stack{number}")
         for rel in sorted(r for r in present if os.path.dirname(os.path.join(base, r)) == stack_folder):
+            role = "level" if plan.files[rel].kept_data else "destroyed"
+            if role == "level" and stack_role(stack, data) != "level":
+                problems.append(f"VSI stack {number} is an overview or label but its tiles were kept")
             problems += _ets(os.path.join(base, rel), rel, role, plan.files[rel], options)
     if not any(stack.tag == IMAGE_STACK for stack in found.values()):
         problems.append("the VSI lists no image stack")
