@@ -54,8 +54,14 @@ def attachments(path):
 
 
 def slideio_aux(path):
-    slideio = pytest.importorskip("slideio")
-    return sorted(slideio.open_slide(path, "CZI").get_aux_image_names())
+    """slideio's auxiliary images (in a child process: slideio crashes on some malformed CZIs)."""
+    import subprocess
+    import sys
+    pytest.importorskip("slideio")
+    code = "import sys, slideio; print(sorted(slideio.open_slide(sys.argv[1], 'CZI').get_aux_image_names()))"
+    view = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120)
+    assert view.returncode == 0, view.stderr[-300:]
+    return eval(view.stdout)  # a printed list of names
 
 
 def only_output(lab):
@@ -171,7 +177,8 @@ def _segment(ident, payload):
 
 HOSTILE = {
     # class: metadata XML -------------------------------------------------------------------
-    "channel name that is not a name": dict(extra_xml="", planted={"scene": SECRET}),
+    "scene name": dict(planted={"scene": SECRET}),
+    "channel name that is not a name": dict(channels=("DAPI", SECRET)),
     "comment in the XML": dict(extra_xml=f"<!-- {SECRET} -->"),
     "unknown element": dict(extra_xml=f"<Layers><Layer Name=\"{SECRET}\"><Text>{SECRET}</Text></Layer></Layers>"),
     "processing instruction": dict(extra_xml=f"<?zen {SECRET}?>"),
@@ -267,6 +274,24 @@ def test_audit_refuses_what_the_scrubber_would_have_missed(tmp_path, monkeypatch
     problems = handler.check(source, plan, options)
     assert any("Document" in p for p in problems), problems
     assert not any(synth.PLANTED["user"] in p for p in problems)
+
+
+def test_audit_refuses_a_kept_value_the_table_does_not_accept(tmp_path, monkeypatch):
+    """A scrubber whose channel-name kind accepted anything keeps a name with a date in it;
+    the audit (still on the real table) names the field and not the value."""
+    from paw import formats
+    from paw.formats import czi
+    source = _hostile(tmp_path, channels=(SECRET,))
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    widened = dict(czi.XML_KEEP, **{f"{czi._CHANNEL}/@Name": czi.Pattern(".*")})
+    monkeypatch.setattr(czi, "XML_KEEP", widened)
+    handler = formats.identify(source)
+    plan = handler.plan(source, options).plan
+    monkeypatch.undo()
+    plan.apply(source)
+    problems = handler.check(source, plan, options)
+    assert any(p.endswith("Channel/@Name: text the allow-list does not explain") for p in problems), problems
+    assert not any(SECRET in p for p in problems)
 
 
 def test_czi_plan_round_trips_through_the_journal(tmp_path):

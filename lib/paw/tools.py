@@ -46,11 +46,14 @@ def anonymize(config, files, output, dry_run):
                 _, plan, _ = prepare(path, config)
                 print(f"{path}: would " + "; ".join(plan.actions))
                 continue
-            members = list(bundle.at(path).members)
+            bundled = bundle.at(path)
+            members = list(bundled.members)
             if output:  # copies under a hidden name, renamed only once verified
                 targets = [os.path.join(output, n) for n in
                            fsops.free_names(output, [os.path.basename(m) for m in members])]
                 works = [partial_path(t) for t in targets]
+                if bundled.kind == bundle.VSI:  # `_X_` must stay the folder of X.vsi meanwhile
+                    works[1] = os.path.join(output, f"_{os.path.basename(works[0])[:-4]}_")
                 for member, work in zip(members, works):
                     _copy(member, work)
             else:

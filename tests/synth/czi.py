@@ -79,14 +79,14 @@ def text_image(text, width=256, height=96):
 
 def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=True, timestamps=True,
           eventlist=True, subblock_xml=True, jpeg_tiles=False, extra_xml="", extra_segments=(),
-          nested=True, label_pixels=None, deleted_payload=b""):
+          nested=True, label_pixels=None, deleted_payload=b"", channels=("DAPI",)):
     """The bytes of a CZI slide scan: `tiles` Gray8 subblocks of tile×tile in a row (mosaic M),
     with the given attachments; Label/SlidePreview are nested CZIs (or JPEGs with nested=False)."""
     planted = dict(PLANTED, **(planted or {}))
     width, height = tile * tiles, tile
     rng = np.random.default_rng(7)
     pixels = [rng.integers(0, 255, (tile, tile), dtype=np.uint8) for _ in range(tiles)]
-    metadata = metadata_xml(planted, width, height, extra=extra_xml).encode("utf-8")
+    metadata = metadata_xml(planted, width, height, channels, extra=extra_xml).encode("utf-8")
     # Layout: FILE, DIRECTORY, METADATA, SUBBLOCKs, ATTACHs, ATTDIR, extra segments.
     directory_size = -(-(128 + tiles * (32 + 20 * 4)) // 32) * 32
     metadata_segment = segment(b"ZISRAWMETADATA", struct.pack("<ii", len(metadata), 0).ljust(256, b"\0") + metadata)

@@ -1,0 +1,289 @@
+"""Olympus VSI: the real cellSens slide and slide-scanner variants (label and overview stacks)
+through the job, read back with slideio (and bioio-vsi or Bio-Formats where installed), and
+hostile variants that must be delivered clean or quarantined."""
+
+import glob
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from checks import leaked
+from conftest import shared_fixture
+from synth import vsi as synth
+
+slideio = pytest.importorskip("slideio", reason="slideio (requirements-dev.txt) not installed")
+
+IDENTIFYING = ["ferranda", "ehrenfeu", "Image_01", "0843ed78-60b1-41da-8ff5-8d090e29f256",
+               "001 C405, C488", "First Frame Marker", "D:\\Data"]
+SECRET = "Smith, John 1970-01-01"
+
+
+def source():
+    return shared_fixture(*synth.SOURCE)
+
+
+def view(path):
+    """slideio's view: scenes (name, size, channels, z, magnification, resolution) and the SHA-1
+    of every channel's z-stack."""
+    slide = slideio.open_slide(path, "VSI")
+    found = []
+    for i in range(slide.num_scenes):
+        scene = slide.get_scene(i)
+        found.append((scene.rect, scene.num_channels, scene.num_z_slices, scene.magnification,
+                      scene.resolution, [scene.get_channel_name(c) for c in range(scene.num_channels)],
+                      [hashlib.sha1(scene.read_block(channel_indices=[c], slices=(0, scene.num_z_slices))
+                                    .tobytes()).hexdigest() for c in range(scene.num_channels)]))
+    return found
+
+
+def slide_files(folder):
+    return sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, "**"), recursive=True)
+                  if os.path.isfile(p))
+
+
+def all_leaks(folder, values):
+    return [name for name in slide_files(folder) if leaked(os.path.join(folder, name), values)]
+
+
+def test_real_vsi_and_its_folder_reach_the_outbox_together(lab):
+    synth.copy_slide(source(), lab.inbox, "S24-4711 A1 HE")
+    before = view(os.path.join(lab.inbox, "S24-4711 A1 HE.vsi"))
+    assert lab.run() == 0, lab.rows()
+    names = lab.outbox_files()
+    assert len(names) == 2 and names[0].startswith("PAW-") and names[0].endswith(".vsi")
+    assert names[1] == f"_{names[0][:-4]}_"
+    assert slide_files(os.path.join(lab.outbox, names[1])) == ["stack1/frame_t_0.ets"]
+    output = os.path.join(lab.outbox, names[0])
+    assert view(output) == before                       # pixels, channel names, optics
+    assert all_leaks(lab.outbox, IDENTIFYING + ["S24-4711"]) == []
+    data = open(output, "rb").read()
+    assert struct.pack("<q", 1622473135) not in data and struct.pack("<i", 19988482) not in data  # date, serial
+    row = lab.rows()[0]
+    assert row["format"] == "vsi" and row["status"] == "anonymized" and os.listdir(lab.inbox) == []
+
+
+def test_bioio_vsi_reads_the_same_image(tmp_path):
+    reader = pytest.importorskip("bioio_vsi").Reader
+    path = synth.copy_slide(source(), str(tmp_path), "slide")
+    before = reader(path).get_image_data("CZYX", T=0)
+    _anonymize(path)
+    after = reader(path)
+    assert (after.get_image_data("CZYX", T=0) == before).all()
+    assert after.channel_names == ["C405", "C488"] and after.physical_pixel_sizes.X == pytest.approx(0.108333, 1e-4)
+
+
+def _anonymize(path, full_scan=False):
+    from paw import formats
+    from paw.verify import verify
+    options = type("Options", (), {"keep_macro": False, "full_scan": full_scan})()
+    handler = formats.identify(path)
+    prepared = handler.plan(path, options)
+    prepared.plan.apply(path)
+    problems = handler.check(path, prepared.plan, options)
+    assert problems == []
+    verify(path, handler, prepared.plan, options)
+    return prepared
+
+
+def test_scanner_slide_loses_label_and_overview(lab, tmp_path):
+    path = synth.scanner_slide(source(), str(tmp_path), "scan")
+    folder = str(tmp_path)
+    assert all_leaks(folder, [synth.PLANTED_LABEL]) == ["_scan_/stack2/frame_t_0.ets", "_scan_/stack3/frame_t_0.ets"]
+    kept_tiles = _tiles(os.path.join(folder, "_scan_", "stack1", "frame_t_0.ets"))
+    prepared = _anonymize(path)
+    assert prepared.found["label"] == 1 and prepared.found["overview"] == 1
+    assert all_leaks(folder, [synth.PLANTED_LABEL] + IDENTIFYING) == []
+    assert _tiles(os.path.join(folder, "_scan_", "stack1", "frame_t_0.ets")) == kept_tiles
+    for number in (2, 3):
+        assert set(b"".join(_tiles(os.path.join(folder, "_scan_", f"stack{number}", "frame_t_0.ets")))) == {0}
+
+
+def _tiles(ets):
+    with open(ets, "rb") as fh:
+        head = fh.read(64)
+        dims = struct.unpack_from("<i", head, 12)[0]
+        table, count = struct.unpack_from("<q", head, 32)[0], struct.unpack_from("<i", head, 40)[0]
+        found = []
+        for i in range(count):
+            fh.seek(table + i * 4 * (dims + 5) + 4 + 4 * dims)
+            offset, length = struct.unpack("<qi", fh.read(12))
+            fh.seek(offset)
+            found.append(fh.read(length))
+    return found
+
+
+BIOFORMATS = os.environ.get("PAW_BIOFORMATS_JAR", "/opt/bioformats/bioformats_package.jar")
+
+
+@pytest.mark.skipif(not (shutil.which("java") and os.path.exists(BIOFORMATS)),
+                    reason="Bio-Formats (java + bioformats_package.jar, see .ci/run) not installed")
+def test_bioformats_lists_overview_before_and_not_after(tmp_path):
+    """Bio-Formats is the reader that shows cellSens overview stacks and the .vsi's TIFF page
+    ("macro image") as series; after paw only the 1x1 placeholder page and unnamed stacks remain."""
+    path = synth.scanner_slide(source(), str(tmp_path), "scan")
+
+    def info():
+        result = subprocess.run(["java", "-cp", BIOFORMATS, "loci.formats.tools.ImageInfo", "-nopix",
+                                 "-omexml", "-no-upgrade", path], capture_output=True, text=True, timeout=300)
+        return result.stdout
+    before = info()
+    assert 'Name="overview"' in before and "Label" in before and "ferranda" in before
+    _anonymize(path)
+    after = info()
+    assert "Series count" in after and 'Name="overview"' not in after and "Label" not in after
+    assert "ferranda" not in after and "Image_01" not in after and "19988482" not in after
+    assert "Width = 1645" in after
+
+
+def _variant(tmp_path, change, name="hostile"):
+    path = synth.copy_slide(source(), str(tmp_path), name)
+    data = bytearray(open(path, "rb").read())
+    change(data, path)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def _set(tag, text, occurrence=0, encoding="utf-16-le"):
+    return lambda data, path: synth.set_string(data, tag, text, occurrence, encoding)
+
+
+def _date_in_an_unknown_number(data, path):
+    hit = next(f for f in synth.fields(data) if f[2] == 100100)   # an exposure time, int64
+    struct.pack_into("<q", data, hit[3], 1622473135)
+
+
+def _after_the_tree(data, path):
+    data.extend(SECRET.encode() + SECRET.encode("utf-16-le"))
+
+
+def _in_an_ets_gap(data, path):
+    with open(os.path.join(os.path.dirname(path), "_hostile_", "stack1", "frame_t_0.ets"), "ab") as fh:
+        fh.write(SECRET.encode("utf-16-le"))
+
+
+HOSTILE = {
+    "author (UTF-16, start of the value)": _set(15, SECRET + " Image"),
+    "path (end of the value)": _set(12, "D:\\" + SECRET),
+    "channel name that is not a name": _set(2419, SECRET),
+    "device name with a possessive": _set(120116, "Dr Smith's IX83"),
+    "product name": _set(34, SECRET),
+    "unit": _set(268435456, SECRET[:8]),
+    "string of a tag paw does not know": _set(21009, "Smith1"),
+    "Latin-1 bytes in a UTF-16 field": _set(15, "Müller, Jürgen", encoding="latin-1"),
+    "a date in a number paw does not know": _date_in_an_unknown_number,
+    "text after the tag tree": _after_the_tree,
+    "text in a gap of the ETS file": _in_an_ets_gap,
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_vsi_is_delivered_clean(lab, tmp_path, case):
+    path = _variant(tmp_path, HOSTILE[case])
+    shutil.move(path, os.path.join(lab.inbox, "hostile.vsi"))
+    shutil.move(os.path.join(str(tmp_path), "_hostile_"), os.path.join(lab.inbox, "_hostile_"))
+    assert lab.run() == 0, lab.rows()[0]["error"]
+    assert all_leaks(lab.outbox, [SECRET, "Smith1", "Smith's", "Jürgen", "ferranda"]) == []
+    assert all("Müller".encode("latin-1") not in open(os.path.join(lab.outbox, f), "rb").read()
+               for f in slide_files(lab.outbox))
+    [output] = [n for n in lab.outbox_files() if n.endswith(".vsi")]
+    assert struct.pack("<q", 1622473135) not in open(os.path.join(lab.outbox, output), "rb").read()
+    slide = slideio.open_slide(os.path.join(lab.outbox, output), "VSI")
+    assert slide.num_scenes == 1 and slide.get_scene(0).rect == (0, 0, 1645, 1682)
+
+
+def _extra_file(data, path):
+    open(os.path.join(os.path.dirname(path), "_hostile_", "stack1", "notes.txt"), "w").write(SECRET)
+
+
+def _extra_stack(data, path):
+    os.makedirs(os.path.join(os.path.dirname(path), "_hostile_", "stack9"))
+
+
+def _comment_in_a_tile(data, path):
+    ets = os.path.join(os.path.dirname(path), "_hostile_", "stack1", "frame_t_0.ets")
+    with open(ets, "r+b") as fh:
+        head = fh.read(64)
+        dims = struct.unpack_from("<i", head, 12)[0]
+        fh.seek(struct.unpack_from("<q", head, 32)[0] + 4 + 4 * dims)
+        offset, length = struct.unpack("<qi", fh.read(12))
+        fh.seek(offset)
+        tile = fh.read(length)
+        text = SECRET.encode()   # after SOC, a COM segment (Registration 1: Latin-1 text)
+        fh.seek(offset)
+        fh.write((tile[:2] + b"\xff\x64" + struct.pack(">HH", 4 + len(text), 1) + text + tile[2:])[:length])
+
+
+def _loop(data, path):
+    first = synth.fields(data)[0]
+    struct.pack_into("<I", data, first[0] + 8, first[0] - first[7])   # next field: itself
+
+
+def _unknown_value_type(data, path):
+    hit = next(f for f in synth.fields(data) if f[2] == 15)
+    struct.pack_into("<I", data, hit[0], (hit[1] & ~0xFFFFFF) | 9999)
+
+
+REFUSED = {
+    "a file the .vsi does not explain": (_extra_file, "something other than frame_t"),
+    "a stack folder of no stack": (_extra_stack, "not the stack of an image"),
+    "a JPEG 2000 comment in a tile": (_comment_in_a_tile, "COM segment"),
+    "a field chain that loops": (_loop, "loops"),
+    "a value type paw does not know": (_unknown_value_type, "value type paw does not know"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_vsi_not_understood_is_quarantined_with_one_line(lab, tmp_path, case):
+    change, reason = REFUSED[case]
+    path = _variant(tmp_path, change)
+    shutil.move(path, os.path.join(lab.inbox, "odd.vsi"))
+    shutil.move(os.path.join(str(tmp_path), "_hostile_"), os.path.join(lab.inbox, "_odd_"))
+    assert lab.run() == 3
+    assert lab.quarantined() == ["_odd_", "odd.vsi"]   # together, under their own names
+    text = open(os.path.join(lab.quarantine, "odd.vsi.reason.txt")).read()
+    assert reason in text and "\n" not in text.strip() and SECRET not in text
+
+
+def test_vsi_without_its_folder_is_quarantined(lab):
+    shutil.copyfile(source(), os.path.join(lab.inbox, "alone.vsi"))
+    assert lab.run() == 3
+    assert "without its _X_ folder" in open(os.path.join(lab.quarantine, "alone.vsi.reason.txt")).read()
+
+
+def test_manual_anonymize_copies_both_members(lab, tmp_path):
+    path = synth.copy_slide(source(), str(tmp_path), "by-hand")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert lab.run("anonymize", path, "--output", str(out)) == 0
+    assert sorted(os.listdir(out)) == ["_by-hand_", "by-hand.vsi"]
+    assert all_leaks(str(out), IDENTIFYING) == []
+
+
+def test_bundle_pairs_a_vsi_with_its_folder(tmp_path):
+    from paw import bundle, fsops
+    (tmp_path / "_a b_").mkdir()
+    (tmp_path / "a b.vsi").write_bytes(b"")
+    (tmp_path / "c.vsi").write_bytes(b"")
+    found, walk = bundle.in_folder(str(tmp_path), ["a b.vsi", "c.vsi"], ["_a b_"], None)
+    assert [(b.kind, b.members) for b in found] == [("vsi", ("a b.vsi", "_a b_")), ("file", ("c.vsi",))]
+    assert walk == []
+    assert bundle.at(str(tmp_path / "a b.vsi")).kind == "vsi"
+    assert bundle.member_names("vsi", "P", ".VSI") == ["P.vsi", "_P_"]
+    (tmp_path / "P.vsi").write_bytes(b"")
+    assert fsops.free_names(str(tmp_path), ["P.vsi", "_P_"]) == ["P-2.vsi", "_P-2_"]
+
+
+def test_vsi_plan_round_trips_through_the_journal(tmp_path):
+    import json
+
+    from paw import formats
+    path = synth.copy_slide(source(), str(tmp_path), "slide")
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    plan = formats.identify(path).plan(path, options).plan
+    data = json.loads(json.dumps(plan.to_json()))
+    assert json.loads(json.dumps(formats.plan_from_json("vsi", data).to_json())) == data
