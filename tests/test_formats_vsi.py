@@ -287,3 +287,20 @@ def test_vsi_plan_round_trips_through_the_journal(tmp_path):
     plan = formats.identify(path).plan(path, options).plan
     data = json.loads(json.dumps(plan.to_json()))
     assert json.loads(json.dumps(formats.plan_from_json("vsi", data).to_json())) == data
+
+
+def test_audit_refuses_a_kept_string_the_table_does_not_accept(tmp_path, monkeypatch):
+    """The audit is written against the table, not the scrubber: a scrubber whose channel-name
+    kind accepted anything keeps a name with a date in it; the audit names the field only."""
+    from paw import formats
+    from paw.formats import allow, vsi
+    path = _variant(tmp_path, _set(2419, SECRET))
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    monkeypatch.setattr(vsi, "STRINGS_KEEP", {**vsi.STRINGS_KEEP, 2419: allow.Pattern(".*")})
+    handler = formats.identify(path)
+    plan = handler.plan(path, options).plan
+    monkeypatch.undo()
+    plan.apply(path)
+    problems = handler.check(path, plan, options)
+    assert any(p.endswith("/2419: text the allow-list does not explain") for p in problems), problems
+    assert not any(SECRET in p for p in problems)
