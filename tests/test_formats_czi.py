@@ -303,3 +303,33 @@ def test_czi_plan_round_trips_through_the_journal(tmp_path):
     plan = formats.identify(source).plan(source, options).plan
     data = json.loads(json.dumps(plan.to_json()))
     assert json.loads(json.dumps(formats.plan_from_json("czi", data).to_json())) == data
+
+
+BIOFORMATS = os.environ.get("PAW_BIOFORMATS_JAR", "/opt/bioformats/bioformats_package.jar")
+
+
+@pytest.mark.skipif(not (shutil.which("java") and os.path.exists(BIOFORMATS)),
+                    reason="Bio-Formats (java + bioformats_package.jar, see .ci/run) not installed")
+def test_bioformats_shows_label_and_macro_before_and_not_after(tmp_path):
+    """Bio-Formats walks every segment (not only the directories) and shows the nested Label and
+    SlidePreview CZIs as "label image" and "macro image" series."""
+    import subprocess
+    from paw import formats
+    path = str(tmp_path / "scan.czi")
+    planted = synth.write(path)
+
+    def info():
+        return subprocess.run(["java", "-cp", BIOFORMATS, "loci.formats.tools.ImageInfo", "-nopix",
+                               "-omexml", "-no-upgrade", path], capture_output=True, text=True,
+                              timeout=300).stdout
+    before = info()
+    assert 'Name="label image"' in before and 'Name="macro image"' in before and planted["user"] in before
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    handler = formats.identify(path)
+    plan = handler.plan(path, options).plan
+    plan.apply(path)
+    assert handler.check(path, plan, options) == []
+    after = info()
+    assert "Series count = 1" in after and "label image" not in after and "macro image" not in after
+    assert not [v for v in planted.values() if v in after]
+    assert "Plan-Apochromat 20x/0.8" in after
