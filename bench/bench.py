@@ -67,9 +67,13 @@ def _synthetic(vendor, path, side):
         ventana.write(path, side, side, sparse=True)
     elif vendor == "leica":
         leica.write(path, side, side, sparse=True)
+    elif vendor == "czi":   # Gray8 subblocks of 1024x1024 (1 MiB each), pixel data as holes
+        from synth import czi
+        czi.write_sparse(path, max(1, 3 * side * side >> 20))
 
 
-EXTENSIONS = {"aperio": ".svs", "ndpi": ".ndpi", "philips": ".tiff", "ventana": ".bif", "leica": ".scn"}
+EXTENSIONS = {"aperio": ".svs", "ndpi": ".ndpi", "philips": ".tiff", "ventana": ".bif", "leica": ".scn",
+              "czi": ".czi"}
 
 
 def bench_sizes(repeat, sizes, vendors):

@@ -176,3 +176,44 @@ def write(path, **options):
     with open(path, "wb") as fh:
         fh.write(build(**options))
     return planted
+
+
+def write_sparse(path, tiles, tile=1024):
+    """A large CZI for benchmarks: `tiles` Gray8 subblocks of tile×tile whose pixel data are
+    holes (no disk cost), with the metadata, subblock XML and attachments of `build`."""
+    planted = dict(PLANTED)
+    metadata = metadata_xml(planted, tile * tiles, tile).encode("utf-8")
+    metadata_segment = segment(b"ZISRAWMETADATA", struct.pack("<ii", len(metadata), 0).ljust(256, b"\0") + metadata)
+    entry_size = 32 + 20 * 4
+    directory_size = -(-(128 + tiles * entry_size) // 32) * 32
+    position = 32 + 512 + 32 + directory_size + len(metadata_segment)
+    xml = (f"<METADATA><Tags><AcquisitionTime>{planted['date']}</AcquisitionTime>"
+           f"<StageXPosition>+1.5</StageXPosition></Tags></METADATA>").encode()
+    data_size = tile * tile
+    allocated = -(-(256 + len(xml) + data_size) // 32) * 32
+    entries, heads = [], []
+    for i in range(tiles):
+        entry = dv_entry(0, position, 0, [("X", i * tile, tile, tile), ("Y", 0, tile, tile),
+                                          ("C", 0, 1, 1), ("M", i, 1, 1)])
+        entries.append(entry)
+        heads.append((position, b"ZISRAWSUBBLOCK".ljust(16, b"\0") + struct.pack("<qq", allocated, allocated)
+                      + (struct.pack("<iiq", len(xml), 0, data_size) + entry).ljust(256, b"\0") + xml))
+        position += 32 + allocated
+    payload = jpeg_bytes(text_image(planted["label"], 128, 64))
+    entry = struct.pack("<2s10sqi16s8s80s", b"A1", bytes(10), position, 0, bytes(16), b"JPG", b"Label")
+    attachment = segment(b"ZISRAWATTACH", (struct.pack("<q8s", len(payload), bytes(8)) + entry).ljust(256, b"\0") + payload)
+    attdir_at = position + len(attachment)
+    attdir = segment(b"ZISRAWATTDIR", struct.pack("<i", 1).ljust(256, b"\0") + entry)
+    guid = uuid.uuid4().bytes_le
+    header = struct.pack("<iiii16s16siqqiq", 1, 0, 0, 0, guid, guid, 0, 544, 544 + 32 + directory_size, 0, attdir_at)
+    with open(path, "wb") as fh:
+        fh.write(segment(b"ZISRAWFILE", header.ljust(512, b"\0")))
+        fh.write(segment(b"ZISRAWDIRECTORY", struct.pack("<i", tiles).ljust(128, b"\0") + b"".join(entries),
+                         allocated=directory_size))
+        fh.write(metadata_segment)
+        for at, head in heads:
+            fh.seek(at)
+            fh.write(head)
+        fh.seek(position)
+        fh.write(attachment + attdir)
+    return planted
