@@ -333,3 +333,58 @@ def test_bioformats_shows_label_and_macro_before_and_not_after(tmp_path):
     assert "Series count = 1" in after and "label image" not in after and "macro image" not in after
     assert not [v for v in planted.values() if v in after]
     assert "Plan-Apochromat 20x/0.8" in after
+
+
+def test_mutated_czi_is_refused_or_clean(tmp_path):
+    """Random overwrites, truncations and insertions of a synthetic slide scan: each ends
+    refused with a one-line reason, or verified with no planted value outside pixel data."""
+    import random
+
+    from paw import formats
+    from paw.errors import SlideRefused
+    from paw.verify import verify
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    original = synth.build()
+    planted = [v for v in synth.PLANTED.values() if len(v) >= 6]
+    rng = random.Random(19)
+    outcomes = {"refused": 0, "clean": 0}
+    for trial in range(150):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            kind = rng.random()
+            if kind < 0.6:
+                data[at:at + 4] = rng.randbytes(4)
+            elif kind < 0.8:
+                del data[at:]
+            else:
+                data[at:at] = rng.choice(planted).encode()
+        path = str(tmp_path / f"m{trial}.czi")
+        open(path, "wb").write(data)
+        try:
+            handler = formats.identify(path)
+            plan = handler.plan(path, options).plan
+            plan.apply(path)
+            verify(path, handler, plan, options)
+        except SlideRefused as exc:
+            assert "\n" not in str(exc) and not any(v in str(exc) for v in planted)
+            outcomes["refused"] += 1
+            continue
+        result = bytearray(open(path, "rb").read())
+        for offset, length in plan.kept_data:
+            result[offset:offset + length] = bytes(length)
+        assert not [v for v in planted if v.encode() in result or v.encode("utf-16-le") in result], trial
+        outcomes["clean"] += 1
+    assert outcomes["refused"] and outcomes["clean"], outcomes
+
+
+def _spare_bytes(data):
+    struct.pack_into("<5s", data, 544 + 32 + 128 + 23, b"SMITH")   # directory entry 0, after the pyramid type
+    struct.pack_into("<8s", data, 40, b"J.SMITH!")                  # the file header's reserved int32s
+
+
+def test_text_in_spare_and_reserved_fields_is_cleared(lab, tmp_path):
+    shutil.move(_mutated(tmp_path, _spare_bytes), os.path.join(lab.inbox, "spare.czi"))
+    assert lab.run() == 0, lab.rows()[0]["error"]
+    output = only_output(lab)
+    assert b"SMITH" not in open(output, "rb").read() and pixels(output)

@@ -166,7 +166,13 @@ def _in_an_ets_gap(data, path):
         fh.write(SECRET.encode("utf-16-le"))
 
 
+def _text_in_a_number_table(data, path):
+    hit = next(f for f in synth.fields(data) if f[2] == 268435458 and f[1] & 0xFFFFFF == 270)  # a colour table
+    data[hit[3]:hit[3] + 44] = SECRET.encode("utf-16-le")
+
+
 HOSTILE = {
+    "text in a table of numbers (a display colour table)": _text_in_a_number_table,
     "author (UTF-16, start of the value)": _set(15, SECRET + " Image"),
     "path (end of the value)": _set(12, "D:\\" + SECRET),
     "channel name that is not a name (4 characters: the field's length)": _set(2419, "J,S1"),
@@ -304,3 +310,57 @@ def test_audit_refuses_a_kept_string_the_table_does_not_accept(tmp_path, monkeyp
     problems = handler.check(path, plan, options)
     assert any(p.endswith("/2419: text the allow-list does not explain") for p in problems), problems
     assert not any("J,S1" in p for p in problems)
+
+
+def test_mutated_vsi_is_refused_or_clean(tmp_path):
+    """Random overwrites and truncations of the .vsi and its ETS file: each ends refused with a
+    one-line reason, or verified with no planted UTF-16 text left outside kept tiles."""
+    import random
+
+    from paw import formats
+    from paw.errors import SlideRefused
+    from paw.verify import verify
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    planted = "PLANTED-SECRET-1"
+    original_path = synth.copy_slide(source(), str(tmp_path), "m")
+    original = open(original_path, "rb").read()
+    ets_path = os.path.join(str(tmp_path), "_m_", "stack1", "frame_t_0.ets")
+    ets_original = open(ets_path, "rb").read()
+    rng = random.Random(19)
+    outcomes = {"refused": 0, "clean": 0}
+    for trial in range(60):
+        data, ets = bytearray(original), bytearray(ets_original)
+        target = data if rng.random() < 0.8 else ets
+        for _ in range(rng.randint(1, 3)):
+            at, kind = rng.randrange(len(target)), rng.random()
+            if kind < 0.5:
+                target[at:at + 4] = rng.randbytes(4)
+            elif kind < 0.6:
+                del target[at:]
+            else:
+                target[at:at + 32] = planted.encode("utf-16-le")
+        open(original_path, "wb").write(data)
+        open(ets_path, "wb").write(ets)
+        try:
+            handler = formats.identify(original_path)
+            plan = handler.plan(original_path, options).plan
+            plan.apply(original_path)
+            verify(original_path, handler, plan, options)
+        except SlideRefused as exc:
+            assert "\n" not in str(exc) and planted not in str(exc)
+            outcomes["refused"] += 1
+            continue
+        outcomes["clean"] += 1
+        for rel, sub in plan.files.items():
+            result = bytearray(open(os.path.join(str(tmp_path), rel), "rb").read())
+            for offset, length in sub.kept_data:
+                result[offset:offset + length] = bytes(length)
+            text = result.decode("utf-16-le", "replace") + result[1:].decode("utf-16-le", "replace")
+            # A device or channel name field may keep text that fits its pattern (README, Limits).
+            if planted in text:
+                fields, _ = formats.vsi.read_tree(bytes(result)) if rel.endswith(".vsi") else ([], [])
+                at = bytes(result).find(planted.encode("utf-16-le"))
+                holder = [f.tag for f in formats.vsi.walk(fields)
+                          if not f.inline and f.value <= at < f.value + f.size]
+                assert holder and holder[-1] in formats.vsi.STRINGS_KEEP, (trial, rel, holder)
+    assert outcomes["refused"] and outcomes["clean"], outcomes

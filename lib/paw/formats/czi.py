@@ -78,6 +78,7 @@ ATTACH_ENTRY = 128             # SchemaType "A1", spare[10], FilePosition int64,
 ATTACH_FIELDS = "<2s10sqi16s8s80s"  # ContentGuid, ContentFileType[8], Name[80]
 DV_FIXED = 32                  # SchemaType "DV", PixelType, FilePosition, FilePart, Compression,
 DV_FIELDS = "<2siqii6si"       # spare[6] (pyramid type), DimensionCount; then 20 bytes a dimension
+DV_SPARE, DV_SPARE_LENGTH = 23, 5   # spare bytes after the pyramid type: zeroed
 DIMENSION = 20                 # Dimension char[4], Start, Size, StartCoordinate float, StoredSize
 MAX_DIMENSIONS = 40            # libCZI MAXDIMENSIONS
 DIMENSION_LETTERS = frozenset("XYZCTRIHVBSM")
@@ -275,7 +276,10 @@ def walk(fd, size):
 
 
 def _xml(data, what, root_name):
-    text = data.decode("utf-8", "strict") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8", "strict")
+    except UnicodeDecodeError:
+        raise FormatError(f"{what}: XML is not UTF-8") from None
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise FormatError(f"{what}: XML with a DOCTYPE is refused")
     try:
@@ -480,9 +484,15 @@ def _plan(path):
             if segment.id == FILE:
                 guid = uuid.uuid4().bytes_le
                 edits.write(HEADER + 16, guid + guid)   # PrimaryFileGuid and FileGuid
+                edits.zero(HEADER + 8, 8)               # two reserved int32
                 edits.zero(HEADER + FILE_USED, segment.allocated - FILE_USED)
             elif segment.id == DIRECTORY:
-                end = directory_end(directory_entries(fd, segment))
+                entries = directory_entries(fd, segment)
+                end = directory_end(entries)
+                position = segment.data + DIRECTORY_DATA
+                for entry in entries:
+                    edits.zero(position + DV_SPARE, DV_SPARE_LENGTH)
+                    position += len(entry)
                 edits.zero(segment.data + 4, DIRECTORY_DATA - 4)
                 edits.zero(segment.data + end, segment.allocated - end)
             elif segment.id == METADATA:
@@ -547,11 +557,12 @@ def _plan_subblock(fd, segment, entry, edits):
     if attachment:
         raise FormatError("CZI subblock carries an attachment (a schema paw does not know)")
     copy = _read(fd, segment.data + 16, len(entry))
-    if copy[:6] != entry[:6] or copy[14:] != entry[14:]:
+    if copy[:6] != entry[:6] or copy[14:DV_SPARE] != entry[14:DV_SPARE] or copy[28:] != entry[28:]:
         raise FormatError("CZI subblock disagrees with its directory entry")
     compression = struct.unpack_from("<i", entry, 18)[0]
     if compression not in COMPRESSIONS:
         raise FormatError(f"CZI subblock compression {compression} is one paw has not seen")
+    edits.zero(segment.data + 16 + DV_SPARE, DV_SPARE_LENGTH)
     edits.zero(segment.data + 16 + len(entry), fixed - 16 - len(entry))
     removed = []
     if meta:

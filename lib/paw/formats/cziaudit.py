@@ -23,7 +23,8 @@ from ..sparse import first_nonzero
 from . import jpeg
 from .allow import Residual, unexplained
 from .czi import (ALIGN, ATTACH, ATTACH_DATA, ATTACH_ENTRY, ATTDIR, ATTDIR_DATA, CONTAINER, DELETED,
-                  DIMENSION, DIMENSION_LETTERS, DIRECTORY, DIRECTORY_DATA, DV_FIXED, FILE, FILE_FIELDS,
+                  DIMENSION, DIMENSION_LETTERS, DIRECTORY, DIRECTORY_DATA, DV_FIXED, DV_SPARE,
+                  DV_SPARE_LENGTH, FILE, FILE_FIELDS,
                   FILE_USED, HEADER, JPEG_COMPRESSION, KEPT_ATTACHMENTS, KNOWN_IDS, MAX_DIMENSIONS,
                   METADATA, METADATA_DATA, PIXEL_TYPES, ROOT, SUBBLOCK, SUBBLOCK_DATA, SUBBLOCK_KEEP,
                   SUBBLOCK_ROOT, TIMESTAMPS, VERSION, XML_KEEP)
@@ -109,7 +110,8 @@ def _file(audit, data, allocated):
     fields = struct.unpack_from(FILE_FIELDS, audit.read(data, FILE_USED))
     if (fields[0], fields[1]) != VERSION:
         audit.problems.append("CZI file header version changed")
-    audit.allow(data, FILE_USED)
+    audit.allow(data, 8)                    # Major, Minor; then two reserved int32 (zero)
+    audit.allow(data + 16, FILE_USED - 16)
 
 
 def _dv_entry(audit, raw, where):
@@ -123,6 +125,12 @@ def _dv_entry(audit, raw, where):
             audit.problems.append(f"{where}: dimension {i} is not a known dimension letter")
 
 
+def _allow_entry(audit, offset, length):
+    """A DV entry: its numbers and letters, but not the spare bytes after the pyramid type."""
+    audit.allow(offset, DV_SPARE)
+    audit.allow(offset + DV_SPARE + DV_SPARE_LENGTH, length - DV_SPARE - DV_SPARE_LENGTH)
+
+
 def _directory(audit, data, allocated):
     body = audit.read(data, allocated)
     (count,) = struct.unpack_from("<i", body, 0)
@@ -134,7 +142,7 @@ def _directory(audit, data, allocated):
             raise FormatError(f"directory entry {i} has an impossible dimension count")
         length = DV_FIXED + DIMENSION * dims
         _dv_entry(audit, body[position:position + length], f"CZI directory entry {i}")
-        audit.allow(data + position, length)
+        _allow_entry(audit, data + position, length)
         position += length
 
 
@@ -158,7 +166,8 @@ def _subblock(audit, data, allocated):
     fixed = max(SUBBLOCK_DATA, 16 + entry)
     if attachment:
         audit.problems.append(f"CZI subblock at byte {data - HEADER} has an attachment")
-    audit.allow(data, 16 + entry)
+    audit.allow(data, 16)
+    _allow_entry(audit, data + 16, entry)
     if meta:
         _xml(audit, audit.read(data + fixed, meta), SUBBLOCK_ROOT, SUBBLOCK_KEEP,
              f"CZI subblock metadata at byte {data - HEADER}")

@@ -27,7 +27,8 @@ What paw does, in place:
   is overwritten with NULs of the same length (document name, path, author, company, creator,
   GUID, stack names, slide specimen/tissue/staining/name, barcode, event texts ...);
 - dates (DATE_TAGS, value types TIMESTAMP and DATE, and any 64-bit integer that reads as a date
-  of 2000-2100), device serial numbers and slide/tray numbers (ZERO_TAGS) become 0;
+  of 2000-2100), device serial numbers and slide/tray numbers (ZERO_TAGS) become 0, and so does
+  a table of numbers whose bytes read as text (6 printable characters in a row);
 - byte arrays (the 96x96 preview bitmap in tag 38, the annotation layer XML in 2038), vector
   data and unknown blobs are zeroed;
 - the .vsi's TIFF page (a JPEG render with Artist, DateTime, Make, Model, Exif and an Olympus
@@ -174,6 +175,8 @@ def read_tree(data):
             value = position + FIELD_HEADER
             second = None
             if kind & EXTRA_TAG:
+                if value + 4 > len(data):
+                    raise FormatError("VSI tag tree: a field runs past the end of the file")
                 (second,) = struct.unpack_from("<i", data, value)
                 value += 4
             spans.append((position, value - position))
@@ -237,7 +240,7 @@ def stack_role(stack, data):
     props = stack.child(STACK_PROPERTIES)
     name_field = props.child(STACK_NAME) if props else None
     type_field = props.child(STACK_TYPE) if props else None
-    name = string_value(name_field, data) if name_field and name_field.kind in STRING_TYPES else ""
+    name = (string_value(name_field, data) or "") if name_field and name_field.kind in STRING_TYPES else ""
     kind = type_field.size if type_field and type_field.inline else None
     if type_field and not type_field.inline and type_field.size == 4:
         (kind,) = struct.unpack_from("<i", data, type_field.value)
@@ -425,9 +428,19 @@ def _plan_field(item, data, vsi, kept_strings, found):
         vsi.zeros.append((item.value, item.size))
         found["preview"] = found.get("preview", 0) + 1
         return []
-    if item.tag in ZERO_TAGS | DATE_TAGS or kind in DATE_TYPES or _date_like(item, data):
+    if item.tag in ZERO_TAGS | DATE_TAGS or kind in DATE_TYPES or _date_like(item, data) or \
+            reads_as_text(data[item.value:item.value + item.size]):
         vsi.zeros.append((item.value, item.size))
     return []
+
+
+# Six ASCII characters in a row, as bytes or UTF-16: in a table of numbers that is text put
+# there (Latin-1 is left out: the bytes of ordinary doubles such as 0.108333 are 0xBB runs).
+_TEXT_IN_NUMBERS = re.compile(rb"[\x20-\x7e]{6}|(?:[\x20-\x7e]\x00){6}|(?:\x00[\x20-\x7e]){6}")
+
+
+def reads_as_text(payload):
+    return _TEXT_IN_NUMBERS.search(payload) is not None
 
 
 def _date_like(item, data):

@@ -6,8 +6,8 @@ Written against that table and the layout, not against the scrubber: the tag tre
 again here with its own reader (an explicit stack, not the scrubber's recursion), and
 
 - every string field is empty (NULs) or a value its tag's kind accepts;
-- date tags, date types, serial and slide/tray numbers read 0, and no 64-bit number reads as a
-  date of 2000-2100;
+- date tags, date types, serial and slide/tray numbers read 0, no 64-bit number reads as a
+  date of 2000-2100 and no table of numbers reads as text;
 - byte arrays, vector data and the TIFF blob are zero, except the preview page's directory,
   which may only describe a 1x1 uncompressed image whose byte is zero;
 - every byte of the .vsi outside the tree (and the 8-byte TIFF header) is zero;
@@ -20,6 +20,7 @@ again here with its own reader (an explicit stack, not the scrubber's recursion)
 """
 
 import os
+import re
 import struct
 
 import numpy as np
@@ -36,6 +37,7 @@ from .vsi import (BYTE_TYPES, DATE_TAGS, DATE_TYPES, ETS_J2K, ETS_JPEG, EXTENDED
                   read_ets, stack_role, stacks, read_tree)
 
 SAMPLE = 8
+_ASCII_RUN = re.compile(rb"[ -~]{6}|(?:[ -~]\0){6}|(?:\0[ -~]){6}")   # ASCII or UTF-16 text
 TILE_HEAD = 64 << 10
 COMPRESSION, IMAGE_WIDTH, IMAGE_LENGTH, STRIP_OFFSETS, STRIP_BYTE_COUNTS = 259, 256, 257, 273, 279
 
@@ -80,6 +82,8 @@ def audit(path, plan, options):
             if value_type in INT64_TYPES and size == 8 and \
                     UNIX_2000 <= struct.unpack_from("<q", payload)[0] <= UNIX_2100:
                 problems.append(f"VSI field {where} holds a number that reads as a date")
+            if _ASCII_RUN.search(payload):
+                problems.append(f"VSI field {where} holds numbers that read as text")
             explained.append((value, size))
     problems += unexplained(residuals, _explains)
     stray = _first_nonzero(data, ranges.merge(explained))
