@@ -567,14 +567,43 @@ def _plan_subblock(fd, segment, entry, edits):
     removed = []
     if meta:
         start = segment.data + fixed
-        root = _xml(_read(fd, start, meta), "CZI subblock metadata", SUBBLOCK_ROOT)
-        new, removed = scrub_xml(root, SUBBLOCK_KEEP)
-        edits.write(start, serialize_padded(new, meta, indent=False))
+        raw = _read(fd, start, meta)
+        simple = scrub_simple_subblock(raw)
+        if simple is not None:   # the usual flat <Tags> list: no tree needed (a slide has 10^4 of them)
+            new_xml, removed = simple
+            edits.write(start, new_xml.ljust(meta, b" "))
+        else:
+            root = _xml(raw, "CZI subblock metadata", SUBBLOCK_ROOT)
+            new, removed = scrub_xml(root, SUBBLOCK_KEEP)
+            edits.write(start, serialize_padded(new, meta, indent=False))
     pixels = segment.data + fixed + meta
     if data:
         edits.plan.kept_data.append((pixels, data))
     edits.zero(pixels + data, segment.allocated - fixed - meta - data)
     return removed
+
+
+_SIMPLE_SUBBLOCK = re.compile(
+    rb"<METADATA>\s*(?:<Tags>((?:\s*<[A-Za-z]\w{0,63}>[^<&]{0,200}</[A-Za-z]\w{0,63}>)*)\s*</Tags>|<Tags\s*/>)?"
+    rb"\s*(?:<DataSchema\s*/>)?\s*(?:<AttachmentSchema\s*/>)?\s*</METADATA>[\s\0]*")
+_SIMPLE_TAG = re.compile(rb"<([A-Za-z]\w{0,63})>([^<&]*)</([A-Za-z]\w{0,63})>")
+
+
+def scrub_simple_subblock(raw):
+    """A subblock XML of ZEN's usual shape (a flat list of <Tags> with plain text) scrubbed
+    without building a tree: (new XML, removed texts), or None for any other shape."""
+    match = _SIMPLE_SUBBLOCK.fullmatch(raw)
+    if match is None:
+        return None
+    kept, removed = [], []
+    for name, text, closing in _SIMPLE_TAG.findall(match.group(1) or b""):
+        value = text.decode("utf-8", "replace").strip()
+        kind = SUBBLOCK_KEEP.get("Tags/" + name.decode())
+        if name == closing and kind and kind.accepts(value):
+            kept.append(b"<%s>%s</%s>" % (name, value.encode(), name))
+        elif value:
+            removed.append(value)
+    return b"<METADATA><Tags>" + b"".join(kept) + b"</Tags></METADATA>", removed
 
 
 def clean_entry(entry):
