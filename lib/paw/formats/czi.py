@@ -653,7 +653,10 @@ class CziHandler(Handler):
     plan_type = EditPlan
 
     def _plan(self, path, options, pseudonym, label):
-        return _plan(path)
+        prepared = _plan(path)
+        if label is not None:
+            prepared.plan.actions.append("no drawn label: a CZI label is a nested CZI file")
+        return prepared
 
     def check(self, path, plan, options):
         from . import cziaudit

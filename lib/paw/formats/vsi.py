@@ -485,7 +485,10 @@ class VsiHandler(Handler):
     plan_type = VsiPlan
 
     def _plan(self, path, options, pseudonym, label):
-        return _prepare(path)
+        prepared = _prepare(path)
+        if label is not None:
+            prepared.plan.actions.append("no drawn label: a VSI label is an image stack of its own")
+        return prepared
 
     def check(self, path, plan, options):
         from . import vsiaudit
