@@ -553,29 +553,32 @@ def _plan_metadata(fd, segment, edits):
 
 
 def _plan_subblock(fd, segment, entry, edits):
+    """One write per subblock: its fixed part (sizes, the entry with cleared spare bytes, zero
+    padding) followed by its scrubbed XML; the slack after the pixel data is zeroed."""
     fixed, meta, data, attachment = subblock_layout(fd, segment)
     if attachment:
         raise FormatError("CZI subblock carries an attachment (a schema paw does not know)")
-    copy = _read(fd, segment.data + 16, len(entry))
+    head = _read(fd, segment.data, fixed + meta)
+    copy = head[16:16 + len(entry)]
     if copy[:6] != entry[:6] or copy[14:DV_SPARE] != entry[14:DV_SPARE] or copy[28:] != entry[28:]:
         raise FormatError("CZI subblock disagrees with its directory entry")
     compression = struct.unpack_from("<i", entry, 18)[0]
     if compression not in COMPRESSIONS:
         raise FormatError(f"CZI subblock compression {compression} is one paw has not seen")
-    edits.zero(segment.data + 16 + DV_SPARE, DV_SPARE_LENGTH)
-    edits.zero(segment.data + 16 + len(entry), fixed - 16 - len(entry))
+    cleared = copy[:DV_SPARE] + bytes(DV_SPARE_LENGTH) + copy[DV_SPARE + DV_SPARE_LENGTH:]
+    new = (head[:16] + cleared).ljust(fixed, b"\0")
     removed = []
     if meta:
-        start = segment.data + fixed
-        raw = _read(fd, start, meta)
+        raw = head[fixed:]
         simple = scrub_simple_subblock(raw)
         if simple is not None:   # the usual flat <Tags> list: no tree needed (a slide has 10^4 of them)
             new_xml, removed = simple
-            edits.write(start, new_xml.ljust(meta, b" "))
+            new += new_xml.ljust(meta, b" ")
         else:
             root = _xml(raw, "CZI subblock metadata", SUBBLOCK_ROOT)
-            new, removed = scrub_xml(root, SUBBLOCK_KEEP)
-            edits.write(start, serialize_padded(new, meta, indent=False))
+            new_root, removed = scrub_xml(root, SUBBLOCK_KEEP)
+            new += serialize_padded(new_root, meta, indent=False)
+    edits.write(segment.data, new)
     pixels = segment.data + fixed + meta
     if data:
         edits.plan.kept_data.append((pixels, data))
