@@ -79,7 +79,7 @@ def text_image(text, width=256, height=96):
 
 def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=True, timestamps=True,
           eventlist=True, subblock_xml=True, jpeg_tiles=False, extra_xml="", extra_segments=(),
-          nested=True, label_pixels=None, deleted_payload=b"", channels=("DAPI",)):
+          nested=True, deleted_payload=b"", channels=("DAPI",)):
     """The bytes of a CZI slide scan: `tiles` Gray8 subblocks of tile×tile in a row (mosaic M),
     with the given attachments; Label/SlidePreview are nested CZIs (or JPEGs with nested=False)."""
     planted = dict(PLANTED, **(planted or {}))
@@ -120,7 +120,7 @@ def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=Tr
                             + struct.pack("<idii", 20 + len(text), 1.5, 0, len(text)) + text))
     for wanted, name, text in ((label, b"Label", planted["label"]), (preview, b"SlidePreview", planted["preview"])):
         if wanted:
-            image = label_pixels if label_pixels is not None and name == b"Label" else text_image(text)
+            image = text_image(text)
             if nested:
                 attachments.append((b"CZI", name, _nested(image, {"user": text, "name": text})))
             else:

@@ -33,7 +33,7 @@ from .allow import Residual, printable_runs, unexplained
 from .vsi import (BYTE_TYPES, DATE_TAGS, DATE_TYPES, ETS_J2K, ETS_JPEG, EXTENDED, EXTRA_TAG,
                   IMAGE_STACK, INLINE, INT64_TYPES, PAGE_TAGS, STACK_NAME, STACK_PROPERTIES,
                   STRING_TYPES, STRINGS_KEEP, TIFF_IFD, TREE_START, UNIX_2000, UNIX_2100,
-                  VALUE_MASK, VECTOR_DATA, VOLUME_HEADER, VOLUME_MAGIC, VOLUME_TYPES, ZERO_TAGS,
+                  VALUE_MASK, VOLUME_HEADER, VOLUME_MAGIC, VOLUME_TYPES, ZERO_TAGS,
                   read_ets, stack_role, stacks, read_tree)
 
 SAMPLE = 8
