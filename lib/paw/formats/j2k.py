@@ -1,41 +1,84 @@
-"""JPEG 2000 codestream main headers (ITU-T T.800 annex A), read without decoding anything.
+"""JPEG 2000 codestream marker segments (ITU-T T.800 annex A; HTJ2K T.814), read without decoding.
 
-A codestream starts with SOC (FF4F), then marker segments (FF xx, a 2-byte big-endian length
-counting itself, the parameters) up to the first tile-part's SOT (FF90). COM (FF64) is free
-text by definition (Registration 1 is Latin-1 text); every other main-header marker holds
-numbers. A JP2 file (boxes: signature, ftyp, jp2h, xml, uuid ...) around a codestream may carry
-text in its boxes: it is not a bare codestream and is named as such.
+A codestream starts with SOC (FF4F), then the main header's marker segments (FF xx, a 2-byte
+big-endian length counting itself, the parameters) up to the first tile-part's SOT (FF90); each
+tile-part is SOT (whose Psot gives the tile-part's length), the tile-part header's segments, SOD
+and the coded data; EOC ends the stream. COM (FF64) is free text by definition (Registration 1
+is Latin-1 text) and may stand in the main header or in any tile-part header; every other
+segment holds numbers (image and tile size, coding style, quantisation, pointers). A JP2 file
+(boxes: signature, ftyp, jp2h, xml, uuid ...) around a codestream may carry text in its boxes:
+it is not a bare codestream and is named as such.
+
+Callers may pass only the first bytes of a tile or frame: the main header must be complete in
+them; tile-part headers are read as far as the bytes go.
 """
 
 import struct
 
 from ..errors import FormatError
 
-SOC, SOT, COM = 0x4F, 0x90, 0x64
-# Main-header markers whose parameters are numbers: CAP, SIZ, COD, COC, TLM, PLM, CPF, QCD, QCC,
-# RGN, POC, PPM, CRG.
-NUMBERS = frozenset({0x50, 0x51, 0x52, 0x53, 0x55, 0x57, 0x59, 0x5C, 0x5D, 0x5E, 0x5F, 0x60, 0x63})
+SOC, SOT, SOD, EOC, COM = 0x4F, 0x90, 0x93, 0xD9, 0x64
+# Segments whose parameters are numbers: CAP, SIZ, COD, COC, TLM, PRF, PLM, PLT, CPF, QCD, QCC,
+# RGN, POC, PPM, PPT, CRG.
+NUMBERS = frozenset({0x50, 0x51, 0x52, 0x53, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5C, 0x5D, 0x5E, 0x5F,
+                     0x60, 0x61, 0x63})
 JP2_SIGNATURE = b"\0\0\0\x0cjP  \r\n\x87\n"
+MAX_TILE_PARTS = 1 << 16
 
 
-def unexplained(data, offset=0):
-    """Names of the main-header segments of a codestream that may carry text ("COM", ...)."""
-    if data[offset:offset + len(JP2_SIGNATURE)] == JP2_SIGNATURE:
-        return ["JP2 boxes"]
-    if data[offset:offset + 2] != b"\xff\x4f":
-        raise FormatError("JPEG 2000 data does not start with SOC")
-    position, names = offset + 2, []
+def _segments(data, position, stop, complete):
+    """(marker, payload offset, payload length) from `position` up to a marker in `stop`:
+    (segments, offset of that marker, or None where the bytes ran out and `complete` is False)."""
+    found = []
     while True:
-        if position + 4 > len(data) or data[position] != 0xFF:
-            raise FormatError("JPEG 2000 main header ends before its first tile")
+        if position + 4 > len(data):
+            if complete:
+                raise FormatError("JPEG 2000 main header ends before its first tile")
+            return found, None
+        if data[position] != 0xFF:
+            raise FormatError("JPEG 2000 header holds something that is not a marker segment")
         marker = data[position + 1]
-        if marker == SOT:
-            return names
+        if marker in stop:
+            return found, position
         (length,) = struct.unpack_from(">H", data, position + 2)
         if length < 2:
             raise FormatError("JPEG 2000 marker segment has an impossible length")
+        found.append((marker, position + 4, length - 2))
+        position += 2 + length
+
+
+def segments(data, offset=0):
+    """Every marker segment of the main header and of the tile-part headers within `data`."""
+    if data[offset:offset + 2] != b"\xff\x4f":
+        raise FormatError("JPEG 2000 data does not start with SOC")
+    found, position = _segments(data, offset + 2, (SOT, EOC), complete=True)
+    for _ in range(MAX_TILE_PARTS):
+        if position is None or position + 12 > len(data) or data[position + 1] != SOT:
+            return found  # EOC, or the end of the bytes given
+        (psot,) = struct.unpack_from(">I", data, position + 6)
+        header, _ = _segments(data, position + 12, (SOD,), complete=False)
+        found += header
+        if psot == 0:  # the last tile-part runs to EOC
+            return found
+        position += psot
+        if position + 2 > len(data) or data[position] != 0xFF:
+            return found
+    raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
+
+
+def unexplained(data, offset=0, comment_explained=lambda text: False):
+    """Names of the segments of a codestream that may carry text ("COM", an unknown marker, or
+    "JP2 boxes" for a JP2 file). A COM segment of Latin-1 text (Registration 1) that
+    `comment_explained(text)` accepts is explained: encoders write their banner there
+    ("Created by OpenJPEG version 2.5.2")."""
+    if data[offset:offset + len(JP2_SIGNATURE)] == JP2_SIGNATURE:
+        return ["JP2 boxes"]
+    names = []
+    for marker, at, length in segments(data, offset):
         if marker == COM:
-            names.append("COM")
+            latin = length >= 2 and data[at:at + 2] == b"\x00\x01"
+            if not (latin and comment_explained(bytes(data[at + 2:at + length]).decode("latin-1"))):
+                names.append("COM")
         elif marker not in NUMBERS:
             names.append(f"marker 0xFF{marker:02X}")
-        position += 2 + length
+    return names
