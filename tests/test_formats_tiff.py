@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import tifffile
 
-from checks import folder_leaks, leaked, mrxs_leaks, mrxs_tiles, openslide_view, tile_digest
-from conftest import real_dicom_folder, shared_fixture
+from checks import leaked, openslide_view, tile_digest
+from conftest import shared_fixture
 from paw.errors import Unsupported, VerificationFailed
 from paw.formats import prepare
 from synth import aperio, generic
@@ -366,119 +366,6 @@ def test_isyntax_without_end_of_text_is_refused(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"\r\n\x04", b"\r\n\x05"))
     with pytest.raises(Unsupported, match="end-of-text"):
         prepare(str(path), OPTIONS)
-
-
-def _mrxs(tmp_path, **kwargs):
-    from synth import mrxs
-    path = str(tmp_path / "S26 slide.mrxs")
-    return path, mrxs.write(path, **kwargs)
-
-
-
-def test_mrxs_synthetic(tmp_path):
-    path, planted = _mrxs(tmp_path)
-    vendor, images, region = openslide_view(path)
-    assert (vendor, images) == ("mirax", ["label", "macro", "thumbnail"])
-    tiles = mrxs_tiles(path)
-    module, plan, found = anonymize(path)
-    assert mrxs_tiles(path) == tiles
-    assert module.name == "mrxs" and found == {"macro": 1, "label": 1, "thumbnail": 1, "level": 4}
-    assert mrxs_leaks(path, planted) == []
-    assert openslide_view(path) == ("mirax", [], region)
-    with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
-        text = fh.read()
-    assert text.startswith(b"\xef\xbb\xbf[GENERAL]\r\n") and b"\n" not in text.replace(b"\r\n", b"")
-
-
-def test_mrxs_utf16_slidedat(tmp_path):
-    path, planted = _mrxs(tmp_path, encoding="utf-16")
-    anonymize(path)
-    assert mrxs_leaks(path, planted) == []
-    with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
-        text = fh.read().decode("utf-16")
-    assert "IMAGENUMBER_X=2\r\n" in text and "SLIDE_NAME=\r\n" in text
-
-
-def test_mrxs_keep_macro(tmp_path):
-    path, _ = _mrxs(tmp_path)
-    anonymize(path, SimpleNamespace(keep_macro=True, full_scan=True))
-    assert openslide_view(path)[1] == ["macro"]
-
-
-@pytest.mark.parametrize("damage, reason", [
-    (lambda folder: os.remove(os.path.join(folder, "Data0000.dat")), "missing"),
-    (lambda folder: open(os.path.join(folder, "Slidedat.ini"), "wb").write(os.urandom(300)),
-     "Slidedat.ini"),
-    (lambda folder: open(os.path.join(folder, "Index.dat"), "r+b").truncate(50), "Index.dat"),
-])
-def test_damaged_mrxs_is_refused(tmp_path, damage, reason):
-    path, _ = _mrxs(tmp_path)
-    damage(path[:-5])
-    with pytest.raises(Unsupported, match=reason):
-        prepare(path, OPTIONS)
-
-
-def test_dicom_synthetic_folder(tmp_path):
-    import pydicom
-    from synth import dicom
-    folder = str(tmp_path / "slide")
-    planted = dicom.write(folder)
-    vendor, images, region = openslide_view(os.path.join(folder, "volume.dcm"))
-    assert (vendor, images) == ("dicom", ["label", "macro"])
-    original_series = pydicom.dcmread(os.path.join(folder, "volume.dcm")).SeriesInstanceUID
-    module, plan, found = anonymize(folder)
-    assert module.name == "dicom" and found == {"volume": 1, "label": 1, "overview": 1}
-    assert sorted(os.listdir(folder)) == ["volume.dcm"]
-    assert folder_leaks(folder, planted + [original_series]) == []
-    assert openslide_view(os.path.join(folder, "volume.dcm")) == ("dicom", [], region)
-    ds = pydicom.dcmread(os.path.join(folder, "volume.dcm"))
-    assert ds.PatientIdentityRemoved == "YES" and "SpecimenDescriptionSequence" not in ds
-
-
-def test_dicom_keep_macro_keeps_the_overview_with_the_same_new_uids(tmp_path):
-    import pydicom
-    from synth import dicom
-    folder = str(tmp_path / "slide")
-    dicom.write(folder)
-    anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
-    volume, overview = (pydicom.dcmread(os.path.join(folder, n)) for n in ("volume.dcm", "overview.dcm"))
-    assert volume.SeriesInstanceUID == overview.SeriesInstanceUID
-    assert volume.StudyInstanceUID == overview.StudyInstanceUID
-    assert openslide_view(os.path.join(folder, "volume.dcm"))[1] == ["macro"]
-
-
-def test_dicom_real_samples(tmp_path):
-    folder = real_dicom_folder(tmp_path)
-    before = openslide_view(str(folder / "boxes_0.dcm"))
-    anonymize(str(folder))
-    assert sorted(os.listdir(folder)) == ["boxes_0.dcm", "boxes_1.dcm"]
-    assert openslide_view(str(folder / "boxes_0.dcm")) == before
-    single = str(tmp_path / "sm_image.dcm")
-    shutil.copyfile(shared_fixture("dicom", "highdicom", "sm_image.dcm"), single)
-    anonymize(single)
-    assert leaked(single, ["Test^Patient"]) == []
-
-
-@pytest.mark.parametrize("cut, reason", [
-    (lambda path: 400, "not a whole-slide image instance"),  # cut inside the header
-    (lambda path: _pixel_at(path), "without pixel data"),    # cut before the pixel data
-])
-def test_damaged_dicom_is_refused(tmp_path, cut, reason):
-    from synth import dicom
-    folder = str(tmp_path / "slide")
-    dicom.write(folder)
-    volume = os.path.join(folder, "volume.dcm")
-    with open(volume, "r+b") as fh:
-        fh.truncate(cut(volume))
-    with pytest.raises(Unsupported, match=reason):
-        prepare(folder, OPTIONS)
-
-
-def _pixel_at(path):
-    import pydicom
-    with open(path, "rb") as fh:
-        pydicom.dcmread(fh, stop_before_pixels=True)
-        return fh.tell()
 
 
 def test_ome_tiff_is_refused_not_treated_as_generic(tmp_path):

@@ -95,15 +95,15 @@ def test_mrxs_label_layer_points_at_the_drawn_label(tmp_path):
 def test_dicom_folder_gets_a_drawn_label_instance(tmp_path):
     folder = str(tmp_path / "slide")
     planted = dicom.write(folder)
-    volume = os.path.join(folder, "volume.dcm")
-    _, _, region = openslide_view(volume)
+    _, _, region = openslide_view(dicom.volume(folder))
 
     art, plan, found = anonymize_with_label(folder)
 
     assert found["drawn label"] == 1
-    assert sorted(os.listdir(folder)) == ["label.dcm", "volume.dcm"]  # the old LABEL's name
+    assert sorted(os.listdir(folder)) == [f"{PSEUDONYM}_{n}.dcm" for n in ("label", "level-0", "level-1", "thumbnail")]
     assert folder_leaks(folder, planted) == []
-    assert openslide_view(volume) == ("dicom", ["label"], region)
+    volume = os.path.join(folder, f"{PSEUDONYM}_level-0.dcm")
+    assert openslide_view(volume) == ("dicom", ["label", "thumbnail"], region)
     image = openslide.OpenSlide(volume).associated_images["label"]
     assert qr_codes(image) == [PSEUDONYM] and same_pixels(image, art)
 
@@ -133,17 +133,18 @@ def test_real_dicom_samples_get_a_drawn_label_instance(tmp_path):
     folder = real_dicom_folder(tmp_path)
     before = openslide_view(str(folder / "boxes_0.dcm"))
     anonymize_with_label(str(folder))
-    assert sorted(os.listdir(folder)) == ["boxes_0.dcm", "boxes_1.dcm", "label.dcm"]
-    vendor, images, region = openslide_view(str(folder / "boxes_0.dcm"))
+    kept = [f"{PSEUDONYM}_{n}.dcm" for n in ("label", "level-0", "thumbnail")]
+    assert sorted(os.listdir(folder)) == kept
+    vendor, images, region = openslide_view(str(folder / kept[1]))
     assert (vendor, images, region) == (before[0], sorted(before[1] + ["label"]), before[2])
-    assert qr_codes(openslide.OpenSlide(str(folder / "boxes_0.dcm")).associated_images["label"]) == [PSEUDONYM]
+    assert qr_codes(openslide.OpenSlide(str(folder / kept[1])).associated_images["label"]) == [PSEUDONYM]
 
 
 def test_single_file_dicom_gets_no_label_and_says_so(tmp_path):
     folder = tmp_path / "slide"
     dicom.write(str(folder))
     single = str(tmp_path / "volume.dcm")
-    shutil.move(str(folder / "volume.dcm"), single)
+    shutil.move(dicom.volume(str(folder)), single)
     _, plan, found = anonymize_with_label(single)
     assert "drawn label" not in found
     assert any("single-file" in action for action in plan.actions)

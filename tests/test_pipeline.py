@@ -378,11 +378,12 @@ def test_dicom_folder_through_the_job(lab):
     planted = dicom.write(os.path.join(lab.inbox, "S26-8 A1 HE"))
     assert lab.run() == 0, lab.rows()
     [output] = lab.outbox_files()
-    assert output.startswith("PAW-") and os.listdir(os.path.join(lab.outbox, output)) == ["volume.dcm"]
-    volume = os.path.join(lab.outbox, output, "volume.dcm")
-    assert leaked(volume, planted) == []
+    names = sorted(os.listdir(os.path.join(lab.outbox, output)))
+    assert output.startswith("PAW-") and names == [f"{output}_{n}.dcm" for n in ("level-0", "level-1", "thumbnail")]
+    volume = os.path.join(lab.outbox, output, names[0])
+    assert all(leaked(os.path.join(lab.outbox, output, n), planted) == [] for n in names)
     assert str(pydicom.dcmread(volume).PatientID) == output  # the pseudonym, inside and out
-    assert openslide_view(volume)[:2] == ("dicom", [])
+    assert openslide_view(volume)[:2] == ("dicom", ["thumbnail"])
     assert lab.rows()[0]["format"] == "dicom" and lab.rows()[0]["original"] == "S26-8 A1 HE"
 
 
@@ -405,7 +406,9 @@ def test_manual_anonymize_of_a_dicom_folder(lab, tmp_path):
     planted = dicom.write(folder)
     out = tmp_path / "manual"
     out.mkdir()
+    before = sorted(os.listdir(folder))
     assert lab.run("anonymize", folder, "--output", str(out)) == 0
-    assert os.listdir(out / "S26-10 A1 HE") == ["volume.dcm"]
-    assert leaked(str(out / "S26-10 A1 HE" / "volume.dcm"), planted) == []
-    assert sorted(os.listdir(folder)) == ["label.dcm", "overview.dcm", "volume.dcm"]  # untouched
+    names = sorted(os.listdir(out / "S26-10 A1 HE"))
+    assert names == [f"PAW-ANONYMIZED_{n}.dcm" for n in ("level-0", "level-1", "thumbnail")]
+    assert all(leaked(str(out / "S26-10 A1 HE" / n), planted) == [] for n in names)
+    assert sorted(os.listdir(folder)) == before  # untouched

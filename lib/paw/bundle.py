@@ -3,24 +3,53 @@
 Used by the inbox scan, by hand (`inspect`, `anonymize`), by naming and delivery, and by the
 formats that read several files. A slide is one of:
 
-  file    a single file (TIFF family, iSyntax, a single DICOM instance, ...)
+  file    a single file (TIFF family, iSyntax, a DICOM instance lying directly in the inbox, ...)
   mrxs    `X.mrxs` plus the folder `X/` beside it (OpenSlide's MIRAX rule: the .mrxs names the
           folder holding Slidedat.ini, Index.dat and the data files)
-  dicom   a folder whose every file is a DICOM Part 10 file (`DICM` at byte 128): the instances
-          of one slide, whatever their names or extensions
+  dicom   a folder (below the inbox) that directly holds a DICOM Part 10 file (`DICM` at byte
+          128), whatever the names or extensions: everything in it, sub-folders included, is
+          that one slide. PACS and scanner exports name instances without extension, add a
+          DICOMDIR and put instances in sub-folders (`PT000000/ST000000/SE000000/IM000000`);
+          all of it is one slide, never one slide per instance.
   vsi     `X.vsi` plus the folder `_X_/` beside it (Olympus cellSens: the pixels are in
           `_X_/stackN/frame_t*.ets`; Bio-Formats and bioio-vsi find them by this name)
+
+Every file inside a bundle is accounted for (`contents`): a member the format needs, known
+clutter that operating systems and NAS boxes write beside files (removed from the delivered
+slide, and reported), or a stray the slide is refused for. Nothing travels unexamined.
 
 Kept free of parsing code: the idle tick walks the inbox with it.
 """
 
+import fnmatch
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 
 DICOM_MAGIC_AT, DICOM_MAGIC = 128, b"DICM"
 MRXS_SUFFIX = ".mrxs"
 VSI_SUFFIX = ".vsi"
 FILE, MRXS, DICOM, VSI = "file", "mrxs", "dicom", "vsi"
+CLUTTER_MAX_SIZE = 1 << 20  # clutter without a magic number is small; a larger file is a stray
+
+# Files operating systems and NAS software put beside the files a user copies: (name pattern,
+# magic bytes at offset 0 or None, what it is). Removing them loses nothing of the slide; they
+# must not travel (AppleDouble and .DS_Store carry the original file names and extended
+# attributes such as download URLs, Thumbs.db carries thumbnails of the pictures).
+CLUTTER_FILES = (
+    ("._*", b"\x00\x05\x16\x07", "macOS AppleDouble metadata file (._*)"),
+    (".DS_Store", b"\x00\x00\x00\x01Bud1", "macOS folder settings (.DS_Store)"),
+    ("Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "Windows thumbnail cache (Thumbs.db)"),
+    ("desktop.ini", None, "Windows folder settings (desktop.ini)"),
+    ("*@SynoEAStream", None, "Synology extended-attribute stream"),
+    ("*@SynoResource", None, "Synology resource fork"),
+)
+# Folders of the same kind, removed whole.
+CLUTTER_FOLDERS = (
+    ("@eaDir", "Synology thumbnail and attribute folder (@eaDir)"),
+    ("__MACOSX", "macOS archive metadata folder (__MACOSX)"),
+    (".AppleDouble", "netatalk metadata folder (.AppleDouble)"),
+)
 
 
 @dataclass(frozen=True)
@@ -33,34 +62,90 @@ class Bundle:
         return self.members[0]
 
 
+@dataclass
+class Contents:
+    """Every entry below a slide folder, by what it is (paths relative to the folder, `/`-joined)."""
+    members: list = field(default_factory=list)   # files the format reads
+    clutter: list = field(default_factory=list)   # (path, what it is): removed from the slide
+    strays: list = field(default_factory=list)    # files nothing explains: the slide is refused
+    folders: list = field(default_factory=list)   # sub-folders (not clutter), deepest first
+
+
+def _magic(path, at, size):
+    """`size` bytes at `at` of a regular file (b"" if shorter or unreadable). Never opens a
+    FIFO or device (a hostile inbox entry must not block the scan)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.pread(fd, size, at)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def is_dicom(path):
-    """A DICOM Part 10 file: 128-byte preamble, then `DICM`."""
+    """A DICOM Part 10 file: 128-byte preamble, then `DICM` (OpenSlide and libdicom use the same
+    test; names and extensions do not matter)."""
+    return _magic(path, DICOM_MAGIC_AT, len(DICOM_MAGIC)) == DICOM_MAGIC
+
+
+def clutter_kind(entry):
+    """What a directory entry is if it is known clutter, else None."""
+    if entry.is_symlink():
+        return None
+    if entry.is_dir(follow_symlinks=False):
+        return next((what for name, what in CLUTTER_FOLDERS if entry.name == name), None)
+    if not entry.is_file(follow_symlinks=False):
+        return None
+    for pattern, magic, what in CLUTTER_FILES:
+        if fnmatch.fnmatchcase(entry.name, pattern):
+            if magic is not None:
+                return what if _magic(entry.path, 0, len(magic)) == magic else None
+            return what if entry.stat(follow_symlinks=False).st_size <= CLUTTER_MAX_SIZE else None
+    return None
+
+
+def contents(folder, wanted, recurse):
+    """Classify everything below `folder`: a regular file `wanted(path)` accepts is a member,
+    known clutter is listed for removal, anything else (other files, links, devices, and
+    sub-folders unless `recurse`) is a stray."""
+    found = Contents()
+
+    def walk(directory, prefix):
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            rel = prefix + entry.name
+            what = clutter_kind(entry)
+            if what is not None:
+                found.clutter.append((rel, what))
+            elif entry.is_dir(follow_symlinks=False) and recurse:
+                walk(entry.path, rel + "/")
+                found.folders.append(rel)
+            elif entry.is_file(follow_symlinks=False) and wanted(entry.path):
+                found.members.append(rel)
+            else:
+                found.strays.append(rel)
+
+    walk(folder, "")
+    return found
+
+
+def dicom_contents(folder):
+    """A DICOM slide folder: every DICOM Part 10 file below it is a member (the format sorts
+    out instances, DICOMDIR and other objects), sub-folders are walked (exports nest them)."""
+    return contents(folder, is_dicom, recurse=True)
+
+
+def is_dicom_folder(folder):
+    """A folder that directly holds a DICOM Part 10 file is one DICOM slide."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read(DICOM_MAGIC_AT + 4)[DICOM_MAGIC_AT:] == DICOM_MAGIC
+        return any(e.is_file(follow_symlinks=False) and is_dicom(e.path) for e in os.scandir(folder))
     except OSError:
         return False
-
-
-def _visible(folder, ignored=None):
-    """Entries of a folder that are not hidden (nor ignored), sorted by name."""
-    return sorted((e for e in os.scandir(folder)
-                   if not e.name.startswith(".") and not (ignored and ignored(e.name))),
-                  key=lambda e: e.name)
-
-
-def dicom_instances(folder):
-    """The files of a DICOM slide folder, in name order."""
-    return [e.path for e in _visible(folder)]
-
-
-def is_dicom_folder(folder, ignored=None):
-    """A folder of DICOM files and nothing else (no sub-folders) is one DICOM slide."""
-    try:
-        entries = _visible(folder, ignored)
-    except OSError:
-        return False
-    return bool(entries) and all(e.is_file(follow_symlinks=False) and is_dicom(e.path) for e in entries)
 
 
 def mrxs_folder(path):
@@ -100,17 +185,19 @@ def at(path):
     return Bundle(FILE, (path,))
 
 
-def in_folder(root, files, dirs, ignored):
+def in_folder(root, files, dirs):
     """The slides directly in one inbox folder: (bundles with paths relative to `root`'s
     listing, sub-folders to walk further). `files` and `dirs` are the folder's names already
-    stripped of ignored ones; MRXS data folders and DICOM folders are slides, not walked."""
+    stripped of ignored ones; MRXS data folders and DICOM folders are slides, not walked.
+    `root` itself is never a DICOM slide: files lying directly in a folder being walked are
+    slides of their own (a DICOM instance there is a single-file slide)."""
     stems = {name[:-len(MRXS_SUFFIX)] for name in files if name.lower().endswith(MRXS_SUFFIX)}
     stems |= {vsi_folder_name(name) for name in files} - {None}
     bundles, walk = [], []
     for name in dirs:
         if name in stems:
             continue
-        if is_dicom_folder(os.path.join(root, name), ignored):
+        if is_dicom_folder(os.path.join(root, name)):
             bundles.append(Bundle(DICOM, (name,)))
         else:
             walk.append(name)
@@ -127,7 +214,8 @@ def in_folder(root, files, dirs, ignored):
 
 def member_names(kind, stem, extension):
     """The delivered names of a slide's members, from its output stem: `P.svs`; `P.mrxs` and
-    its folder `P`; `P.vsi` and its folder `_P_`; a DICOM folder `P`."""
+    its folder `P`; `P.vsi` and its folder `_P_`; a DICOM folder `P` (the files inside are named
+    by the DICOM plan)."""
     if kind == MRXS:
         return [stem + extension.lower(), stem]
     if kind == VSI:

@@ -44,12 +44,15 @@ def _fingerprint(path):
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}", max(st.st_mtime, st.st_ctime)
 
 
-def _tree_fingerprint(path, ignored):
+def _tree_fingerprint(path):
+    """Every entry below a slide folder counts, ignored names too: all of them are claimed with
+    the slide (bundle.contents removes or refuses what the format does not need), and a hidden
+    temporary file (rsync writes `.NAME.XXXXXX`) means a copy is still arriving."""
     fp, newest = _fingerprint(path)
     parts = [fp]
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not ignored(d))
-        for name in sorted(dirs) + sorted(f for f in files if not ignored(f)):
+        dirs.sort()
+        for name in dirs + sorted(files):
             full = os.path.join(root, name)
             fp, change = _fingerprint(full)
             parts.append(f"{os.path.relpath(full, path)}={fp}")
@@ -57,23 +60,23 @@ def _tree_fingerprint(path, ignored):
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest(), newest
 
 
-def _unit_fingerprint(inbox, members, kind, ignored):
+def _unit_fingerprint(inbox, members, kind):
     """Fingerprint and newest change of a unit: a file, a DICOM folder, or an MRXS file plus
     its folder."""
     main = os.path.join(inbox, members[0])
     if kind == bundle.DICOM:
-        return _tree_fingerprint(main, ignored)
+        return _tree_fingerprint(main)
     fp, change = _fingerprint(main)
     if len(members) == 1:
         return fp, change
-    fp_dir, change_dir = _tree_fingerprint(os.path.join(inbox, members[1]), ignored)
+    fp_dir, change_dir = _tree_fingerprint(os.path.join(inbox, members[1]))
     return f"{fp}|{fp_dir}", max(change, change_dir)
 
 
-def still_as_scanned(inbox, unit, patterns):
+def still_as_scanned(inbox, unit):
     """Whether the unit is exactly as the scan saw it (a technician may overwrite a slide)."""
     try:
-        fingerprint, _ = _unit_fingerprint(inbox, unit.members, unit.kind, _ignore_matcher(patterns))
+        fingerprint, _ = _unit_fingerprint(inbox, unit.members, unit.kind)
     except FileNotFoundError:
         return False
     return fingerprint == unit.fingerprint
@@ -86,11 +89,11 @@ def find_units(inbox, patterns):
     for root, dirs, files in os.walk(inbox):
         prefix = root[len(inbox) + 1:]
         dirs[:] = sorted(d for d in dirs if not ignored(d))
-        found, dirs[:] = bundle.in_folder(root, sorted(f for f in files if not ignored(f)), dirs, ignored)
+        found, dirs[:] = bundle.in_folder(root, sorted(f for f in files if not ignored(f)), dirs)
         for each in found:
             members = tuple(os.path.join(prefix, m) if prefix else m for m in each.members)
             try:
-                fingerprint, change = _unit_fingerprint(inbox, members, each.kind, ignored)
+                fingerprint, change = _unit_fingerprint(inbox, members, each.kind)
             except FileNotFoundError:
                 continue  # vanished while we looked: the next run sees what is there
             units.append(Unit(members[0], members, each.kind, fingerprint, change))

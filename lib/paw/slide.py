@@ -45,7 +45,7 @@ class Outcome:
 
 def start(config, unit, ledger):
     """Claim and process one stable slide; None if it changed since the scan (next run sees it)."""
-    if not still_as_scanned(config.inbox, unit, config.ignore):
+    if not still_as_scanned(config.inbox, unit):
         log.info("%s changed since the scan; left for the next run", naming.printable(unit.main))
         return None
     job = uuid.uuid4().hex[:16]

@@ -1,9 +1,14 @@
-"""Synthetic DICOM WSI slide: a folder of VOLUME, LABEL and OVERVIEW instances (needs pydicom).
+"""Synthetic DICOM WSI slide: a folder of instances as a scanner exports them (needs pydicom).
 
 One series, uncompressed RGB (explicit VR little endian), TILED_FULL, as libdicom (OpenSlide)
-reads it. Identifiers are planted where the Basic Application Level Confidentiality Profile
-says they live: patient, study/accession, dates and times, operator, institution, device
-serial, container and specimen identifiers, label text and barcode, a private tag.
+reads it: two VOLUME levels, a THUMBNAIL (RESAMPLED, SpecimenLabelInImage NO), a LABEL and an
+OVERVIEW. Instance files are named the way PACS exports name them, after the accession and the
+SOP Instance UID. Identifiers are planted where the Basic Application Level Confidentiality
+Profile says they live (patient, study/accession, dates, operator, institution, device serial,
+container and specimen identifiers, label text and barcode, a private element) and where a
+top-level-only scrubber misses them: nested sequences (optical path description, acquisition
+context text, frame acquisition date-time, derivation description) and the file meta group
+(source application entity title).
 """
 
 import os
@@ -12,13 +17,23 @@ from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL
 
 WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
 TILE = 16
+INSTITUTION = "Saint Paw Hospital"
+DATE = "20261120"
+NESTED = "nested-text-PAW-4411"          # inside sequences, several levels down
+AE_TITLE = "PAWSCANNER17"                  # file meta SourceApplicationEntityTitle (AE, 16 max)
+STATION = "PAWSTATION-0042"
+INSTANCES = (("VOLUME", (64, 48)), ("VOLUME", (32, 24)), ("THUMBNAIL", (16, 12)),
+             ("LABEL", (32, 32)), ("OVERVIEW", (48, 32)))
 
 
 def planted():
-    return [PATIENT, ACCESSION, BARCODE, OPERATOR, SERIAL, "19610402", "20261120", "Saint Paw Hospital"]
+    return [PATIENT, ACCESSION, BARCODE, OPERATOR, SERIAL, "19610402", DATE, INSTITUTION, NESTED,
+            AE_TITLE, STATION]
 
 
-def _instance(role, study, series, frame_of_reference, width, height):
+def instance(role, study, series, frame_of_reference, width, height, jpeg=False):
+    """One instance dataset (file meta attached) with every planted identifier; `jpeg`: frames
+    encapsulated as baseline JPEG (Pillow) instead of native RGB."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -27,64 +42,116 @@ def _instance(role, study, series, frame_of_reference, width, height):
     meta.MediaStorageSOPClassUID = WSI
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.SourceApplicationEntityTitle = AE_TITLE
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = WSI, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_reference
-    ds.ImageType = ["ORIGINAL", "PRIMARY", role, "NONE"]
-    ds.Modality, ds.Manufacturer = "SM", "paw synthetic scanner"
+    resampled = role == "THUMBNAIL" or (role == "VOLUME" and width < 64)
+    ds.ImageType = ["DERIVED" if resampled else "ORIGINAL", "PRIMARY", role,
+                    "RESAMPLED" if resampled else "NONE"]
+    ds.Modality, ds.Manufacturer, ds.StationName = "SM", "paw synthetic scanner", STATION
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT, ACCESSION, "19610402"
     ds.AccessionNumber, ds.StudyID = ACCESSION, ACCESSION
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20261120"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = DATE
     ds.StudyTime = ds.ContentTime = "143207"
-    ds.AcquisitionDateTime = "20261120143207"
+    ds.AcquisitionDateTime = DATE + "143207"
     ds.OperatorsName, ds.DeviceSerialNumber = OPERATOR, SERIAL
-    ds.InstitutionName = "Saint Paw Hospital"
+    ds.InstitutionName = INSTITUTION
     ds.ContainerIdentifier, ds.LabelText, ds.BarcodeValue = BARCODE, PATIENT, BARCODE
     specimen = Dataset()
     specimen.SpecimenIdentifier, specimen.SpecimenUID = ACCESSION, generate_uid()
+    step = Dataset()
+    step.ValueType, step.TextValue = "TEXT", NESTED
+    preparation = Dataset()
+    preparation.SpecimenPreparationStepContentItemSequence = Sequence([step])
+    specimen.SpecimenPreparationSequence = Sequence([preparation])
     ds.SpecimenDescriptionSequence = Sequence([specimen])
-    ds.add_new(0x00091010, "LO", f"private {PATIENT}")
+    context = Dataset()
+    context.ValueType, context.TextValue = "TEXT", f"operator {OPERATOR}"
+    ds.AcquisitionContextSequence = Sequence([context])
     ds.add_new(0x00090010, "LO", "PAW PRIVATE")
+    ds.add_new(0x00091010, "LO", f"private {PATIENT}")
     ds.InstanceNumber, ds.SeriesNumber = 1, 1
     ds.PositionReferenceIndicator = "SLIDE_CORNER"
     ds.DimensionOrganizationType = "TILED_FULL"
     ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = width, height
-    ds.Rows = ds.Columns = TILE
-    frames = -(-width // TILE) * -(-height // TILE)
+    # levels are tiled; associated images are one frame (OpenSlide reads nothing else for them)
+    tile = (TILE, TILE) if role == "VOLUME" else (width, height)
+    ds.Columns, ds.Rows = tile
+    frames = -(-width // tile[0]) * -(-height // tile[1])
     ds.NumberOfFrames = frames
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.ImagedVolumeWidth, ds.ImagedVolumeHeight, ds.ImagedVolumeDepth = width / 1000, height / 1000, 0.001
+    ds.ImagedVolumeWidth, ds.ImagedVolumeHeight, ds.ImagedVolumeDepth = 0.064, 0.048, 0.001
     ds.ImageOrientationSlide = [0, -1, 0, -1, 0, 0]
     origin = Dataset()
     origin.XOffsetInSlideCoordinateSystem = origin.YOffsetInSlideCoordinateSystem = 0
     ds.TotalPixelMatrixOriginSequence = Sequence([origin])
     measures = Dataset()
-    measures.PixelSpacing, measures.SliceThickness = [0.001, 0.001], 0.001
+    spacing = 0.001 * 64 / width
+    measures.PixelSpacing, measures.SliceThickness = [spacing, spacing], 0.001
+    content = Dataset()
+    content.FrameAcquisitionDateTime = DATE + "143207"
+    derivation = Dataset()
+    derivation.DerivationDescription = f"converted from {ACCESSION}.svs"
     shared = Dataset()
     shared.PixelMeasuresSequence = Sequence([measures])
+    shared.FrameContentSequence = Sequence([content])
+    shared.DerivationImageSequence = Sequence([derivation])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     path = Dataset()
     path.OpticalPathIdentifier = "1"
+    path.OpticalPathDescription = f"{NESTED} {SERIAL}"
+    path.ObjectiveLensPower = 20
     ds.OpticalPathSequence = Sequence([path])
     ds.NumberOfOpticalPaths = 1
-    ds.VolumetricProperties, ds.SpecimenLabelInImage = "VOLUME", "YES" if role != "VOLUME" else "NO"
+    ds.VolumetricProperties = "VOLUME"
+    ds.SpecimenLabelInImage = "YES" if role in ("LABEL", "OVERVIEW") else "NO"
     ds.FocusMethod, ds.ExtendedDepthOfField, ds.BurnedInAnnotation = "AUTO", "NO", "NO"
-    pixels = bytearray()
-    for frame in range(frames):
-        pixels += bytes(((frame * 40 + i) % 256 for i in range(TILE * TILE * 3)))
-    ds.PixelData = bytes(pixels)
+    tiles = [bytes(((frame * 40 + i + width) % 256 for i in range(tile[0] * tile[1] * 3))) for frame in range(frames)]
+    if jpeg:
+        from pydicom.encaps import encapsulate
+        from pydicom.uid import JPEGBaseline8Bit
+        meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.PhotometricInterpretation, ds.LossyImageCompression = "YBR_FULL_422", "01"
+        ds.PixelData = encapsulate([jpeg_frame(data, tile) for data in tiles])
+        ds["PixelData"].VR = "OB"
+    else:
+        ds.PixelData = b"".join(tiles)
     return ds
 
 
-def write(folder):
-    """A slide folder with VOLUME, LABEL and OVERVIEW instances; returns the planted values."""
+def jpeg_frame(rgb, size):
+    """One RGB frame as a baseline JPEG (JFIF header, no comment)."""
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, rgb).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def write(folder, names="accession", jpeg=False):
+    """A slide folder (the five instances of INSTANCES); returns the planted values. `names`:
+    "accession" (`<accession>_<SOP UID>_<role>.dcm`, as exports name them), "plain"
+    (`volume-0.dcm`, `label-3.dcm` ...) or "bare" (`IMG0001` ..., no extension)."""
     from pydicom.uid import generate_uid
     os.makedirs(folder, exist_ok=True)
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
-    for name, role, size in (("volume.dcm", "VOLUME", (64, 48)), ("label.dcm", "LABEL", (32, 32)),
-                             ("overview.dcm", "OVERVIEW", (48, 32))):
-        ds = _instance(role, study, series, frame_of_reference, *size)
+    for n, (role, size) in enumerate(INSTANCES):
+        ds = instance(role, study, series, frame_of_reference, *size, jpeg=jpeg)
+        name = {"accession": f"{ACCESSION}_{ds.SOPInstanceUID}_{role.lower()}{n}.dcm",
+                "plain": f"{role.lower()}-{n}.dcm", "bare": f"IMG{n + 1:04d}"}[names]
         ds.save_as(os.path.join(folder, name), enforce_file_format=True)
     return planted()
+
+
+def volume(folder):
+    """The path of the largest VOLUME instance in a folder written by `write` (before paw)."""
+    import pydicom
+    sizes = {}
+    for name in os.listdir(folder):
+        ds = pydicom.dcmread(os.path.join(folder, name), stop_before_pixels=True)
+        if ds.ImageType[2] == "VOLUME":
+            sizes[name] = ds.TotalPixelMatrixColumns
+    return os.path.join(folder, max(sizes, key=sizes.get))

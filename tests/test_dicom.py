@@ -1,0 +1,651 @@
+"""DICOM WSI: whole bundles, typed recursive allow-list, and the independent residual audit.
+
+Every hostile variant must end delivered clean (no planted text anywhere in the files, in any
+encoding) or refused with a reason that names the field; the real fixtures must still reach the
+outbox and open in OpenSlide with the same levels and pixels.
+"""
+
+import os
+import shutil
+import struct
+from types import SimpleNamespace
+
+import numpy as np
+import openslide
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from checks import encodings, openslide_view
+from conftest import real_dicom_folder, shared_fixture
+from paw import bundle
+from paw.errors import Unsupported, VerificationFailed
+from paw.formats import dicom as dicom_format, dicomtable, prepare
+from paw.verify import verify
+from synth import ACCESSION, PATIENT, dicom
+
+OPTIONS = SimpleNamespace(keep_macro=False, full_scan=True)
+PSEUDONYM = "PAW-7K2M9QX4TD"
+LEVEL_0 = f"{PSEUDONYM}_level-0.dcm"
+KEPT = [LEVEL_0, f"{PSEUDONYM}_level-1.dcm", f"{PSEUDONYM}_thumbnail.dcm"]
+
+
+def anonymize(path, options=OPTIONS, pseudonym=PSEUDONYM):
+    module, plan, found = prepare(str(path), options, pseudonym)
+    plan.apply(str(path))
+    verify(str(path), module, plan, options)
+    return module, plan, found
+
+
+def outcome(path, options=OPTIONS):
+    """"delivered" when the slide passes verification, else the one-line reason."""
+    try:
+        anonymize(path, options)
+    except (Unsupported, VerificationFailed) as exc:
+        assert "\n" not in str(exc)
+        return str(exc)
+    return "delivered"
+
+
+def all_encodings(value):
+    yield from encodings(value)
+    yield value.encode("latin-1", "replace")
+    yield value.encode("utf-16-be")
+
+
+def leaks(path, values):
+    """(file, value) for every value found in any file below `path` (or in a file name)."""
+    path = str(path)
+    files = [os.path.join(root, n) for root, _, names in os.walk(path) for n in names] \
+        if os.path.isdir(path) else [path]
+    found = []
+    for file in files:
+        with open(file, "rb") as fh:
+            data = fh.read()
+        found += [(os.path.basename(file), v) for v in values
+                  if v in os.path.basename(file) or any(e in data for e in all_encodings(v))]
+    return found
+
+
+def slide(tmp_path, names="plain", jpeg=False):
+    folder = tmp_path / "slide"
+    planted = dicom.write(str(folder), names=names, jpeg=jpeg)
+    return folder, planted
+
+
+def rewrite(file, change):
+    """Re-save one instance after `change(ds)` (pixel data included)."""
+    ds = pydicom.dcmread(str(file))
+    change(ds)
+    ds.save_as(str(file), enforce_file_format=True)
+
+
+def openslide_all(path):
+    """Levels, OpenSlide's own properties (not quickhash: it hashes the Series UID), associated
+    images and every pixel."""
+    with openslide.OpenSlide(str(path)) as s:
+        properties = {k: v for k, v in s.properties.items()
+                      if k.startswith("openslide.") and "quickhash" not in k}
+        pixels = [np.asarray(s.read_region((0, 0), i, s.level_dimensions[i])).tobytes()
+                  for i in range(s.level_count)]
+        associated = {k: np.asarray(v).tobytes() for k, v in s.associated_images.items()}
+        return s.level_dimensions, properties, associated, pixels
+
+
+# --- the synthetic slide ------------------------------------------------------------------------
+
+def test_synthetic_folder_is_one_slide_renamed_from_the_pseudonym(tmp_path):
+    folder, planted = slide(tmp_path, names="accession")
+    volume = dicom.volume(str(folder))
+    before = openslide_all(volume)
+    assert sorted(before[2]) == ["label", "macro", "thumbnail"]
+    original_series = pydicom.dcmread(volume).SeriesInstanceUID
+    module, plan, found = anonymize(folder)
+    assert module.name == "dicom" and found == {"volume": 2, "thumbnail": 1, "label": 1, "overview": 1}
+    assert sorted(os.listdir(folder)) == KEPT
+    assert leaks(folder, planted + [original_series]) == []
+    after = openslide_all(folder / LEVEL_0)
+    assert after[0] == before[0] and after[3] == before[3] and sorted(after[2]) == ["thumbnail"]
+    assert after[1]["openslide.objective-power"] == "20" and after[1]["openslide.mpp-x"] == before[1]["openslide.mpp-x"]
+    datasets = [pydicom.dcmread(folder / n) for n in KEPT]
+    assert {d.SeriesInstanceUID for d in datasets} != {original_series} and \
+        len({d.SeriesInstanceUID for d in datasets}) == 1 and len({d.StudyInstanceUID for d in datasets}) == 1
+    ds = datasets[0]
+    assert ds.PatientIdentityRemoved == "YES" and ds.PatientName == PSEUDONYM
+    assert ds.SpecimenDescriptionSequence[0].SpecimenIdentifier == PSEUDONYM
+    assert ds.AcquisitionContextSequence == [] and "OpticalPathDescription" not in ds.OpticalPathSequence[0]
+    assert ds.file_meta.ImplementationVersionName == "PAW" and "SourceApplicationEntityTitle" not in ds.file_meta
+    assert ds.preamble == bytes(128)
+    assert any("OpticalPathSequence/OpticalPathDescription removed" == a for a in plan.actions)
+    assert not any(p in a for p in planted for a in plan.actions)  # names fields, never values
+
+
+def test_keep_macro_keeps_the_overview_in_the_same_series(tmp_path):
+    folder, _ = slide(tmp_path)
+    anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
+    assert sorted(os.listdir(folder)) == sorted(KEPT + [f"{PSEUDONYM}_overview.dcm"])
+    datasets = [pydicom.dcmread(folder / n) for n in os.listdir(folder)]
+    assert len({d.SeriesInstanceUID for d in datasets}) == 1
+    assert openslide_view(str(folder / LEVEL_0))[1] == ["macro", "thumbnail"]
+
+
+def test_jpeg_frames_keep_every_pixel(tmp_path):
+    folder, planted = slide(tmp_path, jpeg=True)
+    before = openslide_all(dicom.volume(str(folder)))
+    anonymize(folder)
+    after = openslide_all(folder / LEVEL_0)
+    assert after[0] == before[0] and after[3] == before[3] and leaks(folder, planted) == []
+
+
+@pytest.mark.parametrize("cut, reason", [
+    (lambda path: 400, "not a readable DICOM file|not a whole-slide image instance"),
+    (lambda path: _pixel_at(path), "without pixel data"),
+    (lambda path: os.path.getsize(path) - 10, "pixel data"),
+])
+def test_damaged_instance_is_refused(tmp_path, cut, reason):
+    folder, _ = slide(tmp_path)
+    volume = dicom.volume(str(folder))
+    with open(volume, "r+b") as fh:
+        fh.truncate(cut(volume))
+    with pytest.raises(Unsupported, match=reason):
+        prepare(str(folder), OPTIONS)
+
+
+def _pixel_at(path):
+    with open(path, "rb") as fh:
+        pydicom.dcmread(fh, stop_before_pixels=True)
+        return fh.tell()
+
+
+# --- real fixtures ------------------------------------------------------------------------------
+
+def test_real_boxes_series_keeps_levels_pixels_and_properties(tmp_path):
+    folder = real_dicom_folder(tmp_path)  # boxes_0 (VOLUME), boxes_1 (THUMBNAIL), EZ-WSI LABEL
+    before = openslide_all(folder / "boxes_0.dcm")
+    _, plan, found = anonymize(folder)
+    assert found == {"volume": 1, "thumbnail": 1, "label": 1}
+    assert sorted(os.listdir(folder)) == [LEVEL_0, f"{PSEUDONYM}_thumbnail.dcm"]
+    assert openslide_all(folder / LEVEL_0) == before  # levels, mpp, objective, ICC size, pixels
+    assert leaks(folder, ["OURAETITLE", "PIXELMEDJAVA001", "CPAPERIOCS", "CMU-1", "SLIDE_1",
+                          "SPECIMEN_1", "CBF-1234", "Bangor", "20091229"]) == []
+    assert "CBF-1234" in plan.removed and "OURAETITLE" in plan.removed
+
+
+@pytest.mark.parametrize("name", ["sm_image", "sm_image_jpegls", "sm_image_grayscale"])
+@pytest.mark.parametrize("layout", ["single", "folder-without-extension"])
+def test_real_highdicom_instances_are_delivered(tmp_path, name, layout):
+    source = shared_fixture("dicom", "highdicom", f"{name}.dcm")
+    if layout == "single":
+        path = tmp_path / f"{name}.dcm"
+    else:
+        (tmp_path / "slide").mkdir()
+        path = tmp_path / "slide"
+    shutil.copyfile(source, path if layout == "single" else path / "IM000001")
+    opens = name == "sm_image"  # OpenSlide reads neither JPEG-LS nor 16-bit grey
+    before = openslide_all(path if layout == "single" else path / "IM000001") if opens else None
+    anonymize(path)
+    delivered = path if layout == "single" else path / LEVEL_0
+    assert leaks(path, ["Test^Patient", "S19-1", "AA01", "abcd", "Test^Physician", "test.org", "DAPI",
+                        "wsiget", "17890505"]) == []
+    if opens:
+        assert openslide_all(delivered) == before
+
+
+def test_real_annotations_object_refuses_its_folder(tmp_path):
+    folder = tmp_path / "slide"
+    folder.mkdir()
+    shutil.copyfile(shared_fixture("dicom", "highdicom", "sm_image.dcm"), folder / "a.dcm")
+    shutil.copyfile(shared_fixture("dicom", "highdicom", "sm_annotations.dcm"), folder / "b.dcm")
+    with pytest.raises(Unsupported, match="b.dcm: not a whole-slide image instance"):
+        prepare(str(folder), OPTIONS)
+
+
+def test_real_label_alone_leaves_nothing_to_deliver(tmp_path):
+    path = tmp_path / "label.dcm"
+    shutil.copyfile(shared_fixture("dicom", "label-instance", "test_wsi.dcm"), path)
+    with pytest.raises(Unsupported, match="nothing would be left"):
+        prepare(str(path), OPTIONS)
+
+
+def test_audit_refuses_each_real_fixture_as_the_scanner_wrote_it(tmp_path):
+    """The audit, given the untouched files as if paw had delivered them, names what it cannot
+    explain (nothing is taken from the scrubber)."""
+    from paw.formats import dicomaudit
+    folder = real_dicom_folder(tmp_path)
+    plan = dicom_format.DicomPlan(instances=[{"action": "rewrite", "name": n, "source": n}
+                                             for n in sorted(os.listdir(folder))])
+    problems = dicomaudit.audit(str(folder), plan, OPTIONS)
+    text = "\n".join(problems)
+    for expected in ("boxes_0.dcm: file meta holds other elements than paw writes",
+                     "boxes_0.dcm: file meta/MediaStorageSOPInstanceUID is not a UID paw issued",
+                     "boxes_0.dcm: ImageComments is not in the allow-list",
+                     "boxes_0.dcm: ContributingEquipmentSequence is not in the allow-list",
+                     "boxes_0.dcm: DeviceSerialNumber holds a value the allow-list does not explain",
+                     "boxes_0.dcm: SpecimenDescriptionSequence[0]/SpecimenIdentifier holds a value",
+                     "label.dcm: BarcodeValue is not in the allow-list",
+                     "label.dcm: (3021,1001) is not in the allow-list",
+                     "label.dcm: an instance not known to show no label"):
+        assert expected in text, expected
+
+
+# --- bundles: which files make the slide ----------------------------------------------------------
+
+def _fileset(folder, tmp_path):
+    """A PACS-style export of the synthetic slide: DICOMDIR and PT*/ST*/SE*/IM* without extension."""
+    from pydicom.fileset import FileSet
+    source, _ = slide(tmp_path / "src")
+    fileset = FileSet()
+    for name in sorted(os.listdir(source)):
+        fileset.add(pydicom.dcmread(source / name))
+    fileset.write(str(folder))
+    return dicom.planted()
+
+
+def test_pacs_export_with_dicomdir_and_sub_folders_is_one_slide(tmp_path):
+    folder = tmp_path / "export"
+    planted = _fileset(folder, tmp_path)
+    assert bundle.is_dicom_folder(str(folder))  # the DICOMDIR at the top says so
+    _, plan, found = anonymize(folder)
+    assert found["dicomdir"] == 1 and found["volume"] == 2
+    assert sorted(os.listdir(folder)) == KEPT  # flattened: OpenSlide reads one directory
+    assert leaks(folder, planted) == []
+    assert openslide_view(str(folder / LEVEL_0))[1] == ["thumbnail"]
+    assert any(a.startswith("DICOMDIR removed") for a in plan.actions)
+
+
+def test_inbox_scan_finds_one_slide_per_instance_folder(tmp_path):
+    from paw.inbox import find_units
+    inbox = tmp_path / "inbox"
+    _fileset(inbox / "project" / "S26-1 export", tmp_path)
+    dicom.write(str(inbox / "project" / "S26-2"), names="bare")
+    units = find_units(str(inbox), ["@eaDir", ".*"])
+    assert sorted((u.kind, u.main) for u in units) == [("dicom", "project/S26-1 export"), ("dicom", "project/S26-2")]
+
+
+CLUTTER = {
+    "._IMG0001": b"\x00\x05\x16\x07\x00\x02\x00\x00" + f"com.apple.metadata {ACCESSION}".encode(),
+    ".DS_Store": b"\x00\x00\x00\x01Bud1" + f"IMG0001 {PATIENT}".encode("utf-16-be"),
+    "Thumbs.db": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + ACCESSION.encode(),
+    "desktop.ini": f"[.ShellClassInfo]\r\nInfoTip={PATIENT}\r\n".encode("utf-16"),
+    "@eaDir/IMG0001@SynoEAStream": ACCESSION.encode(),
+    "IMG0001@SynoResource": ACCESSION.encode(),
+}
+
+
+def test_clutter_is_removed_and_reported(tmp_path):
+    folder, planted = slide(tmp_path, names="bare")
+    for name, data in CLUTTER.items():
+        os.makedirs(os.path.dirname(folder / name), exist_ok=True)
+        (folder / name).write_bytes(data)
+    _, plan, _ = anonymize(folder)
+    assert sorted(os.listdir(folder)) == KEPT and leaks(folder, planted) == []
+    for what in ("macOS AppleDouble metadata file (._*) removed", "macOS folder settings (.DS_Store) removed",
+                 "Windows thumbnail cache (Thumbs.db) removed", "Synology thumbnail and attribute folder (@eaDir) removed"):
+        assert what in plan.actions
+
+
+@pytest.mark.parametrize("stray, data", [
+    ("notes.txt", f"slide of {PATIENT}".encode()),
+    ("._IMG0001", b"not an AppleDouble file " + ACCESSION.encode()),   # a clutter name, not its content
+    ("sub/readme", b"text"),
+    ("Thumbs.db", b"\x00" * 16),
+    ("IMG0001.part", b"DICM"),
+])
+def test_a_stray_file_refuses_the_slide_naming_it(tmp_path, stray, data):
+    folder, _ = slide(tmp_path, names="bare")
+    os.makedirs(os.path.dirname(folder / stray), exist_ok=True)
+    (folder / stray).write_bytes(data)
+    with pytest.raises(Unsupported, match=f"'{stray}': a file that is not part of a DICOM slide"):
+        prepare(str(folder), OPTIONS)
+
+
+def test_two_series_in_one_folder_are_refused(tmp_path):
+    folder, _ = slide(tmp_path, names="plain")
+    other = tmp_path / "other"
+    dicom.write(str(other), names="plain")
+    shutil.copyfile(dicom.volume(str(other)), folder / "other-volume.dcm")
+    with pytest.raises(Unsupported, match="instances of 2 series"):
+        prepare(str(folder), OPTIONS)
+
+
+def test_hidden_instance_of_the_series_is_part_of_the_slide(tmp_path):
+    """OpenSlide reads hidden files of the folder too: a hidden instance is an instance."""
+    folder, planted = slide(tmp_path, names="plain")
+    os.rename(dicom.volume(str(folder)), folder / f".{ACCESSION}.dcm")
+    anonymize(folder)
+    assert sorted(os.listdir(folder)) == KEPT and leaks(folder, planted) == []
+
+
+# --- label, overview, thumbnail: only what is known to show no label stays --------------------------
+
+def _by_role(folder):
+    return {pydicom.dcmread(folder / n, stop_before_pixels=True).ImageType[2]: folder / n
+            for n in os.listdir(folder) if pydicom.dcmread(folder / n, stop_before_pixels=True).ImageType[2] != "VOLUME"}
+
+
+@pytest.mark.parametrize("change, kept", [
+    (lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"), False),
+    (lambda ds: setattr(ds, "BurnedInAnnotation", "YES"), False),
+    (lambda ds: delattr(ds, "SpecimenLabelInImage"), True),   # RESAMPLED, same frame of reference
+    (lambda ds: (delattr(ds, "SpecimenLabelInImage"), setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "THUMBNAIL", "NONE"])), False),
+    (lambda ds: (delattr(ds, "SpecimenLabelInImage"), setattr(ds, "FrameOfReferenceUID", "1.2.3.4")), False),
+])
+def test_thumbnail_stays_only_when_known_to_show_no_label(tmp_path, change, kept):
+    folder, _ = slide(tmp_path)
+    rewrite(_by_role(folder)["THUMBNAIL"], change)
+    anonymize(folder)
+    assert (f"{PSEUDONYM}_thumbnail.dcm" in os.listdir(folder)) == kept
+
+
+@pytest.mark.parametrize("flavour", ["LOCALIZER", "SOMETHING"])
+def test_overview_of_another_flavour_is_deleted_even_with_keep_macro(tmp_path, flavour):
+    folder, _ = slide(tmp_path)
+    rewrite(_by_role(folder)["OVERVIEW"], lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", flavour, "NONE"]))
+    _, plan, found = anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
+    assert sorted(os.listdir(folder)) == KEPT and found[flavour.lower()] == 1
+
+
+def test_a_volume_that_says_it_shows_the_label_is_deleted(tmp_path):
+    folder, _ = slide(tmp_path)
+    level_1 = [n for n in os.listdir(folder) if n.startswith("volume-1")][0]
+    rewrite(folder / level_1, lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"))
+    anonymize(folder)
+    assert sorted(os.listdir(folder)) == [LEVEL_0, f"{PSEUDONYM}_thumbnail.dcm"]
+
+
+# --- hostile variants -------------------------------------------------------------------------------
+
+MARK = "ZQX-S26-4711"
+
+
+def _nested(ds, *keywords, value=MARK):
+    """Set `value` at a nested path, creating one item per sequence level."""
+    target = ds
+    for keyword in keywords[:-1]:
+        if keyword not in target or not target[keyword].value:
+            setattr(target, keyword, Sequence([Dataset()]))
+        target = target[keyword].value[0]
+    setattr(target, keywords[-1], value)
+
+
+def _private(ds, group, value, vr="LO"):
+    block = ds.private_block(group, "ACME HOSTILE", create=True)
+    block.add_new(0x01, vr, value)
+
+
+def _charset(charset, text):
+    def plant(ds):
+        ds.SpecificCharacterSet = charset
+        ds.PatientComments = text
+        ds.OpticalPathSequence[0].OpticalPathDescription = text
+    return plant
+
+
+def _icc_with(text):
+    """A minimal ICC profile: header, a `desc` tag carrying `text`, a white point."""
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text) + 1) + text.encode() + b"\0" + bytes(4 + 4 + 3 + 67)
+    desc += bytes(-len(desc) % 4)
+    white = b"XYZ " + bytes(4) + struct.pack(">iii", 63190, 65536, 54061)
+    table_end = 128 + 4 + 12 * 2
+    body = desc + white
+    profile = bytearray(table_end) + body
+    struct.pack_into(">I", profile, 0, len(profile))
+    profile[36:40] = b"acsp"
+    struct.pack_into(">I", profile, 128, 2)
+    struct.pack_into(">4sII", profile, 132, b"desc", table_end, len(desc))
+    struct.pack_into(">4sII", profile, 144, b"wtpt", table_end + len(desc), len(white))
+    return bytes(profile)
+
+
+# id: (what is planted into the instance, what must happen: "delivered" or a piece of the reason)
+DATASET_VARIANTS = {
+    "optical-path-description": (lambda ds: _nested(ds, "OpticalPathSequence", "OpticalPathDescription"), "delivered"),
+    "optical-path-description-start": (lambda ds: _nested(ds, "OpticalPathSequence", "OpticalPathDescription", value=MARK + " tail"), "delivered"),
+    "optical-path-description-end": (lambda ds: _nested(ds, "OpticalPathSequence", "OpticalPathDescription", value="head " + MARK), "delivered"),
+    "optical-path-private": (lambda ds: _private(ds.OpticalPathSequence[0], 0x0011, MARK), "delivered"),
+    "optical-path-identifier": (lambda ds: _nested(ds, "OpticalPathSequence", "OpticalPathIdentifier", value=MARK[:16]), "delivered"),
+    "icc-profile-description": (lambda ds: _nested(ds, "OpticalPathSequence", "ICCProfile", value=_icc_with(MARK)), "delivered"),
+    "acquisition-context-depth-2": (lambda ds: _nested(ds, "AcquisitionContextSequence", "ContentSequence", "TextValue"), "delivered"),
+    "specimen-preparation-depth-3": (lambda ds: _nested(ds, "SpecimenDescriptionSequence", "SpecimenPreparationSequence",
+                                                        "SpecimenPreparationStepContentItemSequence", "TextValue"), "delivered"),
+    "frame-comments-shared": (lambda ds: _nested(ds, "SharedFunctionalGroupsSequence", "FrameContentSequence", "FrameComments"), "delivered"),
+    "frame-datetime-per-frame": (lambda ds: setattr(ds, "PerFrameFunctionalGroupsSequence", Sequence(
+        [_frame_group(i) for i in range(int(ds.NumberOfFrames))])), "delivered"),
+    "derivation-source-uid": (lambda ds: _nested(ds, "SharedFunctionalGroupsSequence", "DerivationImageSequence",
+                                                 "SourceImageSequence", "ReferencedSOPInstanceUID", value="1.2.826.4711.8812"), "delivered"),
+    "referenced-image-uid": (lambda ds: _nested(ds, "ReferencedImageSequence", "ReferencedSOPInstanceUID", value="1.2.826.4711.8813"), "delivered"),
+    "dimension-label": (lambda ds: _nested(ds, "DimensionIndexSequence", "DimensionDescriptionLabel"), "delivered"),
+    "code-meaning-forged": (lambda ds: setattr(ds, "ContainerTypeCodeSequence", Sequence([_code("SCT", "433466003", MARK)])), "delivered"),
+    "code-unknown": (lambda ds: _nested(ds, "OpticalPathSequence", "IlluminationTypeCodeSequence",
+                                        value=Sequence([_code("99ZQ", "4711", MARK)])), "delivered"),
+    "manufacturer": (lambda ds: setattr(ds, "Manufacturer", MARK), "delivered"),
+    "software-versions": (lambda ds: setattr(ds, "SoftwareVersions", ["1.2.3", MARK]), "delivered"),
+    "position-reference": (lambda ds: setattr(ds, "PositionReferenceIndicator", MARK), "delivered"),
+    "content-qualification": (lambda ds: setattr(ds, "ContentQualification", MARK[:16]), "delivered"),
+    "compression-ratio": (lambda ds: setattr(ds, "LossyImageCompressionRatio", ["1.5", "4711.5"]), "delivered"),
+    "private-top-utf16": (lambda ds: _private(ds, 0x0009, MARK.encode("utf-16-le"), "OB"), "delivered"),
+    "private-after-pixels-group": (lambda ds: _private(ds, 0x7FE1, MARK), "delivered"),
+    "icon-image": (lambda ds: _nested(ds, "IconImageSequence", "ImageComments"), "delivered"),
+    "latin-1": (_charset("ISO_IR 100", f"Müller {MARK}"), "delivered"),
+    "utf-8": (_charset("ISO_IR 192", f"Jürgen {MARK} ü"), "delivered"),
+    "image-type-value-4": (lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "VOLUME", MARK[:16]]), "ImageType"),
+    "photometric": (lambda ds: setattr(ds, "PhotometricInterpretation", MARK[:16]), "PhotometricInterpretation"),
+    "rows-as-text": (lambda ds: ds.__setitem__(0x00280010, pydicom.DataElement(0x00280010, "OB", MARK.encode())), "Rows"),
+}
+
+
+def _code(scheme, value, meaning):
+    code = Dataset()
+    code.CodingSchemeDesignator, code.CodeValue, code.CodeMeaning = scheme, value, meaning
+    return code
+
+
+def _frame_group(i):
+    group = Dataset()
+    content = Dataset()
+    content.FrameAcquisitionDateTime = "20261120143207"
+    content.FrameComments = f"{MARK} {i}"
+    group.FrameContentSequence = Sequence([content])
+    return group
+
+
+@pytest.mark.parametrize("instance", ["first", "later"])
+@pytest.mark.parametrize("variant", sorted(DATASET_VARIANTS))
+def test_hostile_dataset_variants(tmp_path, variant, instance):
+    plant, expected = DATASET_VARIANTS[variant]
+    folder, planted = slide(tmp_path)
+    roles = _by_role(folder)
+    region = openslide_view(dicom.volume(str(folder)))[2]
+    target = dicom.volume(str(folder)) if instance == "first" else roles["THUMBNAIL"]
+    rewrite(target, plant)
+    result = outcome(folder)
+    if expected == "delivered":
+        assert result == "delivered"
+        assert leaks(folder, planted + [MARK, "1.2.826.4711"]) == []
+        assert openslide_view(str(folder / LEVEL_0))[2] == region
+    else:
+        assert expected in result and MARK not in result
+
+
+def test_search_list_keeps_a_removed_value_found_inside_a_kept_one(tmp_path):
+    """The accession also hides inside a kept value (Manufacturer) and after the pixel data: the
+    kept value goes, the accession stays on the search list, nothing of it is delivered."""
+    folder, planted = slide(tmp_path)
+    for name in os.listdir(folder):
+        rewrite(folder / name, lambda ds: (setattr(ds, "Manufacturer", "Leica Biosystems"),
+                                           setattr(ds, "AccessionNumber", "Biosystems")))
+    volume = dicom.volume(str(folder))
+    with open(volume, "ab") as fh:
+        fh.write(b"\xfc\xff\xfc\xffOB\0\0" + struct.pack("<I", 10) + b"Biosystems")
+    _, plan, _ = anonymize(folder)
+    assert "Biosystems" in plan.removed
+    assert leaks(folder, planted + ["Biosystems"]) == []
+    assert pydicom.dcmread(folder / LEVEL_0).Manufacturer == "UNKNOWN"
+
+
+def test_scrubber_keeps_the_typed_manufacturer(tmp_path):
+    folder, _ = slide(tmp_path)
+    rewrite(dicom.volume(str(folder)), lambda ds: setattr(ds, "Manufacturer", "Leica Biosystems"))
+    anonymize(folder)
+    assert pydicom.dcmread(folder / LEVEL_0).Manufacturer == "Leica Biosystems"
+
+
+META_VARIANTS = {
+    "source-ae-title": lambda meta: setattr(meta, "SourceApplicationEntityTitle", MARK[:16]),
+    "sending-ae-title": lambda meta: setattr(meta, "SendingApplicationEntityTitle", MARK[:16]),
+    "implementation-version-name": lambda meta: setattr(meta, "ImplementationVersionName", MARK[:16]),
+    "private-information": lambda meta: (setattr(meta, "PrivateInformationCreatorUID", "1.2.826.4711.1"),
+                                         setattr(meta, "PrivateInformation", MARK.encode("utf-16-le"))),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(META_VARIANTS))
+def test_hostile_file_meta(tmp_path, variant):
+    folder, planted = slide(tmp_path)
+    rewrite(dicom.volume(str(folder)), lambda ds: META_VARIANTS[variant](ds.file_meta))
+    assert outcome(folder) == "delivered"
+    assert leaks(folder, planted + [MARK[:16], "1.2.826.4711"]) == []
+
+
+def _tiff_preamble(text):
+    return (b"II*\0" + struct.pack("<I", 8) + text.encode()).ljust(128, b"\0")
+
+
+RAW_VARIANTS = {  # changes to the raw bytes of a saved instance
+    "preamble-ascii": lambda data: MARK.encode().ljust(128, b" ") + data[128:],
+    "preamble-utf16": lambda data: MARK.encode("utf-16-le").ljust(128, b"\0") + data[128:],
+    "preamble-dual-personality-tiff": lambda data: _tiff_preamble(MARK) + data[128:],
+    "trailing-padding": lambda data: data + b"\xfc\xff\xfc\xffOB\0\0" + struct.pack("<I", 16) + MARK.encode().ljust(16),
+    "trailing-raw-bytes": lambda data: data + b"\0\0" + MARK.encode("utf-16-be"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(RAW_VARIANTS))
+@pytest.mark.parametrize("jpeg", [False, True], ids=["native", "jpeg"])
+def test_hostile_bytes_outside_the_dataset(tmp_path, variant, jpeg):
+    folder, planted = slide(tmp_path, jpeg=jpeg)
+    volume = dicom.volume(str(folder))
+    with open(volume, "rb") as fh:
+        data = fh.read()
+    with open(volume, "wb") as fh:
+        fh.write(RAW_VARIANTS[variant](data))
+    _, plan, _ = anonymize(folder)
+    assert MARK in " ".join(plan.removed)  # what went is searched for
+    assert leaks(folder, planted + [MARK]) == []
+
+
+def _with_frames(tmp_path, change, options=OPTIONS):
+    """A JPEG slide whose level-0 frames are changed by change(frames) (re-encapsulated)."""
+    from pydicom.encaps import encapsulate, generate_fragmented_frames
+    folder, _ = slide(tmp_path, jpeg=True)
+    volume = dicom.volume(str(folder))
+    ds = pydicom.dcmread(volume)
+    frames = [b"".join(f) for f in generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames))]
+    ds.PixelData = encapsulate(change(frames))
+    ds.save_as(volume, enforce_file_format=True)
+    return folder, outcome(folder, options)
+
+
+def _insert(frame, segment):
+    return frame[:2] + segment + frame[2:]
+
+
+FRAME_VARIANTS = {
+    "com-in-first-frame": (lambda f: [_insert(f[0], b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK.encode())] + f[1:],
+                           "PixelData frame 1 header holds COM"),
+    "exif-app1-in-last-frame": (lambda f: f[:-1] + [_insert(f[-1], b"\xff\xe1" + struct.pack(">H", len(MARK) + 8) + b"Exif\0\0" + MARK.encode())],
+                                f"frame 12 header holds APP1"),
+    "text-after-end-of-image": (lambda f: [f[0] + MARK.encode()] + f[1:], "PixelData frame 1 header holds bytes after the end of the image"),
+    "jfif-with-thumbnail": (lambda f: [_insert(f[0][:2] + f[0][20:], b"\xff\xe0" + struct.pack(">H", 16 + 12) + b"JFIF\0\1\1\0\0\1\0\1\2\2" + MARK.encode()[:12])] + f[1:],
+                            "PixelData frame 1 header holds APP0"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(FRAME_VARIANTS))
+def test_hostile_frame_headers_are_refused(tmp_path, variant):
+    change, reason = FRAME_VARIANTS[variant]
+    _, result = _with_frames(tmp_path, change)
+    assert reason in result and MARK not in result
+
+
+def test_frame_headers_are_sampled_by_default_and_all_read_with_full_scan(tmp_path):
+    """Frame headers of the first, the last and FRAME_SAMPLE spread frames are read; a comment
+    in any other frame is found with verify.full_scan (documented in the README)."""
+    from paw.formats import dicomaudit
+    frames = 12
+    sampled = {0, frames - 1} | {i * frames // dicomaudit.FRAME_SAMPLE for i in range(dicomaudit.FRAME_SAMPLE)}
+    unsampled = min(set(range(frames)) - sampled)
+    com = b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK.encode()
+
+    def change(f):
+        return f[:unsampled] + [_insert(f[unsampled], com)] + f[unsampled + 1:]
+    _, result = _with_frames(tmp_path / "a", change, SimpleNamespace(keep_macro=False, full_scan=False))
+    assert result == "delivered"
+    _, result = _with_frames(tmp_path / "b", change, OPTIONS)
+    assert f"frame {unsampled + 1} header holds COM" in result
+
+
+# --- the audit is independent of the scrubber ----------------------------------------------------------
+
+def _delivered(tmp_path):
+    folder, planted = slide(tmp_path)
+    module, plan, _ = prepare(str(folder), OPTIONS, PSEUDONYM)
+    plan.apply(str(folder))
+    assert module.check(str(folder), plan, OPTIONS) == []
+    return folder, module, plan
+
+
+TAMPERING = {
+    "preamble": (lambda data: MARK.encode() + data[len(MARK):], "preamble is not all zero"),
+    "after-pixel-data": (lambda data: data + MARK.encode(), "holds bytes after the pixel data"),
+    "meta-element": (lambda data: data.replace(b"PAW ", b"PAX "), "file meta values are not paw's"),
+    "pixel-length": (lambda data: data[:-1], "does not parse"),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERING))
+def test_audit_refuses_tampered_output(tmp_path, tamper):
+    change, reason = TAMPERING[tamper]
+    folder, module, plan = _delivered(tmp_path)
+    with open(folder / LEVEL_0, "rb") as fh:
+        data = fh.read()
+    with open(folder / LEVEL_0, "wb") as fh:
+        fh.write(change(data))
+    assert any(reason in p for p in module.check(str(folder), plan, OPTIONS))
+
+
+def test_audit_refuses_a_stray_file_in_the_delivered_folder(tmp_path):
+    folder, module, plan = _delivered(tmp_path)
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    assert module.check(str(folder), plan, OPTIONS) == [
+        "'.DS_Store': a file the plan does not account for is in the slide folder"]
+
+
+@pytest.mark.parametrize("forget, reason", [
+    ("private", "(0009,0010) is not in the allow-list"),
+    ("nested", "allow-list does not explain"),
+    ("code", "ContainerTypeCodeSequence[0] is not a known code"),
+])
+def test_audit_catches_what_a_broken_scrubber_forgets(tmp_path, monkeypatch, forget, reason):
+    """Break the scrubber on purpose: the audit, reading only the table and the bytes, refuses."""
+    import copy
+    folder, _ = slide(tmp_path)
+    rewrite(dicom.volume(str(folder)), lambda ds: setattr(
+        ds, "ContainerTypeCodeSequence", Sequence([_code("SCT", "433466003", MARK)])))
+    real = dicom_format.Scrub.dataset
+
+    def broken(self, source, rules, path):
+        if forget == "nested" and path:
+            return copy.deepcopy(source)  # items copied as they are
+        out = real(self, source, rules, path)
+        if forget == "private":
+            for element in source:
+                if element.tag.is_private:
+                    out.add(element)
+        return out
+    monkeypatch.setattr(dicom_format.Scrub, "dataset", broken)
+    if forget == "code":
+        monkeypatch.setattr(dicom_format.Scrub, "codes", lambda self, out, element, where: out.add(element))
+    result = outcome(folder)
+    assert reason in result, result
