@@ -263,12 +263,41 @@ def bench_label(repeat, sizes, vendors):
             print(f"{vendor:>8} {name:>6} {m['destroy']:>8.1f} {m['replace']:>8.1f} {m['draw']:>10.1f}")
 
 
+def bench_dicom(repeat, cases):
+    """DICOM instances are rebuilt: the header from the allow-list, the pixel data copied. Cost
+    grows with the pixel bytes (one copy) and with the header (per-frame items); memory must not."""
+    from synth import dicom
+    print(f"\nDICOM, one VOLUME instance through a `paw.py run`, median of {repeat}:")
+    print(f"{'frames':>8} {'tile':>5} {'per-frame':>9} {'bytes':>15} {'run s':>7} {'run RSS MB':>11}")
+    for frames, tile, per_frame in cases:
+        walls, rsss = [], []
+        for _ in range(repeat):
+            base = tempfile.mkdtemp(prefix="pawbench-")
+            try:
+                config = make_lab(base)
+                path = dicom.write_large(os.path.join(base, "inbox", "S26-047119 A1 HE"), frames, tile, per_frame)
+                size = os.path.getsize(path)
+                subprocess.run(["sync"], check=True)
+                wall, rss = timed(PAW + ["--config", config, "-q"])
+                assert len(os.listdir(os.path.join(base, "outbox"))) == 1, "not anonymized"
+                walls.append(wall)
+                rsss.append(rss)
+            finally:
+                shutil.rmtree(base)
+        print(f"{frames:>8,} {tile:>5} {str(per_frame):>9} {size:>15,} {statistics.median(walls):>7.2f} "
+              f"{statistics.median(rsss):>11.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
     p.add_argument("--idle-files", type=int, default=10000)
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
+    p.add_argument("--only", choices=["dicom", "mrxs"], help="run only this benchmark")
     args = p.parse_args()
+    if args.only == "dicom":
+        return bench_dicom(3, [(100, 256, False), (1000, 256, False), (10000, 256, False),
+                               (1000, 16, True), (10000, 16, True), (100000, 16, True)])
     repeat = 3 if args.quick else 5
     sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
     bench_sizes(repeat, sizes, args.formats.split(","))
@@ -278,6 +307,9 @@ def main():
     bench_batch(100 if args.quick else 1000)
     bench_cross_device(256 if args.quick else 1024)
     bench_full_scan(repeat, 256 if args.quick else 1024)
+    bench_dicom(3 if args.quick else 5,
+                [(100, 256, False), (1000, 256, False), (10000, 256, False)] +
+                [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))])
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_killed_before_the_first_journal_write(lab):
 
 
 @pytest.mark.parametrize("fmt, point, nth", [("mrxs", "mid-anonymization", n) for n in (1, 2, 3)]
-                         + [("dicom", "mid-rewrite", 1), ("dicom", "after-apply", 1)])
+                         + [("dicom", "mid-rewrite", n) for n in (1, 2, 3)] + [("dicom", "after-apply", 1)])
 def test_kill_9_inside_multi_file_slides(lab, fmt, point, nth):
     """MRXS edits several files, DICOM rewrites instances one by one: a kill between two of
     them must still end with one anonymized slide and no planted value anywhere in the outbox."""
@@ -88,4 +88,8 @@ def test_kill_9_inside_multi_file_slides(lab, fmt, point, nth):
     for root, _, files in os.walk(lab.outbox):
         for name in files:
             assert leaked(os.path.join(root, name), planted) == [], name
+    if fmt == "dicom":  # every level once, under its new name, nothing left of the old files
+        [output] = os.listdir(lab.outbox)
+        assert sorted(os.listdir(os.path.join(lab.outbox, output))) == [
+            f"{output}_{n}.dcm" for n in ("level-0", "level-1", "thumbnail")]
     assert os.listdir(lab.inbox) == [] and lab.staging() == []

@@ -31,9 +31,9 @@ def planted():
             AE_TITLE, STATION]
 
 
-def instance(role, study, series, frame_of_reference, width, height, jpeg=False):
-    """One instance dataset (file meta attached) with every planted identifier; `jpeg`: frames
-    encapsulated as baseline JPEG (Pillow) instead of native RGB."""
+def instance(role, study, series, frame_of_reference, width, height, codec="native"):
+    """One instance dataset (file meta attached) with every planted identifier; `codec`: frames
+    native RGB, or encapsulated as baseline JPEG or JPEG 2000 codestreams (Pillow)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -110,28 +110,33 @@ def instance(role, study, series, frame_of_reference, width, height, jpeg=False)
     ds.SpecimenLabelInImage = "YES" if role in ("LABEL", "OVERVIEW") else "NO"
     ds.FocusMethod, ds.ExtendedDepthOfField, ds.BurnedInAnnotation = "AUTO", "NO", "NO"
     tiles = [bytes(((frame * 40 + i + width) % 256 for i in range(tile[0] * tile[1] * 3))) for frame in range(frames)]
-    if jpeg:
-        from pydicom.encaps import encapsulate
-        from pydicom.uid import JPEGBaseline8Bit
-        meta.TransferSyntaxUID = JPEGBaseline8Bit
-        ds.PhotometricInterpretation, ds.LossyImageCompression = "YBR_FULL_422", "01"
-        ds.PixelData = encapsulate([jpeg_frame(data, tile) for data in tiles])
-        ds["PixelData"].VR = "OB"
-    else:
+    if codec == "native":
         ds.PixelData = b"".join(tiles)
+        return ds
+    from pydicom.encaps import encapsulate
+    meta.TransferSyntaxUID, ds.PhotometricInterpretation = {
+        "jpeg": ("1.2.840.10008.1.2.4.50", "YBR_FULL_422"), "j2k": ("1.2.840.10008.1.2.4.90", "YBR_RCT")}[codec]
+    ds.LossyImageCompression = "01" if codec == "jpeg" else "00"
+    ds.PixelData = encapsulate([encoded(data, tile, codec) for data in tiles])
+    ds["PixelData"].VR = "OB"
     return ds
 
 
-def jpeg_frame(rgb, size):
-    """One RGB frame as a baseline JPEG (JFIF header, no comment)."""
+def encoded(rgb, size, codec):
+    """One RGB frame as a baseline JPEG (JFIF header, no comment) or a lossless JPEG 2000
+    codestream (OpenJPEG writes its banner as a COM segment)."""
     import io
     from PIL import Image
     out = io.BytesIO()
-    Image.frombytes("RGB", size, rgb).save(out, "JPEG", quality=90)
+    image = Image.frombytes("RGB", size, rgb)
+    if codec == "jpeg":
+        image.save(out, "JPEG", quality=90)
+    else:
+        image.save(out, "JPEG2000", no_jp2=True)
     return out.getvalue()
 
 
-def write(folder, names="accession", jpeg=False):
+def write(folder, names="accession", codec="native"):
     """A slide folder (the five instances of INSTANCES); returns the planted values. `names`:
     "accession" (`<accession>_<SOP UID>_<role>.dcm`, as exports name them), "plain"
     (`volume-0.dcm`, `label-3.dcm` ...) or "bare" (`IMG0001` ..., no extension)."""
@@ -139,7 +144,7 @@ def write(folder, names="accession", jpeg=False):
     os.makedirs(folder, exist_ok=True)
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     for n, (role, size) in enumerate(INSTANCES):
-        ds = instance(role, study, series, frame_of_reference, *size, jpeg=jpeg)
+        ds = instance(role, study, series, frame_of_reference, *size, codec=codec)
         name = {"accession": f"{ACCESSION}_{ds.SOPInstanceUID}_{role.lower()}{n}.dcm",
                 "plain": f"{role.lower()}-{n}.dcm", "bare": f"IMG{n + 1:04d}"}[names]
         ds.save_as(os.path.join(folder, name), enforce_file_format=True)
@@ -155,3 +160,40 @@ def volume(folder):
         if ds.ImageType[2] == "VOLUME":
             sizes[name] = ds.TotalPixelMatrixColumns
     return os.path.join(folder, max(sizes, key=sizes.get))
+
+
+def write_large(folder, frames, tile=256, per_frame=False):
+    """One VOLUME instance of `frames` native RGB tiles whose pixel data is a sparse hole (for
+    the benchmarks: no disk cost to create). `per_frame`: TILED_SPARSE with one
+    PerFrameFunctionalGroupsSequence item per frame (position, a frame date-time), the header
+    that grows with the frame count."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+    os.makedirs(folder, exist_ok=True)
+    columns = 64 * tile
+    rows = -(-frames // 64) * tile
+    ds = instance("VOLUME", generate_uid(), generate_uid(), generate_uid(), TILE, TILE)
+    del ds.PixelData
+    ds.Rows = ds.Columns = tile
+    ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows, ds.NumberOfFrames = columns, rows, frames
+    if per_frame:
+        ds.DimensionOrganizationType = "TILED_SPARSE"
+        items = []
+        for n in range(frames):
+            position, content = Dataset(), Dataset()
+            position.ColumnPositionInTotalImagePixelMatrix = 1 + (n % 64) * tile
+            position.RowPositionInTotalImagePixelMatrix = 1 + (n // 64) * tile
+            content.FrameAcquisitionDateTime = DATE + "143207"
+            item = Dataset()
+            item.PlanePositionSlideSequence = Sequence([position])
+            item.FrameContentSequence = Sequence([content])
+            items.append(item)
+        ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    path = os.path.join(folder, f"{ACCESSION}_volume.dcm")
+    ds.save_as(path, enforce_file_format=True)
+    length = frames * tile * tile * 3
+    with open(path, "ab") as fh:
+        fh.write(b"\xe0\x7f\x10\x00OB\x00\x00" + length.to_bytes(4, "little"))
+        fh.truncate(fh.tell() + length)
+    return path

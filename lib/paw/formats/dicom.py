@@ -33,9 +33,11 @@ element is copied after it (never decoded, streamed in 1 MiB blocks), and the ne
 name with a rename before the old one is removed. The cost is one copy of each instance.
 """
 
+import mmap
 import os
 import re
 import shutil
+import struct
 from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
@@ -149,13 +151,83 @@ def _already(target, header, size):
         return fh.read(len(header)) == header
 
 
-# --- reading the instances ------------------------------------------------------------------
+# --- reading and rebuilding the instances (raw explicit VR little endian) ----------------------
+
+VRS = frozenset("AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM "
+                "UC UI UL UN UR US UT UV".split())
+LONG_VRS = frozenset("OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+ITEM_END = 0xFFFEE00D
+SPECIFIC_CHARACTER_SET = 0x00080005
+META_GROUP = 0x0002
+
+
+def _element(data, at):
+    """(tag, VR, value offset, value length, offset after the value) of the element at `at`
+    (item and delimiter tags have no VR)."""
+    if at + 8 > len(data):
+        raise FormatError("an element runs past the end of the header")
+    group, number = struct.unpack_from("<HH", data, at)
+    tag = group << 16 | number
+    if group == 0xFFFE:
+        (length,) = struct.unpack_from("<I", data, at + 4)
+        return tag, "", at + 8, length, at + 8
+    vr = bytes(data[at + 4:at + 6]).decode("latin-1")
+    if vr not in VRS:
+        raise FormatError(f"element ({group:04X},{number:04X}) has no valid VR (not explicit VR little endian)")
+    if vr in LONG_VRS:
+        if at + 12 > len(data):
+            raise FormatError("an element runs past the end of the header")
+        (length,) = struct.unpack_from("<I", data, at + 8)
+        start = at + 12
+    else:
+        (length,) = struct.unpack_from("<H", data, at + 6)
+        start = at + 8
+    if length == UNDEFINED:
+        return tag, vr, start, length, start
+    if start + length > len(data) and tag != table.PIXEL_DATA:  # _pixel_end says it for the pixels
+        raise FormatError(f"element ({group:04X},{number:04X}) runs past the end of the file")
+    return tag, vr, start, length, start + length
+
+
+def _encode(tag, vr, value):
+    """One element, explicit VR little endian, padded to an even length."""
+    if len(value) % 2:
+        value += b"\0" if vr in ("UI", "OB", "UN") else b" "
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in LONG_VRS:
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def _sequence(tag, items):
+    """A sequence of undefined length whose items (bytes of their elements) have undefined length."""
+    body = b"".join(b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + item + b"\xfe\xff\x0d\xe0\0\0\0\0"
+                    for item in items)
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"SQ\0\0\xff\xff\xff\xff" + body + \
+        b"\xfe\xff\xdd\xe0\0\0\0\0"
+
+
+def _texts(raw):
+    """The values of a text element as a reader shows them, or None if not plain ASCII."""
+    try:
+        text = bytes(raw).rstrip(b"\0 ").decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if any(not 0x20 <= ord(c) <= 0x7E for c in text):
+        return None
+    return [v.strip() for v in text.split("\\")] if text else []
+
+
+def _keywords():
+    from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+    return keyword_for_tag, dictionary_VR, tag_for_keyword
+
 
 @dataclass
 class Instance:
     """What the plan needs to know of one DICOM file before rebuilding it."""
     name: str
-    kind: str = "wsi"            # wsi, dicomdir, other
+    kind: str = "wsi"            # wsi, dicomdir
     flavour: str = ""
     image_type: tuple = ()
     label_in_image: str = ""
@@ -166,160 +238,45 @@ class Instance:
     part: int = 0                # InConcatenationNumber
     concatenated: bool = False
     frames: int = 1
+    syntax: str = ""
     pixel_at: int = 0
     pixel_end: int = 0
     removed: list = field(default_factory=list)
 
 
-def _read(pydicom, file, name):
-    """The dataset of `file` up to its pixel data, and where that element starts."""
-    try:
-        with open(file, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            return ds, fh.tell()
-    except Exception as exc:  # pydicom raises many kinds on garbage
-        raise FormatError(f"{name}: not a readable DICOM file ({type(exc).__name__})") from None
-
-
-def _pixel_end(file, name, at, size):
-    """The end of the PixelData element starting at `at`: its explicit length, or (encapsulated)
-    the end of the sequence delimiter after the last fragment. Whatever follows goes."""
-    fd = os.open(file, os.O_RDONLY)
-    try:
-        head = os.pread(fd, 12, at)
-        if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00" or head[4:6] not in (b"OB", b"OW"):
-            raise FormatError(f"{name}: DICOM instance without pixel data")
-        length = int.from_bytes(head[8:12], "little")
-        if length != UNDEFINED:
-            if at + 12 + length > size:
-                raise FormatError(f"{name}: the pixel data runs past the end of the file")
-            return at + 12 + length
-        position = at + 12
-        for _ in range(MAX_FRAGMENTS):
-            item = os.pread(fd, 8, position)
-            if len(item) < 8:
-                raise FormatError(f"{name}: the pixel data fragments run past the end of the file")
-            tag = int.from_bytes(item[0:2], "little") << 16 | int.from_bytes(item[2:4], "little")
-            length = int.from_bytes(item[4:8], "little")
-            if tag == SEQUENCE_END:
-                return position + 8
-            if tag != ITEM or length == UNDEFINED or position + 8 + length > size:
-                raise FormatError(f"{name}: the pixel data fragments are not in the encapsulated layout")
-            position += 8 + length
-        raise FormatError(f"{name}: implausibly many pixel data fragments")
-    finally:
-        os.close(fd)
-
-
-def _strings(element):
-    """Every text an element holds (and the elements below a sequence), for the removed values:
-    string values as read, printable runs of binary ones."""
-    if element.VR == "SQ":
-        return [t for item in element.value or [] for e in item for t in _strings(e)]
-    value = element.value
-    if value is None or value == "":
-        return []
-    if isinstance(value, (bytes, bytearray)):
-        return [text.strip() for _, text in printable_runs(bytes(value))]
-    if element.VR in STRING_VRS or element.VR == "UN":
-        values = value if element.VM > 1 else [value]
-        return [str(v).strip() for v in values if str(v).strip()]
-    return []
-
-
-def _values(element):
-    if element.value is None or element.value == "":
-        return []
-    values = element.value if element.VM > 1 else [element.value]
-    return [str(v).strip() for v in values]
-
-
-def _survey(pydicom, folder, rel, options):
-    """Read one file: what it is, its role, its pixel data span, and what scrubbing removes."""
-    file = os.path.join(folder, rel)
-    ds, pixel_at = _read(pydicom, file, rel)
-    found = Instance(rel)
-    sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", ds.get("SOPClassUID", "")))
-    if sop_class == table.DICOMDIR_SOP_CLASS:
-        found.kind = "dicomdir"
-        found.removed = [t for e in list(ds.file_meta) + list(ds) for t in _strings(e)]
-        return found
-    if ds.get("SOPClassUID") != table.WSI_SOP_CLASS:
-        raise FormatError(f"{rel}: not a whole-slide image instance (paw does not anonymize other DICOM objects)")
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if syntax not in table.TRANSFER_SYNTAXES:
-        raise FormatError(f"{rel}: transfer syntax not supported (TransferSyntaxUID)")
-    size = os.path.getsize(file)
-    if pixel_at >= size:
-        raise FormatError(f"{rel}: DICOM instance without pixel data")
-    found.pixel_at, found.pixel_end = pixel_at, _pixel_end(file, rel, pixel_at, size)
-    found.image_type = tuple(str(v) for v in (ds.get("ImageType") or []))
-    found.flavour = found.image_type[2] if len(found.image_type) > 2 else ""
-    found.label_in_image = str(ds.get("SpecimenLabelInImage", ""))
-    found.burned_in = str(ds.get("BurnedInAnnotation", ""))
-    found.frame_of_reference = str(ds.get("FrameOfReferenceUID", ""))
-    found.series = str(ds.get("SeriesInstanceUID", ""))
-    columns, rows = ds.get("TotalPixelMatrixColumns"), ds.get("TotalPixelMatrixRows")
-    found.size = (int(columns or ds.get("Columns") or 0), int(rows or ds.get("Rows") or 0))
-    found.part = int(ds.get("InConcatenationNumber") or 0)
-    found.concatenated = "ConcatenationUID" in ds
-    try:
-        found.frames = int(ds.get("NumberOfFrames") or 1)
-    except (TypeError, ValueError):
-        found.frames = 1
-    if table.TRANSFER_SYNTAXES[syntax] == "native":
-        _check_native_length(ds, found, rel)
-    scrub = Scrub(pydicom, "", {}, (), strict=False)
-    scrub.instance(ds, file_meta=ds.file_meta)
-    found.removed = scrub.removed + _outside(file, found.pixel_end, size)
-    return found
-
-
-def _outside(file, pixel_end, size):
-    """Texts in the bytes the rebuilt file leaves out: the preamble (a DICOM-TIFF dual-personality
-    header, or text) and whatever follows the pixel data (padding, private groups), up to
-    TAIL_READ bytes of it: they go, and are searched for."""
-    with open(file, "rb") as fh:
-        preamble = fh.read(128)
-        fh.seek(pixel_end)
-        tail = fh.read(min(size - pixel_end, TAIL_READ))
-    return [text.strip() for data in (preamble, tail) for _, text in printable_runs(data)]
-
-
-def _check_native_length(ds, found, rel):
-    """Native pixel data holds exactly its frames (one pad byte to an even length): no room for
-    anything else under the pixel data's name."""
-    try:
-        expected = found.frames * int(ds.Rows) * int(ds.Columns) * int(ds.SamplesPerPixel) * \
-            ((int(ds.BitsAllocated) + 7) // 8)
-    except (AttributeError, TypeError, ValueError):
-        raise FormatError(f"{rel}: the pixel description is incomplete (Rows, Columns, "
-                          "SamplesPerPixel, BitsAllocated)") from None
-    if found.pixel_end - found.pixel_at - 12 != expected + expected % 2:
-        raise FormatError(f"{rel}: the pixel data length does not match its frames")
-
-
-# --- the allow-list, applied -----------------------------------------------------------------
-
 class Scrub:
-    """Rebuilds datasets from dicomtable.TABLE. `removed` collects every text that does not stay;
-    `dropped` names what went (for people: the ledger's removed column), never a value."""
+    """Rebuilds the bytes of a dataset from dicomtable.TABLE, element by element, at every depth.
+    `removed` collects every text that does not stay; `dropped` names what went (for people:
+    the ledger's removed column), never a value; `top` holds the source's top-level values (the
+    plan decides roles from them)."""
 
-    def __init__(self, pydicom, pseudonym, uids, searched, strict=True):
-        self.pydicom = pydicom
-        self.strict = strict         # refuse when a reader's element must go (off while surveying)
+    def __init__(self, pseudonym, uids, searched, strict=True):
         self.pseudonym = pseudonym
         self.uids = uids             # old UID -> new UID, shared by every instance of the slide
         self.searched = searched     # values that go (>= SEARCHED_MIN): a kept value holding one goes too
-        self.removed, self.dropped = [], []
+        self.strict = strict         # refuse when a reader's element must go (off while surveying)
+        self.removed, self.dropped, self.top = [], [], {}
+        self.encodings = ["iso8859"]
+        self.keyword, self.vr_of, self.tag_of = _keywords()
 
-    def instance(self, ds, file_meta):
-        for element in file_meta:
-            self.removed.extend(_strings(element))
-        return self.dataset(ds, table.TABLE, "")
+    # what goes --------------------------------------------------------------------------------
+
+    def strings(self, vr, raw):
+        """The texts of a value that goes: decoded as the dataset's character set says, or
+        printable runs of a binary value."""
+        if vr in STRING_VRS:
+            from pydicom.charset import decode_bytes
+            try:
+                text = decode_bytes(bytes(raw), self.encodings, set())
+            except Exception:  # an unknown or broken character set: bytes as Latin-1
+                text = bytes(raw).decode("latin-1")
+            return [v.strip(" \0") for v in text.split("\\") if v.strip(" \0")]
+        if vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV", "UV", "SV"):
+            return [text.strip() for _, text in printable_runs(bytes(raw))]
+        return []
 
     def holds_removed(self, values):
-        return any(needle in str(value) for value in values for needle in self.searched)
+        return any(needle in value for value in values for needle in self.searched)
 
     def new_uid(self, old=None):
         """The UID for `old` (the same in every instance), or a fresh one; never one that
@@ -333,126 +290,327 @@ class Scrub:
             return uid
         return self.uids[old]
 
-    def drop(self, element, where):
-        self.removed.extend(_strings(element))
-        self.dropped.append("private elements removed" if element.tag.is_private else f"{where} removed")
+    # walking ----------------------------------------------------------------------------------
 
-    def dataset(self, source, rules, path):
-        from pydicom.dataset import Dataset
-        out = Dataset()
-        for element in source:
-            keyword = element.keyword if not element.tag.is_private else ""
+    def dataset(self, data, at, end, rules, path, top=False, quiet=False):
+        """Rebuild the elements from `at` to `end` or to an item delimiter: (bytes, where the walk
+        stopped). At the top level it stops at PixelData; without one, the position is None.
+        `quiet`: inside something that goes whole (only its texts are collected)."""
+        out = {}
+        while at < end:
+            tag, vr, start, length, after = _element(data, at)
+            if tag == ITEM_END:
+                return self.join(out, rules, path), after
+            if top and tag == table.PIXEL_DATA:
+                return self.join(out, rules, path), at
+            private = bool((tag >> 16) & 1)
+            keyword = "" if private else self.keyword(tag)
+            where = f"{path}/{keyword or f'({tag >> 16:04X},{tag & 0xFFFF:04X})'}"
+            if tag in out:
+                raise FormatError(f"{where.lstrip('/')}: the element is there twice")
             rule = rules.get(keyword) if keyword else None
-            where = f"{path}/{keyword}" if keyword else f"{path}/{element.tag}"
-            if rule is None:
-                self.drop(element, where)
+            if rule is not None and vr not in self.vr_of(tag).split(" or "):
+                rule = None  # another VR than the standard's: not what the rule describes
+            if top:
+                self.top[keyword or tag] = (vr, b"" if vr == "SQ" else bytes(data[start:after]))
+                if tag == SPECIFIC_CHARACTER_SET:
+                    self.charset(data[start:after])
+            if vr == "SQ":
+                built, at = self.sequence(tag, data, start, length, rule, where, quiet)
+            elif length == UNDEFINED:
+                raise FormatError(f"{where.lstrip('/')}: an undefined length where a value must be")
             else:
-                self.element(out, element, rule, where)
-        for keyword, rule in rules.items():
-            if rule.always and keyword not in out:
-                self.write(out, keyword, rule, where=f"{path}/{keyword}")
-        return out
+                built, at = self.value(tag, vr, data[start:after], rule, where, quiet or private), after
+                if built is None and private and not quiet:
+                    self.dropped.append("private elements removed")
+            if built is not None:
+                out[tag] = built
+        return self.join(out, rules, path), None if top else at
 
-    def write(self, out, keyword, rule, where):
+    def charset(self, raw):
+        from pydicom.charset import convert_encodings
+        try:
+            self.encodings = convert_encodings(bytes(raw).decode("ascii").strip(" \0").split("\\"))
+        except Exception:  # an unknown character set: its texts are searched as Latin-1
+            self.encodings = ["latin_1"]
+
+    def join(self, out, rules, path):
+        for keyword, rule in rules.items():
+            if rule.always:
+                tag = self.tag_of(keyword)
+                if tag not in out:
+                    out[tag] = self.fixed(tag, rule, f"{path}/{keyword}")
+        return b"".join(out[tag] for tag in sorted(out))
+
+    def fixed(self, tag, rule, where):
         value = self.pseudonym if isinstance(rule, table.Pseudonym) else rule.value
         if self.holds_removed([value]):
             value = ""
             self.dropped.append(f"{where} emptied (it holds a removed value)")
-        setattr(out, keyword, value)
+        return _encode(tag, self.vr_of(tag).split(" or ")[0], value.encode("ascii"))
 
-    def element(self, out, element, rule, where):
-        from pydicom.sequence import Sequence
-        tag, vr = element.tag, element.VR
-        if isinstance(rule, table.Items):
-            if vr != "SQ":
-                return self.drop(element, where)
-            out.add_new(tag, "SQ", Sequence([self.dataset(item, rule.table, where)
-                                             for item in element.value or []]))
-        elif isinstance(rule, table.Numbers):
-            count = len(_values(element)) if vr not in ("OV", "OD", "OF", "OL", "UV", "SV") else 1
-            if vr not in NUMBER_VRS or not rule.vm[0] <= count <= rule.vm[1]:
-                if rule.required and self.strict:
-                    raise FormatError(f"{where.lstrip('/')}: not a number, and a reader needs it")
-                return self.drop(element, where)
-            out.add_new(tag, vr, element.value)
-        elif isinstance(rule, table.Text):
-            values = _values(element)
-            if vr in STRING_VRS and rule.accepts(values) and not self.holds_removed(values):
-                out.add_new(tag, vr, element.value)
-                return
-            self.removed.extend(_strings(element))
-            if rule.fallback is not None and not self.holds_removed([rule.fallback]):
-                out.add_new(tag, vr if vr in STRING_VRS else "LO", rule.fallback)
-                self.dropped.append(f"{where} set to {rule.fallback}")
-            elif rule.required and self.strict:
-                raise FormatError(f"{where.lstrip('/')}: value not in the allow-list, and a reader needs it")
-            else:
-                self.dropped.append(f"{where} removed")
-        elif isinstance(rule, table.NewUid):
-            old = _strings(element)
+    def value(self, tag, vr, raw, rule, where, quiet):
+        """The rebuilt element for one value that is not a sequence, or None when it goes."""
+        old = self.strings(vr, raw)
+        if rule is None:
             self.removed.extend(old)
-            if old:
-                out.add_new(tag, "UI", self.new_uid(old[0]))
-        elif isinstance(rule, (table.Pseudonym, table.Fixed)):
-            old = _strings(element)
-            self.write(out, element.keyword, rule, where)
-            changed = [v for v in old if v != str(out[tag].value)]
-            if changed:
-                self.removed.extend(changed)
-                self.dropped.append(f"{where} replaced")
-        elif isinstance(rule, table.Empty):
-            old = _strings(element)
-            if old or (vr == "SQ" and element.value):
-                self.removed.extend(old)
-                self.dropped.append(f"{where} emptied")
-            out.add_new(tag, vr, Sequence([]) if vr == "SQ" else ("" if vr in STRING_VRS else b""))
-        elif isinstance(rule, table.Codes):
-            self.codes(out, element, where)
+            if not quiet:
+                self.dropped.append(f"{where} removed")
+            return None
+        if isinstance(rule, table.Numbers):
+            size = {"AT": 4, "FD": 8, "FL": 4, "SL": 4, "SS": 2, "UL": 4, "US": 2}.get(vr, 8)
+            count = len(raw) // size if vr[0] != "O" else 1
+            if vr in NUMBER_VRS and len(raw) % size == 0 and rule.vm[0] <= count <= rule.vm[1]:
+                return _encode(tag, vr, bytes(raw))
         elif isinstance(rule, table.Icc):
-            profile = bytes(element.value or b"")
             try:
-                problems = icc.unexplained(profile, table.ICC_TEXTS)
+                problems = icc.unexplained(bytes(raw), table.ICC_TEXTS)
             except FormatError:
                 problems = ["structure"]
-            if problems or self.holds_removed(text for _, text in printable_runs(profile)):
-                self.drop(element, where)
-            else:
-                out.add_new(tag, vr, profile)
+            if not problems and not self.holds_removed(old):
+                return _encode(tag, vr, bytes(raw))
+        elif isinstance(rule, table.NewUid):
+            self.removed.extend(old)
+            return _encode(tag, "UI", self.new_uid(old[0]).encode("ascii")) if old else None
+        elif isinstance(rule, (table.Pseudonym, table.Fixed)):
+            new = self.pseudonym if isinstance(rule, table.Pseudonym) else rule.value
+            if [v for v in old if v != new]:
+                self.removed.extend(old)
+                self.dropped.append(f"{where} replaced")
+            return self.fixed(tag, rule, where)
+        elif isinstance(rule, table.Empty):
+            if old:
+                self.removed.extend(old)
+                self.dropped.append(f"{where} emptied")
+            return _encode(tag, vr, b"")
+        else:
+            values = _texts(raw)
+            if values is not None and rule.accepts(values) and not self.holds_removed(values):
+                return _encode(tag, vr, "\\".join(values).encode("ascii"))
+            if rule.fallback is not None and not self.holds_removed([rule.fallback]):
+                self.removed.extend(old)
+                self.dropped.append(f"{where} set to {rule.fallback}")
+                return _encode(tag, vr, rule.fallback.encode("ascii"))
+        if rule.required and self.strict:
+            raise FormatError(f"{where.lstrip('/')}: value not in the allow-list, and a reader needs it")
+        self.removed.extend(old)
+        if not quiet:
+            self.dropped.append(f"{where} removed")
+        return None
 
-    def codes(self, out, element, where):
-        from pydicom.dataset import Dataset
-        from pydicom.sequence import Sequence
-        items = []
-        for item in element.value if element.VR == "SQ" else []:
-            key = (str(item.get("CodingSchemeDesignator", "")), str(item.get("CodeValue", "")))
-            meaning = table.CODE_MEANINGS.get(key)
-            if meaning is None or self.holds_removed([*key, meaning]):
-                self.removed.extend(t for e in item for t in _strings(e))
-                self.dropped.append(f"{where}: an unknown code removed")
+    def items(self, data, start, length, where, each):
+        """Call each(item start, item end, path) for every item of a sequence (it returns where
+        the item's walk stopped); returns where the sequence ends."""
+        end = len(data) if length == UNDEFINED else start + length
+        at, number = start, 0
+        while at < end:
+            tag, _, item_start, item_length, at = _element(data, at)
+            if tag == SEQUENCE_END:
+                return at
+            if tag != ITEM:
+                raise FormatError(f"{where.lstrip('/')}: a sequence holds something that is not an item")
+            item_end = end if item_length == UNDEFINED else item_start + item_length
+            after = each(item_start, item_end, f"{where}[{number}]")
+            at = after if item_length == UNDEFINED else item_end
+            number += 1
+        if length == UNDEFINED:
+            raise FormatError(f"{where.lstrip('/')}: the sequence has no end")
+        return end
+
+    def sequence(self, tag, data, start, length, rule, where, quiet):
+        """(the rebuilt sequence or None, where it ends): items by the rule's table, code items
+        against the known codes; an EMPTY rule's items and a sequence without a rule go."""
+        built = []
+        if isinstance(rule, table.Items):
+            def each(item_start, item_end, here):
+                body, after = self.dataset(data, item_start, item_end, rule.table, here, quiet=quiet)
+                built.append(body)
+                return after
+        elif isinstance(rule, table.Codes):
+            def each(item_start, item_end, here):
+                code, after = self.code(data, item_start, item_end, here)
+                if code is not None:
+                    built.append(code)
+                return after
+        else:
+            def each(item_start, item_end, here):
+                built.append(here)
+                return self.dataset(data, item_start, item_end, {}, here, quiet=True)[1]
+        at = self.items(data, start, length, where, each)
+        if isinstance(rule, (table.Items, table.Codes)):
+            return _sequence(tag, built), at
+        if isinstance(rule, table.Empty):
+            if built and not quiet:
+                self.dropped.append(f"{where} emptied")
+            return _sequence(tag, []), at
+        if not quiet:
+            self.dropped.append(f"{where} removed")
+        return None, at
+
+    def code(self, data, at, end, where):
+        """A code item: (its rebuilt bytes, or None when the code is not a known one; where it ends)."""
+        values, texts = {}, []
+        while at < end:
+            tag, vr, start, length, after = _element(data, at)
+            if tag == ITEM_END:
+                at = after
+                break
+            if vr == "SQ":
+                before = len(self.removed)
+                at = self.sequence(tag, data, start, length, None, where, quiet=True)[1]
+                texts += self.removed[before:]
+                del self.removed[before:]
                 continue
-            code = Dataset()
-            code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = key[1], key[0], meaning
-            self.removed.extend(t for e in item for t in _strings(e) if t not in (*key, meaning))
-            items.append(code)
-        out.add_new(element.tag, "SQ", Sequence(items))
+            values[tag] = _texts(data[start:after])
+            texts += self.strings(vr, data[start:after])
+            at = after
+        key = (values.get(0x00080102) or [""])[0], (values.get(0x00080100) or [""])[0]
+        meaning = table.CODE_MEANINGS.get(key)
+        if meaning is None or self.holds_removed([*key, meaning]):
+            self.removed.extend(texts)
+            self.dropped.append(f"{where}: an unknown code removed")
+            return None, at
+        self.removed.extend(t for t in texts if t not in (*key, meaning))
+        return (_encode(0x00080100, "SH", key[1].encode("ascii")) + _encode(0x00080102, "SH", key[0].encode("ascii"))
+                + _encode(0x00080104, "LO", meaning.encode("ascii"))), at
 
 
-def _header(pydicom, ds, syntax):
-    """Preamble (zero), `DICM`, a file meta group built from nothing, the dataset."""
-    from io import BytesIO
-    from pydicom.dataset import FileMetaDataset
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = table.META_VERSION
-    meta.MediaStorageSOPClassUID = table.WSI_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = table.IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = table.IMPLEMENTATION_VERSION_NAME
-    ds.file_meta = meta
-    ds.preamble = bytes(128)
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+def _meta(data, name):
+    """The file meta elements {tag: (VR, raw value)} and where the dataset starts."""
+    if len(data) < 132 or bytes(data[128:132]) != b"DICM":
+        raise FormatError(f"{name}: not a DICOM Part 10 file")
+    found, at = {}, 132
+    while at + 8 <= len(data) and struct.unpack_from("<H", data, at)[0] == META_GROUP:
+        tag, vr, start, length, after = _element(data, at)
+        if vr == "SQ" or length == UNDEFINED:
+            raise FormatError(f"{name}: the file meta group holds a sequence")
+        found[tag] = (vr, bytes(data[start:after]))
+        at = after
+    return found, at
+
+
+def _meta_bytes(instance_uid, syntax):
+    """A file meta group built from nothing (PS3.10 Table 7.1-1), with its group length."""
+    body = (_encode(0x00020001, "OB", table.META_VERSION)
+            + _encode(0x00020002, "UI", table.WSI_SOP_CLASS.encode("ascii"))
+            + _encode(0x00020003, "UI", instance_uid.encode("ascii"))
+            + _encode(0x00020010, "UI", syntax.encode("ascii"))
+            + _encode(0x00020012, "UI", table.IMPLEMENTATION_CLASS_UID.encode("ascii"))
+            + _encode(0x00020013, "SH", table.IMPLEMENTATION_VERSION_NAME.encode("ascii")))
+    return bytes(128) + b"DICM" + _encode(0x00020000, "UL", struct.pack("<I", len(body))) + body
+
+
+def _top_text(scrub, keyword):
+    vr, raw = scrub.top.get(keyword, ("", b""))
+    values = _texts(raw) if vr in STRING_VRS else None
+    return values or []
+
+
+def _top_number(scrub, keyword):
+    vr, raw = scrub.top.get(keyword, ("", b""))
+    if vr in ("US", "UL") and len(raw) in (2, 4):
+        return int.from_bytes(raw, "little")
+    values = _texts(raw) if vr in STRING_VRS else None
+    try:
+        return int(values[0]) if values else 0
+    except ValueError:
+        return 0
+
+
+def _pixel_end(data, name, at):
+    """The end of the PixelData element at `at`: its explicit length, or (encapsulated) the end
+    of the sequence delimiter after the last fragment. Whatever follows goes."""
+    tag, vr, start, length, after = _element(data, at)
+    if vr not in ("OB", "OW"):
+        raise FormatError(f"{name}: DICOM instance without pixel data")
+    if length != UNDEFINED:
+        if after > len(data):
+            raise FormatError(f"{name}: the pixel data runs past the end of the file")
+        return after
+    position = start
+    for _ in range(MAX_FRAGMENTS):
+        if position + 8 > len(data):
+            raise FormatError(f"{name}: the pixel data fragments run past the end of the file")
+        tag, length = struct.unpack_from("<I", data, position)[0], struct.unpack_from("<I", data, position + 4)[0]
+        tag = (tag & 0xFFFF) << 16 | tag >> 16
+        if tag == SEQUENCE_END:
+            return position + 8
+        if tag != ITEM or length == UNDEFINED or position + 8 + length > len(data):
+            raise FormatError(f"{name}: the pixel data fragments are not in the encapsulated layout")
+        position += 8 + length
+    raise FormatError(f"{name}: implausibly many pixel data fragments")
+
+
+def _walk(folder, rel, scrub):
+    """Rebuild one file's dataset with `scrub`: (file meta, dataset bytes, pixel data span).
+    The file is memory-mapped: only the header and the offset items are read."""
+    scrub.top, scrub.encodings = {}, ["iso8859"]
+    with open(os.path.join(folder, rel), "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < 132:
+            raise FormatError(f"{rel}: not a DICOM Part 10 file")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                meta, at = _meta(data, rel)
+                for vr, raw in meta.values():
+                    scrub.removed.extend(scrub.strings(vr, raw))
+                scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[:128])))
+                syntax = (_texts(meta.get(0x00020010, ("", b""))[1]) or [""])[0]
+                sop_class = (_texts(meta.get(0x00020002, ("", b""))[1]) or [""])[0]
+                if sop_class == table.DICOMDIR_SOP_CLASS:
+                    scrub.dataset(data, at, len(data), {}, "", quiet=True)
+                    return meta, None, (0, 0)
+                if sop_class != table.WSI_SOP_CLASS:
+                    raise FormatError(f"{rel}: not a whole-slide image instance "
+                                      "(paw does not anonymize other DICOM objects)")
+                if syntax not in table.TRANSFER_SYNTAXES:
+                    raise FormatError(f"{rel}: transfer syntax not supported (TransferSyntaxUID)")
+                body, pixel_at = scrub.dataset(data, at, len(data), table.TABLE, "", top=True)
+                if pixel_at is None:
+                    raise FormatError(f"{rel}: DICOM instance without pixel data")
+                pixel_end = _pixel_end(data, rel, pixel_at)
+                scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[pixel_end:pixel_end + TAIL_READ])))
+                return meta, body, (pixel_at, pixel_end)
+            except struct.error:
+                raise FormatError(f"{rel}: an element is cut short") from None
+            except FormatError as exc:
+                message = str(exc)
+                raise FormatError(message if message.startswith(f"{rel}:") else f"{rel}: {message}") from None
+
+
+def _survey(folder, rel):
+    """Read one file: what it is, its role, its pixel data span, and what scrubbing removes."""
+    scrub = Scrub("", {}, (), strict=False)
+    meta, body, (pixel_at, pixel_end) = _walk(folder, rel, scrub)
+    found = Instance(rel, removed=scrub.removed)
+    if body is None:
+        found.kind = "dicomdir"
+        return found
+    if _top_text(scrub, "SOPClassUID") != [table.WSI_SOP_CLASS]:
+        raise FormatError(f"{rel}: not a whole-slide image instance (paw does not anonymize other DICOM objects)")
+    found.syntax = (_texts(meta.get(0x00020010, ("", b""))[1]) or [""])[0]
+    found.pixel_at, found.pixel_end = pixel_at, pixel_end
+    found.image_type = tuple(_top_text(scrub, "ImageType"))
+    found.flavour = found.image_type[2] if len(found.image_type) > 2 else ""
+    found.label_in_image = "".join(_top_text(scrub, "SpecimenLabelInImage"))
+    found.burned_in = "".join(_top_text(scrub, "BurnedInAnnotation"))
+    found.frame_of_reference = "".join(_top_text(scrub, "FrameOfReferenceUID"))
+    found.series = "".join(_top_text(scrub, "SeriesInstanceUID"))
+    found.size = (_top_number(scrub, "TotalPixelMatrixColumns") or _top_number(scrub, "Columns"),
+                  _top_number(scrub, "TotalPixelMatrixRows") or _top_number(scrub, "Rows"))
+    found.part = _top_number(scrub, "InConcatenationNumber")
+    found.concatenated = "ConcatenationUID" in scrub.top
+    found.frames = _top_number(scrub, "NumberOfFrames") or 1
+    if table.TRANSFER_SYNTAXES[found.syntax] == "native":
+        expected = found.frames
+        for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated"):
+            if scrub.top.get(keyword, ("",))[0] != "US":
+                raise FormatError(f"{rel}: {keyword} is not a number")
+            expected *= _top_number(scrub, keyword) if keyword != "BitsAllocated" else \
+                (_top_number(scrub, keyword) + 7) // 8
+        if pixel_end - pixel_at - 12 != expected + expected % 2:
+            raise FormatError(f"{rel}: the pixel data length does not match its frames")
+    return found
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -497,7 +655,7 @@ def _names(kept, pseudonym, taken):
 
 
 def _prepare(path, options, pseudonym, label):
-    pydicom = _pydicom()
+    _pydicom()
     single = not os.path.isdir(path)
     folder = os.path.dirname(path) if single else path
     plan, found = DicomPlan(pseudonym=pseudonym), {}
@@ -513,9 +671,8 @@ def _prepare(path, options, pseudonym, label):
             plan.instances.append({"action": "delete", "name": rel})
             plan.actions.append(f"{what} removed")
         plan.folders = contents.folders
-    survey = [_survey(pydicom, folder, rel, options) for rel in files]
-    wsi = [i for i in survey if i.kind == "wsi"]
-    volume_frames = {i.frame_of_reference for i in wsi if i.flavour == "VOLUME"
+    survey = [_survey(folder, rel) for rel in files]
+    volume_frames = {i.frame_of_reference for i in survey if i.kind == "wsi" and i.flavour == "VOLUME"
                      and _keep(i, options, set()) is None}
     kept = []
     for instance in survey:
@@ -536,20 +693,18 @@ def _prepare(path, options, pseudonym, label):
     if single and any(i.concatenated for i in kept):
         raise FormatError("a single instance of a concatenation: the other parts are missing")
 
-    searched = _searched(i.removed for i in survey)
-    searched.update(name_values(files) if not single else [])
-    needles = {v for v in searched if len(v) >= SEARCHED_MIN}
+    searched = _searched(i.removed for i in survey) | set(name_values(files) if not single else [])
     names = {i.name: i.name for i in kept} if single else _names(kept, pseudonym, set(files))
-    scrub, template = Scrub(pydicom, pseudonym, {}, needles), None
+    scrub = Scrub(pseudonym, {}, {v for v in searched if len(v) >= SEARCHED_MIN})
+    template = None
     for instance in kept:
-        file = os.path.join(folder, instance.name)
-        ds, _ = _read(pydicom, file, instance.name)
-        syntax = str(ds.file_meta.TransferSyntaxUID)
-        rebuilt = scrub.instance(ds, file_meta=ds.file_meta)
-        del ds
-        header = _header(pydicom, rebuilt, syntax)
+        _, body, _ = _walk(folder, instance.name, scrub)
+        instance_uid = _top_text(scrub, "SOPInstanceUID")
+        if not instance_uid:
+            raise FormatError(f"{instance.name}: SOPInstanceUID is missing")
+        header = _meta_bytes(scrub.uids[instance_uid[0]], instance.syntax) + body
         if template is None or instance.frames < template[1]:
-            template = (rebuilt, instance.frames)
+            template = (header, instance.frames)
         plan.instances.append({"action": "rewrite", "source": instance.name, "name": names[instance.name],
                                "header": header.hex(), "pixel_at": instance.pixel_at,
                                "pixel_end": instance.pixel_end,
@@ -557,7 +712,7 @@ def _prepare(path, options, pseudonym, label):
     if not single and any(names[i.name] != i.name for i in kept):
         plan.actions.append("instances renamed from the pseudonym")
     if label is not None and not single:
-        _add_drawn_label(pydicom, template[0], label, plan, scrub, set(files) | set(names.values()))
+        _add_drawn_label(template[0], label, plan, scrub, set(files) | set(names.values()))
         found["drawn label"] = 1
         plan.actions.append("label replaced by a drawn pseudonym label")
     elif label is not None:
@@ -582,13 +737,15 @@ def name_values(files):
     return [s for s in stems if re.search(r"[\d\s_.,^-]", s)]
 
 
-def _add_drawn_label(pydicom, template, label, plan, scrub, taken):
+def _add_drawn_label(template, label, plan, scrub, taken):
     """The drawn label as a whole instance of the slide's series, from a kept instance's rebuilt
-    header (so it passes the same allow-list)."""
-    import copy
+    header (so it passes the same allow-list); pydicom writes it."""
+    from io import BytesIO
+
+    import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
 
-    ds = copy.deepcopy(template)
+    ds = pydicom.dcmread(BytesIO(template))
     for keyword in ("PerFrameFunctionalGroupsSequence", "DimensionIndexSequence", "ConcatenationUID",
                     "ConcatenationFrameOffsetNumber", "InConcatenationNumber", "ICCProfile",
                     "InConcatenationTotalNumber", "SOPInstanceUIDOfConcatenationSource",
@@ -596,7 +753,8 @@ def _add_drawn_label(pydicom, template, label, plan, scrub, taken):
                     "LossyImageCompressionMethod"):
         if keyword in ds:
             delattr(ds, keyword)
-    ds.SOPInstanceUID = scrub.new_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = scrub.new_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.ImageType = ["DERIVED", "PRIMARY", "LABEL", "NONE"]
     ds.Rows = ds.TotalPixelMatrixRows = label.height
     ds.Columns = ds.TotalPixelMatrixColumns = label.width
@@ -606,7 +764,9 @@ def _add_drawn_label(pydicom, template, label, plan, scrub, taken):
     ds.DimensionOrganizationType = "TILED_FULL"
     ds.LossyImageCompression, ds.SpecimenLabelInImage, ds.BurnedInAnnotation = "00", "YES", "NO"
     ds.add_new(0x7FE00010, "OB", label.rgb())  # PixelData
-    content = _header(pydicom, ds, ExplicitVRLittleEndian)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    content = out.getvalue()
     stem = re.sub(r"[^A-Za-z0-9.-]+", "_", plan.pseudonym).strip("._") or "slide"
     name = f"{stem}_label.dcm"
     while name in taken:

@@ -90,7 +90,7 @@ class Audit:
                 return {}
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 try:
-                    self.file(Walk(memoryview(data), name), name)
+                    self.file(Walk(data, name), name)
                 except FormatError as exc:
                     self.problem(name, "", f"does not parse ({exc})")
                 except struct.error:
@@ -329,7 +329,7 @@ class Audit:
     @staticmethod
     def unexplained(head, codec):
         if codec == "j2k":
-            return j2k.unexplained(head)
+            return j2k.unexplained(head, comment_explained=table.CODESTREAM_COMMENT.accepts)
         extra = table.JPEG_LS_MARKERS if codec == "jpeg-ls" else frozenset()
         return ["COM" if marker == jpeg.COM else f"APP{marker - jpeg.APP0}"
                 if jpeg.APP0 <= marker <= jpeg.APP15 else f"marker 0x{marker:02X}"

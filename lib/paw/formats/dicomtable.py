@@ -65,6 +65,9 @@ TRANSFER_SYNTAXES = {
     "1.2.840.10008.1.2.4.203": "j2k",     # High-Throughput JPEG 2000
 }
 JPEG_LS_MARKERS = frozenset({0xF7, 0xF8})  # SOF55 and LSE: JPEG-LS frame and preset parameters
+# The banner an encoder writes into a JPEG 2000 COM segment (OpenJPEG, as Pillow 13 / OpenJPEG
+# 2.5 write it); any other comment in a frame refuses the slide.
+CODESTREAM_COMMENT = Pattern(r"Created by OpenJPEG version [0-9]{1,3}(\.[0-9]{1,3}){1,3}")
 
 # The dummies of PS3.15 action D for Type 1 attributes, and the record of de-identification.
 DUMMY_DATE, DUMMY_TIME, DUMMY_DATETIME, UNKNOWN = "19000101", "000000", "19000101000000", "UNKNOWN"
