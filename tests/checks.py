@@ -80,10 +80,27 @@ def folder_leaks(folder, planted):
 def mrxs_tiles(path):
     """The raw bytes of every zoom-level tile, read through Index.dat."""
     from paw.formats.mrxs import describe
-    _, _, _, datafiles, index = describe(path)
+    _, layers, index = describe(path)
     chunks = []
     for fileno, offset, length in index.tiles:
-        with open(os.path.join(path[:-5], datafiles[fileno]), "rb") as fh:
+        with open(os.path.join(path[:-5], layers.data_files[fileno]), "rb") as fh:
             fh.seek(offset)
             chunks.append(fh.read(length))
     return chunks
+
+
+def leaks_below(path, values):
+    """(file name, value) for every value found in a file below `path` (or in a file's name),
+    as UTF-8, UTF-16 (either byte order), Latin-1 or base64."""
+    path = str(path)
+    files = [os.path.join(root, n) for root, _, names in os.walk(path) for n in names] \
+        if os.path.isdir(path) else [path]
+    found = []
+    for file in files:
+        with open(file, "rb") as fh:
+            data = fh.read()
+        for value in values:
+            forms = list(encodings(value)) + [value.encode("latin-1", "replace"), value.encode("utf-16-be")]
+            if value in os.path.basename(file) or any(form in data for form in forms):
+                found.append((os.path.basename(file), value))
+    return found

@@ -2,24 +2,30 @@
 
 Layout as OpenSlide's reader expects it (openslide-vendor-mirax.c): Slidedat.ini names the index
 and data files and the layers; Index.dat starts with "01.02" + SLIDE_ID, then a pointer to the
-hierarchical table (one record per zoom level) and one to the non-hierarchical table (one record
-per NONHIER value, numbered across all of them); Data0000.dat starts "01.02" + SLIDE_ID + "000"
-and holds the JPEGs. Identifiers: slide name, project, creation time, barcode value, SLIDE_ID in
-every file, a ProfileName inside an XML record of the data file, and the label and macro photos.
+hierarchical table (one record per zoom level, then the filter level's, empty) and one to the
+non-hierarchical table (one record per NONHIER value, numbered across all of them); Data0000.dat
+starts "01.02" + SLIDE_ID + "000" and holds the JPEGs and the slide-position record.
+
+Slidedat.ini has the keys real files have (the inventories of wsi-anon, Slidescape and the
+OpenReadout notes; CMU-1's values where OpenSlide's test case shows them), written `KEY = VALUE`
+with CRLF and a UTF-8 BOM as 3DHistech writes it. Identifiers: slide name, project, creation
+times, barcode value, the scanner's hardware id, SLIDE_ID in every file, operator and patient in
+the XML info header record, the label and macro photos, and the .mrxs preview.
 """
 
 import io
+import os
 import struct
 import uuid
 
-from . import ACCESSION, BARCODE, OPERATOR, PATIENT
+from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL
 
 TILE = 256
-CREATED = "20261120143207"
+CREATED = "20/11/2026 14:32:07"
 
 
 def planted():
-    return [PATIENT, ACCESSION, BARCODE, OPERATOR, CREATED]
+    return [PATIENT, ACCESSION, BARCODE, OPERATOR, SERIAL, CREATED]
 
 
 def _jpeg(width, height, shade, text=""):
@@ -33,50 +39,66 @@ def _jpeg(width, height, shade, text=""):
     return out.getvalue()
 
 
-def slidedat(slide_id, encoding_bom=True):
-    lines = [
-        "[GENERAL]", "SLIDE_VERSION=1.0", f"SLIDE_ID={slide_id}",
-        f"SLIDE_NAME={ACCESSION} {PATIENT}", f"PROJECT_NAME={PATIENT}",
-        f"SLIDE_CREATIONDATETIME={CREATED}", "IMAGENUMBER_X=2", "IMAGENUMBER_Y=2",
-        "OBJECTIVE_MAGNIFICATION=20", "CameraImageDivisionsPerSide=1",
-        "[HIERARCHICAL]", "HIER_COUNT=1", "HIER_0_NAME=Slide zoom level", "HIER_0_COUNT=1",
-        "HIER_0_VAL_0=ZoomLevel_0", "HIER_0_VAL_0_SECTION=LAYER_0_LEVEL_0_SECTION",
-        "NONHIER_COUNT=2", "NONHIER_0_NAME=Scan data layer", "NONHIER_0_COUNT=3",
-        "NONHIER_0_VAL_0=ScanDataLayer_SlideThumbnail", "NONHIER_0_VAL_0_SECTION=NONHIER_0_VAL_0_SECTION",
-        "NONHIER_0_VAL_1=ScanDataLayer_SlideBarcode", "NONHIER_0_VAL_1_SECTION=NONHIER_0_VAL_1_SECTION",
-        "NONHIER_0_VAL_2=ScanDataLayer_SlidePreview", "NONHIER_0_VAL_2_SECTION=NONHIER_0_VAL_2_SECTION",
-        "NONHIER_1_NAME=Scanning profile", "NONHIER_1_COUNT=1",
-        "NONHIER_1_VAL_0=ScanDataLayer_ProfileXml", "NONHIER_1_VAL_0_SECTION=NONHIER_1_VAL_0_SECTION",
-        "INDEXFILE=Index.dat",
-        "[DATAFILE]", "FILE_COUNT=1", "FILE_0=Data0000.dat",
-        "[LAYER_0_LEVEL_0_SECTION]", "OVERLAP_X=0", "OVERLAP_Y=0", "MICROMETER_PER_PIXEL_X=0.25",
-        "MICROMETER_PER_PIXEL_Y=0.25", "IMAGE_FILL_COLOR_BGR=16777215", f"DIGITIZER_WIDTH={TILE}",
-        f"DIGITIZER_HEIGHT={TILE}", "IMAGE_FORMAT=JPEG", "IMAGE_CONCAT_FACTOR=0",
-        "[NONHIER_0_VAL_0_SECTION]", "THUMBNAIL_IMAGE_TYPE=JPEG",
-        "[NONHIER_0_VAL_1_SECTION]", "BARCODE_IMAGE_TYPE=JPEG", f"BARCODE_VALUE={BARCODE}",
-        "[NONHIER_0_VAL_2_SECTION]", "PREVIEW_IMAGE_TYPE=JPEG",
-        "[NONHIER_1_VAL_0_SECTION]", f"SCANNER_OPERATOR={OPERATOR}",
+def slidedat(slide_id, data_name="Data0000.dat", index_name="Index.dat"):
+    """The lines of Slidedat.ini."""
+    return [
+        "[GENERAL]", "SLIDE_VERSION = 1.9", f"SLIDE_ID = {slide_id}",
+        f"SLIDE_NAME = {ACCESSION} {PATIENT}", f"PROJECT_NAME = {PATIENT}",
+        f"SLIDE_CREATIONDATETIME = {CREATED}", f"SLIDE_UTC_CREATIONDATETIME = {CREATED}",
+        "SLIDE_TYPE = SLIDE_TYPE_BRIGHTFIELD", "IMAGENUMBER_X = 2", "IMAGENUMBER_Y = 2",
+        "OBJECTIVE_MAGNIFICATION = 20", "OBJECTIVE_NAME = Plan-Apochromat", "CAMERA_TYPE = CIS VCC-F52U25CL",
+        "CameraImageDivisionsPerSide = 1", "CURRENT_SLIDE_VERSION = 1.9", "OPTOVAR_SIZE = 1.0",
+        "[HIERARCHICAL]", "HIER_COUNT = 2",
+        "HIER_0_NAME = Slide zoom level", "HIER_0_COUNT = 1", "HIER_0_VAL_0 = ZoomLevel_0",
+        "HIER_0_VAL_0_SECTION = LAYER_0_LEVEL_0_SECTION",
+        "HIER_1_NAME = Slide filter level", "HIER_1_COUNT = 1", "HIER_1_VAL_0 = FilterLevel_0",
+        "HIER_1_VAL_0_SECTION = LAYER_1_LEVEL_0_SECTION",
+        "NONHIER_COUNT = 2", "NONHIER_0_NAME = Scan data layer", "NONHIER_0_COUNT = 4",
+        "NONHIER_0_VAL_0 = ScanDataLayer_SlideThumbnail", "NONHIER_0_VAL_0_SECTION = NONHIERLAYER_0_LEVEL_0_SECTION",
+        "NONHIER_0_VAL_1 = ScanDataLayer_SlideBarcode", "NONHIER_0_VAL_1_SECTION = NONHIERLAYER_0_LEVEL_1_SECTION",
+        "NONHIER_0_VAL_2 = ScanDataLayer_SlidePreview", "NONHIER_0_VAL_2_SECTION = NONHIERLAYER_0_LEVEL_2_SECTION",
+        "NONHIER_0_VAL_3 = ScanDataLayer_XMLInfoHeader", "NONHIER_0_VAL_3_SECTION = NONHIERLAYER_0_LEVEL_3_SECTION",
+        "NONHIER_1_NAME = VIMSLIDE_POSITION_BUFFER", "NONHIER_1_COUNT = 1", "NONHIER_1_VAL_0 = default",
+        "NONHIER_1_VAL_0_SECTION = NONHIERLAYER_1_LEVEL_0_SECTION",
+        f"INDEXFILE = {index_name}",
+        "[DATAFILE]", "FILE_COUNT = 1", f"FILE_0 = {data_name}",
+        "[LAYER_0_LEVEL_0_SECTION]", "OVERLAP_X = 0", "OVERLAP_Y = 0", "MICROMETER_PER_PIXEL_X = 0.243",
+        "MICROMETER_PER_PIXEL_Y = 0.243", "IMAGE_FILL_COLOR_BGR = 16777215", f"DIGITIZER_WIDTH = {TILE}",
+        f"DIGITIZER_HEIGHT = {TILE}", "IMAGE_FORMAT = JPEG", "IMAGE_CONCAT_FACTOR = 0",
+        "IMAGE_COMPRESSION_FACTOR = 80",
+        "[LAYER_1_LEVEL_0_SECTION]", "FILTER_NAME = Default", "COLOR_R = 255", "COLOR_G = 255", "COLOR_B = 255",
+        "[NONHIERLAYER_0_SECTION]", f"SCANNER_HARDWARE_ID = {SERIAL}", "SCANNER_SOFTWARE_VERSION = 1,12,25,1",
+        "SCANNER_HARDWARE_VERSION = 1.0.0.9", "SCANNING_TIME_IN_SEC = 312", "SCANNED_FOV_COUNT = 4",
+        "[NONHIERLAYER_0_LEVEL_0_SECTION]", "THUMBNAIL_IMAGE_TYPE = JPEG", "THUMBNAIL_IMAGE_WIDTH = 320",
+        "THUMBNAIL_IMAGE_HEIGHT = 120",
+        "[NONHIERLAYER_0_LEVEL_1_SECTION]", "BARCODE_IMAGE_TYPE = JPEG", f"BARCODE_VALUE = {BARCODE}",
+        "[NONHIERLAYER_0_LEVEL_2_SECTION]", "PREVIEW_IMAGE_TYPE = JPEG",
+        "[NONHIERLAYER_0_LEVEL_3_SECTION]",
+        "[NONHIERLAYER_1_SECTION]", "VIMSLIDE_POSITION_DATA_FORMAT_VERSION = 257",
+        "[NONHIERLAYER_1_LEVEL_0_SECTION]",
     ]
-    return ("\ufeff" if encoding_bom else "") + "\r\n".join(lines) + "\r\n"
 
 
-def write(mrxs_path, encoding="utf-8"):
-    """Write NAME.mrxs and NAME/; returns the identifiers planted."""
-    import os
+def write(mrxs_path, encoding="utf-8", data_name="Data0000.dat", index_name="Index.dat", edit=None):
+    """Write NAME.mrxs and NAME/; returns the identifiers planted. `edit(lines)` changes the
+    lines of Slidedat.ini before they are written (hostile variants)."""
     folder = mrxs_path[: -len(".mrxs")]
     os.makedirs(folder)
-    slide_id = uuid.uuid4().hex
-    with open(mrxs_path, "wb") as fh:
-        fh.write(f"{ACCESSION} {PATIENT}\0".encode() + bytes(64))
-    text = slidedat(slide_id)
+    slide_id = uuid.uuid4().hex.upper()
+    with open(mrxs_path, "wb") as fh:  # 3DHistech stores a preview picture here
+        fh.write(_jpeg(64, 32, 90, f"{ACCESSION} {PATIENT}"))
+    lines = slidedat(slide_id, data_name, index_name)
+    text = "\r\n".join(edit(lines) if edit else lines) + "\r\n"
     with open(os.path.join(folder, "Slidedat.ini"), "wb") as fh:
-        fh.write(text.encode("utf-8") if encoding == "utf-8" else text[1:].encode("utf-16"))
+        fh.write(("\ufeff" + text).encode("utf-8") if encoding == "utf-8" else text.encode(encoding))
 
     tiles = [_jpeg(TILE, TILE, 40 * i) for i in range(4)]
+    positions = b"".join(struct.pack("<Bii", 1, (i % 2) * TILE, (i // 2) * TILE) for i in range(4))
     records = [_jpeg(320, 120, 200, f"{PATIENT} {BARCODE}"),   # macro
                _jpeg(120, 120, 180, f"{PATIENT} {ACCESSION}"),  # label
                _jpeg(160, 60, 100, "preview"),
-               f'<Profile ProfileName="{OPERATOR} {PATIENT}"/>'.encode()]
+               f'<Profile ProfileName="{OPERATOR}" Patient="{PATIENT}"/>'.encode(),
+               positions]
     data = bytearray(b"01.02" + slide_id.encode() + b"000" + bytes(256))
     tile_entries, record_entries = [], []
     for i, tile in enumerate(tiles):
@@ -85,14 +107,14 @@ def write(mrxs_path, encoding="utf-8"):
     for record in records:
         record_entries.append((len(data), len(record), 0))
         data += record
-    with open(os.path.join(folder, "Data0000.dat"), "wb") as fh:
+    with open(os.path.join(folder, data_name), "wb") as fh:
         fh.write(data)
 
     index = bytearray(b"01.02" + slide_id.encode())
     roots_at = len(index)
     index += bytes(8)
     hier_table = len(index)
-    index += bytes(4)
+    index += bytes(8)  # zoom level 0, then the filter level (an empty record: pointer 0)
     level_record = len(index)
     index += struct.pack("<ii", 0, len(index) + 8)
     index += struct.pack("<ii", len(tile_entries), 0)
@@ -106,6 +128,6 @@ def write(mrxs_path, encoding="utf-8"):
         index += struct.pack("<ii", 0, len(index) + 8)
         index += struct.pack("<iiiiiii", 1, 0, 0, 0, offset, length, fileno)
     struct.pack_into("<ii", index, roots_at, hier_table, nonhier_table)
-    with open(os.path.join(folder, "Index.dat"), "wb") as fh:
+    with open(os.path.join(folder, index_name), "wb") as fh:
         fh.write(index)
     return planted() + [slide_id]

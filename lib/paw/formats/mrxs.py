@@ -1,32 +1,41 @@
 """3DHistech MIRAX (Pannoramic): `NAME.mrxs` plus the folder `NAME/`.
 
 OpenSlide (openslide-vendor-mirax.c) never reads the .mrxs file; it reads `NAME/Slidedat.ini`
-(a key file: [GENERAL] SLIDE_ID, IMAGENUMBER_X/Y, ...; [HIERARCHICAL] the zoom levels and the
+(a GLib key file: [GENERAL] SLIDE_ID, IMAGENUMBER_X/Y, ...; [HIERARCHICAL] the zoom levels and the
 non-hierarchical layers; [DATAFILE] the data files), `Index.dat` ("01.02" + SLIDE_ID, then a
-pointer to the zoom-level table and one to the non-hierarchical table, whose records are numbered
-across all NONHIER values) and the data files ("01.02" + SLIDE_ID + file number, then JPEGs).
-Associated images are the Scan data layer values ScanDataLayer_SlideBarcode (label),
-ScanDataLayer_SlideThumbnail (macro) and ScanDataLayer_SlidePreview (thumbnail), JPEGs parsed at
-open time: zeroing one while it is still named makes OpenSlide refuse the whole slide.
+pointer to the hierarchical table (one record per zoom level first) and one to the
+non-hierarchical table, whose records are numbered across all NONHIER values) and the data files
+("01.02" + SLIDE_ID + file number, then the images). Associated images are the Scan data layer
+values ScanDataLayer_SlideBarcode (label), ScanDataLayer_SlideThumbnail (macro) and
+ScanDataLayer_SlidePreview (thumbnail), JPEGs parsed at open time: zeroing one while it is still
+named makes OpenSlide refuse the whole slide. Every key of Slidedat.ini is shown as a property.
 
-What paw does:
-- Slidedat.ini is edited line by line (encoding, BOM, CRLF and every other line kept; values cut
-  at the first `=` only): in [GENERAL] only the keys in GENERAL_KEEP keep their value; elsewhere
-  values of keys naming a person, a date or time, a barcode, a path or a project are emptied;
-  the label, macro and preview values are renamed so no reader looks for them any more;
-- SLIDE_ID (a unique identifier of the scan, repeated in Index.dat and every data file) is
-  replaced by a fresh random one of the same length everywhere;
-- in the data files every byte that is not a tile of a zoom level or a slide-position record is
-  zeroed: the label, macro and preview JPEGs and any other layer (scanner profiles carry
-  `ProfileName` and operator names);
-- the .mrxs file, which no reader uses, is zeroed;
+What paw does, the whole bundle:
+- the data folder holds exactly Slidedat.ini, the index and the data files it lists; clutter
+  (bundle.CLUTTER_*) is removed and reported, any other file refuses the slide;
+- Slidedat.ini is written anew from the typed allow-list (mrxstable.py): canonical section
+  names, only the keys of each section's role, typed values kept, known identifying keys
+  (SLIDE_NAME, BARCODE_VALUE, SCANNER_HARDWARE_ID ...) empty, unknown keys, comments, duplicate
+  and localized keys gone; UTF-8 with BOM and CRLF (GLib's key file format). Input GLib refuses
+  (`;` lines, lines that are not a key, a section or a comment) refuses the slide;
+- SLIDE_ID (a record id of the scanner's database) is replaced by a fresh one everywhere;
+- the index file becomes `Index.dat`, the data files `Data0000.dat` ... (a data file named
+  after the case loses its name);
+- in Index.dat every byte that is not the header, a table, a record or a page of the structure
+  OpenSlide reads is zeroed (slack, leftovers, text appended);
+- in the data files every byte that is not a tile of a zoom level or a slide-position record
+  is zeroed: the label, macro and preview JPEGs and any other layer (scanner profiles carry
+  `ProfileName` and operator names); the header carries the new SLIDE_ID and the file number;
+- the .mrxs file, which no reader uses (3DHistech writes a preview picture there), is zeroed;
 - with `label: replace`, the drawn label (a JPEG) is appended to the smallest data file and the
   label's record in Index.dat points at it; the layer keeps its name, so OpenSlide lists `label`.
   A slide without a label layer gets none (adding a layer would renumber every record).
+
+Every value that goes is searched for afterwards (verify.py); a value that stays may not contain
+one (the slide is refused, or the key emptied). mrxsaudit.py checks the result independently.
 """
 
 import codecs
-import configparser
 import os
 import re
 import secrets
@@ -35,22 +44,15 @@ from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
 from ..errors import FormatError
-from ..sparse import first_nonzero
+from . import mrxstable as table
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
 
-VERSION = b"01.02"
-GENERAL_KEEP = frozenset({"SLIDE_VERSION", "SLIDE_TYPE", "IMAGENUMBER_X", "IMAGENUMBER_Y",
-                          "OBJECTIVE_MAGNIFICATION", "CameraImageDivisionsPerSide",
-                          "CURRENT_SLIDE_VERSION", "SLIDE_ID"})
-ASSOCIATED = {"ScanDataLayer_SlideBarcode": "label", "ScanDataLayer_SlideThumbnail": "macro",
-              "ScanDataLayer_SlidePreview": "thumbnail"}
-POSITIONS = ("VIMSLIDE_POSITION_BUFFER", "StitchingIntensityLayer")
-IDENTIFYING_KEY = re.compile(r"NAME|DATE|TIME|USER|OPERATOR|BARCODE_VALUE|PATH|PROJECT|COMMENT|"
-                             r"LABEL|SERIAL|AUTHOR", re.IGNORECASE)
-STRUCTURAL_KEY = re.compile(r"^(NON)?HIER_\d+_(NAME|COUNT|VAL_\d+(_SECTION)?)$|_SECTION$|"
-                            r"^FILE_\d+$|^INDEXFILE$|_IMAGE_TYPE$|^EXPOSURE_TIME")
+VERSION = table.INDEX_VERSION
+MAX_COUNT = 1 << 16      # layers, values, files: more is not a slide
 MAX_RECORDS = 1 << 20
+SEARCHED_MIN = 4         # verify.MIN_SEARCH_LENGTH
+MEASUREMENT = re.compile(r"[-+]?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?")
 
 
 def detect(path):
@@ -59,15 +61,32 @@ def detect(path):
 
 @dataclass
 class UnitPlan(Plan):
-    """Edits to every file of the slide (paths relative to the folder holding the .mrxs)."""
+    """Edits to every file of the slide (paths relative to the folder holding the .mrxs), applied
+    in this order: `delete` (clutter), `renames` (old, new), `files` (byte edits, by new name),
+    `replace` (whole new content)."""
     files: dict = field(default_factory=dict)      # relative path -> EditPlan
     replace: dict = field(default_factory=dict)    # relative path -> new content (bytes)
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
     drawn: dict = field(default_factory=dict)      # record, file, offset, length of a drawn label
+    renames: list = field(default_factory=list)    # [old, new] relative paths
+    delete: list = field(default_factory=list)     # relative paths (files or clutter folders)
+    slide_id: str = ""                             # the new SLIDE_ID
 
     def apply(self, path):
+        import shutil
         base = os.path.dirname(path)
+        for rel in self.delete:
+            target = os.path.join(base, rel)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            elif os.path.lexists(target):
+                os.unlink(target)
+        for old, new in self.renames:  # a replay finds the new name and no old one
+            if os.path.lexists(os.path.join(base, old)) and not os.path.lexists(os.path.join(base, new)):
+                os.rename(os.path.join(base, old), os.path.join(base, new))
+        if self.renames:
+            durable.fsync_dir(os.path.join(base, os.path.dirname(self.renames[0][1])))
         for rel, plan in self.files.items():
             plan.apply(os.path.join(base, rel))
         for rel, data in self.replace.items():
@@ -78,112 +97,152 @@ class UnitPlan(Plan):
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},
                 "replace": {k: v.hex() for k, v in self.replace.items()},
-                "removed": self.removed, "actions": self.actions, "drawn": self.drawn}
+                "removed": self.removed, "actions": self.actions, "drawn": self.drawn,
+                "renames": self.renames, "delete": self.delete, "slide_id": self.slide_id}
 
     @classmethod
     def from_json(cls, data):
         return cls({k: EditPlan.from_json(v) for k, v in data["files"].items()},
                    {k: bytes.fromhex(v) for k, v in data["replace"].items()},
-                   data["removed"], data["actions"], data.get("drawn", {}))
+                   data["removed"], data["actions"], data.get("drawn", {}),
+                   [list(r) for r in data.get("renames", [])], data.get("delete", []),
+                   data.get("slide_id", ""))
 
     def summary(self):
         zeros = [z for plan in self.files.values() for z in plan.zeros]
         writes = sum(len(plan.writes) for plan in self.files.values()) + len(self.replace)
         return (f"zero {sum(n for _, n in zeros)} unreferenced bytes in {len(zeros)} places in "
-                f"{len(self.files)} files; rewrite {writes} headers, records and files; tiles untouched")
+                f"{len(self.files)} files; rewrite {writes} headers, records and files; rename "
+                f"{len(self.renames)} files; tiles untouched")
 
 
-# --- Slidedat.ini, edited as lines ----------------------------------------------------------
+# --- Slidedat.ini as GLib reads it ------------------------------------------------------------
 
 def decode_ini(raw):
+    """The text of Slidedat.ini. GLib reads UTF-8 (a BOM is skipped); UTF-16 is decoded too
+    (GLib refuses it, so OpenSlide cannot open such a slide, but it carries the same keys)."""
     for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
                           (codecs.BOM_UTF8, "utf-8-sig")):
         if raw.startswith(bom):
-            return raw.decode(encoding), encoding
+            return raw.decode(encoding, "replace")
     try:
-        return raw.decode("utf-8"), "utf-8"
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1"), "latin-1"
+        return raw.decode("latin-1")
 
 
-def encode_ini(text, encoding):
-    return text.encode(encoding)  # utf-16 and utf-8-sig write their BOM again
-
-
-class Ini:
-    """Sections, keys and values of a key file, with each line kept as it was written."""
+class KeyFile:
+    """Sections and keys with GLib's semantics: the last of duplicated keys wins, duplicated
+    sections merge, `#` lines are comments, a line whose first non-blank character is `=` is
+    blanked (as OpenSlide does), `KEY[locale]` keys are translations. Everything that is not
+    a key of a section - comments, blanked lines, translations - is collected in `extra` (it
+    goes, and is searched for)."""
 
     def __init__(self, text):
-        self.lines = text.splitlines(keepends=True)
-        self.where = {}  # (section, key) -> line index
+        self.sections, self.extra, self.all_values = {}, [], {}
         section = None
-        for i, line in enumerate(self.lines):
+        for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
             stripped = line.strip()
-            if stripped.startswith("[") and stripped.endswith("]"):
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                self.extra.append(stripped[1:].strip())
+            elif stripped.startswith("["):
+                if not stripped.endswith("]") or len(stripped) < 3:
+                    raise FormatError(f"Slidedat.ini line {number} is not a valid section header")
                 section = stripped[1:-1]
-            elif "=" in stripped and not stripped.startswith(("#", ";")) and section is not None:
-                self.where[(section, line.split("=", 1)[0].strip())] = i
+                self.sections.setdefault(section, {})
+            elif stripped.startswith("="):
+                self.extra.append(stripped[1:].strip())
+            elif "=" in stripped and section is not None:
+                key, value = stripped.split("=", 1)
+                key, value = key.strip(), value.strip()
+                if re.fullmatch(r".+\[[^\]]*\]", key):
+                    self.extra.append(value)
+                    continue
+                self.sections[section][key] = value
+                self.all_values.setdefault((section, key), []).append(value)
+            else:
+                raise FormatError(f"Slidedat.ini line {number} is not a key, a section or a comment "
+                                  "(OpenSlide cannot read it either)")
 
     def get(self, section, key, default=None):
-        i = self.where.get((section, key))
-        if i is None:
-            return default
-        return self.lines[i].split("=", 1)[1].rstrip("\r\n").strip()
+        return self.sections.get(section, {}).get(key, default)
 
-    def set(self, section, key, value):
-        i = self.where[(section, key)]
-        line = self.lines[i]
-        ending = line[len(line.rstrip("\r\n")):]
-        self.lines[i] = line.split("=", 1)[0] + "=" + value + ending
-
-    def keys(self):
-        return list(self.where)
-
-    def text(self):
-        return "".join(self.lines)
+    def int(self, section, key, low=0, high=MAX_COUNT):
+        value = self.get(section, key, "")
+        if not re.fullmatch(r"[+-]?[0-9]{1,9}", value) or not low <= int(value) <= high:
+            raise FormatError(f"Slidedat.ini: {section}/{key} is missing or not a plausible number")
+        return int(value)
 
 
-def _int(ini, section, key):
-    try:
-        return int(ini.get(section, key, ""))
-    except ValueError:
-        raise FormatError(f"Slidedat.ini: {section}/{key} is missing or not a number") from None
+@dataclass
+class Layers:
+    """[HIERARCHICAL] understood: zoom and other hierarchical layers, non-hierarchical records."""
+    hier: list          # (name, [(value, section)]) per HIER layer
+    nonhier: list       # (name, [(value, section, imagenumber_x, imagenumber_y)]) per NONHIER layer
+    index_file: str
+    data_files: list
+
+    def records(self):
+        """[(record number, layer number, value number, layer name, value)] in OpenSlide's numbering."""
+        found, number = [], 0
+        for i, (name, values) in enumerate(self.nonhier):
+            for j, value in enumerate(values):
+                found.append((number, i, j, name, value[0]))
+                number += 1
+        return found
 
 
-def nonhier_records(ini):
-    """[(record number, layer name, value, section)] in OpenSlide's numbering."""
-    records, number = [], 0
-    for i in range(_int(ini, "HIERARCHICAL", "NONHIER_COUNT")):
-        name = ini.get("HIERARCHICAL", f"NONHIER_{i}_NAME", "")
-        for j in range(_int(ini, "HIERARCHICAL", f"NONHIER_{i}_COUNT")):
-            value = ini.get("HIERARCHICAL", f"NONHIER_{i}_VAL_{j}", "")
-            section = ini.get("HIERARCHICAL", f"NONHIER_{i}_VAL_{j}_SECTION", "")
-            records.append((number, name, value, section, f"NONHIER_{i}_VAL_{j}"))
-            number += 1
-    if number > MAX_RECORDS:
+def layers(ini):
+    hier_count = ini.int(table.HIERARCHICAL, "HIER_COUNT", 1)
+    nonhier_count = ini.int(table.HIERARCHICAL, "NONHIER_COUNT")
+    hier, nonhier = [], []
+    for i in range(hier_count):
+        count = ini.int(table.HIERARCHICAL, f"HIER_{i}_COUNT")
+        hier.append((ini.get(table.HIERARCHICAL, f"HIER_{i}_NAME", ""),
+                     [(ini.get(table.HIERARCHICAL, f"HIER_{i}_VAL_{j}", ""),
+                       ini.get(table.HIERARCHICAL, f"HIER_{i}_VAL_{j}_SECTION")) for j in range(count)]))
+    for i in range(nonhier_count):
+        count = ini.int(table.HIERARCHICAL, f"NONHIER_{i}_COUNT")
+        nonhier.append((ini.get(table.HIERARCHICAL, f"NONHIER_{i}_NAME", ""),
+                        [(ini.get(table.HIERARCHICAL, f"NONHIER_{i}_VAL_{j}", ""),
+                          ini.get(table.HIERARCHICAL, f"NONHIER_{i}_VAL_{j}_SECTION"),
+                          ini.get(table.HIERARCHICAL, f"NONHIER_{i}_VAL_{j}_IMAGENUMBER_X"),
+                          ini.get(table.HIERARCHICAL, f"NONHIER_{i}_VAL_{j}_IMAGENUMBER_Y"))
+                         for j in range(count)]))
+    if sum(len(v) for _, v in nonhier) > MAX_RECORDS:
         raise FormatError("Slidedat.ini lists an implausible number of layers")
-    return records
+    if not hier or hier[0][0] != table.ZOOM_NAME:
+        raise FormatError("Slidedat.ini: HIER_0 is not the slide zoom level")
+    files = [ini.get(table.DATAFILE, f"FILE_{i}", "") for i in range(ini.int(table.DATAFILE, "FILE_COUNT", 1))]
+    return Layers(hier, nonhier, ini.get(table.HIERARCHICAL, "INDEXFILE", ""), files)
 
 
-# --- Index.dat ------------------------------------------------------------------------------
+# --- Index.dat --------------------------------------------------------------------------------
 
 class Index:
+    """Index.dat as OpenSlide reads it; `structure` is every byte range of it OpenSlide uses."""
+
     def __init__(self, data, slide_id, zoom_levels, record_count, file_count):
         self.data = data
         head = VERSION + slide_id.encode("latin-1")
         if not data.startswith(head):
             raise FormatError("Index.dat does not start with the slide's SLIDE_ID")
         hier, nonhier = self._ints(len(head), 2)
+        self.structure = [(0, len(head) + 8), (hier, 4 * zoom_levels), (nonhier, 4 * record_count)]
         self.tiles = []    # (fileno, offset, length)
         for level in range(zoom_levels):
             (record,) = self._ints(hier + 4 * level, 1)
             zero, page = self._ints(record, 2)
             if zero != 0:
                 raise FormatError("Index.dat: a zoom-level record does not start with 0")
+            self.structure.append((record, 8))
             for _ in range(MAX_RECORDS):
                 count, following = self._ints(page, 2)
                 if not 0 <= count <= MAX_RECORDS:
                     raise FormatError("Index.dat: implausible page length")
+                self.structure.append((page, 8 + 16 * count))
                 for n in range(count):
                     _, offset, length, fileno = self._ints(page + 8 + 16 * n, 4)
                     self.tiles.append(self._checked(fileno, offset, length, file_count))
@@ -192,7 +251,7 @@ class Index:
                 page = following
             else:
                 raise FormatError("Index.dat: the pages of a zoom level loop")
-        self.records = {}  # record number -> (fileno, offset, length)
+        self.records = {}    # record number -> (fileno, offset, length)
         self.record_at = {}  # record number -> where its (offset, length, fileno) are stored
         for number in range(record_count):
             (record,) = self._ints(nonhier + 4 * number, 1)
@@ -201,6 +260,7 @@ class Index:
             one, _, zero2, zero3, offset, length, fileno = self._ints(page, 7)
             if zero != 0 or one != 1 or zero2 != 0 or zero3 != 0:
                 raise FormatError(f"Index.dat: layer record {number} is not in the known layout")
+            self.structure += [(record, 8), (page, 28)]
             self.records[number] = self._checked(fileno, offset, length, file_count)
 
     def _ints(self, at, n):
@@ -223,103 +283,250 @@ def _read(path, limit=None):
 
 
 def describe(path):
-    """Parse the slide: (Ini, encoding, folder name, data file names, Index)."""
+    """Parse the slide: (KeyFile, Layers, Index), refusing what OpenSlide would refuse."""
     folder = bundle.mrxs_folder(path)
-    slidedat = os.path.join(folder, "Slidedat.ini")
+    slidedat = os.path.join(folder, table.SLIDEDAT)
     if not os.path.isfile(slidedat):
         raise FormatError("MRXS folder has no Slidedat.ini")
-    text, encoding = decode_ini(_read(slidedat, 1 << 20))
-    ini = Ini(text)
-    slide_id = ini.get("GENERAL", "SLIDE_ID")
+    ini = KeyFile(decode_ini(_read(slidedat, 1 << 20)))
+    slide_id = ini.get(table.GENERAL, "SLIDE_ID")
     if not slide_id:
         raise FormatError("Slidedat.ini has no GENERAL/SLIDE_ID")
-    if ini.get("HIERARCHICAL", "HIER_0_NAME") != "Slide zoom level":
-        raise FormatError("Slidedat.ini: HIER_0 is not the slide zoom level")
-    datafiles = [ini.get("DATAFILE", f"FILE_{i}", "") for i in range(_int(ini, "DATAFILE", "FILE_COUNT"))]
-    for name in datafiles + [ini.get("HIERARCHICAL", "INDEXFILE", "")]:
-        if not name or os.sep in name or name.startswith(".") or \
+    found = layers(ini)
+    for name in found.data_files + [found.index_file]:
+        if not name or "/" in name or os.sep in name or name.startswith(".") or \
                 not os.path.isfile(os.path.join(folder, name)):
-            raise FormatError(f"MRXS data file {name!r} is missing")
-    index = Index(_read(os.path.join(folder, ini.get("HIERARCHICAL", "INDEXFILE"))), slide_id,
-                  _int(ini, "HIERARCHICAL", "HIER_0_COUNT"), len(nonhier_records(ini)), len(datafiles))
-    return ini, encoding, os.path.basename(folder), datafiles, index
+            raise FormatError("an MRXS data file Slidedat.ini lists is missing")
+    index = Index(_read(os.path.join(folder, found.index_file)), slide_id, len(found.hier[0][1]),
+                  len(found.records()), len(found.data_files))
+    return ini, found, index
+
+
+class Writer:
+    """Slidedat.ini written anew from the allow-list: every value that does not stay is collected
+    in `removed`, every key or section that goes in `actions` (known names only)."""
+
+    def __init__(self, ini, searched=()):
+        self.ini, self.searched = ini, searched
+        self.lines, self.removed, self.actions = [], list(ini.extra), []
+        if ini.extra:
+            self.actions.append("Slidedat.ini comments, blanked and translated keys removed")
+
+    def holds_removed(self, value):
+        return any(needle in value for needle in self.searched)
+
+    def section(self, name, role, source, extra=()):
+        """One section: `extra` (key, value) pairs paw writes first, then the role's keys."""
+        self.lines.append(f"[{name}]")
+        for key, value in extra:
+            self.lines.append(f"{key} = {value}")
+        keys = table.ROLE_KEYS[role]
+        values = self.ini.sections.get(source, {}) if source else {}
+        for key, value in values.items():
+            if key not in keys:
+                self.removed.extend(self.ini.all_values[(source, key)])
+                self.actions.append(f"an unknown key of a {role} section removed")
+                continue
+            rule = keys[key]
+            if rule == "replaced" or (role == table.GENERAL and key == "SLIDE_ID"):
+                continue
+            every = self.ini.all_values[(source, key)]
+            if rule is not table.EMPTIED and rule.accepts(value) and not self.holds_removed(value):
+                if len(set(every)) > 1:
+                    raise FormatError(f"Slidedat.ini: {key} is there twice with different values")
+                self.lines.append(f"{key} = {value}")
+                continue
+            if key in table.REQUIRED.get(role, ()):
+                raise FormatError(f"Slidedat.ini: {key} is not in the allow-list's shape, and OpenSlide needs it")
+            self.removed.extend(every)
+            if any(v for v in every):
+                self.actions.append(f"{key} emptied")
+            self.lines.append(f"{key} = ")
+        if source and source != name and not STRUCTURAL_SECTION.fullmatch(source):
+            self.removed.append(source)  # a section's name is text too
+        missing = table.REQUIRED.get(role, set()) - set(values)
+        if missing:
+            raise FormatError(f"Slidedat.ini: a {role} section lacks {sorted(missing)[0]} (OpenSlide needs it)")
+
+    def text(self):
+        return "\ufeff" + "\r\n".join(self.lines) + "\r\n"
+
+
+def _structure(found, kept_values):
+    """[HIERARCHICAL] and [DATAFILE] lines from what was understood, with canonical names."""
+    lines, sections = [f"HIER_COUNT = {len(found.hier)}"], []
+    for i, (name, values) in enumerate(found.hier):
+        role = table.ZOOM_LEVEL if i == 0 else table.HIER_LEVEL
+        lines.append(f"HIER_{i}_NAME = {name if table.HIER_NAMES.accepts(name) else table.layer_name('Hier', i)}")
+        lines.append(f"HIER_{i}_COUNT = {len(values)}")
+        for j, (value, source) in enumerate(values):
+            canonical = value if i == 0 and table.ZOOM_VALUE.accepts(value) else \
+                (f"ZoomLevel_{j}" if i == 0 else table.value_name(i, j))
+            lines.append(f"HIER_{i}_VAL_{j} = {canonical}")
+            if source is not None:
+                lines.append(f"HIER_{i}_VAL_{j}_SECTION = {table.section_name(role, i, j)}")
+                sections.append((table.section_name(role, i, j), role, source))
+        sections.append((table.section_name(table.HIER_LAYER, i), table.HIER_LAYER, f"LAYER_{i}_SECTION"))
+    lines.append(f"NONHIER_COUNT = {len(found.nonhier)}")
+    for i, (name, values) in enumerate(found.nonhier):
+        lines.append(f"NONHIER_{i}_NAME = {name if table.NONHIER_NAMES.accepts(name) else table.layer_name('NonHier', i)}")
+        lines.append(f"NONHIER_{i}_COUNT = {len(values)}")
+        for j, (value, source, images_x, images_y) in enumerate(values):
+            lines.append(f"NONHIER_{i}_VAL_{j} = {kept_values[(i, j)]}")
+            if source is not None:
+                lines.append(f"NONHIER_{i}_VAL_{j}_SECTION = {table.section_name(table.NONHIER_VALUE, i, j)}")
+                sections.append((table.section_name(table.NONHIER_VALUE, i, j), table.NONHIER_VALUE, source))
+            for axis, number in (("X", images_x), ("Y", images_y)):
+                if number is not None and re.fullmatch(r"[0-9]{1,9}", number):
+                    lines.append(f"NONHIER_{i}_VAL_{j}_IMAGENUMBER_{axis} = {number}")
+        sections.append((table.section_name(table.NONHIER_LAYER, i), table.NONHIER_LAYER, f"NONHIERLAYER_{i}_SECTION"))
+    lines.append(f"INDEXFILE = {table.INDEX_FILE}")
+    datafile = [f"FILE_COUNT = {len(found.data_files)}"] + \
+        [f"FILE_{i} = {table.DATA_FILE.format(i)}" for i in range(len(found.data_files))]
+    return lines, datafile, sections
+
+
+def _canonical_names(found):
+    """[(old, new)] renames so the index is Index.dat and the data files Data0000.dat ...; names
+    already in that form stay. A target another member already bears (files named out of order)
+    would make the renames order-dependent, and a replay ambiguous: refused."""
+    renames = [(name, table.DATA_FILE.format(i)) for i, name in enumerate(found.data_files)
+               if name != table.DATA_FILE.format(i)]
+    if found.index_file != table.INDEX_FILE:
+        renames.append((found.index_file, table.INDEX_FILE))
+    members = set(found.data_files) | {found.index_file}
+    if any(new in members for _, new in renames) or len(members) != len(found.data_files) + 1:
+        raise FormatError("MRXS data files are named out of order (one bears another's canonical "
+                          "name); rename them Data0000.dat ... by hand")
+    return renames
+
+
+STRUCTURAL_SECTION = re.compile(r"(NON)?HIER(LAYER)?_[0-9]+(_VAL_[0-9]+|_LEVEL_[0-9]+)?_SECTION|"
+                                r"LAYER_[0-9]+(_LEVEL_[0-9]+)?_SECTION")
 
 
 def _prepare(path, options, label):
-    ini, encoding, folder, datafiles, index = describe(path)
-    plan, found = UnitPlan(), {}
-    base = os.path.dirname(path)
-    sizes = [os.path.getsize(os.path.join(base, folder, name)) for name in datafiles]
-    index_writes = []
+    ini, found, index = describe(path)
+    folder_path = bundle.mrxs_folder(path)
+    folder = os.path.basename(folder_path)
+    plan, kept_found = UnitPlan(), {}
+    listed = {table.SLIDEDAT, found.index_file, *found.data_files}
+    contents = bundle.contents(folder_path, lambda p: os.path.basename(p) in listed, recurse=False)
+    if contents.strays:
+        raise FormatError(f"{contents.strays[0]!r}: a file in the MRXS data folder that Slidedat.ini does not list")
+    for rel, what in contents.clutter:
+        plan.delete.append(f"{folder}/{rel}")
+        plan.actions.append(f"{what} removed")
+
+    sizes = [os.path.getsize(os.path.join(folder_path, name)) for name in found.data_files]
     # The drawn label's JPEG goes after the end of the smallest data file; Index.dat offsets are
     # 32-bit signed, so that file must stay under 2 GiB (a label JPEG is < 100 kB).
     draw = label is not None and bool(sizes) and min(sizes) + (1 << 20) < 1 << 31
     if label is not None and not draw:
         plan.actions.append("no drawn label: every data file is near 2 GiB")
-    old_id = ini.get("GENERAL", "SLIDE_ID")
-    new_id = _fresh_id(old_id)
+    old_id = ini.get(table.GENERAL, "SLIDE_ID")
+    plan.slide_id = _fresh_id(old_id)
     plan.removed.append(old_id)
     plan.actions.append("SLIDE_ID replaced in every file")
-    kept = {n: [] for n in range(len(datafiles))}
+    kept = {n: [] for n in range(len(found.data_files))}
     for fileno, offset, length in index.tiles:
         kept[fileno].append((offset, length))
-    for number, name, value, section, key in nonhier_records(ini):
-        kind = ASSOCIATED.get(value) if name == "Scan data layer" else None
+    index_writes, kept_values, jpeg = [], {}, None
+    for number, i, j, name, value in found.records():
+        kind = table.ASSOCIATED.get(value) if name == table.SCAN_DATA_LAYER else None
         if kind:
-            found[kind] = found.get(kind, 0) + 1
-        if name in POSITIONS or (kind == "macro" and options.keep_macro):
+            kept_found[kind] = kept_found.get(kind, 0) + 1
+        kept_values[(i, j)] = value if table.NONHIER_VALUES.accepts(value) else table.value_name(i, j)
+        if name in table.POSITIONS or (kind == "macro" and options.keep_macro):
             fileno, offset, length = index.records[number]
             kept[fileno].append((offset, length))
         elif kind == "label" and draw and not plan.drawn:
             jpeg = label.jpeg()
             fileno = min(range(len(sizes)), key=sizes.__getitem__)
             plan.drawn = {"record": number, "file": fileno, "offset": sizes[fileno], "length": len(jpeg)}
-            found["drawn label"] = 1
+            kept_found["drawn label"] = 1
             index_writes.append((index.record_at[number], struct.pack("<ii", sizes[fileno], len(jpeg))))
             plan.actions.append("label replaced by a drawn pseudonym label")
         elif kind:
-            ini.set("HIERARCHICAL", key, f"removed-by-paw-{number}")
+            kept_values[(i, j)] = table.REMOVED_VALUE.format(number)
             plan.actions.append(f"{kind} image destroyed")
         else:
-            plan.actions.append(f"layer {name or value or number} cleared")
-    for section, key in ini.keys():
-        value = ini.get(section, key)
-        if section == "GENERAL" and key == "SLIDE_ID":
-            ini.set(section, key, new_id)
-        elif value and (section == "GENERAL" and key not in GENERAL_KEEP or section != "GENERAL"
-                        and IDENTIFYING_KEY.search(key) and not STRUCTURAL_KEY.search(key)):
-            ini.set(section, key, "")
+            plan.actions.append("a non-hierarchical layer cleared")
+        if not table.NONHIER_VALUES.accepts(value):
             plan.removed.append(value)
-            plan.actions.append(f"{key} emptied")
-    found["level"] = len(index.tiles)
-    plan.replace[f"{folder}/Slidedat.ini"] = encode_ini(ini.text(), encoding)
-    header_id = VERSION + new_id.encode("latin-1")
-    plan.files[f"{folder}/{ini.get('HIERARCHICAL', 'INDEXFILE')}"] = EditPlan(
-        writes=[(0, header_id)] + index_writes)
-    for fileno, name in enumerate(datafiles):
-        rel = f"{folder}/{name}"
-        size = sizes[fileno]
-        header = len(header_id) + 3
-        spans = ranges.merge([(0, header)], kept[fileno])
-        if spans.size and spans[-1][1] > size:
-            raise FormatError(f"{name}: a record runs past the end of the file")
-        plan.files[rel] = EditPlan(writes=[(0, header_id)], zeros=ranges.complement(spans, size),
-                               kept_data=ranges.as_pairs(ranges.merge(kept[fileno])))
+    kept_found["level"] = len(index.tiles)
+
+    hierarchical, datafile, sections = _structure(found, kept_values)
+    renames = _canonical_names(found)
+    removed_names = [n for n, _ in found.hier if not table.HIER_NAMES.accepts(n)] + \
+        [n for n, _ in found.nonhier if not table.NONHIER_NAMES.accepts(n)] + \
+        [v[0] for i, (_, values) in enumerate(found.hier) for j, v in enumerate(values)
+         if not (i == 0 and table.ZOOM_VALUE.accepts(v[0]))] + [old for old, _ in renames]
+    writer = Writer(ini)
+    _write(ini, writer, plan.slide_id, hierarchical, datafile, sections)
+    searched = _searched(plan.removed + writer.removed + removed_names)
+    writer = Writer(ini, {v for v in searched if len(v) >= SEARCHED_MIN})
+    slidedat = _write(ini, writer, plan.slide_id, hierarchical, datafile, sections)
+    plan.actions += writer.actions
+    plan.removed = sorted(searched | _searched(writer.removed))
+    plan.replace[f"{folder}/{table.SLIDEDAT}"] = slidedat.encode("utf-8")
+
+    plan.renames = [[f"{folder}/{old}", f"{folder}/{new}"] for old, new in renames]
+    if renames:
+        plan.actions.append("MRXS files renamed to Index.dat and Data0000.dat ...")
+    header_id = VERSION + plan.slide_id.encode("latin-1")
+    size = len(index.data)
+    plan.files[f"{folder}/{table.INDEX_FILE}"] = EditPlan(
+        writes=[(0, header_id)] + index_writes,
+        zeros=ranges.complement(ranges.merge(index.structure), size))
+    for fileno in range(len(found.data_files)):
+        rel = f"{folder}/{table.DATA_FILE.format(fileno)}"
+        header = header_id + f"{fileno:03d}".encode("ascii")
+        spans = ranges.merge([(0, len(header))], kept[fileno])
+        if spans.size and spans[-1][1] > sizes[fileno]:
+            raise FormatError("a record runs past the end of its data file")
+        plan.files[rel] = EditPlan(writes=[(0, header)], zeros=ranges.complement(spans, sizes[fileno]),
+                                   kept_data=ranges.as_pairs(ranges.merge(kept[fileno])))
         if plan.drawn.get("file") == fileno:
             plan.files[rel].writes.append((plan.drawn["offset"], jpeg))
             plan.files[rel].added = [(plan.drawn["offset"], plan.drawn["length"])]
     mrxs_size = os.path.getsize(path)
     plan.files[os.path.basename(path)] = EditPlan(zeros=[(0, mrxs_size)] if mrxs_size else [])
-    return Prepared(plan, found)
+    plan.actions = list(dict.fromkeys(plan.actions))
+    return Prepared(plan, kept_found)
+
+
+def _write(ini, writer, slide_id, hierarchical, datafile, sections):
+    writer.section(table.GENERAL, table.GENERAL, table.GENERAL, [("SLIDE_ID", slide_id)])
+    writer.lines += [f"[{table.HIERARCHICAL}]"] + hierarchical + [f"[{table.DATAFILE}]"] + datafile
+    written = {table.GENERAL, table.HIERARCHICAL, table.DATAFILE}
+    for name, role, source in sections:
+        if source in ini.sections or role != table.HIER_LAYER and role != table.NONHIER_LAYER:
+            writer.section(name, role, source if source in ini.sections else None)
+            written.add(source)
+    for name in ini.sections:
+        if name not in written:
+            if not STRUCTURAL_SECTION.fullmatch(name):
+                writer.removed.append(name)
+            writer.removed.extend(v for key in ini.sections[name] for v in ini.all_values[(name, key)])
+            writer.actions.append("a section no layer refers to removed")
+    return writer.text()
+
+
+def _searched(values):
+    """The removed values verification searches for: all of them but measurements (a decimal
+    number with a fraction identifies no one, and the same figure may well stay elsewhere)."""
+    return {v for v in values if v and not MEASUREMENT.fullmatch(v)}
 
 
 def _fresh_id(old):
     if re.fullmatch(r"[0-9a-fA-F]+", old):
-        return secrets.token_hex(len(old) // 2 + 1)[: len(old)]
+        fresh = secrets.token_hex(len(old) // 2 + 1)[: len(old)]
+        return fresh.upper() if old.isupper() else fresh
     return "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in old)
 
 
-# --- the handler, and the independent check of its result -----------------------------------
+# --- the handler ------------------------------------------------------------------------------
 
 class MrxsHandler(Handler):
     name = "mrxs"
@@ -331,7 +538,8 @@ class MrxsHandler(Handler):
         return _prepare(path, options, label)
 
     def check(self, path, plan, options):
-        return _check(path, plan, options)
+        from . import mrxsaudit
+        return mrxsaudit.audit(path, plan, options)
 
     def searched(self, path, plan):
         """Every file of the slide, with the kept tiles it may skip."""
@@ -339,46 +547,3 @@ class MrxsHandler(Handler):
         for rel in list(plan.files) + list(plan.replace):
             sub = plan.files.get(rel)
             yield os.path.join(base, rel), ranges.merge(sub.kept_data if sub else [])
-
-
-def _check(path, plan, options):
-    """Independent re-read: configparser for Slidedat.ini, the index, the data file headers."""
-    problems = []
-    folder_path = bundle.mrxs_folder(path)
-    text, _ = decode_ini(_read(os.path.join(folder_path, "Slidedat.ini")))
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.optionxform = str
-    try:
-        parser.read_string(text)
-        slide_id = parser["GENERAL"]["SLIDE_ID"]
-        values = dict(parser["HIERARCHICAL"])
-    except (configparser.Error, KeyError) as exc:
-        return [f"Slidedat.ini does not parse after editing ({type(exc).__name__})"]
-    for key, value in values.items():
-        drawn = ASSOCIATED.get(value) == "label" and plan.drawn
-        if value in ASSOCIATED and not drawn and not (ASSOCIATED[value] == "macro" and options.keep_macro):
-            problems.append(f"{value} is still listed")
-    for key, value in parser["GENERAL"].items():
-        if key not in GENERAL_KEEP and value.strip():
-            problems.append(f"GENERAL/{key} still has a value")
-    try:
-        ini, _, folder, datafiles, index = describe(path)
-    except FormatError as exc:
-        return problems + [f"the edited slide does not parse: {exc}"]
-    labels = [n for n, layer, value, _, _ in nonhier_records(ini)
-              if layer == "Scan data layer" and ASSOCIATED.get(value) == "label"]
-    if plan.drawn and (labels != [plan.drawn["record"]] or index.records[labels[0]] != (
-            plan.drawn["file"], plan.drawn["offset"], plan.drawn["length"])):
-        problems.append("the label layer does not point at the drawn label")
-    for name in datafiles:
-        if not _read(os.path.join(folder_path, name), 64).startswith(VERSION + slide_id.encode("latin-1")):
-            problems.append(f"{name} does not carry the new SLIDE_ID")
-    for rel, sub in plan.files.items():
-        if rel.startswith(f"{folder}/") and sub.zeros:
-            head = len(VERSION + slide_id.encode("latin-1")) + 3
-            file = os.path.join(os.path.dirname(path), rel)
-            referenced = ranges.merge([(0, head)], sub.kept_data, sub.added)
-            stray = first_nonzero(file, ranges.complement(referenced, os.path.getsize(file)))
-            if stray is not None:
-                problems.append(f"{rel}: unreferenced bytes at {stray} are not cleared")
-    return problems
