@@ -32,7 +32,8 @@ KILL_TRIALS = 200 if FULL else 6
 FUZZ_CASES = 10_000 if FULL else 300
 GENERATORS = {"aperio": (aperio, ".svs"), "ndpi": (ndpi, ".ndpi"), "philips": (philips, ".tiff"),
               "ventana": (ventana, ".bif"), "leica": (leica, ".scn"), "generic": (generic, ".tif"),
-              "isyntax": (isyntax, ".isyntax")}
+              "isyntax": (isyntax, ".isyntax"),
+              "dicom": (SimpleNamespace(write=dicom.write_single), ".dcm")}  # one VOLUME instance
 
 
 def _report(name, figures):
@@ -216,6 +217,36 @@ def mutated_case(tmp_path, vendor, kind, seed):
     with open(path, "wb") as fh:
         fh.write(mutate(data, kind, random.Random(seed)))
     return path
+
+
+MRXS_MEMBERS = ("Slidedat.ini", "Index.dat", "Data0000.dat")
+
+
+@settings(max_examples=FUZZ_CASES // 3, deadline=None, derandomize=not FULL,
+          suppress_health_check=list(HealthCheck))
+@given(member=st.sampled_from(MRXS_MEMBERS),
+       kind=st.sampled_from(["bitflip", "truncate", "overwrite", "offset-past-eof", "huge-count"]),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_mutated_mrxs_members_end_refused_or_verified(tmp_path_factory, member, kind, seed):
+    """One member of an MRXS slide mutated: refused with a one-line reason, or verified with no
+    planted value in Slidedat.ini, Index.dat or the .mrxs (the data files' tiles are payload)."""
+    base = str(tmp_path_factory.mktemp("mrxs"))
+    path = os.path.join(base, "case.mrxs")
+    planted = mrxs.write(path)
+    target = os.path.join(path[:-5], member)
+    with open(target, "rb") as fh:
+        data = fh.read()
+    with open(target, "wb") as fh:
+        fh.write(mutate(data, kind, random.Random(seed)))
+    try:
+        with time_limit(20):
+            process(path)
+    except (Unsupported, VerificationFailed) as exc:
+        assert "\n" not in str(exc) and str(exc)
+        return
+    for name in ("Slidedat.ini", "Index.dat"):
+        assert leaked(os.path.join(path[:-5], name), planted) == [], (member, kind, seed)
+    assert leaked(path, planted) == []
 
 
 def test_label_bytes_declared_as_a_tile_are_caught_by_full_scan(tmp_path):

@@ -197,3 +197,11 @@ def write_large(folder, frames, tile=256, per_frame=False):
         fh.write(b"\xe0\x7f\x10\x00OB\x00\x00" + length.to_bytes(4, "little"))
         fh.truncate(fh.tell() + length)
     return path
+
+
+def write_single(path):
+    """One VOLUME instance as a single-file slide (for the fuzzer); returns the planted values."""
+    from pydicom.uid import generate_uid
+    ds = instance("VOLUME", generate_uid(), generate_uid(), generate_uid(), 64, 48)
+    ds.save_as(path, enforce_file_format=True)
+    return planted()

@@ -290,8 +290,8 @@ def describe(path):
         raise FormatError("MRXS folder has no Slidedat.ini")
     ini = KeyFile(decode_ini(_read(slidedat, 1 << 20)))
     slide_id = ini.get(table.GENERAL, "SLIDE_ID")
-    if not slide_id:
-        raise FormatError("Slidedat.ini has no GENERAL/SLIDE_ID")
+    if not slide_id or not re.fullmatch(r"[!-~]{1,128}", slide_id):
+        raise FormatError("Slidedat.ini has no GENERAL/SLIDE_ID that Index.dat could match")
     found = layers(ini)
     for name in found.data_files + [found.index_file]:
         if not name or "/" in name or os.sep in name or name.startswith(".") or \
