@@ -293,7 +293,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
     p.add_argument("--idle-files", type=int, default=10000)
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
-    p.add_argument("--only", choices=["dicom", "mrxs"], help="run only this benchmark")
+    p.add_argument("--only", choices=["dicom"], help="run only this benchmark")
     args = p.parse_args()
     if args.only == "dicom":
         return bench_dicom(3, [(100, 256, False), (1000, 256, False), (10000, 256, False),

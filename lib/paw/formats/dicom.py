@@ -51,10 +51,9 @@ SEARCHED_MIN = 4           # verify.MIN_SEARCH_LENGTH: shorter values are not se
 UNDEFINED = 0xFFFFFFFF
 ITEM, SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 STRING_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
-NUMBER_VRS = frozenset("AT FD FL OD OF OL OV SL SS SV UL US UV".split()) | {"US or SS"}
+NUMBER_VRS = frozenset("AT FD FL OD OF OL OV SL SS SV UL US UV".split())
 MAX_FRAGMENTS = 1 << 24
 TAIL_READ = 1 << 20        # of the bytes after the pixel data (dropped), read for their texts
-KEPT_FLAVOURS = ("VOLUME", "THUMBNAIL")
 
 
 def _pydicom():
@@ -219,8 +218,17 @@ def _texts(raw):
 
 
 def _keywords():
+    """pydicom's data dictionary, cached: a header repeats the same few tags 100,000 times."""
+    from functools import lru_cache
+
     from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-    return keyword_for_tag, dictionary_VR, tag_for_keyword
+
+    def vr_of(tag):
+        try:
+            return dictionary_VR(tag)
+        except KeyError:
+            return ""
+    return lru_cache(None)(keyword_for_tag), lru_cache(None)(vr_of), lru_cache(None)(tag_for_keyword)
 
 
 @dataclass
@@ -255,7 +263,7 @@ class Scrub:
         self.uids = uids             # old UID -> new UID, shared by every instance of the slide
         self.searched = searched     # values that go (>= SEARCHED_MIN): a kept value holding one goes too
         self.strict = strict         # refuse when a reader's element must go (off while surveying)
-        self.removed, self.dropped, self.top = [], [], {}
+        self.removed, self.dropped, self.top = [], {}, {}
         self.encodings = ["iso8859"]
         self.keyword, self.vr_of, self.tag_of = _keywords()
 
@@ -274,6 +282,10 @@ class Scrub:
         if vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV", "UV", "SV"):
             return [text.strip() for _, text in printable_runs(bytes(raw))]
         return []
+
+    def went(self, what):
+        """Note what went (item numbers left out: 100,000 frames make one line)."""
+        self.dropped[re.sub(r"\[\d+\]", "", what).lstrip("/")] = None
 
     def holds_removed(self, values):
         return any(needle in value for value in values for needle in self.searched)
@@ -322,7 +334,7 @@ class Scrub:
             else:
                 built, at = self.value(tag, vr, data[start:after], rule, where, quiet or private), after
                 if built is None and private and not quiet:
-                    self.dropped.append("private elements removed")
+                    self.went("private elements removed")
             if built is not None:
                 out[tag] = built
         return self.join(out, rules, path), None if top else at
@@ -346,7 +358,7 @@ class Scrub:
         value = self.pseudonym if isinstance(rule, table.Pseudonym) else rule.value
         if self.holds_removed([value]):
             value = ""
-            self.dropped.append(f"{where} emptied (it holds a removed value)")
+            self.went(f"{where} emptied (it holds a removed value)")
         return _encode(tag, self.vr_of(tag).split(" or ")[0], value.encode("ascii"))
 
     def value(self, tag, vr, raw, rule, where, quiet):
@@ -355,7 +367,7 @@ class Scrub:
         if rule is None:
             self.removed.extend(old)
             if not quiet:
-                self.dropped.append(f"{where} removed")
+                self.went(f"{where} removed")
             return None
         if isinstance(rule, table.Numbers):
             size = {"AT": 4, "FD": 8, "FL": 4, "SL": 4, "SS": 2, "UL": 4, "US": 2}.get(vr, 8)
@@ -376,12 +388,12 @@ class Scrub:
             new = self.pseudonym if isinstance(rule, table.Pseudonym) else rule.value
             if [v for v in old if v != new]:
                 self.removed.extend(old)
-                self.dropped.append(f"{where} replaced")
+                self.went(f"{where} replaced")
             return self.fixed(tag, rule, where)
         elif isinstance(rule, table.Empty):
             if old:
                 self.removed.extend(old)
-                self.dropped.append(f"{where} emptied")
+                self.went(f"{where} emptied")
             return _encode(tag, vr, b"")
         else:
             values = _texts(raw)
@@ -389,13 +401,13 @@ class Scrub:
                 return _encode(tag, vr, "\\".join(values).encode("ascii"))
             if rule.fallback is not None and not self.holds_removed([rule.fallback]):
                 self.removed.extend(old)
-                self.dropped.append(f"{where} set to {rule.fallback}")
+                self.went(f"{where} set to {rule.fallback}")
                 return _encode(tag, vr, rule.fallback.encode("ascii"))
         if rule.required and self.strict:
             raise FormatError(f"{where.lstrip('/')}: value not in the allow-list, and a reader needs it")
         self.removed.extend(old)
         if not quiet:
-            self.dropped.append(f"{where} removed")
+            self.went(f"{where} removed")
         return None
 
     def items(self, data, start, length, where, each):
@@ -441,10 +453,10 @@ class Scrub:
             return _sequence(tag, built), at
         if isinstance(rule, table.Empty):
             if built and not quiet:
-                self.dropped.append(f"{where} emptied")
+                self.went(f"{where} emptied")
             return _sequence(tag, []), at
         if not quiet:
-            self.dropped.append(f"{where} removed")
+            self.went(f"{where} removed")
         return None, at
 
     def code(self, data, at, end, where):
@@ -468,7 +480,7 @@ class Scrub:
         meaning = table.CODE_MEANINGS.get(key)
         if meaning is None or self.holds_removed([*key, meaning]):
             self.removed.extend(texts)
-            self.dropped.append(f"{where}: an unknown code removed")
+            self.went(f"{where}: an unknown code removed")
             return None, at
         self.removed.extend(t for t in texts if t not in (*key, meaning))
         return (_encode(0x00080100, "SH", key[1].encode("ascii")) + _encode(0x00080102, "SH", key[0].encode("ascii"))
@@ -717,9 +729,8 @@ def _prepare(path, options, pseudonym, label):
         plan.actions.append("label replaced by a drawn pseudonym label")
     elif label is not None:
         plan.actions.append("no drawn label: a single-file slide has no folder for a LABEL instance")
-    dropped = [re.sub(r"\[\d+\]", "", what).lstrip("/") for what in scrub.dropped]
     plan.actions = list(dict.fromkeys(
-        ["file meta rebuilt, preamble zeroed, nothing kept after the pixel data"] + plan.actions + dropped))
+        ["file meta rebuilt, preamble zeroed, nothing kept after the pixel data"] + plan.actions + list(scrub.dropped)))
     plan.removed = sorted(searched | _searched([scrub.removed]))
     plan.uids = sorted(set(scrub.uids.values()))
     return Prepared(plan, found)

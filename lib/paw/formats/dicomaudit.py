@@ -75,6 +75,7 @@ class Audit:
         self.uids = set(plan.uids)
         self.problems = []
         self.found = {}   # per instance: top-level values the role checks need
+        self.keyword, self.vr_of = _dictionary()
 
     def problem(self, name, where, what):
         self.problems.append(f"{name}: {where.lstrip('/') or 'file'} {what}")
@@ -140,7 +141,7 @@ class Audit:
     def dataset(self, walk, name, at, end, rules, path, top=False):
         """Walk one dataset (an item) from `at` to `end`; returns where PixelData starts (top
         level) or the end of the item."""
-        from pydicom.datadict import dictionary_VR, keyword_for_tag
+        keyword_for_tag, dictionary_VR = self.keyword, self.vr_of
         previous = -1
         while at < end:
             element_at = at
@@ -335,6 +336,14 @@ class Audit:
                 if jpeg.APP0 <= marker <= jpeg.APP15 else f"marker 0x{marker:02X}"
                 for marker, at, length in jpeg.segments(head)
                 if not (marker in extra or jpeg.explained(marker, head[at:at + length]))]
+
+
+def _dictionary():
+    """pydicom's data dictionary (keyword and VR of a tag), cached per tag."""
+    from functools import lru_cache
+
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+    return lru_cache(None)(keyword_for_tag), lru_cache(None)(dictionary_VR)
 
 
 def _ascii(raw):

@@ -238,7 +238,6 @@ TABLE = {
     "NumberOfFrames": Text(kind=Integer(low=1), required=True),
     "PresentationLUTShape": Text(kind=OneOf("IDENTITY", "INVERSE")),
     "RescaleIntercept": Text(kind=DECIMAL), "RescaleSlope": Text(kind=DECIMAL),
-    "ICCProfile": ICC,
     # Whole Slide Microscopy Image (C.8.12.4)
     "VolumetricProperties": Text(kind=OneOf("VOLUME", "SAMPLED", "DISTORTED", "MIXED")),
     "SpecimenLabelInImage": Text(kind=YES_NO),
