@@ -280,7 +280,7 @@ def _anonymized(tmp_path):
 
 TAMPERING = {
     "unknown-key": (lambda folder: _append(os.path.join(folder, "Slidedat.ini"), b"NOTE = x\r\n"),
-                    "a key the allow-list does not explain (NOTE)"),
+                    "Slidedat.ini [NONHIERLAYER_1_SECTION]: a key the allow-list does not explain"),
     "emptied-key-with-value": (lambda folder: _edit(folder, b"SLIDE_NAME = \r\n", b"SLIDE_NAME = x\r\n"),
                                "SLIDE_NAME: a value the allow-list does not explain"),
     "comment": (lambda folder: _edit(folder, b"[HIERARCHICAL]", b"# x\r\n[HIERARCHICAL]"), "not a section or a key"),
@@ -317,5 +317,5 @@ def test_audit_catches_a_scrubber_that_keeps_unknown_keys(tmp_path, monkeypatch)
     module, plan, _ = prepare(path, OPTIONS)
     monkeypatch.undo()  # the audit reads the real table
     plan.apply(path)
-    assert "Slidedat.ini [NONHIERLAYER_0_SECTION]: a key the allow-list does not explain (LIS_CASE)" in \
+    assert "Slidedat.ini [NONHIERLAYER_0_SECTION]: a key the allow-list does not explain" in \
         module.check(path, plan, OPTIONS)

@@ -18,7 +18,8 @@ reads the files paw wrote, and anything the table does not explain is a problem:
   slide-position records (of the expected size, valid flags), the macro with keep_macro and
   the drawn label; every other byte is zero.
 
-Problems name the file, section and key, never a value.
+Problems name the file, section and key, never a value, nor a key or section name the table
+does not know (a key may itself be an identifier).
 """
 
 import codecs
@@ -114,7 +115,7 @@ class Structure:
                 number += 1
         self.check(hier, "INDEXFILE", lambda v: v == table.INDEX_FILE)
         for key in set(hier) - self.explained:
-            problems.append(f"Slidedat.ini [HIERARCHICAL]: a key the allow-list does not explain ({_safe(key)})")
+            problems.append("Slidedat.ini [HIERARCHICAL]: a key the allow-list does not explain")
         for i in range(self.files):
             if datafile.get(f"FILE_{i}") != table.DATA_FILE.format(i):
                 problems.append(f"Slidedat.ini [DATAFILE] FILE_{i}: not the canonical data file name")
@@ -154,11 +155,6 @@ class Structure:
         return True
 
 
-def _safe(text):
-    """A key name for a reason: only when it is plain structural vocabulary."""
-    return text if re.fullmatch(r"[A-Z0-9_]{1,40}", text) else "a key name that is not vocabulary"
-
-
 def check_ini(ini, plan, options, problems):
     structure = Structure(ini, plan, options, problems)
     general = ini.get(table.GENERAL, {})
@@ -169,13 +165,13 @@ def check_ini(ini, plan, options, problems):
             continue
         role = table.GENERAL if name == table.GENERAL else structure.roles.get(name)
         if role is None:
-            problems.append(f"Slidedat.ini: a section no layer refers to ({_safe(name)})")
+            problems.append("Slidedat.ini: a section no layer refers to")
             continue
         rules = table.ROLE_KEYS[role]
         for key, value in keys.items():
             rule = rules.get(key, "unknown")
             if rule == "unknown":
-                problems.append(f"Slidedat.ini [{name}]: a key the allow-list does not explain ({_safe(key)})")
+                problems.append(f"Slidedat.ini [{name}]: a key the allow-list does not explain")
             elif rule == "replaced":
                 continue
             elif value and (rule is table.EMPTIED or not rule.accepts(value)):
