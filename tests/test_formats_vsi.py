@@ -275,7 +275,7 @@ def test_bundle_pairs_a_vsi_with_its_folder(tmp_path):
     (tmp_path / "_a b_").mkdir()
     (tmp_path / "a b.vsi").write_bytes(b"")
     (tmp_path / "c.vsi").write_bytes(b"")
-    found, walk = bundle.in_folder(str(tmp_path), ["a b.vsi", "c.vsi"], ["_a b_"], None)
+    found, walk = bundle.in_folder(str(tmp_path), ["a b.vsi", "c.vsi"], ["_a b_"])
     assert [(b.kind, b.members) for b in found] == [("vsi", ("a b.vsi", "_a b_")), ("file", ("c.vsi",))]
     assert walk == []
     assert bundle.at(str(tmp_path / "a b.vsi")).kind == "vsi"

@@ -273,11 +273,7 @@ class Scrub:
         """The texts of a value that goes: decoded as the dataset's character set says, or
         printable runs of a binary value."""
         if vr in STRING_VRS:
-            from pydicom.charset import decode_bytes
-            try:
-                text = decode_bytes(bytes(raw), self.encodings, set())
-            except Exception:  # an unknown or broken character set: bytes as Latin-1
-                text = bytes(raw).decode("latin-1")
+            text = self.decode(bytes(raw))
             return [v.strip(" \0") for v in text.split("\\") if v.strip(" \0")]
         if vr in ("OB", "OW", "UN", "OD", "OF", "OL", "OV", "UV", "SV"):
             return [text.strip() for _, text in printable_runs(bytes(raw))]
@@ -286,6 +282,23 @@ class Scrub:
     def went(self, what):
         """Note what went (item numbers left out: 100,000 frames make one line)."""
         self.dropped[re.sub(r"\[\d+\]", "", what).lstrip("/")] = None
+
+    def decode(self, raw):
+        """Text as the dataset's character set says (one Python codec; ISO 2022 code
+        extensions through pydicom); bytes as Latin-1 when the set is unknown or broken."""
+        if len(self.encodings) == 1:
+            try:
+                return raw.decode(self.encodings[0], "replace")
+            except LookupError:
+                return raw.decode("latin-1")
+        import warnings
+        from pydicom.charset import decode_bytes
+        with warnings.catch_warnings():  # pydicom warns about odd escape sequences: not ours to print
+            warnings.simplefilter("ignore")
+            try:
+                return decode_bytes(raw, self.encodings, set())
+            except Exception:  # noqa: BLE001 - a broken code extension: bytes as Latin-1
+                return raw.decode("latin-1")
 
     def holds_removed(self, values):
         return any(needle in value for value in values for needle in self.searched)
@@ -340,11 +353,14 @@ class Scrub:
         return self.join(out, rules, path), None if top else at
 
     def charset(self, raw):
+        import warnings
         from pydicom.charset import convert_encodings
-        try:
-            self.encodings = convert_encodings(bytes(raw).decode("ascii").strip(" \0").split("\\"))
-        except Exception:  # an unknown character set: its texts are searched as Latin-1
-            self.encodings = ["latin_1"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                self.encodings = convert_encodings(bytes(raw).decode("ascii").strip(" \0").split("\\"))
+            except Exception:  # noqa: BLE001 - an unknown character set: texts searched as Latin-1
+                self.encodings = ["latin_1"]
 
     def join(self, out, rules, path):
         for keyword, rule in rules.items():
