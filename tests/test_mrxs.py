@@ -129,7 +129,6 @@ INI_VARIANTS = {  # (edit of the Slidedat.ini lines, what must happen)
     "objective-as-text": (_replace("OBJECTIVE_MAGNIFICATION = 20", f"OBJECTIVE_MAGNIFICATION = {MARK}"), "delivered"),
     "value-start": (_replace(f"SLIDE_NAME = {ACCESSION} {PATIENT}", f"SLIDE_NAME = {MARK} x"), "delivered"),
     "value-end": (_replace(f"SLIDE_NAME = {ACCESSION} {PATIENT}", f"SLIDE_NAME = x {MARK}"), "delivered"),
-    "kept-value-holds-a-removed-one": (_replace("PROJECT_NAME = ", "PROJECT_NAME = 12,25 "), "delivered"),
     "hierarchical-unknown-key": (_insert("[HIERARCHICAL]", f"HIER_OPERATOR = {MARK}"), "delivered"),
     "hierarchical-layer-name": (_replace("HIER_1_NAME = Slide filter level", f"HIER_1_NAME = {MARK}"), "delivered"),
     "hierarchical-level-value": (_replace("HIER_1_VAL_0 = FilterLevel_0", f"HIER_1_VAL_0 = {MARK}"), "delivered"),
@@ -162,6 +161,16 @@ def test_hostile_slidedat(tmp_path, variant):
         assert openslide_view(path)[:2] == ("mirax", [])
     else:
         assert expected in result and MARK not in result
+
+
+def test_a_kept_value_holding_a_removed_one_goes(tmp_path):
+    """SLIDE_CONTENT (removed) is `12,25`, which the kept SCANNER_SOFTWARE_VERSION `1,12,25,1`
+    contains: the kept value is emptied, the removed one stays on the search list."""
+    path, planted = _mrxs(tmp_path, edit=_insert("[GENERAL]", "SLIDE_CONTENT = 12,25"))
+    _, plan, _ = anonymize(path)
+    assert "12,25" in plan.removed and leaks(path, planted + ["12,25"]) == []
+    with open(os.path.join(path[:-5], "Slidedat.ini"), "rb") as fh:
+        assert b"SCANNER_SOFTWARE_VERSION = \r\n" in fh.read()
 
 
 def test_objective_power_survives_in_its_typed_shapes(tmp_path):
