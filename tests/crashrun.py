@@ -42,24 +42,28 @@ POINTS = {
     "mid-anonymization": lambda: die_at(os, "pwrite"),
     "after-apply": lambda: die_at(slide, "verify"),
     "after-verify": lambda: die_at(slide, "_output_names"),
-    "mid-delivery": lambda: die_at(fsops, "move", only=lambda src, dst: "staging" in src),
-    "mid-copy": lambda: die_at(fsops, "_copy_file", after=True),
-    # a DICOM instance rewritten and renamed into place, the others not yet
+    "mid-delivery": lambda: die_at(fsops, "move", only=lambda src, dst, **kw: "staging" in src),
+    "mid-copy": lambda: die_at(fsops, "copy_file", after=True),
+    # a DICOM instance rewritten (built in the undo folder) and renamed into place, the others not yet
     "mid-rewrite": lambda: die_at(os, "replace", after=True,
-                                  only=lambda src, dst, **kw: durable.PARTIAL_PREFIX in str(src)),
+                                  only=lambda src, dst, **kw: os.path.basename(str(src)).startswith(
+                                      ("new-", durable.PARTIAL_PREFIX))),
     "before-ledger-row": lambda: die_at(CsvLedger, "append"),
     "after-ledger-row": lambda: die_at(CsvLedger, "append", after=True),
 }
 
 if os.environ.get("PAW_FAKE_EXDEV"):
-    real_rename = os.rename
+    real_rename = fsops.rename_noreplace
 
     def rename(src, dst):
-        if os.path.dirname(os.path.abspath(src)) != os.path.dirname(os.path.abspath(dst)):
+        """EXDEV between folders, except a finished copy taking its name beside its target
+        (or a claim's copy going from the job's folder into its slide folder)."""
+        if os.path.dirname(os.path.abspath(src)) != os.path.dirname(os.path.abspath(dst)) \
+                and not os.path.basename(src).startswith(durable.PARTIAL_PREFIX):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_rename(src, dst)
 
-    os.rename = rename
+    fsops.rename_noreplace = rename
 
 POINTS.get(os.environ["PAW_CRASH_POINT"], lambda: None)()
 sys.exit(main(sys.argv[1:]))

@@ -176,14 +176,16 @@ def test_symlink_and_hardlink_are_refused_without_touching_the_target(lab, tmp_p
 
 def test_cross_device_moves_copy_then_remove(lab, monkeypatch):
     """Synology shares are separate subvolumes: rename() between them fails with EXDEV."""
-    real_rename = os.rename
+    from paw import durable, fsops
+    real_rename = fsops.rename_noreplace
 
     def rename(src, dst):
-        if os.path.dirname(os.path.abspath(src)) != os.path.dirname(os.path.abspath(dst)):
+        if os.path.dirname(os.path.abspath(src)) != os.path.dirname(os.path.abspath(dst)) \
+                and not os.path.basename(src).startswith(durable.PARTIAL_PREFIX):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(fsops, "rename_noreplace", rename)
     planted = aperio.write(os.path.join(lab.inbox, "x.svs"))
     assert lab.run() == 0
     [name] = lab.outbox_files()
@@ -192,11 +194,15 @@ def test_cross_device_moves_copy_then_remove(lab, monkeypatch):
 
 
 def test_lock_held_means_exit_0_and_no_work(lab):
-    from filelock import FileLock
+    import fcntl
     aperio.write(os.path.join(lab.inbox, "x.svs"))
     os.makedirs(lab.state, exist_ok=True)
-    with FileLock(os.path.join(lab.state, "paw.lock")):
+    held = os.open(lab.state, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         result = lab.run_subprocess()
+    finally:
+        os.close(held)
     assert result.returncode == 0 and "another paw run holds the lock" in result.stderr
     assert lab.rows() == [] and os.listdir(lab.inbox) == ["x.svs"]
 

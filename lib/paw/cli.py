@@ -1,6 +1,6 @@
 """Command line: parse arguments, load the config, call one module. Nothing else lives here.
 
-Heavy modules (yaml, tifffile, numpy, filelock) are imported inside the commands that need them:
+Heavy modules (yaml, tifffile, numpy) are imported inside the commands that need them:
 cron pays for every import on every tick.
 """
 
@@ -107,7 +107,17 @@ def _run(config, dry_run):
 
 def _log_to_file(config):
     from logging.handlers import RotatingFileHandler
-    handler = RotatingFileHandler(config.log_file, maxBytes=config.log_max_bytes,
-                                  backupCount=config.log_backups, encoding="utf-8")
+
+    class PrivateFileHandler(RotatingFileHandler):
+        """The log names original files: created 0600 whatever the umask (cron's is 022),
+        the rotated ones too."""
+
+        def _open(self):
+            fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    handler = PrivateFileHandler(config.log_file, maxBytes=config.log_max_bytes,
+                                 backupCount=config.log_backups, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s paw[%(process)d] %(levelname)s: %(message)s"))
     logging.getLogger("paw").addHandler(handler)

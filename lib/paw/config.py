@@ -38,6 +38,52 @@ DEFAULTS = {
 }
 
 TEMPLATE_FIELD = re.compile(r"{([^{}]*)}")
+# paw.yaml is a page of settings: a file or structure far larger is a mistake or an attack
+# (a YAML alias "bomb" of a few lines expands to gigabytes when walked).
+MAX_CONFIG_BYTES = 256 << 10
+MAX_ALIASES = 50
+MAX_VALUES = 10_000
+MAX_IGNORE = 1000
+
+
+def _bounded_loader(yaml):
+    """yaml.SafeLoader that refuses more than MAX_ALIASES aliases."""
+
+    class Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise ConfigError(f"more than {MAX_ALIASES} YAML aliases (*name); write the "
+                                      "values out")
+            return super().compose_node(parent, index)
+
+    return Loader
+
+
+def _check_size(value):
+    """Refuse a structure with more than MAX_VALUES values, counting every path to a value
+    (what walking it costs), without expanding it."""
+    budget = [MAX_VALUES]
+
+    def walk(node, depth):
+        budget[0] -= 1
+        if budget[0] < 0 or depth > 20:
+            raise ConfigError(f"the configuration holds more than {MAX_VALUES} values or is "
+                              "nested too deeply")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            walk(child, depth + 1)
+
+    walk(value, 0)
+
+
+def _shown(value, limit=60):
+    """A value for a message: its repr, cut short (a message must stay one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass
@@ -92,8 +138,15 @@ def load(path, default_path):
     chosen = path or default_path
     if os.path.exists(chosen):
         try:
-            with open(chosen, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh) or {}
+            with open(chosen, "rb") as fh:
+                text = fh.read(MAX_CONFIG_BYTES + 1)
+            if len(text) > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{chosen}: larger than {MAX_CONFIG_BYTES >> 10} KiB; paw.yaml "
+                                  "is a page of settings")
+            raw = yaml.load(text.decode("utf-8"), Loader=_bounded_loader(yaml)) or {}
+            _check_size(raw)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{chosen}: not UTF-8 text") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
@@ -115,9 +168,10 @@ def _merge(defaults, given, prefix):
     out = {}
     for key, value in given.items():
         if key not in defaults:
-            hint = difflib.get_close_matches(str(key), defaults, n=1)
+            hint = difflib.get_close_matches(str(key)[:100], defaults, n=1)
             extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"unknown key '{prefix}{key}'{extra}; remove it or fix its spelling")
+            shown = key if isinstance(key, str) and len(key) <= 60 else _shown(key)
+            raise ConfigError(f"unknown key '{prefix}{shown}'{extra}; remove it or fix its spelling")
     for key, default in defaults.items():
         value = given.get(key, default)
         if isinstance(default, dict):
@@ -134,7 +188,7 @@ def _merge(defaults, given, prefix):
 def _expect(value, kind, key, what):
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"'{key}' must be {what}, got {value!r}")
+        raise ConfigError(f"'{key}' must be {what}, got {_shown(value)}")
     return value
 
 
@@ -150,16 +204,10 @@ def _build(c, shown, base):
     quarantine = folder("quarantine", c["quarantine"])
     state_dir = folder("state_dir", c["state_dir"])
     ledger = folder("ledger.csv", c["ledger"]["csv"])
-    shares = {"inbox": inbox, "outbox": outbox, "quarantine": quarantine}
-    for a, pa in shares.items():
-        for b, pb in shares.items():
-            if a != b and (pa == pb or pa.startswith(pb + os.sep)):
-                raise ConfigError(f"'{a}' ({pa}) must not be the same as or inside '{b}' ({pb})")
-    for key, private in (("state_dir", state_dir), ("ledger.csv", ledger)):
-        for share, pshare in shares.items():
-            if private == pshare or private.startswith(pshare + os.sep):
-                raise ConfigError(f"'{key}' must not be inside '{share}': it holds the "
-                                  "re-identification key and must stay private to paw")
+    log_file = folder("log.file", c["log"]["file"]) if c["log"]["file"] else ""
+    _check_places({"inbox": inbox, "outbox": outbox, "quarantine": quarantine},
+                  {"state_dir": state_dir, "ledger.csv": ledger,
+                   **({"log.file": log_file} if log_file else {})})
 
     min_age = _expect(c["stability"]["min_age_seconds"], (int, float),
                       "stability.min_age_seconds", "a number of seconds")
@@ -168,6 +216,8 @@ def _build(c, shown, base):
     if min_age < 0 or runs < 1:
         raise ConfigError("stability: min_age_seconds must be >= 0 and unchanged_runs >= 1")
     ignore = _expect(c["ignore"], list, "ignore", "a list of file-name patterns")
+    if len(ignore) > MAX_IGNORE:
+        raise ConfigError(f"'ignore' lists {len(ignore)} patterns; at most {MAX_IGNORE}")
     for item in ignore:
         _expect(item, str, "ignore", "a list of file-name patterns (strings)")
 
@@ -191,7 +241,6 @@ def _build(c, shown, base):
         raise ConfigError("'naming.prefix' may only hold up to 16 letters, digits, '-' or '_'")
 
     log = c["log"]
-    log_file = folder("log.file", log["file"]) if log["file"] else ""
     max_bytes = _expect(log["max_bytes"], int, "log.max_bytes", "a whole number of bytes")
     backups = _expect(log["backups"], int, "log.backups", "a whole number")
     sentry = _sentry(c["sentry"])
@@ -222,12 +271,58 @@ def _build(c, shown, base):
     )
 
 
+def _check_places(shares, private):
+    """The shares must be distinct and none inside another; paw's private files (state,
+    ledger, log: they hold original names) must not be inside a share, nor a share inside the
+    state folder; no folder may be `/`. Compared as the file system sees them: symbolic links
+    resolved and, where the folders exist, by device and inode (a bind mount or a link to the
+    inbox is the inbox)."""
+    for key, path in {**shares, "state_dir": private["state_dir"]}.items():
+        if os.path.realpath(path) == os.path.realpath(os.sep):
+            raise ConfigError(f"'{key}' is the root folder /; give paw a folder of its own")
+    for a, pa in shares.items():
+        for b, pb in shares.items():
+            if a != b and _inside(pa, pb):
+                raise ConfigError(f"'{a}' ({pa}) must not be the same as or inside '{b}' ({pb})")
+    for key, path in private.items():
+        for share, pshare in shares.items():
+            if _inside(path, pshare):
+                raise ConfigError(f"'{key}' must not be inside '{share}': it holds original "
+                                  "file names (the re-identification key) and must stay private to paw")
+    for share, pshare in shares.items():
+        if _inside(pshare, private["state_dir"]):
+            raise ConfigError(f"'{share}' ({pshare}) must not be inside 'state_dir' "
+                              f"({private['state_dir']}): paw's private folder is not a share")
+
+
+def _inside(path, folder):
+    """Whether `path` is `folder` or below it, as the file system sees them."""
+    real, real_folder = os.path.realpath(path), os.path.realpath(folder)
+    if real == real_folder or real.startswith(real_folder.rstrip(os.sep) + os.sep):
+        return True
+    try:
+        target = os.stat(real_folder)
+    except OSError:
+        return False
+    while True:
+        try:
+            here = os.stat(real)
+        except OSError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (target.st_dev, target.st_ino):
+            return True
+        parent = os.path.dirname(real)
+        if parent == real:
+            return False
+        real = parent
+
+
 def _label(c, groups):
     """anonymize.label and the text printed on a drawn label, whose fields are the pseudonym and
     naming.pattern's groups only: nothing else of the original name may reach the label."""
     mode = c["label"]
     if mode not in ("destroy", "replace"):
-        raise ConfigError(f"'anonymize.label' must be destroy or replace, got {mode!r}")
+        raise ConfigError(f"'anonymize.label' must be destroy or replace, got {_shown(mode)}")
     text = _expect(c["label_text"] or "", str, "anonymize.label_text", "a text template")
     unknown = set(TEMPLATE_FIELD.findall(text)) - groups - {"pseudonym"}
     if unknown:

@@ -7,6 +7,8 @@ run's exit status becomes. Whatever else escapes is a bug: the CLI reports it as
     PawError
     ├── ConfigError        paw.yaml or the command line is wrong (USAGE)
     ├── LedgerUnavailable  the ledger cannot be opened or written (FAILED)
+    ├── ClaimFailed        a slide could not be moved out of the inbox; it stays there (FAILED)
+    ├── SourceChanged      a file changed while paw copied it; the copy is dropped (FAILED)
     └── SlideRefused       this slide goes to quarantine; the message is the reason (QUARANTINED)
         ├── Unsupported        not a format paw can anonymize, or a file it cannot parse
         │   └── FormatError    a parser's one-line reason (formats turn it into Unsupported)
@@ -38,6 +40,22 @@ class ConfigError(PawError):
 
 class LedgerUnavailable(PawError):
     """The ledger database cannot be reached or used; the message never holds the password."""
+
+
+class ClaimFailed(PawError):
+    """A slide could not be taken from the inbox (a permission, a name the system refuses);
+    it is where it was, unchanged. After a few attempts it is left alone until it changes
+    (at once when `final`: a FIFO or device in it). `errno` is the system's error, if any."""
+
+    def __init__(self, message, errno=None, final=False):
+        super().__init__(message)
+        self.errno = errno
+        self.final = final
+
+
+class SourceChanged(PawError):
+    """A file changed while paw copied it between file systems: the copy is discarded and the
+    source stays (it is judged afresh by the next scan)."""
 
 
 class SlideRefused(PawError):

@@ -5,14 +5,16 @@ slide was quarantined in this run; 1 something failed that paw could not finish 
 in staging and the next run resumes it). Configuration errors (2) are raised before this runs.
 """
 
+import errno
 import json
 import logging
 import os
 import time
 
 from . import durable, fsops
-from .errors import ExitCode, LedgerUnavailable
-from .inbox import Stability, find_units
+from .attention import MAX_ATTEMPTS, Attention
+from .errors import ClaimFailed, ExitCode, LedgerUnavailable
+from .inbox import Stability, find_units, open_for_writing
 from .journal import Status
 from .ledger import open_ledger
 from .naming import printable
@@ -20,18 +22,17 @@ from .naming import printable
 log = logging.getLogger("paw")
 RUNS_FILE = "runs.jsonl"
 RUNS_KEPT = 200
+# A claim failing with one of these says nothing about the slide (the disk, the share, the
+# host): it is not counted towards leaving the slide alone; the run fails until it is fixed.
+ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.ENOMEM,
+               errno.ENFILE, errno.EMFILE, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN}
 
 
 def run(config, dry_run=False, monitor=None):
     config.require_folders()
-    os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
-    os.makedirs(config.staging, mode=0o700, exist_ok=True)
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(os.path.join(config.state_dir, "paw.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
+    durable.make_private_dir(config.staging)  # and state_dir: 0700, durable in their parents
+    lock = lock_state(config.state_dir)
+    if lock is None:
         log.info("another paw run holds the lock; leaving the work to it")
         return ExitCode.OK
     try:
@@ -39,7 +40,39 @@ def run(config, dry_run=False, monitor=None):
             return _locked_run(config, dry_run)
         return monitor.checked(lambda: _locked_run(config, dry_run))
     finally:
-        lock.release()
+        os.close(lock)
+
+
+def lock_state(state_dir):
+    """Lock the state folder itself (flock on its descriptor; the kernel drops it when the
+    process dies), or None if another run holds it. A lock *file* can be deleted while held,
+    letting a second run in; the folder holds the staging jobs, so whoever removes it removes
+    the work too. The descriptor must still be the folder the path names (it may have been
+    replaced between open and lock)."""
+    import fcntl
+    for _ in range(10):
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        held, named = os.fstat(fd), _stat_or_none(state_dir)
+        if named is not None and (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+            return fd
+        os.close(fd)
+        durable.make_private_dir(state_dir)
+    raise OSError(errno.EBUSY, "the state folder keeps being replaced", state_dir)
+
+
+def _stat_or_none(path):
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _locked_run(config, dry_run):
@@ -58,26 +91,39 @@ def _locked_run(config, dry_run):
 def _with_ledger(config, dry_run, ledger, began):
     outcomes, failures = [], 0
     if not dry_run:
-        _remove_partials(config)
         failures += _finish_interrupted(config, ledger, outcomes)
     stability = Stability(config.state_dir)
-    units = find_units(config.inbox, config.ignore)
-    stable, waiting = stability.observe(units, config.unchanged_runs, config.min_age_seconds)
+    skipped = []
+    units = find_units(config.inbox, config.ignore, skipped)
+    stable, waiting, skewed = stability.observe(units, config.unchanged_runs, config.min_age_seconds)
     if dry_run:
         for unit in stable:
             log.info("would process %s", printable(unit.main))
         log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), len(waiting))
         return ExitCode.OK
     stability.save()
+    attention = Attention(config.state_dir)
+    _report_scan(attention, skipped, skewed)
+    held = [u for u in stable if attention.is_held(u)]
+    stable = [u for u in stable if not attention.is_held(u)]
+    busy = set()
     if stable:
         from . import slide  # parsing and verification code: only loaded when there is work
         for unit in stable:
-            failures += _guarded(outcomes, slide.start, config, unit, ledger)
+            if open_for_writing(config.inbox, unit):
+                busy.add(unit.main)
+                if attention.busy(unit):
+                    log.info("%s is still open for writing on this host; left for the next run",
+                             printable(unit.main))
+                continue
+            failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
+    attention.settle(units, busy)
+    attention.save()
     quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
     summary = {
         "time": time.time(), "anonymized": len(outcomes) - quarantined, "quarantined": quarantined,
-        "failed": failures, "waiting": len(waiting), "bytes": sum(o.size for o in outcomes),
-        "seconds": round(time.monotonic() - began, 3),
+        "failed": failures, "waiting": len(waiting) + len(busy), "held": len(held),
+        "bytes": sum(o.size for o in outcomes), "seconds": round(time.monotonic() - began, 3),
     }
     _remember(config, summary)
     log.info("run: %(anonymized)d anonymized, %(quarantined)d quarantined, %(failed)d failed, "
@@ -87,10 +133,46 @@ def _with_ledger(config, dry_run, ledger, began):
     return ExitCode.QUARANTINED if quarantined else ExitCode.OK
 
 
+def _report_scan(attention, skipped, skewed):
+    """One warning per new problem (not one per run): Sentry makes an event of each."""
+    for path, reason in attention.scanned(skipped):
+        log.warning("skipped %s in the inbox: %s", printable(path), reason)
+    for unit, ahead in attention.skewed(skewed):
+        log.warning("%s has a modification time %.0f s in the future (the clock of the computer "
+                    "that wrote it?); paw judges its age by its own clock", printable(unit.main), ahead)
+
+
+def _claim_and_process(outcomes, attention, slide, config, unit, ledger):
+    """Start one stable slide; 1 if that failed in a way the run must report as a failure."""
+    try:
+        outcome = slide.start(config, unit, ledger)
+    except ClaimFailed as exc:  # nothing was claimed: the slide is where it was
+        if exc.errno in ENVIRONMENT:
+            log.error("could not claim %s: %s", printable(unit.main), exc)
+            return 1
+        attempts, held = attention.claim_failed(unit, str(exc), exc.final)
+        if held:
+            log.warning("%s is left alone until it changes: it could not be claimed (%s)",
+                        printable(unit.main), exc)
+            return 0
+        log.error("could not claim %s (attempt %d of %d): %s", printable(unit.main), attempts,
+                  MAX_ATTEMPTS, exc)
+        return 1
+    except Exception as exc:
+        return _failed(exc)
+    attention.claimed(unit.main)
+    return _record(outcomes, outcome)
+
+
 def _finish_interrupted(config, ledger, outcomes):
     """Resume this host's staged jobs, then take over those of hosts that stopped (PostgreSQL)."""
     failures = 0
-    staged = sorted(os.listdir(config.staging))
+    staged = []
+    for name in sorted(os.listdir(config.staging)):
+        if name.startswith(durable.PARTIAL_PREFIX):  # a takeover's copy cut short
+            fsops.remove(os.path.join(config.staging, name))
+        else:
+            staged.append(name)
     ledger.release_orphans(staged)
     taken = ledger.take_over_stale(lambda j: os.path.join(config.staging, j))
     if not staged and not taken:
@@ -118,10 +200,18 @@ def _guarded(outcomes, step, *args):
     try:
         outcome = step(*args)
     except Exception as exc:
-        log.error("could not finish a slide (it stays in staging for the next run): %s: %s",
-                  type(exc).__name__, exc)
-        log.debug("details", exc_info=True)
-        return 1
+        return _failed(exc)
+    return _record(outcomes, outcome)
+
+
+def _failed(exc):
+    log.error("could not finish a slide (it stays in staging for the next run): %s: %s",
+              type(exc).__name__, exc)
+    log.debug("details", exc_info=True)
+    return 1
+
+
+def _record(outcomes, outcome):
     if outcome is not None:
         outcomes.append(outcome)
         if outcome.status == Status.ANONYMIZED:
@@ -130,14 +220,6 @@ def _guarded(outcomes, step, *args):
         else:
             log.warning("quarantined %s: %s", printable(outcome.original), printable(outcome.reason))
     return 0
-
-
-def _remove_partials(config):
-    """Cross-device copies cut short by a crash: their source still exists, so they can go."""
-    for folder in (config.outbox, config.quarantine):
-        for name in os.listdir(folder):
-            if name.startswith(durable.PARTIAL_PREFIX):
-                fsops.remove(os.path.join(folder, name))
 
 
 def _remember(config, summary):

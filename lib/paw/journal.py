@@ -4,6 +4,11 @@ It is written *before* each step that changes files, so a run killed at any inst
 the slide is and what to finish (see slide.py for the steps). It holds the original name and the
 removed values (verification must search for them after a crash too): the staging folder is
 private to paw (0700), like the ledger.
+
+Layout of a job's folder (version 2): the journal and paw's other files (`undo/`, a copy in
+progress) sit *beside* the slide, whose members are in `slide/`: a slide named `job.json` or
+`.paw-partial-x` can never meet one of paw's files. Version 0 and 1 journals (members directly
+in the job's folder) are still loaded and finished the way they were started.
 """
 
 import json
@@ -13,8 +18,11 @@ from enum import Enum
 
 from .durable import write_atomic
 
-VERSION = 1
+VERSION = 2
 FILE = "job.json"
+SLIDE = "slide"                      # the members, under their original names
+UNDO = "undo"                        # what rolls the slide back to the scanner's bytes
+CLAIM_PARTIAL = ".paw-partial-claim"  # a cross-file-system copy from the inbox in progress
 
 
 class State(str, Enum):
@@ -49,6 +57,20 @@ class Journal:
     reason: str = ""
     destination: str = ""
     names: list = field(default_factory=list)  # delivered names, one per member
+    sources: dict = field(default_factory=dict)  # member -> fsops.identity() before the claim
+    copies: dict = field(default_factory=dict)   # member index -> [dev, inode] of a finished
+    #                                              cross-file-system copy in the destination
+    sha256: str = ""            # of the delivered slide (ledger.sha256), made before delivery
+    ledger_mark: object = None  # the ledger's position before this job's row (Ledger.mark)
+
+    def slide_folder(self, stage):
+        """Where the members are: `slide/` beside the journal (version 2), or the job's folder
+        itself for journals of an older paw."""
+        return os.path.join(stage, SLIDE) if self.version >= 2 else stage
+
+    def undo_folder(self, stage):
+        """The undo log's folder, None for journals of a paw that kept none."""
+        return os.path.join(stage, UNDO) if self.version >= 2 else None
 
     def update(self, stage, **changes):
         """Change fields and write the journal (an unknown field is a bug, not a new key)."""
@@ -69,10 +91,10 @@ def load(stage):
     version = data.get("version", 0)
     if version > VERSION:
         raise ValueError(f"journal version {version} is newer than this paw ({VERSION})")
-    if version == 0:  # written before the journal had a version: same fields, no kind
+    if version == 0:  # written before the journal had a version: version 1's layout, no kind
         data["kind"] = "dicom" if len(data["members"]) == 1 and _looks_like_folder(stage, data) else \
             "mrxs" if len(data["members"]) == 2 else "file"
-        data["version"] = VERSION
+        data["version"] = 1
     known = {f.name for f in fields(Journal)}
     journal = Journal(**{k: v for k, v in data.items() if k in known})
     journal.state = State(journal.state)

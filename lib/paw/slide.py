@@ -1,15 +1,27 @@
 """One slide's way through paw, journaled so that a crash at any instant is finished by the next run.
 
-The journal (journal.py, in `state_dir/staging/<job>/`) is written *before* each step that
-changes files, and every step can be repeated:
+A job's folder `state_dir/staging/<job>/` holds the journal (journal.py), paw's other files
+(`undo/`, a copy in progress) and, in `slide/`, the slide's members under their own names: no
+slide name can meet one of paw's files. The journal is written *before* each step that changes
+files, and every step can be repeated:
 
-  claiming    move the members from the inbox into the job's staging folder
+  claiming    each member's identity (inode, size, times) is journaled, then the members move
+              from the inbox into `slide/`; a source is removed only if it is provably the file
+              that was copied (a scan saved again under the same name stays in the inbox)
   claimed     identify the format, plan the edits (the plan goes into the journal), then
-  applying    apply the plan (replayable), verify independently
-  delivering  the outcome and the output names are decided; move to outbox or quarantine
-  recording   append the ledger row (unless the ledger already has this job), drop the folder
+  applying    apply the plan (replayable), keeping the original bytes of every range it
+              overwrites in `undo/` first; verify independently; hash (ledger.sha256) — all
+              inside the time limit
+  delivering  the outcome and the output names are decided; a quarantined slide is first rolled
+              back to the scanner's bytes; move to outbox or quarantine (a cross-file-system
+              copy's inode is journaled before it takes its name, so only paw's copy is trusted)
+  recording   the reason file (never over an existing file), the ledger row (unless the ledger
+              already has this job), drop the folder
 
-This module never reads or writes a format's bytes: that is the handler's (paw.formats).
+A slide that cannot be claimed (a permission, a name the system refuses) is put back as it was
+and raises ClaimFailed: the job counts the attempt and, after a few, leaves the slide alone
+until it changes. This module never reads or writes a format's bytes: that is the handler's
+(paw.formats).
 """
 
 import contextlib
@@ -25,7 +37,7 @@ from datetime import datetime, timezone
 
 from . import bundle, durable, formats, fsops, journal, label, naming
 from .durable import PARTIAL_PREFIX
-from .errors import PawError, SlideRefused
+from .errors import ClaimFailed, PawError, SlideRefused, SourceChanged
 from .inbox import still_as_scanned
 from .journal import Journal, State, Status
 from .verify import name_values, verify
@@ -44,7 +56,8 @@ class Outcome:
 
 
 def start(config, unit, ledger):
-    """Claim and process one stable slide; None if it changed since the scan (next run sees it)."""
+    """Claim and process one stable slide; None if it changed since the scan (next run sees it).
+    ClaimFailed if it cannot be taken from the inbox (it is then where it was)."""
     if not still_as_scanned(config.inbox, unit):
         log.info("%s changed since the scan; left for the next run", naming.printable(unit.main))
         return None
@@ -52,17 +65,26 @@ def start(config, unit, ledger):
     stage = os.path.join(config.staging, job)
     if not ledger.claim(unit.main, job, stage):
         return None  # another host is on it
-    os.makedirs(stage, mode=0o700)
+    try:
+        sources = {m: fsops.identity(os.path.join(config.inbox, m)) for m in unit.members}
+        durable.make_private_dir(stage)  # staging too, 0700, if someone removed it
+    except FileNotFoundError:
+        ledger.release(job)
+        return None
+    except OSError as exc:
+        ledger.release(job)
+        raise ClaimFailed(_one_line(exc), errno=exc.errno) from None
     record = Journal(job=job, original=unit.main, members=list(unit.members), started=time.time(),
-                     kind=unit.kind)
+                     kind=unit.kind, sources=sources)
     record.save(stage)
     return advance(config, stage, record, ledger)
 
 
 def resume(config, stage, ledger):
     """Finish a job a previous run left in staging; None if there was nothing to finish."""
-    for name in os.listdir(stage):  # copies and journal writes cut short
-        if name.startswith(PARTIAL_PREFIX) or name == journal.FILE + ".tmp":
+    leftovers = journal.FILE + ".tmp", journal.CLAIM_PARTIAL
+    for name in os.listdir(stage):  # a journal write or a claim's copy cut short
+        if name in leftovers:
             fsops.remove(os.path.join(stage, name))
     try:
         record = journal.load(stage)
@@ -71,6 +93,10 @@ def resume(config, stage, ledger):
             raise SlideRefused(f"staging folder {stage} has files but no journal; check it by hand")
         os.rmdir(stage)  # killed before the first journal write: the slide never left the inbox
         return None
+    if record.version < 2:  # an older paw's layout: its partial copies sat among the members
+        for name in os.listdir(stage):
+            if name.startswith(PARTIAL_PREFIX):
+                fsops.remove(os.path.join(stage, name))
     if not ledger.heartbeat(record.job):
         log.info("%s was taken over by another host", naming.printable(record.original))
         return None
@@ -81,17 +107,16 @@ def resume(config, stage, ledger):
 def advance(config, stage, record, ledger):
     began = time.monotonic()
     if record.state == State.CLAIMING:
-        if not _claim(config, stage, record):
-            fsops.remove(stage)
+        if not _claim(config, stage, record, ledger):
             return None
         record.update(stage, state=State.CLAIMED)
     if record.state in (State.CLAIMED, State.APPLYING):
         ledger.heartbeat(record.job)  # the claim stays fresh through the long steps
         try:
             with time_limit(config.time_limit_seconds):
-                _anonymize(config, stage, record)
+                names, digest = _anonymize(config, stage, record)
             record.update(stage, state=State.DELIVERING, status=Status.ANONYMIZED, reason="",
-                          destination=config.outbox, names=_output_names(config, record))
+                          destination=config.outbox, names=names, sha256=digest)
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
             reason = _one_line(exc)
             log.debug("quarantining %s", record.original, exc_info=True)
@@ -99,13 +124,16 @@ def advance(config, stage, record, ledger):
                           destination=config.quarantine, names=_quarantine_names(config, record))
     if record.state == State.DELIVERING:
         ledger.heartbeat(record.job)
+        if record.status == Status.QUARANTINED:
+            _roll_back(stage, record)
+        elif record.undo_folder(stage):
+            fsops.remove(record.undo_folder(stage))  # the originals are no longer needed
         _deliver(config, stage, record)
-        record.update(stage, state=State.RECORDING)
+        record.update(stage, state=State.RECORDING, ledger_mark=ledger.mark())
     if record.state == State.RECORDING:
         if record.status == Status.QUARANTINED:
-            reason_file = os.path.join(record.destination, record.names[0] + ".reason.txt")
-            durable.write_atomic(reason_file, (record.reason + "\n").encode("utf-8"), 0o640)
-        if not ledger.has_job(record.job):
+            _write_reason(record)
+        if not ledger.has_job(record.job, since=record.ledger_mark):
             ledger.append(_row(config, record, time.monotonic() - began))
         ledger.release(record.job)
         fsops.remove(stage)
@@ -135,31 +163,94 @@ def time_limit(seconds):
 
 # --- the steps ----------------------------------------------------------------------------------
 
-def _claim(config, stage, record):
-    """Move every member into staging; False if the slide vanished before any was claimed."""
-    same_device = os.stat(config.inbox).st_dev == os.stat(stage).st_dev
-    claimed = 0
+def _claim(config, stage, record, ledger):
+    """Move every member into the job's slide folder. False (the job dropped) if the slide
+    vanished or changed before it was claimed; ClaimFailed (every member put back) if the
+    system refuses the move."""
+    folder = record.slide_folder(stage)
+    odd = [rel for facts in record.sources.values() for rel in fsops.specials(facts)]
+    try:
+        if odd:  # never opened, never copied: a FIFO would block, a device never end
+            raise ClaimFailed("a FIFO, socket or device is part of the slide; paw leaves it alone",
+                              final=True)
+        durable.make_private_dir(folder)
+        same_device = os.stat(config.inbox).st_dev == os.stat(folder).st_dev
+        for member in record.members:
+            source = os.path.join(config.inbox, member)
+            target = os.path.join(folder, os.path.basename(member))
+            if os.path.lexists(target):
+                if os.path.lexists(source):  # a copy finished before an interruption
+                    _forget_source(source, target, record.sources.get(member), same_device)
+                continue
+            if os.path.lexists(source):
+                fsops.move(source, target, partial=os.path.join(stage, journal.CLAIM_PARTIAL),
+                           expect=record.sources.get(member))
+    except (OSError, PawError) as exc:
+        if not _unclaim(config, stage, record):
+            raise  # a member could not go back: the job stays, the next run tries again
+        ledger.release(record.job)
+        fsops.remove(stage)
+        if isinstance(exc, (SourceChanged, FileNotFoundError)):
+            log.info("%s changed while paw claimed it; left for the next run",
+                     naming.printable(record.original))
+            return False
+        if isinstance(exc, ClaimFailed):
+            raise
+        raise ClaimFailed(_one_line(exc), errno=getattr(exc, "errno", None)) from None
+    if not any(os.path.lexists(os.path.join(folder, os.path.basename(m))) for m in record.members):
+        ledger.release(record.job)
+        fsops.remove(stage)  # vanished before any member was claimed
+        return False
+    return True
+
+
+def _forget_source(source, target, expected, same_device):
+    """Remove an inbox file whose copy is already in staging, but only if it is provably the
+    file that was copied: a scan saved again under the same name since then stays."""
+    if expected is not None:
+        if not fsops.remove_if_same(source, expected):
+            log.warning("%s was saved again while paw was claiming it: the new file stays in the inbox",
+                        naming.printable(source))
+        return
+    # A journal of an older paw recorded no identity: the copy carries the source's size and
+    # mtime; anything else is a new file.
+    info, copy = os.lstat(source), os.lstat(target)
+    if not same_device and (info.st_size, info.st_mtime_ns) == (copy.st_size, copy.st_mtime_ns) \
+            and not os.path.isdir(source):
+        fsops.remove(source)
+
+
+def _unclaim(config, stage, record):
+    """Put back the members a failed claim had already moved (an MRXS file without its folder
+    would otherwise wait in staging forever). True if nothing of the slide is left in staging."""
+    folder = record.slide_folder(stage)
+    back = True
     for member in record.members:
         source = os.path.join(config.inbox, member)
-        target = os.path.join(stage, os.path.basename(member))
-        if os.path.lexists(target):
-            claimed += 1
-            if os.path.lexists(source) and not same_device:
-                fsops.remove(source)  # an interrupted cross-device copy had finished
+        target = os.path.join(folder, os.path.basename(member))
+        if not os.path.lexists(target):
             continue
         if os.path.lexists(source):
-            fsops.move(source, target)
-            claimed += 1
-    return claimed > 0
+            back = False  # its inbox name is taken again: it stays in paw's hands
+            continue
+        try:
+            fsops.move(target, source)
+        except OSError:
+            back = False
+    return back
 
 
 def _anonymize(config, stage, record):
-    path = os.path.join(stage, os.path.basename(record.original))
+    """Plan, apply, verify, strip extended attributes, choose the output names and hash: the
+    bounded step. Returns (names, sha256 or "")."""
+    folder = record.slide_folder(stage)
+    path = os.path.join(folder, os.path.basename(record.original))
     if not os.path.lexists(path):
         raise SlideRefused("the slide file vanished while paw was working on it")
-    for member in record.members:
-        _refuse_links(os.path.join(stage, os.path.basename(member)))
-    record.size = sum(_folder_size(os.path.join(stage, os.path.basename(m))) for m in record.members)
+    members = [os.path.join(folder, os.path.basename(m)) for m in record.members]
+    for member in members:
+        _refuse_links(member)
+    record.size = sum(_folder_size(m) for m in members)
     stem = _stem(record)
     if record.state == State.CLAIMED:
         kept = naming.kept_identifiers(config.naming_pattern, stem)
@@ -172,8 +263,26 @@ def _anonymize(config, stage, record):
                       plan=prepared.plan.to_json(), found=prepared.found)
     handler = formats.handler(record.format)
     plan = handler.plan_from_json(record.plan)
-    plan.apply(path)
+    undo = record.undo_folder(stage)
+    if undo is not None:
+        durable.make_private_dir(undo)
+    plan.apply(path, undo=undo)
     verify(path, handler, plan, config, extra_values=name_values(stem))
+    for member in members:  # Samba streams, macOS metadata, ACLs: none may reach the outbox
+        if fsops.strip_attributes(member):
+            raise SlideRefused("the slide carries extended attributes paw cannot remove")
+    names = _output_names(config, record)
+    digest = sha256(members, names) if config.ledger_sha256 else ""
+    return names, digest
+
+
+def _roll_back(stage, record):
+    """Give a quarantined slide back exactly as the scanner wrote it (idempotent)."""
+    undo = record.undo_folder(stage)
+    path = os.path.join(record.slide_folder(stage), os.path.basename(record.original))
+    if not record.plan or undo is None or not os.path.isdir(undo) or not os.path.lexists(path):
+        return  # nothing was applied (or an older paw kept no undo log)
+    formats.plan_from_json(record.format, record.plan).rollback(path, undo)
 
 
 def _stem(record):
@@ -192,28 +301,74 @@ def _output_names(config, record):
 
 
 def _quarantine_names(config, record):
-    """Members keep their names (the technician recognises them)."""
-    return fsops.free_names(config.quarantine, [os.path.basename(m) for m in record.members])
+    """Members keep their names (the technician recognises them); the reason file beside
+    them must be free too (a slide may be called `x.svs.reason.txt`)."""
+    return fsops.free_names(config.quarantine, [os.path.basename(m) for m in record.members],
+                            companions=(fsops.reason_name,))
 
 
 def _deliver(config, stage, record):
+    folder = record.slide_folder(stage)
+    # A cross-file-system copy is built under a name made of the job's (random) id: a copy cut
+    # short is recognisably paw's own.
+    partial = os.path.join(record.destination, f"{PARTIAL_PREFIX}{record.job}")
+    fsops.remove(partial)
+    if record.version < 2:  # an older paw built its copies beside the targets
+        for name in record.names:
+            fsops.remove(durable.partial_path(os.path.join(record.destination, name)))
+    # A copy's inode is only trusted while its copy holds the name (an inode number is reused).
+    copies = {k: v for k, v in record.copies.items()
+              if os.path.lexists(os.path.join(record.destination, record.names[int(k)]))}
+    if copies != record.copies:
+        record.update(stage, copies=copies)
     for i, member in enumerate(record.members):
-        source = os.path.join(stage, os.path.basename(member))
+        source = os.path.join(folder, os.path.basename(member))
         target = os.path.join(record.destination, record.names[i])
         if not os.path.lexists(source):
             continue  # delivered before an interruption
         if os.path.lexists(target):
-            if os.stat(stage).st_dev != os.stat(record.destination).st_dev:
-                fsops.remove(source)  # an interrupted cross-device copy had completed
+            if record.copies.get(str(i)) == _inode(target):
+                fsops.remove(source)  # paw's finished cross-device copy; the source can go
                 continue
             # Not ours (a rename leaves no source behind): take another name.
             names = _output_names(config, record) if record.status == Status.ANONYMIZED \
                 else _quarantine_names(config, record)
             record.update(stage, names=names)
+            if record.sha256:
+                record.update(stage, sha256=sha256(
+                    [os.path.join(folder, os.path.basename(m)) for m in record.members], names))
             target = os.path.join(record.destination, record.names[i])
-        fsops.move(source, target)
+        fsops.move(source, target, partial=partial,
+                   on_copied=lambda copy, i=i: record.update(
+                       stage, copies={**record.copies, str(i): _inode(copy)}))
         if record.status == Status.ANONYMIZED:
             _inherit_group(target, record.destination)
+
+
+def _inode(path):
+    info = os.lstat(path)
+    return [info.st_dev, info.st_ino]
+
+
+def _write_reason(record):
+    """NAME.reason.txt beside the quarantined slide (its name was free when the names were
+    chosen); never over a file paw did not write."""
+    data = (record.reason + "\n").encode("utf-8")
+    path = os.path.join(record.destination, fsops.reason_name(record.names[0]))
+    tmp = os.path.join(record.destination, f"{PARTIAL_PREFIX}{record.job}.reason")
+    fsops.remove(tmp)  # written before an interruption, not yet linked
+    while True:
+        try:
+            durable.create_new(path, data, tmp=tmp)
+            return
+        except FileExistsError:
+            with open(path, "rb") as fh:
+                if fh.read(len(data) + 1) == data:
+                    return  # written before an interruption
+            path = os.path.join(record.destination, fsops.free_name(record.destination,
+                                                                    os.path.basename(path)))
+
+
 def _folder_size(path):
     """Bytes of a file, or of every file below a folder."""
     if not os.path.isdir(path):
@@ -251,9 +406,6 @@ def _inherit_group(path, folder):
 
 
 def _row(config, record, seconds):
-    digest = ""
-    if config.ledger_sha256 and record.status == Status.ANONYMIZED:
-        digest = sha256([os.path.join(record.destination, n) for n in record.names])
     return {
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "job": record.job, "status": record.status.value, "original": record.original,
@@ -262,26 +414,29 @@ def _row(config, record, seconds):
         "kept": "; ".join(f"{k}={v}" for k, v in record.kept.items()),
         "removed": "; ".join(dict.fromkeys(record.plan["actions"])) if record.plan else "",
         "bytes": record.size or "", "seconds": f"{seconds:.3f}",
-        "error": record.reason, "sha256": digest,
+        "error": record.reason,
+        "sha256": record.sha256 if record.status == Status.ANONYMIZED else "",
     }
 
 
-def sha256(paths):
-    """SHA-256 of a delivered slide. One file: of its bytes (what `sha256sum` prints). A slide
-    of several members or a folder (MRXS, DICOM): of every file's relative name and bytes, in
-    sorted order, so the digest covers the whole slide."""
-    files = []
-    for path in paths:
+def sha256(paths, names=None):
+    """SHA-256 of a slide as it is delivered. One file: of its bytes (what `sha256sum` prints).
+    A slide of several members or a folder (MRXS, DICOM): of every file's relative name and
+    bytes, in sorted order, so the digest covers the whole slide. `names` are the members'
+    delivered names (the digest is made in staging, before delivery, within the time limit)."""
+    names = names or [os.path.basename(p) for p in paths]
+    files = []  # (delivered relative name, where the bytes are now)
+    for path, name in zip(paths, names):
         if os.path.isdir(path):
-            files += [os.path.join(root, n) for root, _, names in os.walk(path) for n in names]
+            files += [(os.path.join(name, os.path.relpath(os.path.join(root, n), path)),
+                       os.path.join(root, n)) for root, _, found in os.walk(path) for n in found]
         else:
-            files.append(path)
-    named = len(files) > 1 or files != list(paths)
-    base = os.path.dirname(paths[0])
+            files.append((name, path))
+    named = len(files) > 1 or os.path.isdir(paths[0])
     digest = hashlib.sha256()
-    for path in sorted(files):
+    for name, path in sorted(files):
         if named:
-            digest.update(os.path.relpath(path, base).encode("utf-8", "surrogateescape") + b"\0")
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
         with open(path, "rb") as fh:
             while chunk := fh.read(8 << 20):
                 digest.update(chunk)

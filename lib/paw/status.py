@@ -1,30 +1,42 @@
-"""`paw.py status`: what waits in the inbox, what recent runs did, what sits in quarantine."""
+"""`paw.py status`: what waits in the inbox, what needs a person, what recent runs did, what sits
+in quarantine."""
 
 import json
 import os
 import time
 
+from . import attention
+from .fsops import REASON_SUFFIX, reason_name
 from .inbox import Stability, find_units
 from .job import last_runs
 from .ledger import open_ledger
 
 
 def collect(config):
-    units = find_units(config.inbox, config.ignore) if os.path.isdir(config.inbox) else []
-    previous = Stability(config.state_dir).seen
-    stable = sum(1 for u in units
-                 if previous.get(u.main, {}).get("runs", 0) >= config.unchanged_runs
-                 and time.time() - u.newest_change >= config.min_age_seconds)
+    skipped = []
+    units = find_units(config.inbox, config.ignore, skipped) if os.path.isdir(config.inbox) else []
+    previous = Stability(config.state_dir)
+    now = time.time()
+    stable = 0
+    for unit in units:
+        seen = previous.previous(unit.main)
+        if seen and seen[0] == unit.fingerprint:
+            age = max(now - unit.newest_change, now - seen[2])
+            stable += seen[1] >= config.unchanged_runs and age >= config.min_age_seconds
+    noted = attention.load(config.state_dir) if os.path.isdir(config.state_dir) else \
+        {kind: {} for kind in attention.KINDS}
     quarantine = []
     if os.path.isdir(config.quarantine):
-        for name in sorted(os.listdir(config.quarantine)):
-            if name.endswith(".reason.txt") or name.startswith("."):
+        names = sorted(n for n in os.listdir(config.quarantine) if not n.startswith("."))
+        reasons = {reason_name(n) for n in names}
+        for name in names:
+            if name.endswith(REASON_SUFFIX) and name in reasons:
                 continue
-            reason_file = os.path.join(config.quarantine, name + ".reason.txt")
+            reason_file = os.path.join(config.quarantine, reason_name(name))
             reason = ""
-            if os.path.exists(reason_file):
-                with open(reason_file, encoding="utf-8") as fh:
-                    reason = fh.read().strip()
+            if os.path.isfile(reason_file):
+                with open(reason_file, encoding="utf-8", errors="replace") as fh:
+                    reason = fh.read(2000).strip()
             quarantine.append({"name": name, "reason": reason})
     staging = os.listdir(config.staging) if os.path.isdir(config.staging) else []
     runs = last_runs(config, 200)
@@ -35,8 +47,18 @@ def collect(config):
                     for row in ledger.rows(last=10)]
     finally:
         ledger.close()
+    held = noted["held"]
     return {
         "inbox": {"slides": len(units), "stable": stable, "waiting": len(units) - stable},
+        "attention": {
+            "skipped": [{"path": p, "reason": r} for p, r in sorted(dict(skipped).items())],
+            "left_alone": [{"path": m, "attempts": e["attempts"], "reason": e.get("reason", "")}
+                           for m, e in sorted(held.items()) if e.get("held")],
+            "failed_claims": [{"path": m, "attempts": e["attempts"], "reason": e.get("reason", "")}
+                              for m, e in sorted(held.items()) if not e.get("held")],
+            "clock_ahead": [{"path": m, "seconds": s} for m, s in sorted(noted["skewed"].items())],
+            "open_for_writing": sorted(noted["busy"]),
+        },
         "staging": len(staging),
         "quarantine": quarantine,
         "last_runs": runs[-10:],
@@ -54,6 +76,7 @@ def status(config, as_json):
         return 0
     inbox = info["inbox"]
     print(f"inbox: {inbox['slides']} slides ({inbox['stable']} stable, {inbox['waiting']} waiting)")
+    _print_attention(info["attention"])
     if info["staging"]:
         print(f"staging: {info['staging']} interrupted jobs (the next run finishes them)")
     ago, ok = info["seconds_since_last_run"], info["seconds_since_last_success"]
@@ -73,3 +96,21 @@ def status(config, as_json):
     for item in info["quarantine"]:
         print(f"  {item['name']}: {item['reason'] or '(no reason recorded)'}")
     return 0
+
+
+def _print_attention(noted):
+    from .naming import printable
+    for item in noted["skipped"]:
+        print(f"skipped in the inbox: {printable(item['path'])}: {item['reason']}")
+    for item in noted["left_alone"]:
+        print(f"left alone until it changes: {printable(item['path'])}: could not be claimed "
+              f"{item['attempts']} time(s): {item['reason']} (fix the cause, then save, rename or "
+              "touch the file to try again)")
+    for item in noted["failed_claims"]:
+        print(f"could not be claimed yet: {printable(item['path'])} ({item['attempts']} attempt(s)): "
+              f"{item['reason']}")
+    for item in noted["clock_ahead"]:
+        print(f"clock ahead: {printable(item['path'])} has a modification time {item['seconds']} s "
+              "in the future; paw judges its age by its own clock")
+    for path in noted["open_for_writing"]:
+        print(f"waiting: {printable(path)} is still open for writing on this host")

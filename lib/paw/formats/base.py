@@ -6,7 +6,8 @@ The pipeline (slide, tools, verify) sees only a `Handler` and the `Plan` it retu
     prepared = handler.plan(path, options, pseudonym, label)
     journal.plan = prepared.plan.to_json()      # the plan serialises itself ...
     plan = formats.plan_from_json(handler.name, journal.plan)   # ... and comes back after a crash
-    plan.apply(path)                            # idempotent: a replay finishes a half-applied plan
+    plan.apply(path, undo=FOLDER)               # idempotent: a replay finishes a half-applied plan
+    plan.rollback(path, undo=FOLDER)            # the slide as it was before apply, byte for byte
     problems = handler.check(path, plan, options)    # independent re-read of the result
     for file, skip in handler.searched(path, plan):  # where verification searches removed values
         ...
@@ -30,8 +31,21 @@ class Plan:
     removed: list
     actions: list
 
-    def apply(self, path):
-        """Make the edits; applying a plan a second time (after a crash) changes nothing more."""
+    def apply(self, path, undo=None):
+        """Make the edits; applying a plan a second time (after a crash) changes nothing more.
+
+        With `undo` (a private, empty or partly filled folder on the slide's file system), first
+        keep there, durably, whatever `rollback` needs to give the slide back exactly as it was:
+        the original bytes of every range the plan overwrites (undo.RangeLog), or the original
+        files a plan replaces. Nothing of the slide is written before that is committed, and a
+        replay never saves again. Raises Unsupported, writing nothing, if that would pass
+        undo.LIMIT. Without `undo` (by hand: a copy, or --in-place) nothing is kept."""
+        raise NotImplementedError
+
+    def rollback(self, path, undo):
+        """Undo `apply(path, undo)`, whether it finished, was cut short at any point, or never
+        started writing: afterwards the slide's files are byte for byte what they were.
+        Idempotent (a crash during rollback is finished by running it again)."""
         raise NotImplementedError
 
     def to_json(self):

@@ -86,34 +86,81 @@ class DicomPlan(Plan):
     pseudonym: str = ""
     uids: list = field(default_factory=list)     # every UID paw issued for this slide
 
-    def apply(self, path):
+    def apply(self, path, undo=None):
+        """Apply the plan; a replay finishes a half-applied one. With `undo` nothing of the slide
+        is destroyed until the outcome is decided: a deleted file or folder, a source once its
+        rebuilt instance is in place, and a file a new one takes the name of all move into
+        `undo/orig/` (same relative path), and new files are built in `undo/new/` (never among
+        the slide's files). A DICOM header cannot shrink in place: keeping the originals is the
+        undo log. A replay takes the pixel data from the kept original."""
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         for item in self.instances:
             target = os.path.join(folder, item["name"])
+            kept = _kept(undo, item["name"])
             if item["action"] == "delete":
-                if os.path.isdir(target) and not os.path.islink(target):
+                if kept is not None:
+                    if os.path.lexists(target) and not os.path.lexists(kept):
+                        _keep(target, kept)
+                elif os.path.isdir(target) and not os.path.islink(target):
                     shutil.rmtree(target)
                 elif os.path.lexists(target):
                     os.unlink(target)
                 continue
             header = bytes.fromhex(item["header"])
-            source = os.path.join(folder, item.get("source", item["name"]))
+            source_name = item.get("source", item["name"])
+            source = os.path.join(folder, source_name)
+            kept_source = _kept(undo, source_name)
             if not _already(target, header, item["size"]):
-                partial = durable.partial_path(target)
+                if kept is not None and os.path.lexists(target) and not os.path.lexists(kept):
+                    _keep(target, kept)  # the original (source == target) or a file in the way
+                original = kept_source if kept_source and os.path.lexists(kept_source) else source
+                partial = durable.partial_path(target) if undo is None else \
+                    os.path.join(undo, "new", item["name"])
+                os.makedirs(os.path.dirname(partial), 0o700, exist_ok=True)
                 with open(partial, "wb") as out:
                     out.write(header)
                     if item["action"] == "rewrite":
-                        with open(source, "rb") as original:
-                            original.seek(item["pixel_at"])
-                            _copy(original, out, item["pixel_end"] - item["pixel_at"])
+                        with open(original, "rb") as fh:
+                            fh.seek(item["pixel_at"])
+                            _copy(fh, out, item["pixel_end"] - item["pixel_at"])
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(partial, target)
             if source != target and os.path.lexists(source):
-                os.unlink(source)  # only once the new file is in place: a replay finds one or the other
+                # only once the new file is in place: a replay finds one or the other
+                if kept_source is None:
+                    os.unlink(source)
+                elif not os.path.lexists(kept_source):
+                    _keep(source, kept_source)
         for sub in self.folders:
             if os.path.isdir(os.path.join(folder, sub)):
                 os.rmdir(os.path.join(folder, sub))
+        durable.fsync_dir(folder)
+
+    def rollback(self, path, undo):
+        """Every kept original back under its name (emptied sub-folders made again), every file
+        paw wrote under a new name removed, nothing else touched."""
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        for item in reversed(self.instances):
+            target = os.path.join(folder, item["name"])
+            restored = False
+            for name in dict.fromkeys((item["name"], item.get("source", item["name"]))):
+                kept, place = _kept(undo, name), os.path.join(folder, name)
+                if os.path.lexists(kept):
+                    os.makedirs(os.path.dirname(place), exist_ok=True)
+                    if os.path.isdir(kept) and not os.path.islink(kept):
+                        if os.path.isdir(place) and not os.listdir(place):
+                            os.rmdir(place)  # made again for a file restored into it
+                        os.rename(kept, place)  # a deleted folder
+                    else:
+                        os.replace(kept, place)  # over paw's own file, if it was made
+                    restored |= name == item["name"]
+            if not restored and item["action"] != "delete" and \
+                    _already(target, bytes.fromhex(item["header"]), item["size"]):
+                os.unlink(target)  # paw's new file under a name that was free
+            partial = os.path.join(undo, "new", item["name"])
+            if os.path.lexists(partial):
+                os.unlink(partial)
         durable.fsync_dir(folder)
 
     def to_json(self):
@@ -141,6 +188,19 @@ def _copy(source, out, length):
             raise FormatError("an instance ended before its pixel data did")
         out.write(block)
         length -= len(block)
+
+
+def _kept(undo, name):
+    """Where the undo log keeps the original of `name` (None without an undo log)."""
+    return None if undo is None else os.path.join(undo, "orig", name)
+
+
+def _keep(target, kept):
+    """Move an original file or folder into the undo folder, durably on both sides."""
+    os.makedirs(os.path.dirname(kept), 0o700, exist_ok=True)
+    os.rename(target, kept)
+    durable.fsync_dir(os.path.dirname(kept))
+    durable.fsync_dir(os.path.dirname(target))
 
 
 def _already(target, header, size):

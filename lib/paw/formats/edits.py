@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..sparse import nonzero_blocks
+from . import undo as undo_log
 from .base import Plan
 
 
@@ -32,13 +33,16 @@ class EditPlan(Plan):
                    data["removed"], data["actions"], pairs("kept_data"), pairs("blanked"),
                    pairs("added"), pairs("layout"))
 
-    def apply(self, path):
+    def apply(self, path, undo=None):
         """Write every edit and fsync. Replaying a plan on a partly edited file finishes it.
+        With `undo`, the original bytes are kept there first (see keep_originals).
 
         Zero ranges are cleared only where they hold data: holes are skipped and blocks that
         already read as zeros are not rewritten, so a replay, or a sparse gap of gigabytes,
         costs (almost) nothing.
         """
+        if undo is not None:
+            self.keep_originals(path, undo)
         fd = os.open(path, os.O_RDWR)
         try:
             for offset, data in self.writes:
@@ -49,6 +53,16 @@ class EditPlan(Plan):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def keep_originals(self, path, undo, budget=undo_log.LIMIT):
+        """Save what rollback needs into the folder `undo`: the bytes under every write, the
+        non-zero data of every range to zero, the size. Returns the bytes kept (a committed log
+        is not saved again)."""
+        return undo_log.RangeLog(undo).save(path, [(o, len(d)) for o, d in self.writes],
+                                            self.zeros, budget)
+
+    def rollback(self, path, undo):
+        undo_log.RangeLog(undo).restore(path)
 
     def summary(self):
         zeroed = sum(length for _, length in self.zeros)

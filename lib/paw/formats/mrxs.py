@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from .. import bundle, durable, ranges
 from ..errors import FormatError
 from . import mrxstable as table
+from . import undo as undo_log
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
 
@@ -73,12 +74,22 @@ class UnitPlan(Plan):
     delete: list = field(default_factory=list)     # relative paths (files or clutter folders)
     slide_id: str = ""                             # the new SLIDE_ID
 
-    def apply(self, path):
+    def apply(self, path, undo=None):
+        """Apply the edits in order. With `undo` nothing of the slide is destroyed: deleted files
+        and folders move into `undo/deleted/`, renames are undone by name, every edited file's
+        original bytes are kept (one range log per file, all within undo.LIMIT together) before
+        the first byte edit, and the replaced files (Slidedat.ini) are overwritten in place: no
+        temporary name is ever made among the slide's files."""
         import shutil
         base = os.path.dirname(path)
         for rel in self.delete:
             target = os.path.join(base, rel)
-            if os.path.isdir(target) and not os.path.islink(target):
+            if undo is not None:
+                kept = os.path.join(undo, "deleted", rel)
+                if os.path.lexists(target) and not os.path.lexists(kept):
+                    os.makedirs(os.path.dirname(kept), 0o700, exist_ok=True)
+                    os.rename(target, kept)
+            elif os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
             elif os.path.lexists(target):
                 os.unlink(target)
@@ -87,12 +98,50 @@ class UnitPlan(Plan):
                 os.rename(os.path.join(base, old), os.path.join(base, new))
         if self.renames:
             durable.fsync_dir(os.path.join(base, os.path.dirname(self.renames[0][1])))
+        if undo is not None:
+            budget = undo_log.LIMIT
+            for folder, rel, whole in self._logs(undo):
+                target = os.path.join(base, rel)
+                if whole:
+                    kept = undo_log.RangeLog(folder).save(target, [(0, os.path.getsize(target))], [], budget)
+                else:
+                    kept = self.files[rel].keep_originals(target, folder, budget)
+                budget -= kept
         for rel, plan in self.files.items():
             plan.apply(os.path.join(base, rel))
         for rel, data in self.replace.items():
             target = os.path.join(base, rel)
-            mode = os.stat(target).st_mode & 0o777
-            durable.write_atomic(target, data, mode)
+            if undo is None:
+                mode = os.stat(target).st_mode & 0o777
+                durable.write_atomic(target, data, mode)
+                continue
+            fd = os.open(target, os.O_RDWR | os.O_NOFOLLOW)
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def rollback(self, path, undo):
+        """Bytes back (by the new names), names back, deleted files back."""
+        base = os.path.dirname(path)
+        for folder, rel, _ in self._logs(undo):
+            undo_log.RangeLog(folder).restore(os.path.join(base, rel))
+        for old, new in reversed(self.renames):
+            if os.path.lexists(os.path.join(base, new)) and not os.path.lexists(os.path.join(base, old)):
+                os.rename(os.path.join(base, new), os.path.join(base, old))
+        for rel in reversed(self.delete):
+            kept = os.path.join(undo, "deleted", rel)
+            if os.path.lexists(kept) and not os.path.lexists(os.path.join(base, rel)):
+                os.makedirs(os.path.dirname(os.path.join(base, rel)), exist_ok=True)
+                os.rename(kept, os.path.join(base, rel))
+        durable.fsync_dir(os.path.dirname(path))
+
+    def _logs(self, undo):
+        """(log folder, file, whether the whole file is kept) for every file the plan edits."""
+        return [(os.path.join(undo, f"file-{i}"), rel, False) for i, rel in enumerate(self.files)] + \
+            [(os.path.join(undo, f"replace-{i}"), rel, True) for i, rel in enumerate(self.replace)]
 
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},

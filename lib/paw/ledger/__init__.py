@@ -1,7 +1,7 @@
 """The ledger: one row per slide outcome, mapping pseudonym to original.
 
 It is the re-identification key, so it lives outside the outbox and is created 0600. Every
-backend implements `Ledger`: append, has_job, rows, close, and the claims (claim, heartbeat,
+backend implements `Ledger`: append, has_job, mark, rows, close, and the claims (claim, heartbeat,
 release, take_over_stale, release_orphans) that only PostgreSQL needs, because only it lets
 several hosts share an inbox. CSV (csvfile.py) is the default and needs no server; PostgreSQL
 (postgres.py) is imported only when configured.
@@ -31,9 +31,15 @@ class Ledger:
         """Record one outcome (a dict of COLUMNS) durably."""
         raise NotImplementedError
 
-    def has_job(self, job):
-        """Whether a row for this job exists (a replay after a crash must not write it twice)."""
+    def has_job(self, job, since=None):
+        """Whether a row for this job exists (a replay after a crash must not write it twice).
+        `since`: what `mark()` returned before the row could have been appended."""
         raise NotImplementedError
+
+    def mark(self):
+        """A position before the next row, journaled before a job's row is appended so that
+        `has_job` need not read the whole ledger (None where the backend needs none)."""
+        return None
 
     def rows(self, last=None):
         """Every row (or the `last` ones) as dicts of COLUMNS, oldest first."""

@@ -1,7 +1,12 @@
 """The CSV ledger: one file, one row per outcome, appended durably under the run's lock.
 
 UTF-8 with a BOM (Excel opens it correctly), formula-neutralised cells, each row one
-`os.write` on an O_APPEND descriptor followed by fsync.
+`os.write` on an O_APPEND descriptor followed by fsync, one line per row (newlines in values
+are flattened by csv_safe).
+
+It grows by a row per slide for years, so nothing per slide reads all of it: `mark()` is the
+file's size, journaled before a job's row is appended, and `has_job` reads only from there
+(a few rows, whatever the ledger's length); `rows(last=n)` reads the tail.
 """
 
 import csv
@@ -41,9 +46,50 @@ class CsvLedger(Ledger):
     def rows(self, last=None):
         if not os.path.exists(self.path):
             return []
+        if last:
+            return self._tail(last)
         with open(self.path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        return rows[-last:] if last else rows
+            return list(csv.DictReader(fh))
 
-    def has_job(self, job):
-        return any(row.get("job") == job for row in self.rows())
+    def mark(self):
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+
+    def has_job(self, job, since=None):
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False
+        if since is None or not 0 < since <= size:  # no mark, or the ledger was replaced
+            return any(row.get("job") == job for row in self.rows())
+        with open(self.path, "rb") as fh:
+            header = self._header(fh)
+            fh.seek(since)
+            tail = fh.read().decode("utf-8", "replace")
+        column = header.index("job") if "job" in header else COLUMNS.index("job")
+        return any(len(row) > column and row[column] == job for row in csv.reader(io.StringIO(tail)))
+
+    @staticmethod
+    def _header(fh):
+        first = fh.readline().decode("utf-8-sig", "replace")
+        return next(csv.reader([first]), [])
+
+    def _tail(self, last, block=1 << 16):
+        """The last rows, reading backwards from the end until there are enough lines."""
+        with open(self.path, "rb") as fh:
+            header = self._header(fh)
+            start = fh.tell()
+            end = fh.seek(0, os.SEEK_END)
+            position, data = end, b""
+            while position > start and data.count(b"\n") <= last:
+                step = min(block, position - start)
+                position -= step
+                fh.seek(position)
+                data = fh.read(step) + data
+        lines = data.decode("utf-8", "replace").splitlines()
+        if position > start:
+            lines = lines[1:]  # the first line may be cut
+        rows = [dict(zip(header, values)) for values in csv.reader(lines) if values]
+        return rows[-last:]

@@ -64,7 +64,7 @@ class PostgresLedger(Ledger):
         self.db.execute(f"INSERT INTO paw_ledger ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
                         " ON CONFLICT (job) DO NOTHING", values)
 
-    def has_job(self, job):
+    def has_job(self, job, since=None):
         return self.db.execute("SELECT 1 FROM paw_ledger WHERE job = %s", (job,)).fetchone() is not None
 
     def rows(self, last=None):
