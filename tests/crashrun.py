@@ -1,9 +1,13 @@
 """Run paw.py, but kill this process with SIGKILL at a named point (for the crash tests).
 
-PAW_CRASH_POINT names the point ("never": no kill), PAW_CRASH_NTH which time it is reached.
+PAW_CRASH_POINT names the point ("never": no kill), PAW_CRASH_NTH which time it is reached
+(0: never; the number of times it was reached is printed last on stderr as `reached N`).
 PAW_FAKE_EXDEV=1 makes every rename between folders fail with EXDEV, as between Synology shares.
+PAW_FAIL_VERIFY=1 makes verification fail after the edit was applied (the slide is quarantined
+and must come back byte for byte as the scanner wrote it).
 """
 
+import atexit
 import errno
 import os
 import signal
@@ -12,6 +16,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from paw import durable, fsops, slide  # noqa: E402
+from paw.errors import VerificationFailed  # noqa: E402
+from paw.formats import undo  # noqa: E402
 from paw.ledger.csvfile import CsvLedger  # noqa: E402
 from paw.cli import main  # noqa: E402
 
@@ -37,7 +43,17 @@ def die_at(owner, name, after=False, only=lambda *a, **k: True):
     setattr(owner, name, wrapper)
 
 
+def every_step():
+    """Every call that changes a file or a name: a kill before any of them."""
+    for name in ("pwrite", "rename", "replace", "ftruncate", "unlink", "link", "rmdir"):
+        die_at(os, name)
+    die_at(fsops, "copy_file")
+
+
 POINTS = {
+    "every-step": every_step,
+    "undo-saved": lambda: die_at(undo.RangeLog, "save", after=True),
+    "mid-rollback": lambda: die_at(undo.RangeLog, "restore"),
     "after-claim": lambda: die_at(slide, "_anonymize"),
     "mid-anonymization": lambda: die_at(os, "pwrite"),
     "after-apply": lambda: die_at(slide, "verify"),
@@ -48,6 +64,8 @@ POINTS = {
     "mid-rewrite": lambda: die_at(os, "replace", after=True,
                                   only=lambda src, dst, **kw: os.path.basename(str(src)).startswith(
                                       ("new-", durable.PARTIAL_PREFIX))),
+    # a cross-file-system claim: the copy has its name in staging, the inbox file is still there
+    "claim-copied": lambda: die_at(fsops, "remove_if_same"),
     "before-ledger-row": lambda: die_at(CsvLedger, "append"),
     "after-ledger-row": lambda: die_at(CsvLedger, "append", after=True),
 }
@@ -65,5 +83,12 @@ if os.environ.get("PAW_FAKE_EXDEV"):
 
     fsops.rename_noreplace = rename
 
+if os.environ.get("PAW_FAIL_VERIFY"):
+    def fail(*args, **kwargs):
+        raise VerificationFailed("forced by the crash test")
+
+    slide.verify = fail
+
 POINTS.get(os.environ["PAW_CRASH_POINT"], lambda: None)()
+atexit.register(lambda: print(f"reached {reached}", file=sys.stderr))
 sys.exit(main(sys.argv[1:]))

@@ -54,12 +54,12 @@ class EditPlan(Plan):
         finally:
             os.close(fd)
 
-    def keep_originals(self, path, undo, budget=undo_log.LIMIT):
+    def keep_originals(self, path, undo, budget=None):
         """Save what rollback needs into the folder `undo`: the bytes under every write, the
-        non-zero data of every range to zero, the size. Returns the bytes kept (a committed log
-        is not saved again)."""
-        return undo_log.RangeLog(undo).save(path, [(o, len(d)) for o, d in self.writes],
-                                            self.zeros, budget)
+        non-zero data of every range to zero, the size; at most `budget` bytes (undo.LIMIT).
+        Returns the bytes kept (a committed log is not saved again)."""
+        return undo_log.RangeLog(undo).save(path, [(o, len(d)) for o, d in self.writes], self.zeros,
+                                            undo_log.LIMIT if budget is None else budget)
 
     def rollback(self, path, undo):
         undo_log.RangeLog(undo).restore(path)
