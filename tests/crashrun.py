@@ -50,7 +50,21 @@ def every_step():
     die_at(fsops, "copy_file")
 
 
+def pause_at(owner, name):
+    """Stop for PAW_PAUSE seconds (default 60) when `name` is first called: a run caught
+    holding the lock in the middle of a slide."""
+    import time
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        time.sleep(float(os.environ.get("PAW_PAUSE", "60")))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
 POINTS = {
+    "pause-after-claim": lambda: pause_at(slide, "_anonymize"),
     "every-step": every_step,
     "undo-saved": lambda: die_at(undo.RangeLog, "save", after=True),
     "mid-rollback": lambda: die_at(undo.RangeLog, "restore"),

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,3 +98,376 @@ def test_outbox_files_take_the_group_of_a_setgid_outbox(lab):
     [output] = lab.outbox_files()
     assert os.stat(os.path.join(lab.outbox, output)).st_gid == 4242
     assert stat.S_IMODE(os.stat(lab.outbox).st_mode) == 0o2775  # paw never chmods the share
+
+
+# --- paw's own files never meet a slide's name -------------------------------------------------
+
+def test_a_reason_file_never_replaces_a_quarantined_slide(lab):
+    """`x.svs.reason.txt` is a (broken) slide quarantined in an earlier run; now `x.svs` is
+    quarantined too: its reason file takes another name, the first slide stays as it was."""
+    with open(os.path.join(lab.inbox, "x.svs.reason.txt"), "wb") as fh:
+        fh.write(b"II*\0first slide, broken")
+    assert lab.run() == 3
+    with open(os.path.join(lab.inbox, "x.svs"), "wb") as fh:
+        fh.write(b"II*\0second slide, broken")
+    assert lab.run() == 3
+    with open(os.path.join(lab.quarantine, "x.svs.reason.txt"), "rb") as fh:
+        assert fh.read() == b"II*\0first slide, broken"
+    names = sorted(os.listdir(lab.quarantine))
+    assert names == ["x-2.svs", "x-2.svs.reason.txt", "x.svs.reason.txt", "x.svs.reason.txt.reason.txt"]
+    with open(os.path.join(lab.quarantine, "x-2.svs"), "rb") as fh:
+        assert fh.read() == b"II*\0second slide, broken"
+
+
+def test_a_reason_file_is_never_written_over_a_foreign_file(lab, monkeypatch):
+    """Between the choice of names and the reason file, someone puts a file under its name."""
+    from paw import durable
+    real = durable.create_new
+
+    def create_new(path, data, **kwargs):
+        if path.endswith("x.svs.reason.txt") and not os.path.exists(path):
+            with open(path, "wb") as fh:
+                fh.write(b"not paw's")
+        return real(path, data, **kwargs)
+
+    monkeypatch.setattr(durable, "create_new", create_new)
+    with open(os.path.join(lab.inbox, "x.svs"), "wb") as fh:
+        fh.write(b"junk")
+    assert lab.run() == 3
+    with open(os.path.join(lab.quarantine, "x.svs.reason.txt"), "rb") as fh:
+        assert fh.read() == b"not paw's"
+    assert "x.svs.reason-2.txt" in os.listdir(lab.quarantine)
+
+
+PAWS_OWN_NAMES = ["job.json", "job.json.tmp", ".paw-partial-x.svs", ".paw-partial-claim", "slide", "undo"]
+
+
+@pytest.mark.parametrize("kill", [False, True])
+def test_slides_named_like_paws_own_files(lab, kill):
+    """With nothing ignored, slides called like paw's journal, its partial copies or its
+    folders are processed like any other; none is overwritten or deleted, also when a run is
+    killed after claiming them."""
+    import signal
+    from conftest import ROOT
+    lab.write_config(extra="ignore: []\n")
+    planted = {}
+    for name in PAWS_OWN_NAMES:
+        planted[name] = aperio.write(os.path.join(lab.inbox, name))
+    if kill:
+        env = dict(os.environ, PAW_CRASH_POINT="after-claim", PAW_CRASH_NTH="3", PAW_FAKE_EXDEV="1")
+        crashed = lab.run_subprocess(env=env, wrapper=os.path.join(ROOT, "tests", "crashrun.py"))
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    result = lab.run_subprocess()
+    assert result.returncode == 0, result.stderr
+    rows = lab.rows()
+    assert sorted(r["original"] for r in rows) == sorted(PAWS_OWN_NAMES)
+    assert {r["status"] for r in rows} == {"anonymized"}
+    assert len(lab.outbox_files()) == len(PAWS_OWN_NAMES) and lab.staging() == []
+    for row in rows:
+        assert leaked(os.path.join(lab.outbox, row["output"]), planted[row["original"]]) == []
+
+
+def test_state_folder_removed_mid_run_comes_back_private(lab, monkeypatch):
+    """Someone deletes the state folder while paw works (what was in work goes with it: see
+    README); the next slide's job folder brings state and staging back as 0700, not 0755."""
+    import shutil
+    from paw import slide
+    os.umask(0o022)
+    real = slide.start
+    calls = []
+
+    def start(config, unit, ledger):
+        calls.append(unit.main)
+        if len(calls) == 2:
+            shutil.rmtree(lab.state)
+        return real(config, unit, ledger)
+
+    monkeypatch.setattr(slide, "start", start)
+    aperio.write(os.path.join(lab.inbox, "a.svs"))
+    aperio.write(os.path.join(lab.inbox, "b.svs"))
+    lab.run()
+    assert len(calls) == 2 and len(lab.outbox_files()) == 2
+    for folder in (lab.state, os.path.join(lab.state, "staging")):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+
+
+# --- one bad entry neither stops nor clogs the runs ---------------------------------------------
+
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def run_without_override(lab, *args):
+    """paw as root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: permission bits apply to it
+    as to any user (root owns the lab, so only what a test locks is locked)."""
+    from conftest import ROOT
+    if subprocess.run(NO_DAC + ["true"], capture_output=True).returncode != 0:
+        pytest.skip("setpriv cannot drop capabilities here")
+    return subprocess.run(NO_DAC + [sys.executable, os.path.join(ROOT, "paw.py"), "--config",
+                                    lab.config, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("mode", [0o000, 0o600])
+def test_an_unreadable_folder_is_skipped_with_one_warning(lab, mode):
+    """0o000: the folder cannot be listed; 0o600: listed, but its entries cannot be looked at."""
+    planted = aperio.write(os.path.join(lab.inbox, "a.svs"))
+    secret = os.path.join(lab.inbox, "secret")
+    os.mkdir(secret)
+    aperio.write(os.path.join(secret, "b.svs"))
+    os.chmod(secret, mode)
+    try:
+        result = run_without_override(lab)
+        again = run_without_override(lab)
+        status = run_without_override(lab, "status")
+    finally:
+        os.chmod(secret, 0o755)
+    assert result.returncode == 0, result.stderr
+    [output] = lab.outbox_files()
+    assert leaked(os.path.join(lab.outbox, output), planted) == []
+    warnings = [x for x in result.stderr.splitlines() if "WARNING" in x]
+    assert len(warnings) == 1 and "secret" in warnings[0] and "Permission denied" in warnings[0]
+    assert again.returncode == 0 and "WARNING" not in again.stderr  # reported once, not every run
+    assert "skipped in the inbox: secret" in status.stdout and "Permission denied" in status.stdout
+    assert os.listdir(secret) == ["b.svs"]
+
+
+def test_a_path_past_path_max_is_skipped_with_one_warning(lab):
+    planted = aperio.write(os.path.join(lab.inbox, "a.svs"))
+    fd = os.open(lab.inbox, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 0
+    while depth * 201 < 4200:  # folders nested past PATH_MAX (4096 bytes)
+        os.mkdir("d" * 200, dir_fd=fd)
+        deeper = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd, depth = deeper, depth + 1
+    with open(os.open("deep.svs", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as fh:
+        fh.write(b"II*\0")
+    os.close(fd)
+    result = lab.run_subprocess()
+    assert result.returncode == 0, result.stderr
+    assert len(lab.outbox_files()) == 1
+    assert leaked(os.path.join(lab.outbox, lab.outbox_files()[0]), planted) == []
+    assert "File name too long" in result.stderr and "skipped" in result.stderr
+
+
+def test_a_slide_that_cannot_be_claimed_is_left_alone_after_three_attempts(lab):
+    """A folder the run may read but not change: the rename out of it fails (EACCES). Runs 1
+    and 2 fail (exit 1) with the attempt counted, run 3 leaves the slide alone with one warning,
+    later runs are quiet; no staging job piles up; saving the slide again starts afresh."""
+    locked = os.path.join(lab.inbox, "locked")
+    os.mkdir(locked)
+    path = os.path.join(locked, "x.svs")
+    aperio.write(path)
+    os.chmod(locked, 0o555)
+    try:
+        results = [run_without_override(lab) for _ in range(4)]
+        status = run_without_override(lab, "status")
+    finally:
+        os.chmod(locked, 0o755)
+    assert [r.returncode for r in results] == [1, 1, 0, 0], [r.stderr for r in results]
+    assert "attempt 1 of 3" in results[0].stderr and "Permission denied" in results[0].stderr
+    assert "left alone until it changes" in results[2].stderr
+    assert "WARNING" not in results[3].stderr and "ERROR" not in results[3].stderr
+    assert lab.staging() == [] and os.listdir(locked) == ["x.svs"] and lab.rows() == []
+    assert "left alone until it changes: locked/x.svs" in status.stdout
+    os.utime(path)  # saved again (here: touched): tried afresh
+    assert lab.run() == 0 and len(lab.outbox_files()) == 1
+
+
+SPECIAL = {
+    "fifo": lambda path: os.mkfifo(path),
+    "char-device": lambda path: os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5)),  # /dev/zero
+    "socket": lambda path: __import__("socket").socket(__import__("socket").AF_UNIX).bind(path),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+@pytest.mark.parametrize("where", ["inbox", "mrxs-folder", "folder-named-like-a-slide"])
+def test_special_files_are_never_opened_or_copied(lab, kind, where):
+    """A FIFO would block the run until the time limit, /dev/zero copied across file systems
+    would fill the state volume: recognised by lstat, reported once, left alone. Run with every
+    move a copy, and a file-size limit so that a copy of the device fails fast instead."""
+    import resource
+    import signal
+    from conftest import ROOT
+    from synth import mrxs
+    planted = aperio.write(os.path.join(lab.inbox, "good.svs"))
+    if where == "inbox":
+        special = os.path.join(lab.inbox, "x.svs")
+    elif where == "mrxs-folder":
+        mrxs.write(os.path.join(lab.inbox, "m.mrxs"))
+        special = os.path.join(lab.inbox, "m", "Data0001.dat")
+    else:
+        os.mkdir(os.path.join(lab.inbox, "y.svs"))
+        special = os.path.join(lab.inbox, "y.svs", "z.svs")
+    SPECIAL[kind](special)
+
+    def limits():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50 << 20, 50 << 20))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    env = dict(os.environ, PAW_FAKE_EXDEV="1", PAW_CRASH_POINT="never")
+    command = [sys.executable, os.path.join(ROOT, "tests", "crashrun.py"), "--config", lab.config]
+    results = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                              preexec_fn=limits) for _ in range(2)]
+    assert [r.returncode for r in results] == [0, 0], results[0].stderr
+    [output] = lab.outbox_files()
+    assert leaked(os.path.join(lab.outbox, output), planted) == []
+    assert len([x for x in results[0].stderr.splitlines() if "WARNING" in x]) == 1
+    assert "a FIFO" in results[0].stderr or "a socket" in results[0].stderr or \
+        "a character device" in results[0].stderr
+    assert "WARNING" not in results[1].stderr
+    assert os.path.lexists(special) and lab.staging() == []
+    assert [r["original"] for r in lab.rows()] == ["good.svs"]
+
+
+def test_names_too_long_for_paws_partial_and_reason_files(lab):
+    """255-byte names (the limit): `.paw-partial-NAME` and `NAME.reason.txt` would pass it.
+    Moves are copies here (the partial names matter then)."""
+    from conftest import ROOT
+    good, broken = "g" * 251 + ".svs", "b" * 251 + ".svs"
+    planted = aperio.write(os.path.join(lab.inbox, good))
+    with open(os.path.join(lab.inbox, broken), "wb") as fh:
+        fh.write(b"junk")
+    env = dict(os.environ, PAW_FAKE_EXDEV="1", PAW_CRASH_POINT="never")
+    result = lab.run_subprocess(env=env, wrapper=os.path.join(ROOT, "tests", "crashrun.py"))
+    assert result.returncode == 3, result.stderr
+    [output] = lab.outbox_files()
+    assert leaked(os.path.join(lab.outbox, output), planted) == []
+    assert lab.quarantined() == [broken] and lab.staging() == []
+    [reason] = [n for n in os.listdir(lab.quarantine) if n != broken]
+    assert reason == "b" * 243 + "~.reason.txt"
+    assert lab.run("status") == 0
+
+
+def test_a_modification_time_in_the_future_waits_by_paws_clock(lab, monkeypatch):
+    """An SMB client whose clock runs a day ahead: the slide's mtime lies in the future. paw
+    judges its age by its own observation and warns once about the clock."""
+    import logging
+    from paw import inbox
+    lab.write_config(min_age=60, runs=2)
+    path = os.path.join(lab.inbox, "x.svs")
+    aperio.write(path)
+    ahead = time.time() + 86400
+    os.utime(path, (ahead, ahead))
+    clock = [time.time()]
+    monkeypatch.setattr(inbox.time, "time", lambda: clock[0])
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("paw").addHandler(handler)
+    try:
+        assert lab.run() == 0 and lab.outbox_files() == []
+        clock[0] += 30
+        assert lab.run() == 0 and lab.outbox_files() == []
+        clock[0] += 31  # 61 s after paw first saw it unchanged
+        assert lab.run() == 0 and len(lab.outbox_files()) == 1
+    finally:
+        logging.getLogger("paw").removeHandler(handler)
+    skew = [r for r in records if "in the future" in r.getMessage()]
+    assert len(skew) == 1 and skew[0].levelname == "WARNING"
+
+
+# --- around the file ---------------------------------------------------------------------------
+
+def _acl(uid):
+    """A POSIX access ACL granting user `uid` rwx (the kernel's xattr layout)."""
+    import struct
+    entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 7, uid), (0x04, 4, 0xFFFFFFFF), (0x10, 7, 0xFFFFFFFF),
+               (0x20, 4, 0xFFFFFFFF)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+@pytest.mark.parametrize("exdev", [False, True])
+def test_extended_attributes_never_reach_the_outbox(lab, monkeypatch, exdev):
+    """Samba keeps streams and DOS attributes, macOS its metadata (kMDItemWhereFroms with a
+    patient in a URL), POSIX ACLs in extended attributes; a rename carries them along."""
+    from synth import mrxs
+    path = os.path.join(lab.inbox, "x.svs")
+    aperio.write(path)
+    mrxs.write(os.path.join(lab.inbox, "m.mrxs"))
+    tagged = [path, os.path.join(lab.inbox, "m", "Slidedat.ini"), os.path.join(lab.inbox, "m")]
+    for each in tagged:
+        os.setxattr(each, "user.com.apple.metadata:kMDItemWhereFroms",
+                    b"https://lis.example/case?patient=DOE^JANE")
+        os.setxattr(each, "user.DosStream.Zone.Identifier:$DATA", b"[ZoneTransfer]\r\nZoneId=3")
+    try:
+        os.setxattr(path, "system.posix_acl_access", _acl(4242))
+    except OSError:
+        pass  # a file system without ACLs
+    if exdev:
+        from paw import durable, fsops
+        real = fsops.rename_noreplace
+
+        def rename(src, dst):
+            if os.path.dirname(src) != os.path.dirname(dst) and \
+                    not os.path.basename(src).startswith(durable.PARTIAL_PREFIX):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real(src, dst)
+
+        monkeypatch.setattr(fsops, "rename_noreplace", rename)
+    assert lab.run() == 0
+    assert len(lab.outbox_files()) == 3  # the SVS, and the MRXS file and its folder
+    for root, dirs, files in os.walk(lab.outbox):
+        for name in dirs + files:
+            assert os.listxattr(os.path.join(root, name)) == [], name
+
+
+def test_a_file_still_open_for_writing_is_not_claimed(lab):
+    """The writer keeps the inode open: a delivered file could still change. A read lease is
+    refused while anyone on this host has the file open for writing (smbd included)."""
+    path = os.path.join(lab.inbox, "x.svs")
+    aperio.write(path)
+    with open(path, "r+b") as writer:
+        result = lab.run_subprocess()
+        again = lab.run_subprocess()
+        status = lab.run_subprocess("status")
+        assert writer.writable()
+    assert result.returncode == 0 and lab.outbox_files() == [] and lab.staging() == []
+    assert "still open for writing" in result.stderr and "still open for writing" not in again.stderr
+    assert "x.svs is still open for writing" in status.stdout
+    assert lab.run() == 0 and len(lab.outbox_files()) == 1
+
+
+def test_cross_file_system_copies_keep_holes(lab):
+    """A 500 MB sparse slide through a claim and a delivery that are both copies: the outbox
+    file has its holes (its allocated blocks are a small fraction of its size)."""
+    from conftest import ROOT
+    aperio.write(os.path.join(lab.inbox, "x.svs"), 13000, 13000, sparse=True)
+    size = os.path.getsize(os.path.join(lab.inbox, "x.svs"))
+    env = dict(os.environ, PAW_FAKE_EXDEV="1", PAW_CRASH_POINT="never")
+    result = lab.run_subprocess(env=env, wrapper=os.path.join(ROOT, "tests", "crashrun.py"))
+    assert result.returncode == 0, result.stderr
+    [output] = lab.outbox_files()
+    info = os.stat(os.path.join(lab.outbox, output))
+    assert info.st_size == size > 400 << 20
+    assert info.st_blocks * 512 < size // 20
+
+
+def test_a_deleted_lock_file_lets_no_second_run_in(lab):
+    """Run A holds the lock in the middle of a slide; someone deletes state/paw.lock (an older
+    paw's lock file, or any file there). Run B must still find the lock held and leave A's job
+    alone."""
+    import json
+    import signal
+    from conftest import ROOT
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    env = dict(os.environ, PAW_CRASH_POINT="pause-after-claim", PAW_PAUSE="60")
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "crashrun.py"), "--config",
+                              lab.config], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not lab.staging() and time.time() < deadline:
+            time.sleep(0.05)
+        [job] = lab.staging()
+        lock_file = os.path.join(lab.state, "paw.lock")
+        if os.path.exists(lock_file):
+            os.unlink(lock_file)
+        second = lab.run_subprocess()
+        assert second.returncode == 0 and "another paw run holds the lock" in second.stderr
+        with open(os.path.join(lab.state, "staging", job, "job.json")) as fh:
+            assert json.load(fh)["state"] == "claimed"
+        assert lab.rows() == []
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert lab.run() == 0 and len(lab.rows()) == 1 and len(lab.outbox_files()) == 1
