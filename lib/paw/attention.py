@@ -78,11 +78,14 @@ class Attention:
         self.changed = True
         return True
 
-    def settle(self, units, busy):
+    def settle(self, present, busy):
         """After the scan: forget what is gone, changed (a held slide saved again is tried
-        afresh) or no longer open for writing (`busy`: the mains found busy in this run)."""
-        present = {u.main: u.fingerprint for u in units}
-        self._set("held", {m: e for m, e in self.data["held"].items() if present.get(m) == e["fingerprint"]})
+        afresh) or no longer open for writing (`busy`: the mains found busy in this run).
+        `present()` gives {main: fingerprint} of the scan; asked only when something is held."""
+        if self.data["held"]:
+            seen = present()
+            self._set("held", {m: e for m, e in self.data["held"].items()
+                               if seen.get(m) == e["fingerprint"]})
         self._set("busy", {m: t for m, t in self.data["busy"].items() if m in busy})
 
     def claimed(self, main):

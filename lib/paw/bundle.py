@@ -25,6 +25,7 @@ import fnmatch
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DICOM_MAGIC_AT, DICOM_MAGIC = 128, b"DICM"
 MRXS_SUFFIX = ".mrxs"
@@ -52,8 +53,8 @@ CLUTTER_FOLDERS = (
 )
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(NamedTuple):
+    """A tuple, not a dataclass: the inbox scan makes one per file (100,000 of them per tick)."""
     kind: str
     members: tuple   # paths; the main member first (the .mrxs file, the DICOM folder, the file)
 
@@ -186,30 +187,44 @@ def at(path):
 
 
 def in_folder(root, files, dirs):
-    """The slides directly in one inbox folder: (bundles with paths relative to `root`'s
-    listing, sub-folders to walk further). `files` and `dirs` are the folder's names already
-    stripped of ignored ones; MRXS data folders and DICOM folders are slides, not walked.
-    `root` itself is never a DICOM slide: files lying directly in a folder being walked are
-    slides of their own (a DICOM instance there is a single-file slide)."""
-    stems = {name[:-len(MRXS_SUFFIX)] for name in files if name.lower().endswith(MRXS_SUFFIX)}
-    stems |= {vsi_folder_name(name) for name in files} - {None}
-    bundles, walk = [], []
+    """The slides directly in one inbox folder: (an iterator of bundles with paths relative to
+    `root`'s listing, sub-folders to walk further). `files` and `dirs` are the folder's names
+    already stripped of ignored ones; MRXS data folders and DICOM folders are slides, not
+    walked. `root` itself is never a DICOM slide: files lying directly in a folder being walked
+    are slides of their own (a DICOM instance there is a single-file slide). The bundles are
+    made as they are taken: a folder of 100,000 files never holds 100,000 of them at once."""
+    stems = set()  # the data folders the files name: X/ for X.mrxs, _X_/ for X.vsi (one pass)
+    for name in files:
+        tail = name[-len(MRXS_SUFFIX):].lower()
+        if tail == MRXS_SUFFIX:
+            stems.add(name[:-len(MRXS_SUFFIX)])
+        elif tail.endswith(VSI_SUFFIX):
+            stems.add(vsi_folder_name(name))
+    stems.discard(None)
+    folders, walk = [], []
     for name in dirs:
         if name in stems:
             continue
         if is_dicom_folder(os.path.join(root, name)):
-            bundles.append(Bundle(DICOM, (name,)))
+            folders.append(Bundle(DICOM, (name,)))
         else:
             walk.append(name)
-    for name in files:
-        stem = name[:-len(MRXS_SUFFIX)]
-        if name.lower().endswith(MRXS_SUFFIX) and stem in dirs:
-            bundles.append(Bundle(MRXS, (name, stem)))
-        elif vsi_folder_name(name) in dirs:
-            bundles.append(Bundle(VSI, (name, vsi_folder_name(name))))
-        else:
-            bundles.append(Bundle(FILE, (name,)))
-    return bundles, walk
+    data_folders = stems.intersection(dirs)
+
+    def bundles():
+        yield from folders
+        for name in files:
+            if data_folders:  # the pairs: X.mrxs with X/, X.vsi with _X_/
+                if name[:-len(MRXS_SUFFIX)] in data_folders and name.lower().endswith(MRXS_SUFFIX):
+                    yield Bundle(MRXS, (name, name[:-len(MRXS_SUFFIX)]))
+                    continue
+                pixels = vsi_folder_name(name)
+                if pixels in data_folders:
+                    yield Bundle(VSI, (name, pixels))
+                    continue
+            yield Bundle(FILE, (name,))
+
+    return bundles(), walk
 
 
 def member_names(kind, stem, extension):

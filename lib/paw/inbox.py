@@ -40,7 +40,7 @@ class Unit:
     main: str
     members: tuple
     kind: str              # bundle kind: file, mrxs, dicom, vsi
-    fingerprint: str
+    fingerprint: int
     newest_change: float   # latest mtime/ctime over the members, in seconds
 
 
@@ -56,8 +56,10 @@ def _why(exc):
 
 
 def _facts(st):
-    """size:mtime:ctime:inode as one string, and the newest of mtime/ctime."""
-    return (f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}",
+    """A 64-bit fingerprint of (size, mtime, ctime, inode) and the newest of mtime/ctime.
+    Python's hash of a tuple of integers is fixed (unlike that of text, it is not seeded per
+    process); an int is a third the memory of the same facts as text, for 100,000 files."""
+    return (hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)),
             max(st.st_mtime_ns, st.st_ctime_ns) / 1e9)
 
 
@@ -68,7 +70,7 @@ def _tree_fingerprint(path):
     `.NAME.XXXXXX`) means a copy is still arriving. OSError if part of it cannot be read; the
     relative path of a special file in it as the third value (such a folder is not a slide)."""
     fp, newest = _facts(os.lstat(path))
-    parts, odd = [fp], None
+    parts, odd = [str(fp)], None
     stack = [("", path)]
     while stack:
         rel, folder = stack.pop()
@@ -84,21 +86,21 @@ def _tree_fingerprint(path):
             newest = max(newest, change)
             if stat.S_ISDIR(st.st_mode):
                 stack.append((sub, entry.path))
-    digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
-    return digest, newest, odd
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True), newest, odd
 
 
-def _unit_fingerprint(inbox, members, kind, main_facts=None):
+def _unit_fingerprint(inbox, members, kind):
     """(fingerprint, newest change, special file inside or None) of a unit: a file, a DICOM
     folder, or an MRXS file plus its folder."""
     main = os.path.join(inbox, members[0])
     if kind == bundle.DICOM:
         return _tree_fingerprint(main)
-    fp, change = main_facts or _facts(os.lstat(main))
+    fp, change = _facts(os.lstat(main))
     if len(members) == 1:
         return fp, change, None
     fp_dir, change_dir, odd = _tree_fingerprint(os.path.join(inbox, members[1]))
-    return f"{fp}|{fp_dir}", max(change, change_dir), odd
+    return hash((fp, fp_dir)), max(change, change_dir), odd
 
 
 def still_as_scanned(inbox, unit):
@@ -111,17 +113,25 @@ def still_as_scanned(inbox, unit):
 
 
 def find_units(inbox, patterns, problems=None):
-    """Every slide unit in the inbox, walking sub-folders, skipping ignored names. Entries that
-    cannot be read or are special files are skipped; with `problems` (a list) each is added
-    as (path relative to the inbox, reason)."""
-    units, ignored = [], _ignore_matcher(patterns)
+    """Every slide unit in the inbox (see scan), as a list."""
+    return list(scan(inbox, patterns, problems))
+
+
+def scan(inbox, patterns, problems=None):
+    """Yield every slide unit in the inbox, walking sub-folders, skipping ignored names.
+    Entries that cannot be read or are special files are skipped; with `problems` (a list)
+    each is added as (path relative to the inbox, reason). Written for 100,000 files: the
+    listing uses the directory's own file types (no system call per name), one lstat per
+    slide, nothing kept per file but what the caller keeps."""
+    ignored = _ignore_matcher(patterns)
     note = problems.append if problems is not None else (lambda item: None)
     inbox = os.path.normpath(inbox)
     pending = [""]
+    lstat, join, file_kind = os.lstat, os.path.join, bundle.FILE  # local names: a tight loop
     while pending:
         prefix = pending.pop()
-        folder = os.path.join(inbox, prefix) if prefix else inbox
-        files, dirs, facts = [], [], {}
+        folder = join(inbox, prefix) if prefix else inbox
+        files, dirs = [], []
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
@@ -129,42 +139,45 @@ def find_units(inbox, patterns, problems=None):
                     if ignored(name):
                         continue
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                            files.append(name)
+                        elif entry.is_dir(follow_symlinks=False):
                             dirs.append(name)
-                            continue
-                        st = entry.stat(follow_symlinks=False)
+                        else:
+                            kind = special_kind(entry.stat(follow_symlinks=False).st_mode) or "not a file"
+                            note((join(prefix, name), f"{kind}, not a slide file: left alone"))
                     except OSError as exc:
-                        note((os.path.join(prefix, name), _why(exc)))
-                        continue
-                    odd = special_kind(st.st_mode)
-                    if odd:
-                        note((os.path.join(prefix, name), f"{odd}, not a slide file: left alone"))
-                        continue
-                    files.append(name)
-                    facts[name] = _facts(st)
+                        note((join(prefix, name), _why(exc)))
         except OSError as exc:
             note((prefix or ".", _why(exc)))
             continue
         files.sort()
         dirs.sort()
         found, walk = bundle.in_folder(folder, files, dirs)
-        for each in found:
-            members = tuple(os.path.join(prefix, m) if prefix else m for m in each.members)
+        here = folder + os.sep
+        relative = prefix + os.sep if prefix else ""
+        for kind, members in found:
+            if relative:
+                members = tuple(relative + m for m in members)
             try:
-                fingerprint, change, odd = _unit_fingerprint(inbox, members, each.kind,
-                                                             facts.get(each.members[0]))
+                if kind == file_kind:  # the common case, inlined: 100,000 times per tick
+                    st = lstat(here + members[0][len(relative):])
+                    fingerprint = hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+                    change = (st.st_mtime_ns if st.st_mtime_ns > st.st_ctime_ns else st.st_ctime_ns) / 1e9
+                    odd = None
+                else:
+                    fingerprint, change, odd = _unit_fingerprint(inbox, members, kind)
             except FileNotFoundError:
                 continue  # vanished while we looked: the next run sees what is there
             except OSError as exc:
                 note((members[-1], _why(exc)))
                 continue
             if odd:
-                note((os.path.join(members[-1], odd), "a FIFO, socket or device inside a slide "
-                      "folder: the slide is left alone"))
+                note((join(members[-1], odd), "a FIFO, socket or device inside a slide folder: "
+                      "the slide is left alone"))
                 continue
-            units.append(Unit(members[0], members, each.kind, fingerprint, change))
-        pending.extend(os.path.join(prefix, d) if prefix else d for d in reversed(walk))
-    return units
+            yield Unit(members[0], members, kind, fingerprint, change)
+        pending.extend(join(prefix, d) if prefix else d for d in reversed(walk))
 
 
 def open_for_writing(inbox, unit):
@@ -202,54 +215,80 @@ def open_for_writing(inbox, unit):
 
 class Stability:
     """What the previous run saw of each unit: fingerprint, in how many consecutive runs, and
-    since when (paw's clock). Kept in state_dir as flat lists: 100,000 entries load and save
-    in a fraction of a second."""
+    since when (paw's clock). Kept in state_dir as four flat lists: 100,000 entries load and
+    save in a fraction of a second and a few tens of MB."""
 
     def __init__(self, state_dir):
         self.path = os.path.join(state_dir, STATE_FILE)
         self.paths, self.fps, self.runs, self.since = [], [], [], []
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            with open(self.path, "rb") as fh:
+                data = json.loads(fh.read())
             if data.get("version") == STATE_VERSION:
                 self.paths, self.fps, self.runs, self.since = (
                     data["paths"], data["fps"], data["runs"], data["since"])
         except (OSError, ValueError, AttributeError, KeyError):
             pass  # none yet, or an older paw's: every slide starts counting again
-        self.index = {p: i for i, p in enumerate(self.paths)}
+        self._index = None
+
+    def _find(self, main):
+        """Position of `main` in the previous run's lists (an index made on first need)."""
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.paths)}
+        return self._index.get(main)
 
     def previous(self, main):
         """(fingerprint, runs, since) of the previous run, or None."""
-        i = self.index.get(main)
+        i = self._find(main)
         return None if i is None else (self.fps[i], self.runs[i], self.since[i])
 
     def observe(self, units, unchanged_runs, min_age, now=None):
-        """Record this run's fingerprints; return (stable units, waiting units, [(unit,
-        seconds a file time lies ahead of paw's clock)])."""
+        """Record this run's fingerprints of `units` (any iterable: the scan is consumed as it
+        goes); return (stable units, number waiting, [(unit, seconds a file time lies ahead
+        of paw's clock)])."""
         now = time.time() if now is None else now
+        today = int(now)
+        old_paths, old_fps, old_runs, old_since = self.paths, self.fps, self.runs, self.since
+        known = len(old_paths)
         paths, fps, runs, since = [], [], [], []
-        stable, waiting, skewed = [], [], []
-        for unit in units:
-            i = self.index.get(unit.main)
-            if i is not None and self.fps[i] == unit.fingerprint:
-                count, first = self.runs[i] + 1, self.since[i]
+        add_path, add_fp, add_runs, add_since = paths.append, fps.append, runs.append, since.append
+        stable, skewed, waiting, expected = [], [], 0, 0
+        for unit in units:  # 100,000 times per tick: kept tight
+            # The scan's order is the previous run's: look where the last match ended first,
+            # and only build an index when the inbox changed.
+            if expected < known and old_paths[expected] == unit.main:
+                i = expected
             else:
-                count, first = 1, int(now)
-            paths.append(unit.main)
-            fps.append(unit.fingerprint)
-            runs.append(count)
-            since.append(first)
-            ahead = unit.newest_change - now
-            if ahead > SKEW_SECONDS:
-                skewed.append((unit, ahead))
+                i = self._find(unit.main)
+            if i is not None:
+                expected = i + 1
+            if i is not None and old_fps[i] == unit.fingerprint:
+                add_path(old_paths[i])  # the previous run's objects: one copy in memory
+                add_fp(old_fps[i])
+                count, first = old_runs[i] + 1, old_since[i]
+            else:
+                add_path(unit.main)
+                add_fp(unit.fingerprint)
+                count, first = 1, today
+            add_runs(count)
+            add_since(first)
+            newest = unit.newest_change
+            if newest > now + SKEW_SECONDS:
+                skewed.append((unit, newest - now))
             # Unchanged for min_age: by the file's own times, or by what paw saw itself.
-            age = max(now - unit.newest_change, now - first)
-            (stable if count >= unchanged_runs and age >= min_age else waiting).append(unit)
+            if count >= unchanged_runs and now - (newest if newest < first else first) >= min_age:
+                stable.append(unit)
+            else:
+                waiting += 1
         self.paths, self.fps, self.runs, self.since = paths, fps, runs, since
-        self.index = None  # rebuilt on load; not needed after observing
+        self._index = None
         return stable, waiting, skewed
+
+    def present(self):
+        """{main: fingerprint} of what the last observe saw."""
+        return dict(zip(self.paths, self.fps))
 
     def save(self):
         data = {"version": STATE_VERSION, "paths": self.paths, "fps": self.fps,
                 "runs": self.runs, "since": self.since}
-        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8", "surrogateescape"))
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("ascii"))

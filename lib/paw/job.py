@@ -14,7 +14,7 @@ import time
 from . import durable, fsops
 from .attention import MAX_ATTEMPTS, Attention
 from .errors import ClaimFailed, ExitCode, LedgerUnavailable
-from .inbox import Stability, find_units, open_for_writing
+from .inbox import Stability, open_for_writing, scan
 from .journal import Status
 from .ledger import open_ledger
 from .naming import printable
@@ -94,12 +94,12 @@ def _with_ledger(config, dry_run, ledger, began):
         failures += _finish_interrupted(config, ledger, outcomes)
     stability = Stability(config.state_dir)
     skipped = []
-    units = find_units(config.inbox, config.ignore, skipped)
-    stable, waiting, skewed = stability.observe(units, config.unchanged_runs, config.min_age_seconds)
+    stable, waiting, skewed = stability.observe(scan(config.inbox, config.ignore, skipped),
+                                                config.unchanged_runs, config.min_age_seconds)
     if dry_run:
         for unit in stable:
             log.info("would process %s", printable(unit.main))
-        log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), len(waiting))
+        log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), waiting)
         return ExitCode.OK
     stability.save()
     attention = Attention(config.state_dir)
@@ -117,12 +117,12 @@ def _with_ledger(config, dry_run, ledger, began):
                              printable(unit.main))
                 continue
             failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
-    attention.settle(units, busy)
+    attention.settle(stability.present, busy)
     attention.save()
     quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
     summary = {
         "time": time.time(), "anonymized": len(outcomes) - quarantined, "quarantined": quarantined,
-        "failed": failures, "waiting": len(waiting) + len(busy), "held": len(held),
+        "failed": failures, "waiting": waiting + len(busy), "held": len(held),
         "bytes": sum(o.size for o in outcomes), "seconds": round(time.monotonic() - began, 3),
     }
     _remember(config, summary)
