@@ -5,7 +5,10 @@ Prints medians of repeated measurements, each in a fresh `paw.py` process starte
 starts it, with wall time and peak RSS from wait4():
 - one slide per run at 20 MB, 2 GB and 20 GB (sparse synthetic SVS: no disk cost), and the
   ratio largest/smallest;
-- an idle tick with N not-yet-stable files in the inbox, and `paw.py --help` (start-up cost);
+- an idle tick with N not-yet-stable files in the inbox (10,000 and 100,000), the size of the
+  stability record, and `paw.py --help` (start-up cost);
+- what a 1,000,000-row CSV ledger adds per slide (a run of 20 slides against one with an empty
+  ledger; and has_job alone);
 - the optional O(size) steps alone: full-file verification scan and SHA-256, in MB/s, against
   `cat FILE > /dev/null` and `sha256sum` on the same (non-sparse) file.
 """
@@ -32,13 +35,20 @@ def timed(command, **kwargs):
     Measured by GNU time as the parent: on Linux a child's ru_maxrss starts at its parent's
     high-water mark, so wait4() from this (large) process would report our own size.
     """
+    return timed_cpu(command, **kwargs)[:2]
+
+
+def timed_cpu(command, **kwargs):
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process: on
+    a busy machine CPU time says more about a small difference than wall time."""
     start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True,
+    result = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *command], capture_output=True,
                             text=True, **kwargs)
     wall = time.perf_counter() - start
     if result.returncode not in (0, 3):
         raise SystemExit(f"{command} failed:\n{result.stderr}")
-    return wall, int(result.stderr.strip().splitlines()[-1]) / 1024
+    rss, user, system = result.stderr.strip().splitlines()[-1].split()
+    return wall, int(rss) / 1024, float(user) + float(system)
 
 
 def make_lab(base, min_age=0, runs=1, extra=""):
@@ -124,18 +134,73 @@ def bench_idle(repeat, files):
     try:
         config = make_lab(base, min_age=3600)
         for i in range(files):
-            with open(os.path.join(base, "inbox", f"slide-{i:05}.svs"), "wb") as fh:
+            with open(os.path.join(base, "inbox", f"slide-{i:06}.svs"), "wb") as fh:
                 fh.write(b"x")
         timed(PAW + ["--config", config, "-q"])  # the first run records fingerprints
-        runs = [timed(PAW + ["--config", config, "-q"]) for _ in range(repeat)]
+        runs = [timed_cpu(PAW + ["--config", config, "-q"]) for _ in range(repeat)]
         helps = [timed(PAW + ["--help"]) for _ in range(repeat)]
         bare = [timed([sys.executable, "-c", "pass"]) for _ in range(repeat)]
+        record = os.path.getsize(os.path.join(base, "state", "stability.json"))
         print(f"  run:    {statistics.median(r[0] for r in runs):.3f} s, "
-              f"{statistics.median(r[1] for r in runs):.1f} MB peak RSS")
+              f"{statistics.median(r[1] for r in runs):.1f} MB peak RSS, "
+              f"{statistics.median(r[2] for r in runs):.3f} s CPU; stability.json {record / 1e6:.1f} MB")
         print(f"  --help: {statistics.median(h[0] for h in helps):.3f} s, "
               f"{statistics.median(h[1] for h in helps):.1f} MB peak RSS")
         print(f"  (bare `python -c pass`: {statistics.median(b[0] for b in bare):.3f} s, "
               f"{statistics.median(b[1] for b in bare):.1f} MB)")
+    finally:
+        shutil.rmtree(base)
+
+
+def bench_ledger(repeat, rows, slides=20):
+    """What a long CSV ledger adds per slide: has_job reads from the journaled mark only."""
+    from paw.ledger import COLUMNS
+    from paw.ledger.csvfile import CsvLedger
+    from synth import aperio
+
+    print(f"\nCSV ledger of {rows:,} rows, {slides} slides per run, median of {repeat}:")
+    base = tempfile.mkdtemp(prefix="pawbench-")
+    try:
+        big = os.path.join(base, "big.csv")
+        row = ("2026-01-01T00:00:00+00:00,{:016x},anonymized,S26-{} A1 HE.svs,PAW-0000000000.svs,"
+               "aperio,,label image destroyed; macro image destroyed,123456789,0.100,,\r\n")
+        with open(big, "w", encoding="utf-8", newline="") as fh:
+            fh.write("\ufeff" + ",".join(COLUMNS) + "\r\n")
+            for start in range(0, rows, 100_000):
+                fh.write("".join(row.format(i, i) for i in range(start, min(rows, start + 100_000))))
+        print(f"  ledger: {os.path.getsize(big) / 1e6:.0f} MB")
+        ledger = CsvLedger(big)
+        mark = ledger.mark()
+        ledger.append({"job": "benchjob", "status": "anonymized"})
+        times = []
+        for _ in range(repeat * 20):
+            start = time.perf_counter()
+            ledger.has_job("benchjob", since=mark)
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ledger.has_job("benchjob")  # what every slide paid before the mark: the whole file
+        whole = time.perf_counter() - start
+        print(f"  has_job from the mark: {statistics.median(times) * 1000:.3f} ms "
+              f"(reading the whole ledger, as before: {whole * 1000:.0f} ms)")
+        template = os.path.join(base, "template.svs")
+        aperio.write(template, 512, 512)
+        per_run = {}
+        for label, ledger_rows in (("empty ledger", None), (f"{rows:,}-row ledger", big)):
+            cpus = []
+            for n in range(repeat):
+                lab = os.path.join(base, f"lab-{n}-{ledger_rows is None}")
+                config = make_lab(lab)
+                for i in range(slides):
+                    shutil.copyfile(template, os.path.join(lab, "inbox", f"S26-{i:04} A1 HE.svs"))
+                if ledger_rows:
+                    shutil.copyfile(big, os.path.join(lab, "ledger.csv"))
+                subprocess.run(["sync"], check=True)
+                cpus.append(timed_cpu(PAW + ["--config", config, "-q"])[2])
+                shutil.rmtree(lab)
+            per_run[label] = statistics.median(cpus)
+            print(f"  run of {slides} slides, {label}: {per_run[label]:.3f} s CPU")
+        added = (per_run[f"{rows:,}-row ledger"] - per_run["empty ledger"]) / slides
+        print(f"  added per slide: {added * 1000:.1f} ms CPU")
     finally:
         shutil.rmtree(base)
 
@@ -190,7 +255,7 @@ def bench_cross_device(megabytes):
         cp = megabytes / (time.perf_counter() - start)
         target = os.path.join(base, "c.bin")
         start = time.perf_counter()
-        fsops._copy_then_remove(source, target)  # what move() does on EXDEV
+        fsops._copy_then_remove(source, target, target + ".partial", None)  # what move() does on EXDEV
         paw = megabytes / (time.perf_counter() - start)
         print(f"  cp + sync:  {cp:7.0f} MB/s\n  paw:        {paw:7.0f} MB/s ({paw / cp:.0%} of cp)")
     finally:
@@ -291,25 +356,30 @@ def bench_dicom(repeat, cases):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
-    p.add_argument("--idle-files", type=int, default=10000)
+    p.add_argument("--idle-files", default="10000,100000", help="comma-separated counts")
+    p.add_argument("--ledger-rows", type=int, default=1_000_000)
+    p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
+                                  "ledger, batch, cross-device, full-scan, dicom)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
-    p.add_argument("--only", choices=["dicom"], help="run only this benchmark")
     args = p.parse_args()
-    if args.only == "dicom":
-        return bench_dicom(3, [(100, 256, False), (1000, 256, False), (10000, 256, False),
-                               (1000, 16, True), (10000, 16, True), (100000, 16, True)])
     repeat = 3 if args.quick else 5
     sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
-    bench_sizes(repeat, sizes, args.formats.split(","))
-    bench_label(repeat, [sizes[0], sizes[-1]], [v for v in ("aperio", "philips", "ventana")
-                                                  if v in args.formats.split(",")])
-    bench_idle(repeat, args.idle_files)
-    bench_batch(100 if args.quick else 1000)
-    bench_cross_device(256 if args.quick else 1024)
-    bench_full_scan(repeat, 256 if args.quick else 1024)
-    bench_dicom(3 if args.quick else 5,
-                [(100, 256, False), (1000, 256, False), (10000, 256, False)] +
-                [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))])
+    parts = {
+        "sizes": lambda: bench_sizes(repeat, sizes, args.formats.split(",")),
+        "label": lambda: bench_label(repeat, [sizes[0], sizes[-1]], [
+            v for v in ("aperio", "philips", "ventana") if v in args.formats.split(",")]),
+        "idle": lambda: [bench_idle(repeat, int(n)) for n in args.idle_files.split(",")],
+        "ledger": lambda: bench_ledger(repeat, args.ledger_rows),
+        "batch": lambda: bench_batch(100 if args.quick else 1000),
+        "cross-device": lambda: bench_cross_device(256 if args.quick else 1024),
+        "full-scan": lambda: bench_full_scan(repeat, 256 if args.quick else 1024),
+        "dicom": lambda: bench_dicom(3 if args.quick else 5, [
+            (100, 256, False), (1000, 256, False), (10000, 256, False)] +
+            [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))]),
+    }
+    for name, part in parts.items():
+        if not args.only or name in args.only.split(","):
+            part()
 
 
 if __name__ == "__main__":
