@@ -324,3 +324,30 @@ def test_power_cut_safe_order_of_directory_commits(lab, monkeypatch):
     removed = index(("unlink", source))
     assert copied < index(("fsync", os.path.join(stage, "slide"))) < removed
     assert ("fsync", lab.inbox) in events[removed:]
+
+
+@pytest.mark.parametrize("state", ["claimed", "delivering"])
+def test_a_job_left_by_the_previous_journal_layout_is_finished(lab, state):
+    """Version 1 journals kept the members beside job.json; a job an older paw left in staging
+    is finished the way it was started."""
+    import json
+    stage = os.path.join(lab.state, "staging", "00112233445566778")
+    os.makedirs(stage)
+    planted = aperio.write(os.path.join(stage, "S26-11 A1 HE.svs"))
+    record = {"job": "00112233445566778", "original": "S26-11 A1 HE.svs",
+              "members": ["S26-11 A1 HE.svs"], "started": 1.0, "kind": "file", "state": state,
+              "version": 1}
+    if state == "delivering":
+        record.update(status="quarantined", reason="from the old paw", destination=lab.quarantine,
+                      names=["S26-11 A1 HE.svs"])
+    with open(os.path.join(stage, "job.json"), "w") as fh:
+        json.dump(record, fh)
+    assert lab.run() in (0, 3)
+    assert lab.staging() == []
+    [row] = lab.rows()
+    if state == "claimed":
+        assert row["status"] == "anonymized"
+        assert leaked(os.path.join(lab.outbox, row["output"]), planted) == []
+    else:
+        assert (row["status"], row["error"]) == ("quarantined", "from the old paw")
+        assert lab.quarantined() == ["S26-11 A1 HE.svs"]
