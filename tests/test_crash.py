@@ -102,7 +102,8 @@ FULL = os.environ.get("PAW_SUITE") == "full"
 SLIDES = {  # format: (generator, name in the inbox)
     "aperio": ("aperio", "S26-3 A1 HE.svs"), "mrxs": ("mrxs", "S26-4 A1 HE.mrxs"),
     "dicom": ("dicom", "S26-5 A1 HE"), "isyntax": ("isyntax", "S26-6 A1 HE.isyntax"),
-    "ventana-label": ("ventana", "S26-7 A1 HE.bif"),
+    "ventana-label": ("ventana", "S26-7 A1 HE.bif"), "czi": ("czi", "S26-12 A1 HE.czi"),
+    "vsi": ("vsi", "S26-13 A1 HE.vsi"),
 }
 
 
@@ -123,10 +124,16 @@ def _digests(path):
 def _slide_in(lab, fmt):
     import importlib
     generator, name = SLIDES[fmt]
-    importlib.import_module(f"synth.{generator}").write(os.path.join(lab.inbox, name))
+    if fmt == "vsi":  # the real cellSens file with a label and an overview stack added
+        from conftest import shared_fixture
+        from synth import vsi
+        vsi.scanner_slide(shared_fixture(*vsi.SOURCE), lab.inbox, name[:-4])
+    else:
+        importlib.import_module(f"synth.{generator}").write(os.path.join(lab.inbox, name))
     if fmt == "ventana-label":  # a drawn label is appended: rollback must cut it off again
         lab.write_config(extra="anonymize: {label: replace}\n")
-    members = [name] + ([name[:-5]] if name.endswith(".mrxs") else [])
+    members = [name] + ([name[:-5]] if name.endswith(".mrxs") else []) + \
+        ([f"_{name[:-4]}_"] if name.endswith(".vsi") else [])
     return {m: _digests(os.path.join(lab.inbox, m)) for m in members}
 
 
@@ -148,7 +155,7 @@ def test_quarantined_after_the_edit_is_byte_identical_whatever_the_kill(tmp_path
     """Verification fails after the plan was applied: the slide is rolled back from the undo
     log before it is quarantined. A kill -9 before any file or name changes (every pwrite,
     rename, truncate, unlink ... of the run), then a normal run: still byte for byte the
-    scanner's slide. CI kills at every fifth step; PAW_SUITE=full at every step."""
+    scanner's slide. CI kills at 8 or 9 steps spread over the run; PAW_SUITE=full at every step."""
     from conftest import Lab
     counting = Lab(tmp_path / "count")
     original = _slide_in(counting, fmt)
@@ -157,7 +164,7 @@ def test_quarantined_after_the_edit_is_byte_identical_whatever_the_kill(tmp_path
     _assert_scanner_bytes(counting, original)
     steps = int(done.stderr.strip().splitlines()[-1].split()[-1])
     assert steps > 5
-    for nth in range(1, steps + 1, 1 if FULL else 5):
+    for nth in range(1, steps + 1, 1 if FULL else max(1, steps // 8)):
         lab = Lab(tmp_path / f"kill-{nth}")
         original = _slide_in(lab, fmt)
         crashed = _quarantine_run(lab, "every-step", nth)

@@ -68,3 +68,19 @@ class EditPlan(Plan):
         zeroed = sum(length for _, length in self.zeros)
         return (f"zero {zeroed} unreferenced bytes in {len(self.zeros)} places; rewrite "
                 f"{len(self.writes)} directory/value spans; image data untouched")
+
+
+def keep_originals(base, plans, undo):
+    """For a plan over several files ({path relative to `base`: EditPlan}: MRXS, VSI): each
+    file's originals in `undo/file-N`, all of them within one undo.LIMIT. Returns what is
+    left of the budget."""
+    budget = undo_log.LIMIT
+    for i, (rel, plan) in enumerate(plans.items()):
+        budget -= plan.keep_originals(os.path.join(base, rel), os.path.join(undo, f"file-{i}"), budget)
+    return budget
+
+
+def roll_back(base, plans, undo):
+    """Undo `keep_originals` + apply for every file of such a plan."""
+    for i, rel in enumerate(plans):
+        undo_log.RangeLog(os.path.join(undo, f"file-{i}")).restore(os.path.join(base, rel))

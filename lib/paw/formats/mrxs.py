@@ -44,8 +44,7 @@ from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
 from ..errors import FormatError
-from . import mrxstable as table
-from . import undo as undo_log
+from . import edits, mrxstable as table, undo as undo_log
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
 
@@ -99,14 +98,11 @@ class UnitPlan(Plan):
         if self.renames:
             durable.fsync_dir(os.path.join(base, os.path.dirname(self.renames[0][1])))
         if undo is not None:
-            budget = undo_log.LIMIT
-            for folder, rel, whole in self._logs(undo):
+            budget = edits.keep_originals(base, self.files, undo)
+            for i, rel in enumerate(self.replace):
                 target = os.path.join(base, rel)
-                if whole:
-                    kept = undo_log.RangeLog(folder).save(target, [(0, os.path.getsize(target))], [], budget)
-                else:
-                    kept = self.files[rel].keep_originals(target, folder, budget)
-                budget -= kept
+                budget -= undo_log.RangeLog(os.path.join(undo, f"replace-{i}")).save(
+                    target, [(0, os.path.getsize(target))], [], budget)
         for rel, plan in self.files.items():
             plan.apply(os.path.join(base, rel))
         for rel, data in self.replace.items():
@@ -126,8 +122,9 @@ class UnitPlan(Plan):
     def rollback(self, path, undo):
         """Bytes back (by the new names), names back, deleted files back."""
         base = os.path.dirname(path)
-        for folder, rel, _ in self._logs(undo):
-            undo_log.RangeLog(folder).restore(os.path.join(base, rel))
+        edits.roll_back(base, self.files, undo)
+        for i, rel in enumerate(self.replace):
+            undo_log.RangeLog(os.path.join(undo, f"replace-{i}")).restore(os.path.join(base, rel))
         for old, new in reversed(self.renames):
             if os.path.lexists(os.path.join(base, new)) and not os.path.lexists(os.path.join(base, old)):
                 os.rename(os.path.join(base, new), os.path.join(base, old))
@@ -137,11 +134,6 @@ class UnitPlan(Plan):
                 os.makedirs(os.path.dirname(os.path.join(base, rel)), exist_ok=True)
                 os.rename(kept, os.path.join(base, rel))
         durable.fsync_dir(os.path.dirname(path))
-
-    def _logs(self, undo):
-        """(log folder, file, whether the whole file is kept) for every file the plan edits."""
-        return [(os.path.join(undo, f"file-{i}"), rel, False) for i, rel in enumerate(self.files)] + \
-            [(os.path.join(undo, f"replace-{i}"), rel, True) for i, rel in enumerate(self.replace)]
 
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},

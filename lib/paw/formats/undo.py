@@ -10,8 +10,10 @@ anyway). The log is committed by its index, written atomically after the data is
 index means no byte of the slide was written yet, and a replayed apply never saves again (the
 file may by then be half edited).
 
-Bounded: metadata, directories and the label/macro strips are a few MB. A plan that would need
-more than LIMIT is refused before anything is written (the slide is quarantined unchanged).
+Bounded: metadata, directories and the label/macro strips are a few MB (0.5 MB for OpenSlide's
+CMU-1 region, 0.3 MB for the Hamamatsu sample). A plan that would need more than LIMIT is
+refused before anything is written (the slide is quarantined unchanged): the margin is for
+embedded preview images (a Zeiss SlidePreview, a VSI overview stack) of tens of MB.
 """
 
 import json
@@ -21,7 +23,7 @@ from ..durable import fsync_dir, write_atomic
 from ..errors import Unsupported
 from ..sparse import nonzero_blocks
 
-LIMIT = 64 << 20
+LIMIT = 256 << 20
 INDEX = "ranges.json"
 DATA = "ranges.bin"
 

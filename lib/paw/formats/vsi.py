@@ -49,6 +49,7 @@ import numpy as np
 
 from .. import bundle, ranges
 from ..errors import FormatError
+from . import edits
 from .allow import Pattern
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
@@ -336,10 +337,16 @@ class VsiPlan(Plan):
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
 
-    def apply(self, path):
+    def apply(self, path, undo=None):
+        """Edit every file; with `undo`, every file's original bytes are kept first (base.Plan)."""
         base = os.path.dirname(path)
+        if undo is not None:
+            edits.keep_originals(base, self.files, undo)
         for rel, plan in self.files.items():
             plan.apply(os.path.join(base, rel))
+
+    def rollback(self, path, undo):
+        edits.roll_back(os.path.dirname(path), self.files, undo)
 
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},
