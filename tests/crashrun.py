@@ -75,9 +75,9 @@ POINTS = {
     "mid-delivery": lambda: die_at(fsops, "move", only=lambda src, dst, **kw: "staging" in src),
     "mid-copy": lambda: die_at(fsops, "copy_file", after=True),
     # a DICOM instance rewritten (built in the undo folder) and renamed into place, the others not yet
-    "mid-rewrite": lambda: die_at(os, "replace", after=True,
-                                  only=lambda src, dst, **kw: os.path.basename(str(src)).startswith(
-                                      ("new-", durable.PARTIAL_PREFIX))),
+    "mid-rewrite": lambda: die_at(os, "replace", after=True, only=lambda src, dst, **kw: (
+        os.path.basename(os.path.dirname(str(src))) == "new"
+        or os.path.basename(str(src)).startswith(durable.PARTIAL_PREFIX))),
     # a cross-file-system claim: the copy has its name in staging, the inbox file is still there
     "claim-copied": lambda: die_at(fsops, "remove_if_same"),
     "before-ledger-row": lambda: die_at(CsvLedger, "append"),

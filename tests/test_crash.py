@@ -103,7 +103,7 @@ SLIDES = {  # format: (generator, name in the inbox)
     "aperio": ("aperio", "S26-3 A1 HE.svs"), "mrxs": ("mrxs", "S26-4 A1 HE.mrxs"),
     "dicom": ("dicom", "S26-5 A1 HE"), "isyntax": ("isyntax", "S26-6 A1 HE.isyntax"),
     "ventana-label": ("ventana", "S26-7 A1 HE.bif"), "czi": ("czi", "S26-12 A1 HE.czi"),
-    "vsi": ("vsi", "S26-13 A1 HE.vsi"),
+    "vsi": ("vsi", "S26-13 A1 HE.vsi"), "dicom-export": ("dicom", "S26-14 A1 HE"),
 }
 
 
@@ -124,7 +124,19 @@ def _digests(path):
 def _slide_in(lab, fmt):
     import importlib
     generator, name = SLIDES[fmt]
-    if fmt == "vsi":  # the real cellSens file with a label and an overview stack added
+    if fmt == "dicom-export":  # a PACS export: DICOMDIR, PT*/ST*/SE*/IM*, and macOS clutter
+        from pydicom import dcmread
+        from pydicom.fileset import FileSet
+        from synth import dicom
+        source = os.path.join(lab.base, "export-source")
+        dicom.write(source)
+        fileset = FileSet()
+        for each in sorted(os.listdir(source)):
+            fileset.add(dcmread(os.path.join(source, each)))
+        fileset.write(os.path.join(lab.inbox, name))
+        with open(os.path.join(lab.inbox, name, ".DS_Store"), "wb") as fh:
+            fh.write(b"\x00\x00\x00\x01Bud1" + bytes(64))
+    elif fmt == "vsi":  # the real cellSens file with a label and an overview stack added
         from conftest import shared_fixture
         from synth import vsi
         vsi.scanner_slide(shared_fixture(*vsi.SOURCE), lab.inbox, name[:-4])

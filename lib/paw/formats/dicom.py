@@ -100,7 +100,7 @@ class DicomPlan(Plan):
             if item["action"] == "delete":
                 if kept is not None:
                     if os.path.lexists(target) and not os.path.lexists(kept):
-                        _keep(target, kept)
+                        _keep_original(target, kept)
                 elif os.path.isdir(target) and not os.path.islink(target):
                     shutil.rmtree(target)
                 elif os.path.lexists(target):
@@ -112,7 +112,7 @@ class DicomPlan(Plan):
             kept_source = _kept(undo, source_name)
             if not _already(target, header, item["size"]):
                 if kept is not None and os.path.lexists(target) and not os.path.lexists(kept):
-                    _keep(target, kept)  # the original (source == target) or a file in the way
+                    _keep_original(target, kept)  # the original (source == target) or a file in the way
                 original = kept_source if kept_source and os.path.lexists(kept_source) else source
                 partial = durable.partial_path(target) if undo is None else \
                     os.path.join(undo, "new", item["name"])
@@ -131,7 +131,7 @@ class DicomPlan(Plan):
                 if kept_source is None:
                     os.unlink(source)
                 elif not os.path.lexists(kept_source):
-                    _keep(source, kept_source)
+                    _keep_original(source, kept_source)
         for sub in self.folders:
             if os.path.isdir(os.path.join(folder, sub)):
                 os.rmdir(os.path.join(folder, sub))
@@ -195,7 +195,7 @@ def _kept(undo, name):
     return None if undo is None else os.path.join(undo, "orig", name)
 
 
-def _keep(target, kept):
+def _keep_original(target, kept):
     """Move an original file or folder into the undo folder, durably on both sides."""
     os.makedirs(os.path.dirname(kept), 0o700, exist_ok=True)
     os.rename(target, kept)
