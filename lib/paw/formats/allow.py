@@ -87,6 +87,66 @@ EMPTY = OneOf("")
 
 
 @dataclass(frozen=True)
+class Base64(Kind):
+    """Base64 of binary data (a codec table, an embedded JPEG): the characters must be Base64 and
+    the decoded bytes must hold no printable run (text hidden in the encoding)."""
+    label = "base64 binary data"
+
+    def accepts(self, text):
+        import base64
+        import binascii
+        compact = "".join(text.split())
+        try:
+            data = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return not printable_runs(data)
+
+
+def decode(raw):
+    """Text as a reader shows it: UTF-8 when the bytes are valid UTF-8, else Latin-1 (every
+    byte one character). Real "ASCII" TIFF values carry UTF-8 (OME's micro sign)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def c_string(raw):
+    """A stored text value as the whole of its bytes must be: the text, then only NULs. Returns
+    the text, or None when something follows the first NUL (a reader that stops at the NUL
+    hides it; tifffile and a byte search show it)."""
+    text, nul, rest = raw.partition(b"\0")
+    if rest.strip(b"\0"):
+        return None
+    return decode(text)
+
+
+@dataclass(frozen=True)
+class XmlElement:
+    """What one XML element may carry: `attributes` maps each attribute name to its kind,
+    `text` is the kind of its character data (None: only white space), `required` names the
+    attributes a reader needs (a bad value refuses the slide instead of losing the attribute)."""
+    attributes: dict = None
+    text: Kind = None
+    required: frozenset = frozenset()
+
+    def attribute(self, name):
+        return (self.attributes or {}).get(name)
+
+
+def element_rule(elements, name):
+    """The XmlElement for a local element name: an exact key of `elements`, or a key written as
+    a pattern (`re:AOI\\d+`); None for an element the table does not know."""
+    if name in elements:
+        return elements[name]
+    for key, rule in elements.items():
+        if key.startswith("re:") and re.fullmatch(key[3:], name):
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
 class Residual:
     """One text left in an anonymized slide, and where: `where` names the field for the reason
     ("directory 0 ImageDescription, key 'AppMag'"), `text` is the value (never printed)."""

@@ -131,3 +131,144 @@ def unexplained(profile, known_texts):
     if any(b and not c for b, c in zip(profile, covered)):
         found.append("bytes outside the tags")
     return found
+
+
+# --- what a kept profile may hold (shared by the TIFF scrubber and the residual audit) --------
+#
+# Colour data is numbers (XYZ, curves, matrices, LUTs) and stays as it is. Text is typed: a
+# profile's text tags may only say one of KNOWN_TEXTS (the descriptions and copyright lines of
+# widely shipped profiles); the header's 4-byte signature fields only name a registered CMM,
+# platform or maker. Anything else is blanked in place (same length), dates are zeroed (a
+# profile written at scan time carries the scan date), and a profile with a tag type paw does
+# not know is dropped whole. Sources: ICC.1:2010 sections 7 and 10; lcms2 2.19's built-in sRGB
+# (byte-identical to the real boxes.tiff profile but for its date); the classic HP sRGB profile.
+
+KNOWN_TEXTS = frozenset({
+    "", "sRGB built-in", "No copyright, use freely",                         # lcms2 built-in sRGB
+    "sRGB IEC61966-2.1", "Copyright (c) 1998 Hewlett-Packard Company",        # HP/Microsoft sRGB
+    "IEC http://www.iec.ch", "IEC 61966-2.1 Default RGB colour space - sRGB",
+    "Reference Viewing Condition in IEC61966-2.1",
+    "Adobe RGB (1998)", "Copyright 1999 Adobe Systems Incorporated",
+    "Display P3", "Copyright Apple Inc., 2017",
+})
+SIGNATURES = frozenset({
+    b"\0\0\0\0", b"lcms", b"appl", b"APPL", b"MSFT", b"ADBE", b"KODA", b"HP  ", b"SGI ",
+    b"SUNW", b"argl", b"Lino", b"IEC ", b"sRGB", b"TGNT", b"*nix",
+})
+CLASSES = frozenset({b"scnr", b"mntr", b"prtr", b"link", b"spac", b"abst", b"nmcl"})
+SPACES = frozenset({b"XYZ ", b"Lab ", b"Luv ", b"YCbr", b"Yxy ", b"RGB ", b"GRAY", b"HSV ",
+                    b"HLS ", b"CMYK", b"CMY "})
+TECHNOLOGIES = frozenset({b"fscn", b"dcam", b"rscn", b"ijet", b"twax", b"epho", b"esta",
+                          b"dsub", b"rpho", b"fprn", b"vidm", b"vidc", b"pjtv", b"CRT ",
+                          b"PMD ", b"AMD ", b"KPCD", b"imgs", b"grav", b"offs", b"silk",
+                          b"flex", b"mpfs", b"mpfr", b"dmpc", b"dcpj"})
+# Tag types a kept TIFF profile may hold: numbers (NUMERIC_TYPES above, ICC.1:2010 section
+# 10), colorant order and 64-bit arrays, and dateTime (zeroed by scrub: a calibration date).
+KEPT_TYPES = NUMERIC_TYPES | frozenset({b"clro", b"ui64", b"dtim"})
+SIGNATURE_FIELDS = ((4, "CMM"), (40, "platform"), (48, "device manufacturer"),
+                    (52, "device model"), (80, "creator"))
+DATE = (24, 36)
+PROFILE_ID = (84, 100)
+RESERVED = (100, 128)
+
+
+def string_spans(profile):
+    """(tag signature, offset, length, text) of every string a text-bearing tag holds, with the
+    span of its characters in the profile; FormatError if a string runs outside its tag."""
+    found = []
+    for signature, kind, offset, size in tags(profile):
+        name = signature.decode("latin-1")
+        end = offset + size
+        if kind == b"text":
+            raw = profile[offset + 8:end]
+            found.append((name, offset + 8, size - 8, raw.split(b"\0", 1)[0].decode("latin-1")))
+        elif kind == b"desc":
+            if size < 12:
+                raise FormatError("ICC desc tag is too short")
+            (length,) = struct.unpack_from(">I", profile, offset + 8)
+            at = offset + 12
+            if at + length > end:
+                raise FormatError("ICC desc text runs outside its tag")
+            found.append((name, at, length, profile[at:at + length].split(b"\0", 1)[0].decode("latin-1")))
+            at += length
+            if at + 8 <= end:
+                (units,) = struct.unpack_from(">I", profile, at + 4)
+                if at + 8 + 2 * units > end:
+                    raise FormatError("ICC desc Unicode text runs outside its tag")
+                raw = profile[at + 8:at + 8 + 2 * units]
+                found.append((name, at + 8, 2 * units, raw.decode("utf-16-be", "replace").rstrip("\0")))
+                at += 8 + 2 * units
+            if at + 3 <= end:  # ScriptCode: code (2), count (1), 67 bytes
+                found.append((name, at + 3, min(67, end - at - 3),
+                              profile[at + 3:at + 3 + min(67, end - at - 3)].split(b"\0", 1)[0].decode("latin-1")))
+        elif kind == b"mluc":
+            if size < 16:
+                raise FormatError("ICC mluc tag is too short")
+            records, record_size = struct.unpack_from(">II", profile, offset + 8)
+            if record_size != 12 or 16 + 12 * records > size:
+                raise FormatError("ICC mluc records do not fit their tag")
+            for r in range(records):
+                length, where = struct.unpack_from(">II", profile, offset + 16 + 12 * r + 4)
+                if where + length > size:
+                    raise FormatError("ICC mluc text runs outside its tag")
+                raw = profile[offset + where:offset + where + length]
+                found.append((name, offset + where, length, raw.decode("utf-16-be", "replace").rstrip("\0")))
+    return found
+
+
+def covered(profile):
+    """(start, end) spans of the profile its structure accounts for: header, tag table and
+    every tag's data. Bytes outside them are padding that must be zero."""
+    (count,) = struct.unpack_from(">I", profile, HEADER)
+    spans = [(0, HEADER + 4 + 12 * count)]
+    spans += [(offset, offset + size) for _, _, offset, size in tags(profile)]
+    return spans
+
+
+def gaps(profile):
+    """(start, end) of every byte range of the profile its structure does not account for."""
+    spans, position, found = sorted(covered(profile)), 0, []
+    for start, end in spans:
+        if start > position:
+            found.append((position, start))
+        position = max(position, end)
+    if position < len(profile):
+        found.append((position, len(profile)))
+    return found
+
+
+def unknown_type(profile):
+    """The signature of the first tag whose type is neither numbers nor typed text, or None."""
+    for signature, kind, _, _ in tags(profile):
+        if kind not in KEPT_TYPES and kind not in TEXT_TYPES:
+            return signature.decode("latin-1")
+    return None
+
+
+def scrub(profile):
+    """The profile with every text not in KNOWN_TEXTS blanked, unknown header signatures, the
+    creation date, the profile ID (an MD5 the edits would falsify), the reserved bytes and any
+    padding zeroed; calibration dates and unknown technology signatures zeroed. Same length.
+    FormatError if it cannot be read or holds a tag type paw does not know (drop it then)."""
+    kind = unknown_type(profile)
+    if kind is not None:
+        raise FormatError(f"ICC profile has a tag of unknown type ({len(kind)}-byte signature)")
+    if profile[12:16] not in CLASSES or profile[16:20] not in SPACES or profile[20:24] not in SPACES:
+        raise FormatError("ICC profile header is not one paw knows")
+    out = bytearray(profile)
+    blanked = 0
+    for _, at, length, text in string_spans(profile):
+        if text not in KNOWN_TEXTS:
+            out[at:at + length] = bytes(length)
+            blanked += 1
+    for at, _ in SIGNATURE_FIELDS:
+        if bytes(out[at:at + 4]) not in SIGNATURES:
+            out[at:at + 4] = bytes(4)
+    for start, end in (DATE, PROFILE_ID, RESERVED, *gaps(profile)):
+        out[start:end] = bytes(end - start)
+    for _, kind, offset, size in tags(profile):
+        if kind == b"dtim":
+            out[offset + 8:offset + size] = bytes(size - 8)
+        elif kind == b"sig " and bytes(out[offset + 8:offset + 12]) not in TECHNOLOGIES:
+            out[offset + 8:offset + size] = bytes(size - 8)
+    return bytes(out), blanked
