@@ -1,41 +1,98 @@
-"""Aperio SVS (ScanScope, GT450, and other writers of `Aperio ...` descriptions).
+"""Aperio SVS (ScanScope, AT2, GT450, and other writers of `Aperio ...` descriptions).
 
 OpenSlide (openslide-vendor-aperio.c) detects the format by a tiled directory 0 whose
-ImageDescription starts with `Aperio`; it splits the description on `|`, ignores the first item and
-turns each `key = value` into `aperio.key`. Only AppMag and MPP are read for geometry. Stripped
-directories are the thumbnail (directory 1), the label (NewSubfileType 1) and the macro
+ImageDescription starts with `Aperio`; it splits the description on `|`, ignores the first item
+and turns each `key = value` into `aperio.key`. Only AppMag and MPP are read for geometry; the
+thumbnail gets level 0's ICC profile only if both directories say the same `ICC Profile`.
+Stripped directories are the thumbnail (directory 1), the label (NewSubfileType 1) and the macro
 (NewSubfileType 9).
 
-What paw does, per directory (every directory: the identifying fields are repeated in the
-thumbnail and in each level):
-- ImageDescription: the first item (library version, geometry) is kept; of the `key = value`
-  items only the optical and geometric keys in KEEP keep their value, every other value
-  (Filename, Date, Time, Time Zone, User, ScanScope ID, Barcode, Slide, Rack, Title, and any key
-  paw has never seen) is emptied;
-- every tag that is not image structure or a product name is dropped (tiff.drop_unlisted);
-- the label (NewSubfileType 1, or a `label` description line) is destroyed: unlinked and its
-  bytes zeroed; so is the macro (NewSubfileType 9 or `macro`) unless `keep_macro`;
-- any other stripped directory after the thumbnail is destroyed too: OpenSlide ignores it and
-  paw cannot tell what it shows;
+What paw keeps, per directory (the identifying items are repeated in the thumbnail and in each
+level), each value typed:
+- the first item (before the first `|`) only if it is a product-and-geometry line of the shape
+  FIRST_ITEM describes (library version, sizes, codec, quality; several joined by `;` in region
+  exports); any other first item becomes the bare word `Aperio` (what detection needs);
+- the `key = value` items whose key is in KEYS *and* whose value the key's kind accepts; every
+  other item (Filename, Date, Time, User, ScanScope ID, ImageID — a database record id —,
+  Parmset — free text —, Barcode, any key paw has never seen, a known key with free text in
+  its value) is removed whole, key and value: a key can itself be an identifier;
+- image structure only: Make, Model, Software (absent in real SVS), DateTime, Artist and every
+  other text or private tag go;
+- levels by geometry, not by trust: a tiled directory is a level only if it has level 0's tile
+  size and compression and is level 0 shrunk by a power of two (Aperio's own rule, quoted in
+  openslide-vendor-aperio.c); the thumbnail only if directory 1 is stripped, has NewSubfileType
+  0 and level 0's aspect ratio. Anything else (a label stored tiled, a label at directory 1
+  without NewSubfileType or description) is destroyed;
+- the label (NewSubfileType 1, or a `label` description line) and the macro (9, or `macro`,
+  unless `keep_macro`) are destroyed: unlinked and their bytes zeroed;
 - with `label: replace` the drawn label is appended as a stripped directory with NewSubfileType
   1 (what OpenSlide lists as `label`) and a `label WxH` description line (what tifffile reads).
+
+Sources for the value kinds: the real fixtures (CMU-1-Small-Region.svs, small.svs) and public
+first items and items quoted in /work/notes/tiff-fail-closed.md §3.1 (JP2K-33003-1.svs, CMU-1.svs,
+GT450 v1.0.0/1.0.1, Segue, AT2, FS90, v11.0.37, Grundium Ocus).
 """
 
-from ..errors import FormatError
-from .tifftags import PRODUCT, STRUCTURAL, Tag
+from .allow import Integer, Number, OneOf, Pattern
+from .tiffallow import STRUCTURE, Vendor
+from .tifftags import Tag
 
 NAME = "aperio"
 TITLE = "Aperio SVS"
 LABEL_PLACE = "a new stripped directory, NewSubfileType 1 (OpenSlide: label)"
 
-KEEP = frozenset({
-    "AppMag", "MPP", "StripeWidth", "Left", "Top", "LineCameraSkew", "LineAreaXOffset",
-    "LineAreaYOffset", "Focus Offset", "ImageID", "OriginalWidth", "OriginalHeight", "Originalheight",
-    "Filtered", "Exposure Time", "Exposure Scale", "DisplayColor", "ICC Profile", "Parmset",
-    "Power", "Gamma", "Objective", "ScannerType", "StripeCount", "SessionMode",
-})
+_VERSION = r"v\d+(?:\.\d+)+"
+_PRODUCT = (rf"Aperio Image Library (?:{_VERSION}|vFS\d+ \d+)"
+            rf"|Aperio Leica Biosystems (?:GT450(?: DX)?|Segue) {_VERSION}"
+            r"|Aperio Image(?:, Grundium Ocus)?")
+_WH = r"\d{1,6}x\d{1,6}"
+_CODEC = r"(?:JPEG|J2K)/(?:RGB|YCC|YUV16|YUV)"
+_GEOMETRY = (rf"{_WH} \[\d{{1,6}},\d{{1,6}}[ ,]{_WH}\] \({_WH}\)(?: -> {_WH})? {_CODEC} Q=\d{{1,3}}"
+             rf"|{_WH} \({_WH}\) {_CODEC} Q=\d{{1,3}}"
+             rf"|{_WH} -> {_WH} - ?"
+             rf"|(?:label|macro|thumbnail) {_WH}"
+             rf"| {_WH}"
+             r"|")
+_ONE = rf"(?:{_PRODUCT}) ?\r?\n(?:{_GEOMETRY})"
+# The first item: product and geometry lines, several joined by ";" in a region export.
+FIRST_ITEM = Pattern(rf"{_ONE}(?:;{_ONE})*")
+# What replaces a first item of any other shape: all OpenSlide's detection reads.
+BARE_FIRST_ITEM = "Aperio"
+# The description paw writes on a drawn label.
+DRAWN = Pattern(r"paw drawn label\nlabel \d+x\d+")
+
+_SIGNED = Number()
+KEYS = {
+    "AppMag": Number(low=1, high=100),                 # 20 (CMU-1), 40 (GT450, AT2)
+    "MPP": Number(low=0.01, high=50),                  # 0.4990, 0.2521, 0.263852
+    "StripeWidth": Integer(low=0),                     # 2040, 992, 4096
+    "Left": _SIGNED, "Top": _SIGNED,                   # mm on the stage
+    "LineCameraSkew": _SIGNED, "LineAreaXOffset": _SIGNED, "LineAreaYOffset": _SIGNED,
+    "Focus Offset": _SIGNED,
+    "OriginalWidth": Integer(low=0), "OriginalHeight": Integer(low=0),
+    "Originalheight": Integer(low=0),                  # sic, in the real CMU-1 files
+    "Filtered": Integer(low=0),                        # 5, 3
+    "Exposure Time": Integer(low=0),                   # 109, 45, 8
+    "Exposure Scale": _SIGNED,                         # 0.000001
+    "DisplayColor": Integer(low=0),
+    "Gamma": Number(low=0, high=10),                   # 2.2 (GT450, Segue)
+    "CalibrationAverageRed": _SIGNED, "CalibrationAverageGreen": _SIGNED,
+    "CalibrationAverageBlue": _SIGNED,                 # 208.22021484375 (GT450 v1.0.1)
+    "ICC Profile": OneOf("ScanScope v1", "AT2", "Segue_v1"),
+    "ScannerType": OneOf("GT450", "GT450 DX"),
+    "SessionMode": Pattern(r"[A-Z]{1,4}"), "SessonMode": Pattern(r"[A-Z]{1,4}"),  # PDX, NR
+    "BestFocusLayer": Integer(low=0),
+    "StripeCount": Integer(low=0), "Power": Number(low=0, high=100), "Objective": Number(low=0, high=100),
+}
+# Items paw removes and may name in the ledger (any other removed key is only counted).
+KNOWN_REMOVED = ("Filename", "Date", "Time", "Time Zone", "User", "ScanScope ID", "DSR ID",
+                 "ImageID", "Title", "Barcode", "Slide", "Rack", "Slot", "Parmset", "Patient",
+                 "Accession", "Copyright", "Scanner ID", "Webslide Files", "Scan Warning")
+
+TAGS = {**STRUCTURE, Tag.IMAGE_DESCRIPTION: Vendor("aperio description")}
 LABEL, MACRO = 1, 9
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION}
+# Pyramid levels are level 0 shrunk by a power of two, to within this many pixels.
+LEVEL_ROUNDING = 2
 
 
 def refused_variant(tiff):
@@ -47,10 +104,44 @@ def detect(tiff):
     return tiff.is_tiled(first) and tiff.text(first, Tag.IMAGE_DESCRIPTION).startswith("Aperio")
 
 
+def shrinks_by_power_of_two(big, small, rounding=LEVEL_ROUNDING, same_size=False, pad=1):
+    """Whether `small` (width, height) is `big` divided by 2**k, k >= 1 (>= 0 with `same_size`),
+    within `rounding` pixels, or rounded up to a multiple of `pad` (Philips pads each level to
+    whole tiles)."""
+    (w0, h0), (w, h) = big, small
+
+    def fits(full, reduced, scale):
+        exact = full / scale
+        return exact - rounding <= reduced <= -(-int(exact + 0.999999) // pad) * pad + rounding
+
+    for k in range(0 if same_size else 1, 40):
+        scale = 1 << k
+        if fits(w0, w, scale) and fits(h0, h, scale):
+            return True
+        if w0 / scale < w - rounding - pad:
+            return False
+    return False
+
+
+def same_aspect(big, small):
+    """Whether a thumbnail (w, h) has the aspect of (W, H), allowing the rounding of its
+    smaller side: |W*h - H*w| <= max(W, H) (real: CMU 2220x2967 -> 574x768, GT450)."""
+    (w0, h0), (w, h) = big, small
+    return abs(w0 * h - h0 * w) <= max(w0, h0)
+
+
+def _size(tiff, directory):
+    return tiff.number(directory, Tag.IMAGE_WIDTH, 0), tiff.number(directory, Tag.IMAGE_LENGTH, 0)
+
+
+def _tile(tiff, directory):
+    return (tiff.number(directory, Tag.TILE_WIDTH), tiff.number(directory, Tag.TILE_LENGTH),
+            tiff.number(directory, Tag.COMPRESSION, 1))
+
+
 def role(tiff, directory):
-    """'level', 'thumbnail', 'label', 'macro' or 'unknown', as OpenSlide (and a careful reader) sees it."""
-    if tiff.is_tiled(directory):
-        return "level"
+    """'level', 'thumbnail', 'label', 'macro' or 'unknown', decided by structure and geometry."""
+    first = tiff.directories[0]
     subfile = tiff.number(directory, Tag.NEW_SUBFILE_TYPE, 0)
     lines = tiff.text(directory, Tag.IMAGE_DESCRIPTION).splitlines()
     second = lines[1].strip().lower() if len(lines) > 1 else ""
@@ -58,26 +149,43 @@ def role(tiff, directory):
         return "label"
     if subfile == MACRO or second.startswith("macro"):
         return "macro"
-    if directory.index == 1:
+    if tiff.is_tiled(directory):
+        if directory.index == 0:
+            return "level"
+        if subfile == 0 and _tile(tiff, directory) == _tile(tiff, first) and \
+                shrinks_by_power_of_two(_size(tiff, first), _size(tiff, directory)):
+            return "level"
+        return "unknown"
+    if directory.index == 1 and subfile == 0 and same_aspect(_size(tiff, first), _size(tiff, directory)):
         return "thumbnail"
     return "unknown"
 
 
 def scrub_description(text):
-    """The description with every value outside KEEP emptied, and the (key, value) pairs removed."""
+    """The description keeping only a typed first item and typed items, and what went:
+    (new text, removed values, names of removed known keys, count of other removed items)."""
     items = text.split("|")
-    kept, removed = [items[0]], []
+    first = items[0] if FIRST_ITEM.accepts(items[0]) else BARE_FIRST_ITEM
+    kept, removed, names, unknown = [first], [], [], 0
+    if first is BARE_FIRST_ITEM:
+        removed.append(items[0].strip())
+        names.append("the first description item (not a known product line)")
     for item in items[1:]:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise FormatError(f"Aperio description item without '=' ({len(item)} characters)")
-        if key.strip() in KEEP:
+        key, value = key.strip(), value.strip()
+        kind = KEYS.get(key)
+        if sep and kind is not None and kind.accepts(value):
             kept.append(item)
+            continue
+        removed.append(value)
+        if kind is not None:
+            names.append(f"{key} (not {kind.label})")
+        elif key in KNOWN_REMOVED:
+            names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(key)])
         else:
-            kept.append(f"{key.rstrip()} = ")
-            if value.strip():
-                removed.append((key.strip(), value.strip()))
-    return "|".join(kept), removed
+            removed.append(key)  # a key paw does not know may itself be an identifier
+            unknown += 1
+    return "|".join(kept), removed, names, unknown
 
 
 def plan(tiff, surgery, options):
@@ -86,26 +194,25 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if Tag.IMAGE_DESCRIPTION in directory.entries:
-            new, removed = scrub_description(tiff.text(directory, Tag.IMAGE_DESCRIPTION))
-            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, [value for _, value in removed])
-            for key, _ in removed:
-                surgery.note(f"{key} emptied")
-        surgery.drop_unlisted(directory, ALLOWED_TAGS)
+            new, removed, names, unknown = scrub_description(tiff.text(directory, Tag.IMAGE_DESCRIPTION))
+            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, removed)
+            for name in names:
+                surgery.note(f"description: {name} removed")
+            if unknown:
+                surgery.count_note("unknown description fields removed", unknown)
+        surgery.keep_typed(directory, TAGS)
     if surgery.label:
         surgery.append_label(f"paw drawn label\nlabel {surgery.label.width}x{surgery.label.height}", LABEL)
 
 
 def check(tf, options, drawn=()):
-    """Independent checks on the anonymized file, read with tifffile: problems found, if any."""
+    """Independent checks on the anonymized file, read with tifffile: problems found, if any.
+    (Every text left is explained by tiffaudit against KEYS and FIRST_ITEM.)"""
     problems = []
     pages = list(tf.pages)
     if not (pages[0].is_tiled and pages[0].description.startswith("Aperio")):
         problems.append("no longer detected as Aperio")
     for i, page in enumerate(pages):
-        for item in page.description.split("|")[1:]:
-            key, _, value = item.partition("=")
-            if key.strip() not in KEEP and value.strip():
-                problems.append(f"description field {key.strip()!r} still has a value")
         if page.is_tiled:
             continue
         lines = page.description.splitlines()
@@ -114,4 +221,6 @@ def check(tf, options, drawn=()):
             problems.append(f"a label image is still listed (directory {i})")
         if not options.keep_macro and (page.subfiletype == MACRO or second.startswith("macro")):
             problems.append(f"a macro image is still listed (directory {i})")
+        if i != 1 and i not in drawn and not (options.keep_macro and page.subfiletype == MACRO):
+            problems.append(f"directory {i} is a stripped image that is neither thumbnail nor kept macro")
     return problems

@@ -6,18 +6,25 @@ by the end-of-text byte 0x04 after the header). The header carries the same iden
 attributes as Philips TIFF, the base64 LABELIMAGE/MACROIMAGE JPEGs, and the codec's own tables
 (`UFS_*` block headers, `DP_*` colour and wavelet settings) that a reader needs.
 
-What paw does: the header is scrubbed like Philips TIFF's XML (attributes outside the allow-list
-emptied, LABELIMAGE/MACROIMAGE removed), keeping in addition every `UFS_*` and `DP_*` attribute
-(codec structure); the new header is padded with XML whitespace to exactly the old length, so
-`\\r\\n\\x04` and the binary data stay where they were. The binary part is never read or written.
-A file without the end-of-text byte within the first 256 MiB is refused.
+What paw does: the header is scrubbed like Philips TIFF's XML, in place in its raw text
+(philips.Scrub: attributes outside the typed allow-list cut out, LABELIMAGE/MACROIMAGE removed),
+keeping in addition the codec's `UFS_*` and `DP_*` attributes typed by CODEC (numbers, number
+arrays, small enumerations, Base64 tables that hide no text); a codec attribute paw does not
+know, or one with a value of another shape, refuses the file (the decoder needs them); the new
+header is padded with spaces to exactly the old length, so `\\r\\n\\x04` and the binary data stay
+where they were. The binary part is never read or written. A file without the end-of-text byte
+within the first 256 MiB is refused.
+
+The codec value kinds come from the attribute table of DSA-WSI-DeID (Group, Element, PMSVR) and
+libisyntax; no real iSyntax file was available to check the enumerations against.
 """
 
 import os
 
 from .. import ranges
 from ..errors import FormatError
-from . import philips, xmltext
+from . import philips
+from .allow import Base64, Integer, Number, OneOf, Pattern
 from .base import Handler, Prepared
 from .edits import EditPlan
 
@@ -33,8 +40,37 @@ def detect(path):
     return head[:2] not in (b"II", b"MM") and b"<DataObject" in head and b"DPUfsImport" in head
 
 
-def kept(name):
-    return philips.kept(name) or name.startswith(("UFS_", "DP_"))
+_UINT = Integer(low=0)
+_INTS = Pattern(r'"?-?\d+"?(?: "?-?\d+"?)*')
+SEQUENCE = philips.SEQUENCE
+# The codec's own attributes (PMSVR in parentheses): a decoder needs every one of them.
+CODEC = {
+    "DP_COLOR_MANAGEMENT": SEQUENCE,                               # IDataObjectArray
+    "DP_WAVELET_DEADZONE": _UINT, "DP_WAVELET_QUANTIZER": _UINT,   # IUInt16
+    "DP_WAVELET_QUANTIZER_SETTINGS_PER_COLOR": SEQUENCE,
+    "DP_WAVELET_QUANTIZER_SETTINGS_PER_LEVEL": SEQUENCE,
+    "UFS_IMAGE_BLOCK_COMPRESSION_METHOD": Pattern(r"\d{1,3}"),      # IString
+    "UFS_IMAGE_BLOCK_COORDINATE": _INTS,                           # IUInt32Array
+    "UFS_IMAGE_BLOCK_DATA_OFFSET": _UINT, "UFS_IMAGE_BLOCK_SIZE": _UINT,   # IUint64
+    "UFS_IMAGE_BLOCK_HEADERS": SEQUENCE, "UFS_IMAGE_BLOCK_HEADER_TEMPLATES": SEQUENCE,
+    "UFS_IMAGE_BLOCK_HEADER_TABLE": Base64(),                      # IString, binary
+    "UFS_IMAGE_BLOCK_HEADER_TEMPLATE_ID": _UINT, "UFS_IMAGE_NUMBER_OF_BLOCKS": _UINT,
+    "UFS_IMAGE_DIMENSIONS": SEQUENCE, "UFS_IMAGE_DIMENSION_RANGES": SEQUENCE,
+    "UFS_IMAGE_GENERAL_HEADERS": SEQUENCE,
+    "UFS_IMAGE_DIMENSIONS_IN_BLOCK": _INTS, "UFS_IMAGE_DIMENSIONS_OVER_BLOCK": _INTS,
+    "UFS_IMAGE_DIMENSION_RANGE": _INTS,
+    "UFS_IMAGE_DIMENSION_DISCRETE_VALUES_STRING": Pattern(r'"[A-Za-z]{1,3}"(?: "[A-Za-z]{1,3}")*'),
+    "UFS_IMAGE_DIMENSION_NAME": Pattern(r"[a-z]{1,2}"),            # x, y, c, s
+    "UFS_IMAGE_DIMENSION_SCALE_FACTOR": Number(),                  # IDouble (mm per pixel)
+    "UFS_IMAGE_DIMENSION_TYPE": OneOf("spatial", "colour component", "color component", "scale"),
+    "UFS_IMAGE_DIMENSION_UNIT": OneOf("", "mm", "um", "nm"),
+}
+ATTRIBUTES = {**philips.ATTRIBUTES, **CODEC}
+OBJECT_TYPES = philips.OBJECT_TYPES | Pattern(r"(?:UFS|DP)[A-Z][A-Za-z]{2,60}")
+
+
+def _codec_name(name):
+    return name.startswith(("UFS_", "DP_"))
 
 
 def _header(path):
@@ -58,33 +94,29 @@ class IsyntaxHandler(Handler):
 
     def _plan(self, path, options, pseudonym, label):
         text, end, size = _header(path)
-        new, removed, names = philips.scrub_xml(text, options.keep_macro, keep=kept)
-        data = new.encode("latin-1", "xmlcharrefreplace")
-        if len(data) > end:
-            raise FormatError("scrubbed iSyntax header would be longer than the original")
-        plan = EditPlan(writes=[(0, data + b" " * (end - len(data)))], removed=removed, actions=names,
-                        kept_data=[[end, size - end]] if size > end else [])
+        scrub = philips.Scrub(text, "iSyntax header", options.keep_macro, attributes=ATTRIBUTES,
+                              object_types=OBJECT_TYPES, refuse=_codec_name)
+        data = scrub.result().encode("latin-1")
+        actions = [f"XML: {name} removed" for name in scrub.names]
+        if scrub.unknown:
+            actions.append(f"{scrub.unknown} unknown XML attributes or elements removed")
+        plan = EditPlan(writes=[(0, data + b" " * (end - len(data)))], removed=scrub.removed,
+                        actions=actions, kept_data=[[end, size - end]] if size > end else [])
         return Prepared(plan, {"header": 1})
 
     def check(self, path, plan, options):
-        """Independent re-read: the marker where it was, the XML parses and holds nothing to remove."""
+        """Independent re-read: the marker where it was, and every text of the header explained
+        by the typed allow-list (tiffaudit's XML audit, against ATTRIBUTES)."""
+        from . import tiffaudit
         try:
             text, end, size = _header(path)
-            root = xmltext.parse(text, "iSyntax header")
         except FormatError as exc:
             return [str(exc)]
         binary = [[end, size - end]] if size > end else []
         if [list(k) for k in plan.kept_data] != binary:
             return ["the iSyntax binary data is not where it was"]
-        problems = []
-        for data_object in root.iter("DataObject"):
-            kind = philips.image_type(data_object)
-            if kind in philips.ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
-                problems.append(f"{kind} is still in the header")
-        for attribute in root.iter("Attribute"):
-            if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
-                problems.append(f"{attribute.get('Name')} still has a value")
-        return problems
+        return tiffaudit.philips_xml(text, "iSyntax header", options.keep_macro, ATTRIBUTES,
+                                     OBJECT_TYPES, padded=True)
 
     def searched(self, path, plan):
         yield path, ranges.merge(plan.kept_data)

@@ -6,47 +6,106 @@ SourceLens (65421) > 0 is a pyramid level, -1 the macro, -2 the map. There is no
 label: the macro photo shows it. Only same-length-or-shorter, in-place edits are made, which is
 all that is safe above 4 GiB (offsets there are 32-bit with implied high bits).
 
-What paw does, per directory:
-- the macro (-1) is destroyed (unlinked, bytes zeroed) unless `keep_macro`; the map (-2) is
-  destroyed always: it is a low-resolution picture of the slide taken with the macro camera and
-  OpenSlide does not use it; a directory with any other lens value is destroyed too;
-- dropped: DateTime (306), SlideLabel/Reference (65427, the barcode text), AuthCode (65428),
-  ScannerSerialNumber (65442), FirmwareVersion (65448), and every tag not listed below;
-- the properties text (65449, `key=value` lines) keeps only the lines whose key is in
-  KEEP_PROPERTIES; Created/Updated dates, NDP.S/N and Macro.S/N serials, any unknown key and the
-  shading-data block (which repeats the date, serial number and a name) are removed;
-- kept: image structure, Make/Model/Software, and the vendor tags of geometry and optics in
-  KEEP_TAGS (SourceLens, slide offsets, focal plane, MCU starts, focus points, exposure).
+What paw keeps, per directory, each value typed (TAGS, PROPERTIES):
+- levels by geometry: SourceLens > 0 and level 0's size shrunk by a power of two (focal planes
+  share a level's size); the macro (-1) unless `keep_macro`; the map (-2) and any other
+  directory are destroyed (unlinked, bytes zeroed);
+- image structure; Make exactly `Hamamatsu`, Model a NanoZoomer product number, Software an
+  `NDP.scan` version; the numeric vendor tags of geometry and optics (SourceLens, offsets from
+  the slide centre, focal plane, MCU starts, focus points, exposure, ...) as numbers;
+- dropped: DateTime, SlideLabel/Reference (65427, the barcode text), AuthCode (65428), the
+  fluorescence filter name (65434, free text no reader uses), ScannerSerialNumber (65442),
+  FirmwareVersion (65448), tags of unknown meaning (65433, 65443, ...), any other text;
+- the properties text (65449, `key=value` lines, OpenSlide's `hamamatsu.*`) keeps a line only
+  if its whole key is one of PROPERTIES and its value has the key's type; Created/Updated
+  dates, NDP.S/N and Macro.S/N serials, the MHLN strings (16 arbitrary characters), the shading
+  block (a date, the serial and a name), a new key under a kept prefix (`roi.patient`) and a
+  kept key with extra text go;
+- the JPEG strips are never changed: their COM segment must be one of STRIP_COMMENTS (the
+  vendor strings every real strip carries), else the slide is refused (tileheaders.py).
+
+Sources: the real NanoZoomer C9600-12 sample (test3-DAPI-2-(387).ndpi), tifffile's
+TIFF.NDPI_TAGS, OpenSlide's hamamatsu reader; /work/notes/tiff-fail-closed.md §1.3, §3.2.
 """
 
-from .tifftags import PRODUCT, STRUCTURAL, Tag
+import re
+
+from .allow import Integer, Number, OneOf, Pattern
+from .tiffallow import INTEGERS, NUMBERS, STRUCTURE, Numbers, Text, Vendor
+from .tifftags import Tag, Type
 
 NAME = "ndpi"
 TITLE = "Hamamatsu NDPI"
 LABEL_PLACE = None  # no label image: the label is photographed in the macro
 
 LENS, PROPERTIES = Tag.NDPI_SOURCE_LENS, Tag.NDPI_PROPERTY_MAP
-KEEP_TAGS = frozenset({
-    Tag.NDPI_FORMAT_FLAG, Tag.NDPI_SOURCE_LENS, Tag.NDPI_X_OFFSET, Tag.NDPI_Y_OFFSET,
-    Tag.NDPI_Z_OFFSET, Tag.NDPI_TISSUE_INDEX, Tag.NDPI_MCU_STARTS, Tag.NDPI_MCU_STARTS_HIGH,
-    Tag.NDPI_CHANNEL, Tag.NDPI_FLUORESCENCE, Tag.NDPI_EXPOSURE_RATIO, Tag.NDPI_RED_MULTIPLIER,
-    Tag.NDPI_GREEN_MULTIPLIER, Tag.NDPI_BLUE_MULTIPLIER, Tag.NDPI_FOCUS_POINTS,
-    Tag.NDPI_FOCUS_POINT_REGIONS, Tag.NDPI_CAPTURE_MODE, Tag.NDPI_JPEG_QUALITY,
-    Tag.NDPI_REFOCUS_INTERVAL, Tag.NDPI_FOCUS_OFFSET, Tag.NDPI_BLANK_LINES, Tag.NDPI_WAVELENGTH,
-    Tag.NDPI_LAMP_AGE, Tag.NDPI_EXPOSURE_TIME, Tag.NDPI_FOCUS_TIME, Tag.NDPI_SCAN_TIME,
-    Tag.NDPI_WRITE_TIME, Tag.NDPI_FULLY_AUTO_FOCUS, Tag.NDPI_DEFAULT_GAMMA,
-})
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | KEEP_TAGS | {PROPERTIES}
+_LONG = Numbers(frozenset({Type.LONG}))
+_SLONG = Numbers(frozenset({Type.SLONG}))
+_FLOAT = Numbers(frozenset({Type.FLOAT}))
+TAGS = {
+    **STRUCTURE,
+    Tag.MAKE: Text(OneOf("Hamamatsu")),
+    Tag.MODEL: Text(Pattern(r"C\d{4,5}(?:-\d{2})?")),                   # C9600-12, C13210-01
+    Tag.SOFTWARE: Text(Pattern(r"NDP\.scan \d+(?:\.\d+){1,3}")),        # NDP.scan 2.5.89
+    Tag.NDPI_FORMAT_FLAG: Numbers(frozenset({Type.SHORT, Type.LONG})),
+    Tag.NDPI_SOURCE_LENS: _FLOAT,
+    Tag.NDPI_X_OFFSET: _SLONG, Tag.NDPI_Y_OFFSET: _SLONG, Tag.NDPI_Z_OFFSET: _SLONG,
+    Tag.NDPI_TISSUE_INDEX: _LONG,
+    Tag.NDPI_MCU_STARTS: Numbers(INTEGERS, count=None, scan=False),
+    Tag.NDPI_MCU_STARTS_HIGH: Numbers(INTEGERS, count=None, scan=False),
+    Tag.NDPI_EXPOSURE_RATIO: _LONG, Tag.NDPI_RED_MULTIPLIER: _LONG,
+    Tag.NDPI_GREEN_MULTIPLIER: _LONG, Tag.NDPI_BLUE_MULTIPLIER: _LONG,
+    Tag.NDPI_FOCUS_POINTS: Numbers(frozenset({Type.SLONG}), count=None, most=4096),
+    Tag.NDPI_FOCUS_POINT_REGIONS: Numbers(frozenset({Type.SLONG}), count=None, most=4096),
+    Tag.NDPI_CAPTURE_MODE: _LONG, Tag.NDPI_JPEG_QUALITY: _LONG,
+    Tag.NDPI_REFOCUS_INTERVAL: _SLONG, Tag.NDPI_FOCUS_OFFSET: _SLONG,
+    Tag.NDPI_BLANK_LINES: Numbers(NUMBERS, count=None, most=4096),
+    Tag.NDPI_LABEL_OBSCURED: _LONG, Tag.NDPI_WAVELENGTH: _FLOAT,
+    Tag.NDPI_LAMP_AGE: _LONG, Tag.NDPI_EXPOSURE_TIME: _LONG, Tag.NDPI_FOCUS_TIME: _LONG,
+    Tag.NDPI_SCAN_TIME: _LONG, Tag.NDPI_WRITE_TIME: _LONG, Tag.NDPI_FULLY_AUTO_FOCUS: _LONG,
+    Tag.NDPI_DEFAULT_GAMMA: Numbers(NUMBERS),
+    PROPERTIES: Vendor("ndpi properties"),
+}
 
-# Keys of the 65449 properties text that describe optics and calibration; a trailing `*`
-# keeps every key with that prefix.
-KEEP_PROPERTIES = (
-    "Product", "system.version", "Objective.Lens.Magnificant", "slide.tickness", "PSHV*",
-    "exposure.*", "ccd.*", "focalplane.*", "slant.*", "zCoarse*", "zFine*", "AHEX*", "MHLN*",
-    "YRNP*", "calibration.version", "target.white.intensity", "roi.*", "stage.center",
-    "coarse.focus.pitch", "fine.focus.pitch", "lane.shift.amount", "colorfilterID",
-    "cube.kind", "valid.*", "variable.exposuretime",
+
+def _ints(n):
+    return Pattern(rf"-?\d+(?:,-?\d+){{{n - 1}}}")
+
+
+_INT = Integer()
+# The 65449 properties OpenSlide shows as hamamatsu.<key>: (key pattern, value kind). Every key
+# and value of the real sample's kept lines fits; nothing else does.
+PROPERTY_TYPES = (
+    (r"Product", Pattern(r"C\d{4,5}(?:-\d{2})?")),                       # C9600-12
+    (r"system\.version", Pattern(r"\d+(?:\.\d+)*")),                     # 1.0
+    (r"roi\.(?:slide|barcode)\.macro", _ints(4)),                        # 68,279,1256,685
+    (r"slide\.tickness", _INT),                                          # sic
+    (r"PSHV(?:\.10x|\.40x|\.ploidy|\.ploidy\.10x)?", _INT),              # 179
+    (r"exposure\.(?:slide|barcode|slide\.darkfield)\.macro", _INT),      # 20, 320, 90
+    (r"Objective\.Lens\.Magnificant", Number(low=0, high=200)),          # 35.16 (sic)
+    (r"ccd\.(?:width|height|width\.ploidy)", _INT),                      # 9346
+    (r"valid\.(?:DDKP|DSHP|DLTP)", OneOf("0", "1")),
+    (r"(?:coarse|fine)\.focus\.pitch", _INT),                            # 4870, 250
+    (r"(?:YRNP|zCoarse|zFine)\[\d\]", _ints(4)),                         # 1,7392,0,100
+    (r"(?:slant|focalplane)\.(?:lefttop|leftbottom|righttop|rightbottom)", _ints(3)),
+    (r"AHEX\[\d\](?:\.fluorescence|\.ploidy)?", Pattern(r"(?:[0-9A-F]{2}){1,512}")),
+    (r"stage\.center", _ints(2)),                                        # 177617,585288
+    (r"lane\.shift\.amount", _INT),                                      # -3
+    (r"cube\.kind|colorfilterID|variable\.exposuretime|target\.white\.intensity"
+     r"|calibration\.version", _INT),
 )
+# Removed keys the ledger may name (others are only counted).
+KNOWN_REMOVED = ("Created", "Updated", "NDP.S/N", "Macro.S/N")
+# The comment segment of every real NDPI JPEG strip (levels, then macro): vendor strings.
+STRIP_COMMENTS = Pattern(r"Hamamatsu NanoZoomer Digital Pathology\x00"
+                         r"|Hamamatsu JPEG Library, version \[\d+(?:\.\d+){3}\]\x00")
+
+
+def property_kind(key):
+    for pattern, kind in PROPERTY_TYPES:
+        if re.fullmatch(pattern, key):
+            return kind
+    return None
 
 
 def refused_variant(tiff):
@@ -59,36 +118,65 @@ def detect(tiff):
     return tiff.ndpi
 
 
-def _kept_key(key):
-    return any(key.startswith(k[:-1]) if k.endswith("*") else key == k for k in KEEP_PROPERTIES)
-
-
 def scrub_properties(text):
-    """The properties text with only kept lines, and the (key, value) pairs removed."""
-    kept, removed = [], []
+    """(kept text, removed values, names of removed known keys, count of other removed lines)."""
+    kept, removed, names, others = [], [], [], 0
     for line in text.split("\r\n"):
         if not line:
             continue
-        if line.startswith(";"):  # the shading-data block: ";key=value" items split by "\r"
-            for item in filter(None, line.split("\r")):
-                key, _, value = item.lstrip(";").partition("=")
-                removed.append((key, value.strip()))
-            continue
-        key, _, value = line.partition("=")
-        if _kept_key(key):
+        key, sep, value = line.partition("=")
+        kind = property_kind(key) if sep and not line.startswith(";") else None
+        if kind is not None and _hex_without_text(key, value) and kind.accepts(value):
             kept.append(line)
+            continue
+        if line.startswith(";"):  # the shading block: ";key=value" items split by "\r"
+            removed.extend(item.partition("=")[2] for item in line.split("\r"))
         else:
-            removed.append((key, value.strip()))
-    return "".join(line + "\r\n" for line in kept), removed
+            removed.append(value)
+            if key not in KNOWN_REMOVED and property_kind(key) is None:
+                removed.append(key)  # a key paw does not know may itself be an identifier
+        if key in KNOWN_REMOVED:
+            names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(key)])
+        elif line.startswith(";"):
+            names.append("the shading-data block")
+        else:
+            others += 1
+    return "".join(line + "\r\n" for line in kept), [v for v in removed if _worth_searching(v)], names, others
+
+
+def _worth_searching(value):
+    """Removed values verification searches for: a short number (an exposure, a shading
+    average) matches kept numbers by chance and identifies nobody; a serial has six digits."""
+    value = value.strip()
+    return len(value) >= (6 if re.fullmatch(r"[-+\d.,:/ ]+", value) else 4)
+
+
+def _hex_without_text(key, value):
+    """AHEX values are hex: they must not spell text (4A616E65 is 'Jane')."""
+    if not key.startswith("AHEX"):
+        return True
+    from .allow import printable_runs
+    try:
+        return not printable_runs(bytes.fromhex(value))
+    except ValueError:
+        return False
 
 
 def role(tiff, directory):
+    from .aperio import shrinks_by_power_of_two
     lens = tiff.number(directory, LENS)
     if lens is None:
         return "unknown"
     if lens > 0:
-        return "level"
+        levels = [d for d in tiff.directories if (tiff.number(d, LENS) or 0) > 0]
+        size = _size(tiff, directory)
+        biggest = max((_size(tiff, d) for d in levels), key=lambda s: s[0])
+        return "level" if shrinks_by_power_of_two(biggest, size, same_size=True) else "unknown"
     return {-1: "macro", -2: "map"}.get(lens, "unknown")
+
+
+def _size(tiff, directory):
+    return tiff.number(directory, Tag.IMAGE_WIDTH, 0), tiff.number(directory, Tag.IMAGE_LENGTH, 0)
 
 
 def plan(tiff, surgery, options):
@@ -97,11 +185,13 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if PROPERTIES in directory.entries:
-            new, removed = scrub_properties(tiff.text(directory, PROPERTIES))
-            surgery.replace_ascii(directory, PROPERTIES, new, [v for _, v in removed if v])
-            for key, _ in removed:
-                surgery.note(f"properties: {key} removed")
-        surgery.drop_unlisted(directory, ALLOWED_TAGS)
+            new, removed, names, others = scrub_properties(tiff.text(directory, PROPERTIES))
+            surgery.replace_ascii(directory, PROPERTIES, new, removed)
+            for name in names:
+                surgery.note(f"properties: {name} removed")
+            if others:
+                surgery.count_note("other property lines removed", others)
+        surgery.keep_typed(directory, TAGS)
 
 
 def check(tf, options, drawn=()):
@@ -112,9 +202,5 @@ def check(tf, options, drawn=()):
     for i, page in enumerate(pages):
         lens = page.tags[LENS].value if LENS in page.tags else None
         if lens is None or lens == -2 or (lens == -1 and not options.keep_macro) or -1 < lens <= 0:
-            problems.append(f"directory {i} is not a pyramid level (lens {lens})")
-        if PROPERTIES in page.tags:
-            for line in page.tags[PROPERTIES].value.split("\r\n"):
-                if line and not _kept_key(line.partition("=")[0]):
-                    problems.append(f"property {line.partition('=')[0]!r} is still present")
+            problems.append(f"directory {i} is not a pyramid level")
     return problems

@@ -1,24 +1,35 @@
-"""Philips TIFF (IntelliSite Pathology Solution export).
+"""Philips TIFF (IntelliSite Pathology Solution export); its XML is also iSyntax's header.
 
 OpenSlide (openslide-vendor-philips.c) detects Software starting `Philips` and a description that
 is a `DataObject` of ObjectType `DPUfsImport`. It needs exactly one `DPScannedImage` of type WSI
-whose PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE has one DICOM_PIXEL_SPACING per tiled level. Label
-and macro come from stripped directories whose description starts `Label`/`Macro`, else from
-the base64 JPEG in PIM_DP_IMAGE_DATA of the LABELIMAGE/MACROIMAGE DPScannedImage.
+whose PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE has one DICOM_PIXEL_SPACING per tiled level, and
+shows every leaf `Attribute` as `philips.<Name>`. Label and macro come from stripped directories
+whose description starts `Label`/`Macro`, else from the base64 JPEG in PIM_DP_IMAGE_DATA of the
+LABELIMAGE/MACROIMAGE DPScannedImage.
 
-What paw does:
-- the XML in directory 0 is rewritten as a tree: every `Attribute` that holds text keeps it only
-  if its Name is in KEEP (pixel geometry and encoding, manufacturer, software version); all
-  others are emptied: DICOM_ACQUISITION_DATETIME, DICOM_DEVICE_SERIAL_NUMBER,
-  PIIM_DP_SCANNER_OPERATOR_ID, RACK/SLOT numbers, PIM_DP_UFS_BARCODE (base64; its decoded text is
-  searched for too), PIM_DP_SOURCE_FILE, calibration dates, DICOM_DERIVATION_DESCRIPTION (the
-  converter writes `sourceFilename="..."` there) and any name paw has never seen;
-- the LABELIMAGE and MACROIMAGE DataObjects (base64 images) are removed from the XML (the macro
-  is kept with `keep_macro`); the new XML is shorter and the old bytes behind it are zeroed;
-- stripped directories (Label, Macro, anything else) are destroyed; descriptions of the other
-  tiled directories and every tag not image structure or product name are dropped;
-- with `label: replace` the drawn label is appended as a stripped directory described `Label`
-  (OpenSlide takes those before the XML's base64 images).
+What paw keeps, each value typed (ATTRIBUTES, ELEMENTS):
+- the XML of directory 0 is edited in place in its raw text (xmltext.py; never re-serialised,
+  never longer): an `Attribute` element stays only if its Name is in ATTRIBUTES and its value
+  has that name's type (pixel geometry and encoding, manufacturer, software version); every
+  other Attribute — DICOM_ACQUISITION_DATETIME, DICOM_DEVICE_SERIAL_NUMBER, the operator, rack,
+  slot, barcode (base64; its decoded text is searched for too), source file, calibration dates,
+  DICOM_DERIVATION_DESCRIPTION (the converter writes `sourceFilename=` there), any name paw has
+  never seen — is cut out whole, name and value; a kept name with a value of another shape
+  loses its value; XML attributes other than Name/Group/Element/PMSVR (typed), elements other
+  than DataObject/Attribute/Array, comments, processing instructions, CDATA, text between
+  elements and text after the root are cut out;
+- the LABELIMAGE and MACROIMAGE DataObjects (base64 images) are cut out (the macro is kept with
+  `keep_macro` if its base64 is a JPEG whose header holds no text);
+- stripped directories (Label, Macro, anything else) are destroyed; a tiled directory is a
+  level only if it is level 0 shrunk by a power of two with level 0's tile size (else the
+  slide is refused: OpenSlide needs one pixel spacing per level); level descriptions go;
+- Software kept only as `Philips DP v<version>` (OpenSlide needs the prefix: another value
+  refuses the slide); every other tag not image structure goes;
+- with `label: replace` the drawn label is appended as a stripped directory described `Label`.
+
+Sources: Group/Element/PMSVR of each name from DSA-WSI-DeID's PhilipsTagElements; values from
+Philips-1.tiff (OpenSlide test data, quoted in NVIDIA nvImageCodec's tests) and libisyntax;
+/work/notes/tiff-fail-closed.md §3.3.
 """
 
 import base64
@@ -26,25 +37,76 @@ import binascii
 
 from . import xmltext
 from ..errors import FormatError
-from .tifftags import PRODUCT, STRUCTURAL, Tag
+from .allow import Base64, Integer, OneOf, Pattern, XmlElement, element_rule
+from .tiffallow import STRUCTURE, Text, Vendor
+from .tifftags import Tag
 
 NAME = "philips"
 TITLE = "Philips TIFF"
 LABEL_PLACE = "a new stripped directory described 'Label' (OpenSlide: label)"
-ALLOWED_TAGS = STRUCTURAL | PRODUCT | {Tag.IMAGE_DESCRIPTION}
+TAGS = {**STRUCTURE, Tag.IMAGE_DESCRIPTION: Vendor("philips description"),
+        Tag.SOFTWARE: Text(Pattern(r"Philips DP v\d+(?:\.\d+)*"), required=True)}
 
-KEEP = frozenset({
-    "DICOM_BITS_ALLOCATED", "DICOM_BITS_STORED", "DICOM_HIGH_BIT", "DICOM_LOSSY_IMAGE_COMPRESSION",
-    "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD", "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO",
-    "DICOM_MANUFACTURER", "DICOM_MANUFACTURERS_MODEL_NAME", "DICOM_PHOTOMETRIC_INTERPRETATION",
-    "DICOM_PIXEL_REPRESENTATION", "DICOM_PIXEL_SPACING", "DICOM_PLANAR_CONFIGURATION",
-    "DICOM_SAMPLES_PER_PIXEL", "DICOM_SOFTWARE_VERSIONS", "PIM_DP_IMAGE_TYPE",
-    "PIM_DP_IMAGE_ROWS", "PIM_DP_IMAGE_COLUMNS", "PIM_DP_UFS_INTERFACE_VERSION",
-    "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION", "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS",
-    "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", "PIIM_PIXEL_DATA_REPRESENTATION_ROWS",
-    "PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE", "PIM_DP_SCANNED_IMAGES",
-})
+_DEC = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_QUOTED_DEC = rf'"{_DEC}"'
+
+
+def _quoted(item, count=None):
+    """A Philips IStringArray/IDoubleArray value: items in double quotes, space separated."""
+    if count:
+        return Pattern(rf"{item}(?: {item}){{{count - 1}}}")
+    return Pattern(rf"{item}(?: {item})*")
+
+
+SEQUENCE = OneOf("")  # an Attribute holding an <Array> of DataObjects: no text of its own
+_UINT = Integer(low=0)
+ATTRIBUTES = {
+    "DICOM_MANUFACTURER": OneOf("PHILIPS", "Philips", "Hamamatsu", "Leica Biosystems", "Aperio",
+                                "3DHISTECH", "Ventana"),                      # Hamamatsu (Philips-1)
+    "DICOM_MANUFACTURERS_MODEL_NAME": Pattern(r"UFS(?: Scanner)?|C\d{4,5}(?:-\d{2})?"),
+    "DICOM_SOFTWARE_VERSIONS": _quoted(r'"\d+(?:\.\d+)*"'),                   # "4.0.3"
+    "DICOM_BITS_ALLOCATED": _UINT, "DICOM_BITS_STORED": _UINT, "DICOM_HIGH_BIT": _UINT,
+    "DICOM_PIXEL_REPRESENTATION": _UINT, "DICOM_PLANAR_CONFIGURATION": _UINT,
+    "DICOM_SAMPLES_PER_PIXEL": _UINT,
+    "DICOM_PHOTOMETRIC_INTERPRETATION": OneOf("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT",
+                                              "YBR_RCT", "MONOCHROME2"),
+    "DICOM_LOSSY_IMAGE_COMPRESSION": OneOf("00", "01"),
+    "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD": _quoted(
+        r'"(?:PHILIPS_TIFF_1_0|PHILIPS_DP_1_0|ISO_10918_1|ISO_15444_1)"'),
+    "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO": _quoted(_QUOTED_DEC) | Pattern(_DEC),
+    "DICOM_PIXEL_SPACING": _quoted(_QUOTED_DEC, 2),                           # "0.000227273" x2
+    "PIM_DP_IMAGE_TYPE": OneOf("WSI", "LABELIMAGE", "MACROIMAGE"),
+    "PIM_DP_IMAGE_ROWS": _UINT, "PIM_DP_IMAGE_COLUMNS": _UINT,
+    "PIM_DP_IMAGE_DATA": Base64(),                 # only in a kept MACROIMAGE (keep_macro)
+    "PIM_DP_UFS_INTERFACE_VERSION": Pattern(r"\d+\.\d+"),                     # 3.0, 5.0, 100.5
+    "PIM_DP_SCANNED_IMAGES": SEQUENCE,
+    "PIIM_DP_SCANNER_CALIBRATION_STATUS": OneOf("OK", "NOT OK"),
+    "PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE": SEQUENCE,
+    "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER": _UINT,
+    "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS": _UINT, "PIIM_PIXEL_DATA_REPRESENTATION_ROWS": _UINT,
+    "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION": _quoted(_QUOTED_DEC, 3),
+    "UFS_IMAGE_PIXEL_TRANSFORMATION_METHOD": _UINT,
+}
+# Removed names the ledger may name (another Name attribute is only counted: it is file text).
+KNOWN_REMOVED = ("DICOM_ACQUISITION_DATETIME", "DICOM_DATE_OF_LAST_CALIBRATION",
+                 "DICOM_TIME_OF_LAST_CALIBRATION", "DICOM_DERIVATION_DESCRIPTION",
+                 "DICOM_DEVICE_SERIAL_NUMBER", "DICOM_ICCPROFILE", "PIIM_DP_SCANNER_OPERATOR_ID",
+                 "PIIM_DP_SCANNER_RACK_NUMBER", "PIIM_DP_SCANNER_SLOT_NUMBER",
+                 "PIM_DP_SCANNER_RACK_PRIORITY", "PIM_DP_SOURCE_FILE", "PIM_DP_UFS_BARCODE")
+OBJECT_TYPES = OneOf("DPUfsImport", "DPScannedImage", "PixelDataRepresentation")
+_HEX4 = Pattern(r"0x[0-9A-Fa-f]{4}")
+PMSVR = OneOf("IString", "IStringArray", "IDouble", "IDoubleArray", "IUInt16", "IUInt32",
+              "IUInt16Array", "IUInt32Array", "IUint64", "IUInt64", "IDataObjectArray")
+NAMED = object()  # marker: the element's text kind comes from its Name attribute (ATTRIBUTES)
+ELEMENTS = {
+    "DataObject": XmlElement({"ObjectType": OBJECT_TYPES}, required=frozenset({"ObjectType"})),
+    "Attribute": XmlElement({"Name": None, "Group": _HEX4, "Element": _HEX4, "PMSVR": PMSVR},
+                            text=NAMED),
+    "Array": XmlElement({}),
+}
 ASSOCIATED = ("LABELIMAGE", "MACROIMAGE")
+DECLARATION = Pattern(r"""<\?xml version=["']1\.0["'](?: encoding=["'](?:UTF-8|utf-8)["'])? ?\?>""")
+LEVEL_ROUNDING = 2
 
 
 def _is_philips(software, description):
@@ -65,49 +127,125 @@ def detect(tiff):
 
 
 def image_type(data_object):
-    for attribute in data_object:
-        if attribute.get("Name") == "PIM_DP_IMAGE_TYPE":
-            return (attribute.text or "").strip()
+    for child in data_object.children:
+        if child.local == "Attribute" and child.get("Name") == "PIM_DP_IMAGE_TYPE":
+            return child.text.strip()
     return None
 
 
-def kept(name):
-    return name in KEEP
+class Scrub:
+    """The edits that leave a DPUfsImport document with typed content only."""
 
+    def __init__(self, text, what, keep_macro, attributes=ATTRIBUTES, object_types=OBJECT_TYPES,
+                 refuse=lambda name: False):
+        """`attributes` types each Attribute Name; `refuse(name)` says which names a reader
+        needs (iSyntax's codec): one of those paw cannot type refuses the file."""
+        self.document = xmltext.scan(text, what)
+        self.what, self.keep_macro, self.refuse = what, keep_macro, refuse
+        self.attributes = attributes
+        self.elements = {**ELEMENTS, "DataObject": XmlElement({"ObjectType": object_types},
+                                                              required=frozenset({"ObjectType"}))}
+        self.edits, self.removed, self.names, self.unknown = [], [], [], 0
+        root = self.document.root
+        if root.local != "DataObject" or root.get("ObjectType") != "DPUfsImport":
+            raise FormatError(f"{what} is not a DPUfsImport DataObject")
+        for span in self.document.extra:
+            self._cut(span, "comments, processing instructions or text outside the elements")
+        self._element(root)
 
-def scrub_xml(text, keep_macro, keep=kept):
-    """The new XML, the removed values and the names of what was removed; `keep(name)` says
-    which Attribute names keep their value (iSyntax keeps more: its codec tables)."""
-    root = xmltext.parse(text, "Philips description")
-    if root.tag != "DataObject" or root.get("ObjectType") != "DPUfsImport":
-        raise FormatError("Philips description is not a DPUfsImport DataObject")
-    removed, names = [], []
-    for array in root.iter("Array"):
-        for data_object in list(array):
-            kind = image_type(data_object)
-            if kind in ASSOCIATED and not (kind == "MACROIMAGE" and keep_macro):
-                array.remove(data_object)
-                names.append(f"{kind} (base64 image) removed")
-    for attribute in root.iter("Attribute"):
-        name = attribute.get("Name", "")
-        value = (attribute.text or "").strip()
-        if len(attribute) or keep(name) or not value:
-            continue
-        removed.append(value.replace("&quot;", '"'))
-        removed.extend(part for part in value.split('"') if len(part) >= 4)
-        if name == "PIM_DP_UFS_BARCODE":
-            try:
-                removed.append(base64.b64decode(value, validate=True).decode("utf-8", "replace"))
-            except (binascii.Error, ValueError):
-                pass
-        attribute.text = ""
-        names.append(f"{name} emptied")
-    return xmltext.serialize(root, text), removed, names
+    def result(self):
+        return xmltext.splice(self.document.text, self.edits)
+
+    def _cut(self, span, name=None):
+        self.edits.append(xmltext.delete(span))
+        self.removed.append(self.document.text[span[0]:span[1]].strip("<>!-?[] \r\n\t"))
+        if name and name not in self.names:
+            self.names.append(name)
+
+    def _element(self, element):
+        rule = element_rule(self.elements, element.local)
+        if rule is None:
+            self.unknown += 1
+            self._cut((element.start, element.end))
+            return
+        if element.local == "DataObject":
+            kind = image_type(element)
+            if kind in ASSOCIATED and not (kind == "MACROIMAGE" and self.keep_macro and self._clean_macro(element)):
+                self.edits.append(xmltext.delete((element.start, element.end)))
+                self.names.append(f"{kind} (base64 image)")
+                return
+        for attribute in element.attributes:
+            kind = rule.attribute(attribute.name)
+            if attribute.name == "Name" and element.local == "Attribute":
+                continue
+            if kind is None or not kind.accepts(attribute.value):
+                if attribute.name in rule.required:
+                    raise FormatError(f"{self.what}: {element.local} {attribute.name} is not a known value")
+                self._cut(attribute.span)
+                self.unknown += 1
+        if element.local == "Attribute":
+            self._attribute(element)
+            return
+        for start, end, text in element.texts:
+            if text.strip():
+                self._cut((start, end), "text between elements")
+        for child in element.children:
+            self._element(child)
+
+    def _attribute(self, element):
+        name = element.get("Name", "")
+        kind = self.attributes.get(name)
+        if self.refuse(name) and (kind is None or not (kind is SEQUENCE or kind.accepts(element.text.strip()))):
+            raise FormatError(f"{self.what}: a codec attribute paw cannot type")
+        if kind is None:
+            value = element.text.strip()
+            self.removed.extend([value.replace('"', " ").strip()] + value.split('"'))
+            if name == "PIM_DP_UFS_BARCODE":
+                try:
+                    self.removed.append(base64.b64decode(value, validate=True).decode("utf-8", "replace"))
+                except (binascii.Error, ValueError):
+                    pass
+            self.edits.append(xmltext.delete((element.start, element.end)))
+            if name in KNOWN_REMOVED:
+                self.names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(name)])
+            else:
+                self.unknown += 1
+            return
+        if kind is SEQUENCE:
+            for start, end, text in element.texts:
+                if text.strip():
+                    self._cut((start, end), "text between elements")
+            for child in element.children:
+                self._element(child)
+            return
+        if element.children:
+            for child in element.children:
+                self._cut((child.start, child.end), f"{name} (not {kind.label})")
+        if not kind.accepts(element.text.strip()):
+            for start, end, _ in element.texts:
+                self._cut((start, end), f"{name} (not {kind.label})")
+
+    def _clean_macro(self, data_object):
+        """A kept base64 macro must be a JPEG whose header segments hold no text."""
+        from . import jpeg
+        for child in data_object.children:
+            if child.get("Name") == "PIM_DP_IMAGE_DATA":
+                try:
+                    data = base64.b64decode("".join(child.text.split()), validate=True)
+                    return not jpeg.unexplained(data)
+                except (binascii.Error, ValueError, FormatError):
+                    return False
+        return True
 
 
 def role(tiff, directory):
+    from .aperio import _size, _tile, shrinks_by_power_of_two
     if tiff.is_tiled(directory):
-        return "level"
+        first = tiff.directories[0]
+        if directory.index == 0 or (_tile(tiff, directory) == _tile(tiff, first) and shrinks_by_power_of_two(
+                _size(tiff, first), _size(tiff, directory), LEVEL_ROUNDING, pad=_tile(tiff, first)[0] or 1)):
+            return "level"
+        raise FormatError(f"directory {directory.index} is tiled but not a pyramid level")
     description = tiff.text(directory, Tag.IMAGE_DESCRIPTION)
     for kind in ("Label", "Macro"):
         if description.startswith(kind):
@@ -121,34 +259,34 @@ def plan(tiff, surgery, options):
             surgery.destroy(directory, f"{kind} image")
             continue
         if directory.index == 0:
-            new, removed, names = scrub_xml(tiff.text(directory, Tag.IMAGE_DESCRIPTION), options.keep_macro)
-            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, new, removed)
-            for name in names:
-                surgery.note(name)
+            scrub = Scrub(tiff.text(directory, Tag.IMAGE_DESCRIPTION), "Philips description",
+                          options.keep_macro)
+            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, scrub.result(), scrub.removed)
+            for name in scrub.names:
+                surgery.note(f"XML: {name} removed")
+            if scrub.unknown:
+                surgery.count_note("unknown XML attributes or elements removed", scrub.unknown)
+        elif kind == "macro":  # kept with keep_macro: OpenSlide lists it by this word alone
+            surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, "Macro",
+                                  [tiff.text(directory, Tag.IMAGE_DESCRIPTION)[5:].strip()])
         elif Tag.IMAGE_DESCRIPTION in directory.entries:
             surgery.drop(directory, Tag.IMAGE_DESCRIPTION)
-        surgery.drop_unlisted(directory, ALLOWED_TAGS)
+        surgery.keep_typed(directory, TAGS)
     if surgery.label:
         surgery.append_label("Label")
 
 
 def check(tf, options, drawn=()):
+    """Structure OpenSlide needs; every text left is explained by tiffaudit against ELEMENTS."""
     problems = []
     pages = list(tf.pages)
     first = pages[0]
     software = first.tags[Tag.SOFTWARE].value if Tag.SOFTWARE in first.tags else ""
     if not _is_philips(software, first.description):
         return ["no longer detected as Philips TIFF"]
-    root = xmltext.parse(first.description, "Philips description")
-    for data_object in root.iter("DataObject"):
-        kind = image_type(data_object)
-        if kind in ASSOCIATED and not (kind == "MACROIMAGE" and options.keep_macro):
-            problems.append(f"{kind} is still in the XML")
-    for attribute in root.iter("Attribute"):
-        if not len(attribute) and not kept(attribute.get("Name", "")) and (attribute.text or "").strip():
-            problems.append(f"{attribute.get('Name')} still has a value")
     for i, page in enumerate(pages[1:], 1):
-        if page.description.startswith(("Label", "Macro")) and i not in drawn and not (
-                options.keep_macro and page.description.startswith("Macro")):
-            problems.append(f"directory {i} is still a label or macro")
+        if i in drawn:
+            continue
+        if not page.is_tiled and not (options.keep_macro and page.description.startswith("Macro")):
+            problems.append(f"directory {i} is still a label, macro or other stripped image")
     return problems

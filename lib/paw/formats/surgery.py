@@ -12,7 +12,10 @@ import struct
 
 from .. import ranges
 from ..errors import FormatError
+from . import icc, jpeg
+from .allow import c_string
 from .edits import EditPlan
+from .tiffallow import Blob, Numbers, Text, Vendor, rule_name
 from .tifftags import LAYOUT, Tag, Type, tag_name
 from .tiffwrite import directory_size, pack_directory
 
@@ -59,27 +62,118 @@ class Surgery:
         self.blanked.add(directory.index)
         self.note(f"{why} pixels destroyed")
 
-    def drop(self, directory, tag):
+    def drop(self, directory, tag, why=""):
         self.dropped.setdefault(directory.index, set()).add(tag)
-        if directory.entries[tag].type == Type.ASCII:
-            self.plan.removed.append(self.tiff.value(directory, tag))
-        self.note(f"{tag_name(tag)} removed")
+        entry = directory.entries[tag]
+        if entry.type in (Type.ASCII, Type.BYTE, Type.UNDEFINED) and entry.size <= 1 << 20:
+            raw = self.tiff.raw_value(entry)  # every part, also what hides after a NUL
+            self.plan.removed.extend(p.decode("latin-1") for p in raw.split(b"\0") if p.strip())
+        self.note(f"{tag_name(tag)} removed{why}")
 
     def note(self, action):
+        """Record what was done, for people (ledger, inspect). Never pass text taken from the
+        file: name the field by its known name or position, or count it (count_note)."""
         if action not in self.plan.actions:
             self.plan.actions.append(action)
 
+    def count_note(self, what, count):
+        """A counted action ("3 unknown description fields removed"); the count is the most
+        any one directory had (each directory repeats the same fields)."""
+        for i, action in enumerate(self.plan.actions):
+            number, _, rest = action.partition(" ")
+            if rest == what and number.isdigit():
+                self.plan.actions[i] = f"{max(int(number), count)} {what}"
+                return
+        self.plan.actions.append(f"{count} {what}")
+
     def replace_ascii(self, directory, tag, text, removed_values=(), encoding="latin-1"):
         """Shorten a text value in place. Text read with `Tiff.value` is latin-1 decoded, so
-        writing latin-1 gives back the original bytes of whatever is kept."""
+        writing latin-1 gives back the original bytes of whatever is kept. Whatever followed
+        the old value's first NUL is not written: the old bytes are zeroed."""
         entry = directory.entries[tag]
         data = text.encode(encoding, "xmlcharrefreplace")
         if entry.type == Type.ASCII:
             data += b"\0"
+        self.replace_bytes(directory, tag, data, removed_values)
+
+    def replace_bytes(self, directory, tag, data, removed_values=()):
+        """Put `data` (the same length or shorter) in place of a tag's value."""
+        entry = directory.entries[tag]
         if len(data) > entry.size:
             raise FormatError(f"directory {directory.index}: new {tag_name(tag)} would be longer")
         self.replaced[(directory.index, tag)] = data
-        self.plan.removed.extend(removed_values)
+        self.plan.removed.extend(v for v in removed_values if v)
+
+    def keep_typed(self, directory, rules):
+        """Keep a tag only as its rule in `rules` (a vendor's table built on
+        tiffallow.STRUCTURE) allows; this is the fail-closed rule for what paw keeps:
+
+        - a tag with no rule is dropped (DateTime, Artist, HostComputer, DocumentName, PageName,
+          XMP, IPTC, EXIF/GPS sub-directories, private tags: whatever a dropped pointer tag
+          pointed to is zeroed with every other unreferenced byte);
+        - image structure must have a numeric type and the count its rule says, else the slide
+          is refused (a text-typed structural tag is a hiding place; OpenSlide refuses such
+          files too);
+        - a text tag stays only if its whole stored value, also after a NUL, is what its kind
+          accepts, else it is dropped (or the slide refused when a reader needs it);
+        - JPEG tables keep only their table segments; an ICC profile is typed by icc.scrub or
+          dropped;
+        - vendor values (descriptions, XML) must have been rewritten by the vendor module.
+        """
+        index = directory.index
+        for tag, entry in list(directory.entries.items()):
+            if tag in self.dropped.get(index, ()) or (index, tag) in self.replaced:
+                continue
+            rule = rules.get(tag)
+            if rule is None:
+                self.drop(directory, tag)
+            elif isinstance(rule, Numbers):
+                if not rule.accepts(entry.type, entry.count):
+                    raise FormatError(f"directory {index} {tag_name(tag)}: not {rule.label} "
+                                      f"(type {entry.type}, count {entry.count})")
+            elif isinstance(rule, Text):
+                text = c_string(self.tiff.raw_value(entry)) if entry.type == Type.ASCII else None
+                if text is None or not rule.kind.accepts(text):
+                    if rule.required:
+                        raise FormatError(f"directory {index} {tag_name(tag)}: not {rule_name(rule)}")
+                    self.drop(directory, tag, f" (not {rule_name(rule)})")
+            elif isinstance(rule, Blob) and rule.what == "jpeg-tables":
+                self._jpeg_tables(directory, entry)
+            elif isinstance(rule, Blob) and rule.what == "icc":
+                self._icc(directory, entry)
+            elif isinstance(rule, Vendor):
+                raise FormatError(f"directory {index} {tag_name(tag)}: the vendor module left it unread")
+            else:
+                self.drop(directory, tag)
+
+    def _jpeg_tables(self, directory, entry):
+        """Keep only the quantisation/Huffman/restart segments of JPEGTables (the tiles need
+        them); COM and APPn segments, and anything after EOI, go."""
+        data = self.tiff.raw_value(entry)
+        try:
+            found = jpeg.segments(data)
+        except FormatError:
+            raise FormatError(f"directory {directory.index} JPEGTables: not a JPEG table stream") from None
+        kept = [data[at - 4:at + length] for marker, at, length in found if marker in jpeg.TABLES]
+        new = b"\xff\xd8" + b"".join(kept) + b"\xff\xd9"
+        if new != data:
+            texts = [data[at:at + length].decode("latin-1") for marker, at, length in found
+                     if marker not in jpeg.TABLES]
+            self.replace_bytes(directory, entry.tag, new, [t for t in texts if t.strip("\0 ")])
+            self.note("JPEGTables: comment and application segments removed")
+
+    def _icc(self, directory, entry):
+        profile = self.tiff.raw_value(entry)
+        try:
+            new, blanked = icc.scrub(profile)
+        except (FormatError, ValueError, IndexError):
+            self.drop(directory, entry.tag, " (an ICC profile paw cannot type)")
+            return
+        if new != profile:
+            self.replace_bytes(directory, entry.tag, new)
+            self.note("ICC profile: creation date and unknown fields cleared")
+        if blanked:
+            self.count_note("ICC profile texts blanked", blanked)
 
     def append_label(self, description, subfile_type=None):
         """Add the drawn label as a new stripped directory at the end of the chain, its table,
@@ -92,18 +186,6 @@ class Surgery:
         self.appended = (description, subfile_type, strip)
         self.count("drawn label")
         self.note("label replaced by a drawn pseudonym label")
-
-    def drop_unlisted(self, directory, allowed):
-        """Drop every tag not in the format's `allowed` set (image structure, product names,
-        the vendor tags its module handles).
-
-        This is the fail-closed rule: DateTime, Artist, HostComputer, DocumentName, PageName, XMP,
-        IPTC, EXIF/GPS sub-directories and any private tag go, and because unreferenced bytes are
-        zeroed, whatever a dropped pointer tag pointed to goes with it.
-        """
-        for tag in list(directory.entries):
-            if tag not in allowed:
-                self.drop(directory, tag)
 
     def finish(self):
         """Compute the edits: new chain, rewritten tables, and zeros for everything unreferenced."""

@@ -4,19 +4,26 @@ and generic tiled TIFF, each a vendor table on the shared parser (tiff.py) and s
 
 A vendor module provides:
     NAME, TITLE, LABEL_PLACE    names, and where a drawn label goes (None: no label image)
-    ALLOWED_TAGS                every tag the vendor keeps; verification refuses any other
+    TAGS                        every tag it keeps, with its value's type (tiffallow rules);
+                                the residual audit refuses any other tag or value
     refused_variant(tiff)       a reason when the file is this vendor's but a variant paw does
                                 not understand (checked for every vendor before any detect)
     detect(tiff)                whether directory 0 says this vendor
-    plan(tiff, surgery, options)    what to destroy, blank, drop and replace
-    check(tf, options, drawn)   independent checks on tifffile's view of the result
-Vendors are tried in OpenSlide's order, the generic reader last.
+    plan(tiff, surgery, options)    what to destroy, blank, drop and replace; surgery.keep_typed
+                                with TAGS on every kept directory
+    check(tf, options, drawn)   independent structural checks on tifffile's view of the result
+and the typed tables its texts are audited with (KEYS, PROPERTY_TYPES, ATTRIBUTES, ELEMENTS:
+see tiffaudit.EXPLAINERS). Vendors are tried in OpenSlide's order, the generic reader last; a
+tiled TIFF that carries some other vendor's metadata is refused, never treated as generic.
+
+Before anything is written, the header segments of a sample of tiles of every kept image are
+walked (tileheaders.py): text there refuses the slide while it is still as the scanner wrote it.
 
 Verification here is independent of the writer: the file is re-read with tifffile (not paw's
-parser), the vendor is re-detected, no tag outside the vendor's set may be left, the kept image
-payload and its tile tables must be exactly where they were, and every byte tifffile does not
-see referenced (header, directories, tag values, kept payload) must be zero — that is where
-destroyed label and macro pixels were.
+parser), the vendor is re-detected, the kept image payload and its tile tables must be exactly
+where they were, every byte tifffile does not see referenced (header, directories, tag values,
+kept payload) must be zero — that is where destroyed label and macro pixels were — and the
+residual audit (tiffaudit.py) must explain every text left.
 """
 
 import os
@@ -26,7 +33,7 @@ import numpy as np
 from .. import ranges
 from ..errors import FormatError, Unsupported
 from ..sparse import first_nonzero
-from . import aperio, generic, leica, ndpi, philips, ventana
+from . import aperio, generic, leica, ndpi, philips, tileheaders, ventana
 from .base import Handler, Prepared
 from .edits import EditPlan
 from .surgery import Surgery
@@ -44,6 +51,9 @@ def vendor_of(tiff):
             raise Unsupported(f"format not supported yet: {variant}")
     for vendor in VENDORS:
         if vendor.detect(tiff):
+            unknown = generic.unknown_vendor(tiff) if vendor is generic else None
+            if unknown:
+                raise Unsupported(f"format not supported yet: {unknown}")
             return vendor
     raise Unsupported("not a supported slide: directory 0 of the TIFF is not tiled")
 
@@ -68,19 +78,27 @@ class TiffHandler(Handler):
                 raise FormatError(f"the file is no longer {self.title}")
             surgery = Surgery(tiff, label)
             self.vendor.plan(tiff, surgery, options)
+            problems = tileheaders.problems(fh.fileno(), self._kept_images(tiff, surgery),
+                                            options.full_scan)
+            if problems:
+                raise Unsupported(f"refused: {problems[0]}")
             return Prepared(surgery.finish(), surgery.found)
+
+    def _kept_images(self, tiff, surgery):
+        comments = getattr(self.vendor, "STRIP_COMMENTS", None)
+        for directory in tiff.directories:
+            if directory.index in surgery.destroyed or directory.index in surgery.blanked:
+                continue
+            yield (f"directory {directory.index}", tiff.number(directory, Tag.COMPRESSION, 1),
+                   tiff.data_ranges(directory), comments)
 
     def check(self, path, plan, options):
         import tifffile
 
         try:
             with tifffile.TiffFile(path, is_ndpi=self.vendor is ndpi) as tf:
-                allowed = self.vendor.ALLOWED_TAGS
                 payload, drawn, problems = [], set(), []
                 for i, page in enumerate(tf.pages):
-                    for tag in page.tags:
-                        if tag.code not in allowed:
-                            problems.append(f"tag {tag.code} ({tag.name}) left in directory {i}")
                     payload.append(_payload(tf, page, i))
                     if plan.added and ranges.covers(plan.added, payload[-1]):
                         drawn.add(i)
@@ -105,7 +123,11 @@ class TiffHandler(Handler):
         stray = first_nonzero(path, ranges.complement(referenced, os.path.getsize(path)))
         if stray is not None:
             return [f"unreferenced bytes at {stray} are not cleared"]
-        return []
+        from . import tiffaudit
+        try:
+            return tiffaudit.audit(path, self.vendor, options, drawn)
+        except Exception as exc:  # the audit cannot read what paw wrote: fail closed
+            return [f"the residual audit cannot read the result ({type(exc).__name__})"]
 
     def searched(self, path, plan):
         """The whole file but the kept tiles and their offset tables (binary positions `check`
