@@ -1,10 +1,11 @@
 """Verification of an anonymized slide before it may leave for the outbox; format-neutral.
 
 Two halves: the format's handler re-reads the result independently of the code that wrote it
-(`Handler.check`: for TIFF, tifffile instead of paw's parser, the vendor re-detected, no tag
-outside the vendor's set, kept payload where it was, unreferenced bytes zero), and this module
-searches every file of the slide for every removed value, outside the kept image payload (or
-everywhere, with `verify.full_scan`).
+(`Handler.check`: for TIFF, tifffile instead of paw's parser, the vendor re-detected, kept
+payload where it was, unreferenced bytes zero, and the residual audit that explains every text
+left), and this module searches every file of the slide for every removed value and for the
+identifier-like parts of the original name, outside the kept image payload (or everywhere,
+with `verify.full_scan`), in UTF-8, Latin-1, UTF-16LE and UTF-16BE.
 """
 
 import os
@@ -18,11 +19,25 @@ MIN_SEARCH_LENGTH = 4   # shorter values ("1", "12") match by chance and identif
 CHUNK = 8 << 20
 
 
+NAME_PART = 5      # a part of the name with a digit, this long, is searched ("S26-047119")
+NAME_SUBPART = 6   # a piece of such a part between - . / with a digit ("047119")
+
+
 def name_values(stem):
     """What of the original file name verification searches for: the stem, when it looks like
-    an identifier (has a digit or a separator). A plain word ("slide", "macro") occurs in
-    legitimate metadata and would quarantine good slides."""
-    return [stem] if re.search(r"[\d\s_.,^-]", stem) else []
+    an identifier (has a digit or a separator), and its identifier-like parts — the accession
+    inside a longer name ("S26-047119" of "S26-047119 A1 HE") is what a scanner copies into a
+    field. A plain word ("slide", "macro") occurs in legitimate metadata and would quarantine
+    good slides, so only parts with a digit count, and short ones ("A1") match by chance."""
+    found = [stem] if re.search(r"[\d\s_.,^-]", stem) else []
+    for part in re.split(r"[\s_,;^()\[\]+]+", stem):
+        part = part.strip(".-")
+        if len(part) >= NAME_PART and re.search(r"\d", part):
+            found.append(part)
+        for piece in re.split(r"[-./]+", part):
+            if len(piece) >= NAME_SUBPART and re.search(r"\d", piece):
+                found.append(piece)
+    return list(dict.fromkeys(found))
 
 
 def verify(path, handler, plan, options, extra_values=()):
@@ -38,11 +53,26 @@ def verify(path, handler, plan, options, extra_values=()):
 
 
 def needles(values):
-    """Every removed value as UTF-8 and as UTF-16LE bytes, longest first."""
+    """Every removed value as UTF-8, Latin-1, UTF-16LE and UTF-16BE bytes, longest first.
+
+    A value read from a file as Latin-1 (paw reads TIFF text one byte per character) that is
+    really UTF-8 is also searched as the text those bytes spell, so a non-ASCII name is found
+    whichever encoding the scanner and the reader each assumed."""
     found = set()
     for value in values:  # an undecodable file-name byte is searched for as that byte
-        found.add(value.encode("utf-8", "surrogateescape"))
-        found.add(value.encode("utf-16-le", "surrogatepass"))
+        texts = {value}
+        try:
+            texts.add(value.encode("latin-1").decode("utf-8"))
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        for text in texts:
+            found.add(text.encode("utf-8", "surrogateescape"))
+            found.add(text.encode("utf-16-le", "surrogatepass"))
+            found.add(text.encode("utf-16-be", "surrogatepass"))
+            try:
+                found.add(text.encode("latin-1"))
+            except UnicodeEncodeError:
+                pass
     return sorted(found, key=len, reverse=True)
 
 
