@@ -324,9 +324,17 @@ def test_a_plain_word_file_name_is_not_a_false_alarm(lab):
 
 
 def test_the_original_name_is_searched_for(lab):
-    """A name that looks like an identifier, left somewhere in the metadata, is caught."""
-    aperio.write(os.path.join(lab.inbox, "S26-047119 A1 HE.svs"),
-                 extra_tags={305: (2, "scanned as S26-047119 A1 HE")})  # Software is kept
+    """A part of the name that looks like an identifier, left where no allow-list reads (inside
+    tile data, searched with verify.full_scan: metadata text is audited before), is caught."""
+    import tifffile
+    lab.write_config(extra="verify: {full_scan: true}\n")
+    path = os.path.join(lab.inbox, "S26-047119 A1 HE.svs")
+    aperio.write(path)
+    with tifffile.TiffFile(path) as tf:
+        offset = int(tf.pages[0].dataoffsets[0])
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 100)
+        fh.write(b"S26-047119")
     assert lab.run() == 3
     assert "removed value is still in the file" in lab.rows()[0]["error"]
 

@@ -41,7 +41,7 @@ def write(path, width=1024, height=768):
     """Write the sample slide; returns the identifiers planted in it."""
     tiles = -(-width // TILE) * -(-height // TILE)
     images = [  # (fields of its own, payload chunks, width, height, compression, NewSubfileType, tiled)
-        ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, _description(f"{width}x{height} ({TILE}x{TILE}) RAW/RGB")),
+        ([(Tag.IMAGE_DESCRIPTION, Type.ASCII, _description(f"{width}x{height} ({TILE}x{TILE}) JPEG/RGB Q=70")),
           (Tag.ARTIST, Type.ASCII, OPERATOR), (Tag.DATE_TIME, Type.ASCII, DATETIME),
           (Tag.TILE_WIDTH, Type.SHORT, TILE), (Tag.TILE_LENGTH, Type.SHORT, TILE)],
          [zlib.compress(bytes([(i * 37) % 251]) * TILE * TILE * 3) for i in range(tiles)], width, height,

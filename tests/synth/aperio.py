@@ -3,8 +3,12 @@
 Real files (OpenSlide's CMU-1 family) have: level 0 tiled; directory 1 a stripped thumbnail; more
 tiled levels; then the label (NewSubfileType 1, LZW, description line `label WxH`) and the macro
 (NewSubfileType 9, JPEG, `macro WxH`). The identifying description is repeated in directory 0,
-the thumbnail and each level. Payload here is deflate (tiles, macro) or raw (label) so the
-generator needs no codec.
+the thumbnail and each level. First items have the real shapes (`WxH [x,y WxH] (TxT) JPEG/RGB
+Q=70` on levels, `WxH -> wxh - ` on the thumbnail, GT450's `[0,0,WxH] ... JPEG/YCC Q=91`) and
+the items the real CMU-1 files carry (ImageID, Parmset, ...) besides planted identifiers.
+Payload here is deflate (tiles, macro) or raw (label) so the generator needs no codec; the
+description says JPEG as real files do (paw never decodes tiles). `tile_compression=33005`
+writes real JPEG 2000 codestreams (Pillow/OpenJPEG) as Aperio's RGB J2K tiles.
 """
 
 import zlib
@@ -13,6 +17,8 @@ from paw.formats.tifftags import Tag, Type
 
 from . import (ACCESSION, BARCODE, DATE, DATETIME, HOST, OPERATOR, PATIENT, SERIAL, TILE, TIME,
                label_pixels, stripped, tiled)
+
+IMAGE_ID = "7730461"   # a database record id: links back to the case
 from .tiffwriter import write_tiff
 
 
@@ -20,8 +26,11 @@ def description(first_line, gt450=False, barcode_last=True):
     fields = [
         ("AppMag", "40"), ("StripeWidth", "1000"), ("ScanScope ID", SERIAL),
         ("Filename", f"{ACCESSION} A1 HE"), ("Date", DATE), ("Time", TIME),
-        ("Time Zone", "GMT+01:00"), ("User", OPERATOR), ("MPP", "0.2520"), ("Left", "25.691574"),
-        ("Top", "23.449873"), ("Slide", "1"), ("Rack", "12"), ("Patient", PATIENT),
+        ("Time Zone", "GMT+01:00"), ("User", OPERATOR), ("Parmset", "USM Filter"), ("MPP", "0.2520"),
+        ("Left", "25.691574"), ("Top", "23.449873"), ("LineCameraSkew", "-0.000424"),
+        ("Focus Offset", "0.000000"), ("ImageID", IMAGE_ID), ("OriginalWidth", "46920"),
+        ("Originalheight", "33014"), ("Filtered", "5"), ("Slide", "1"), ("Rack", "12"),
+        ("Patient", PATIENT),
     ]
     if gt450:
         fields += [("Title", ACCESSION), ("ScannerType", "GT450"), ("Slot", "7")]
@@ -33,15 +42,33 @@ def description(first_line, gt450=False, barcode_last=True):
 
 
 def planted():
-    return [PATIENT, ACCESSION, OPERATOR, SERIAL, DATE, TIME, DATETIME, BARCODE, HOST]
+    return [PATIENT, ACCESSION, OPERATOR, SERIAL, DATE, TIME, DATETIME, BARCODE, HOST, IMAGE_ID,
+            "USM Filter"]
 
 
 def _level(width, height, level, desc, sparse, compression=None):
     tags = {Tag.IMAGE_DESCRIPTION: (Type.ASCII, desc), Tag.IMAGE_DEPTH: (Type.LONG, 1),
             Tag.DATE_TIME: (Type.ASCII, DATETIME)}
     if compression:
-        tags[259] = (3, compression)
-    return tiled(tags, width, height, level, sparse)
+        tags[Tag.COMPRESSION] = (Type.SHORT, compression)
+    image = tiled(tags, width, height, level, sparse)
+    if compression in J2K and not sparse:
+        image.chunks = [j2k_tile(i, level) for i in range(len(image.chunks))]
+    return image
+
+
+J2K = (33003, 33005)
+
+
+def j2k_tile(index, level):
+    """A raw JPEG 2000 codestream of one RGB tile, as OpenJPEG writes it (with its COM)."""
+    import io
+
+    from PIL import Image
+    image = Image.new("RGB", (TILE, TILE), ((index * 37) % 256, (level * 91) % 256, 128))
+    out = io.BytesIO()
+    image.save(out, "JPEG2000", no_jp2=True, irreversible=False)
+    return out.getvalue()
 
 
 def _strip_image(width, height, desc, subfile, raw, compression):
@@ -54,7 +81,10 @@ def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteord
           gt450=False, label_line=True, label_subfile=1, barcode_last=True, extra_tags=None,
           tile_compression=None):
     """Write a synthetic SVS and return the identifiers planted in it."""
-    head = f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) RAW/RGB Q=70"
+    codec = "J2K/RGB" if tile_compression in J2K else "JPEG/YCC" if gt450 else "JPEG/RGB"
+    quality = "Q=91" if gt450 else "Q=70"
+    head = (f"{width}x{height} [0,0,{width}x{height}] ({TILE}x{TILE}) {codec} {quality}" if gt450
+            else f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) {codec} {quality}")
     desc0 = description(head, gt450, barcode_last)
     images = [_level(width, height, 0, desc0, sparse, tile_compression)]
     images[0].tags[315] = (2, OPERATOR)
@@ -67,7 +97,8 @@ def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteord
     w, h = width // 4, height // 4
     if w >= TILE:
         images.append(_level(w, h, 1, description(
-            f"{width}x{height} -> {w}x{h} - ", gt450, barcode_last), sparse, tile_compression))
+            f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) -> {w}x{h} {codec} {quality}",
+            gt450, barcode_last), sparse, tile_compression))
     label_w, label_h = 96, 64
     label_desc = "Aperio Image Library v12.0.15 \n" + (f"label {label_w}x{label_h}" if label_line else "")
     images.append(_strip_image(label_w, label_h, label_desc, label_subfile,

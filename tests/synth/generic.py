@@ -2,8 +2,9 @@
 
 Level 0 and a reduced level are tiled (what OpenSlide's generic reader shows); a stripped image
 with label pixels follows (OpenSlide ignores it, paw must destroy it). Directory 0 carries
-DateTime, Artist, HostComputer, DocumentName, PageName, a free-text description, XMP, IPTC, and
-EXIF and GPS sub-directories (DateTimeOriginal, BodySerialNumber, a GPS date stamp).
+DateTime, Artist, HostComputer, DocumentName, PageName, Software, XMP, IPTC, and EXIF and GPS
+sub-directories (DateTimeOriginal, BodySerialNumber, a GPS date stamp); its description is
+tifffile's shape line (a free-text description is a vendor paw does not know: refused).
 """
 
 from paw.formats.tifftags import Tag, Type
@@ -26,10 +27,10 @@ DATE_TIME_ORIGINAL, BODY_SERIAL_NUMBER, GPS_DATE_STAMP = 36867, 42033, 29
 def write(path, width=1024, height=768, byteorder="<"):
     level0 = tiled({
         Tag.DOCUMENT_NAME: (Type.ASCII, f"{ACCESSION}.tif"),
-        Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"Patient {PATIENT}, case {ACCESSION}"),
+        Tag.IMAGE_DESCRIPTION: (Type.ASCII, f'{{"shape": [{height}, {width}, 3]}}'),
         Tag.PAGE_NAME: (Type.ASCII, PATIENT), Tag.DATE_TIME: (Type.ASCII, DATETIME),
         Tag.ARTIST: (Type.ASCII, OPERATOR), Tag.HOST_COMPUTER: (Type.ASCII, HOST),
-        Tag.SOFTWARE: (Type.ASCII, "paw synthetic writer"), Tag.XMP: (Type.BYTE, XMP),
+        Tag.SOFTWARE: (Type.ASCII, f"tifffile.py {PATIENT}"), Tag.XMP: (Type.BYTE, XMP),
         Tag.IPTC: (Type.UNDEFINED, f"IPTC {PATIENT}".encode()),
     }, width, height, 0)
     level0.children = {

@@ -19,7 +19,8 @@ UUID = "7c4e1b52-3f1d-4c7e-9d2a-paw0000000001"
 
 def description(width, height):
     macro_w, macro_h = 512, 256
-    return (f'<?xml version="1.0"?>\n<scn xmlns="{NS}">'
+    return (f'<?xml version="1.0"?>\r\n<scn xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:schemaLocation="{NS} {NS}/scn.xsd" xmlns="{NS}">'
             f'<collection name="{ACCESSION} {PATIENT}" uuid="{UUID}" sizeX="76000000" sizeY="25000000">'
             f"<barcode>{base64.b64encode(BARCODE.encode()).decode()}</barcode>"
             f'<image name="{ACCESSION} macro" uuid="{UUID}-m"><creationDate>{CREATED}</creationDate>'

@@ -31,7 +31,12 @@ def planted():
     return [PATIENT, OPERATOR, SERIAL, DATETIME, BARCODE, "2026/11/20", "2026/11/21", DATE]
 
 
-def _jpeg(width, height, shade, text=b""):
+LEVEL_COMMENT = b"Hamamatsu NanoZoomer Digital Pathology\0"   # in every real level strip
+MACRO_COMMENT = b"Hamamatsu JPEG Library, version [2.0.18.50]\0"  # in the real macro strip
+FILTER = "DAPI 2 (387) "  # tag 65434, free text, as in the real sample
+
+
+def _jpeg(width, height, shade, text=b"", comment=LEVEL_COMMENT):
     from PIL import Image
 
     image = Image.new("RGB", (width, height), (shade, 255 - shade, (shade * 3) % 256))
@@ -41,7 +46,7 @@ def _jpeg(width, height, shade, text=b""):
             for x, value in enumerate(stripe):
                 image.putpixel((x, y), (value, value, value))
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=90)
+    image.save(out, "JPEG", quality=90, comment=comment)
     return out.getvalue()
 
 
@@ -59,6 +64,9 @@ def _tags(width, height, lens):
         Tag.NDPI_X_OFFSET: (Type.SLONG, 12538720), Tag.NDPI_Y_OFFSET: (Type.SLONG, -96063),
         Tag.NDPI_Z_OFFSET: (Type.SLONG, 0), Tag.NDPI_SLIDE_LABEL: (Type.ASCII, BARCODE),
         Tag.NDPI_SCANNER_SERIAL: (Type.ASCII, SERIAL), Tag.NDPI_PROPERTY_MAP: (Type.ASCII, PROPERTIES),
+        Tag.NDPI_AUTH_CODE: (Type.LONG, 1560790560), Tag.NDPI_FLUORESCENCE: (Type.ASCII, FILTER),
+        Tag.NDPI_FOCUS_POINTS: (Type.SLONG, [12538720, -96063, 100, 12539720, -95063, 120]),
+        Tag.NDPI_JPEG_QUALITY: (Type.LONG, 90),
     }
 
 
@@ -67,7 +75,7 @@ def write(path, width=1024, height=768, hole=0):
     images = [  # (width, height, lens, jpeg)
         (width, height, 20, _jpeg(width, height, 40)),
         (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90)),
-        (640, 240, -1, _jpeg(640, 240, 200, f"{PATIENT} {BARCODE}".encode())),
+        (640, 240, -1, _jpeg(640, 240, 200, f"{PATIENT} {BARCODE}".encode(), MACRO_COMMENT)),
         (320, 120, -2, _jpeg(320, 120, 10)),
     ]
     write_ndpi(path, [(_tags(w, h, lens), data) for w, h, lens, data in images], hole)
