@@ -79,30 +79,48 @@ def _strip_image(width, height, desc, subfile, raw, compression):
 
 def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteorder="<",
           gt450=False, label_line=True, label_subfile=1, barcode_last=True, extra_tags=None,
-          tile_compression=None):
-    """Write a synthetic SVS and return the identifiers planted in it."""
+          tile_compression=None, edit=None, label_style="standard", later_tags=None):
+    """Write a synthetic SVS and return the identifiers planted in it.
+
+    For hostile variants: `edit(role, description)` may rewrite the description of "level0",
+    "thumbnail" and "level1" (returning str, or bytes for other encodings); `extra_tags` go into
+    directory 0 and `later_tags` into level 1; `label_style` "tiled" stores the label as a tiled
+    directory without NewSubfileType or label line, "thumbnail" puts it at directory 1 (where
+    the thumbnail belongs) without NewSubfileType and description."""
+    edit = edit or (lambda role, text: text)
     codec = "J2K/RGB" if tile_compression in J2K else "JPEG/YCC" if gt450 else "JPEG/RGB"
     quality = "Q=91" if gt450 else "Q=70"
     head = (f"{width}x{height} [0,0,{width}x{height}] ({TILE}x{TILE}) {codec} {quality}" if gt450
             else f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) {codec} {quality}")
-    desc0 = description(head, gt450, barcode_last)
+    desc0 = edit("level0", description(head, gt450, barcode_last))
     images = [_level(width, height, 0, desc0, sparse, tile_compression)]
     images[0].tags[315] = (2, OPERATOR)
     images[0].tags[316] = (2, HOST)
     images[0].tags.update(extra_tags or {})
     thumb_w, thumb_h = 128, max(1, 128 * height // width)
     thumb = bytes(thumb_w * thumb_h * 3)
-    images.append(_strip_image(thumb_w, thumb_h, description(
-        f"{width}x{height} -> {thumb_w}x{thumb_h} - ", gt450, barcode_last), 0, thumb, 1))
+    label_w, label_h = 96, 64
+    if label_style == "thumbnail":  # the label where the thumbnail belongs, unmarked
+        images.append(stripped({}, label_w, label_h, label_pixels(label_w, label_h)))
+        del images[-1].tags[Tag.NEW_SUBFILE_TYPE]
+    else:
+        images.append(_strip_image(thumb_w, thumb_h, edit("thumbnail", description(
+            f"{width}x{height} -> {thumb_w}x{thumb_h} - ", gt450, barcode_last)), 0, thumb, 1))
     w, h = width // 4, height // 4
     if w >= TILE:
-        images.append(_level(w, h, 1, description(
+        images.append(_level(w, h, 1, edit("level1", description(
             f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) -> {w}x{h} {codec} {quality}",
-            gt450, barcode_last), sparse, tile_compression))
-    label_w, label_h = 96, 64
+            gt450, barcode_last)), sparse, tile_compression))
+        images[-1].tags.update(later_tags or {})
     label_desc = "Aperio Image Library v12.0.15 \n" + (f"label {label_w}x{label_h}" if label_line else "")
-    images.append(_strip_image(label_w, label_h, label_desc, label_subfile,
-                               label_pixels(label_w, label_h), 1))
+    if label_style == "tiled":  # a label stored tiled, without any label mark
+        label = tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "Aperio Image Library v12.0.15 \n")},
+                      label_w * 4, label_h * 4)
+        label.chunks = [label_pixels(TILE, TILE)] * len(label.chunks)
+        images.append(label)
+    elif label_style == "standard":
+        images.append(_strip_image(label_w, label_h, label_desc, label_subfile,
+                                   label_pixels(label_w, label_h), 1))
     macro_w, macro_h = 320, 108
     macro = zlib.compress(label_pixels(macro_w, macro_h)[::-1], 1)  # deflate, as a pitfall asks
     images.append(_strip_image(macro_w, macro_h, "Aperio Image Library v12.0.15 \n"

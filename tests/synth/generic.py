@@ -24,7 +24,10 @@ def planted():
 DATE_TIME_ORIGINAL, BODY_SERIAL_NUMBER, GPS_DATE_STAMP = 36867, 42033, 29
 
 
-def write(path, width=1024, height=768, byteorder="<"):
+def write(path, width=1024, height=768, byteorder="<", extra_tags=None, later_tags=None,
+          extra_images=()):
+    """Write a synthetic generic TIFF and return the identifiers planted in it; `extra_tags`
+    go into directory 0, `later_tags` into the reduced level, `extra_images` are appended."""
     level0 = tiled({
         Tag.DOCUMENT_NAME: (Type.ASCII, f"{ACCESSION}.tif"),
         Tag.IMAGE_DESCRIPTION: (Type.ASCII, f'{{"shape": [{height}, {width}, 3]}}'),
@@ -37,9 +40,11 @@ def write(path, width=1024, height=768, byteorder="<"):
         Tag.EXIF_IFD: {DATE_TIME_ORIGINAL: (Type.ASCII, DATETIME), BODY_SERIAL_NUMBER: (Type.ASCII, SERIAL)},
         Tag.GPS_IFD: {GPS_DATE_STAMP: (Type.ASCII, DATETIME[:10])},
     }
+    level0.tags.update(extra_tags or {})
     write_tiff(path, [level0,
-                      tiled({Tag.NEW_SUBFILE_TYPE: (Type.LONG, 1), Tag.DATE_TIME: (Type.ASCII, DATETIME)},
-                            width // 2, height // 2, 1),
-                      stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"label {PATIENT}")}, 96, 64)],
+                      tiled({Tag.NEW_SUBFILE_TYPE: (Type.LONG, 1), Tag.DATE_TIME: (Type.ASCII, DATETIME),
+                             **(later_tags or {})}, width // 2, height // 2, 1),
+                      stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"label {PATIENT}")}, 96, 64),
+                      *extra_images],
                byteorder=byteorder)
     return planted()

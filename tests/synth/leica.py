@@ -45,10 +45,12 @@ def planted():
     return [PATIENT, ACCESSION, BARCODE, UUID, CREATED, base64.b64encode(BARCODE.encode()).decode()]
 
 
-def write(path, width=1024, height=768, sparse=False):
+def write(path, width=1024, height=768, sparse=False, extra_images=()):
+    """Write a synthetic SCN and return the identifiers planted in it; `extra_images` are
+    appended (no kept image refers to them)."""
     date = {Tag.DATE_TIME: (Type.ASCII, "2026:11:20 14:32:07")}
     images = [tiled({**date, Tag.IMAGE_DESCRIPTION: (Type.ASCII, description(width, height))},
                     512, 256, 7),
               tiled(date, width, height, 0, sparse), tiled(date, width // 4, height // 4, 1, sparse)]
-    write_tiff(path, images, bigtiff=True)
+    write_tiff(path, images + list(extra_images), bigtiff=True)
     return planted()

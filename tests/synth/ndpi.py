@@ -50,7 +50,7 @@ def _jpeg(width, height, shade, text=b"", comment=LEVEL_COMMENT):
     return out.getvalue()
 
 
-def _tags(width, height, lens):
+def _tags(width, height, lens, properties=PROPERTIES):
     """One directory's tags (the strip tags are the writer's)."""
     return {
         Tag.IMAGE_WIDTH: (Type.LONG, width), Tag.IMAGE_LENGTH: (Type.LONG, height),
@@ -63,20 +63,27 @@ def _tags(width, height, lens):
         Tag.NDPI_FORMAT_FLAG: (Type.SHORT, 1), Tag.NDPI_SOURCE_LENS: (Type.FLOAT, float(lens)),
         Tag.NDPI_X_OFFSET: (Type.SLONG, 12538720), Tag.NDPI_Y_OFFSET: (Type.SLONG, -96063),
         Tag.NDPI_Z_OFFSET: (Type.SLONG, 0), Tag.NDPI_SLIDE_LABEL: (Type.ASCII, BARCODE),
-        Tag.NDPI_SCANNER_SERIAL: (Type.ASCII, SERIAL), Tag.NDPI_PROPERTY_MAP: (Type.ASCII, PROPERTIES),
+        Tag.NDPI_SCANNER_SERIAL: (Type.ASCII, SERIAL), Tag.NDPI_PROPERTY_MAP: (Type.ASCII, properties),
         Tag.NDPI_AUTH_CODE: (Type.LONG, 1560790560), Tag.NDPI_FLUORESCENCE: (Type.ASCII, FILTER),
         Tag.NDPI_FOCUS_POINTS: (Type.SLONG, [12538720, -96063, 100, 12539720, -95063, 120]),
         Tag.NDPI_JPEG_QUALITY: (Type.LONG, 90),
     }
 
 
-def write(path, width=1024, height=768, hole=0):
-    """Write a synthetic NDPI and return the identifiers planted in it."""
+def write(path, width=1024, height=768, hole=0, properties=PROPERTIES, extra_tags=None,
+          later_tags=None, level_comment=LEVEL_COMMENT):
+    """Write a synthetic NDPI and return the identifiers planted in it. For hostile variants:
+    `properties` replaces the 65449 text (str, or bytes in another encoding), `extra_tags` go
+    into directory 0, `later_tags` into the second level, `level_comment` is the COM of the
+    level strips."""
     images = [  # (width, height, lens, jpeg)
-        (width, height, 20, _jpeg(width, height, 40)),
-        (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90)),
+        (width, height, 20, _jpeg(width, height, 40, comment=level_comment)),
+        (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90, comment=level_comment)),
         (640, 240, -1, _jpeg(640, 240, 200, f"{PATIENT} {BARCODE}".encode(), MACRO_COMMENT)),
         (320, 120, -2, _jpeg(320, 120, 10)),
     ]
-    write_ndpi(path, [(_tags(w, h, lens), data) for w, h, lens, data in images], hole)
+    directories = [(_tags(w, h, lens, properties), data) for w, h, lens, data in images]
+    directories[0][0].update(extra_tags or {})
+    directories[1][0].update(later_tags or {})
+    write_ndpi(path, directories, hole)
     return planted()

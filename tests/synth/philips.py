@@ -62,7 +62,9 @@ def planted():
 SOFTWARE = (2, "Philips DP v1.0")
 
 
-def write(path, width=1024, height=768, bigtiff=True, sparse=False):
+def write(path, width=1024, height=768, bigtiff=True, sparse=False, extra_images=(), later_tags=None):
+    """Write a synthetic Philips TIFF and return the identifiers planted in it; `extra_images`
+    are appended, `later_tags` go into the second level."""
     images = [tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, description(2)), Tag.SOFTWARE: SOFTWARE,
                      Tag.DATE_TIME: (Type.ASCII, "2026:11:20 14:32:07")},
                     width, height, 0, sparse),
@@ -72,5 +74,6 @@ def write(path, width=1024, height=768, bigtiff=True, sparse=False):
                        96, 64),
               stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, f"Macro - {PATIENT}"), Tag.SOFTWARE: SOFTWARE},
                        160, 64)]
-    write_tiff(path, images, bigtiff=bigtiff)
+    images[1].tags.update(later_tags or {})
+    write_tiff(path, images + list(extra_images), bigtiff=bigtiff)
     return planted()

@@ -62,19 +62,20 @@ def planted():
 
 
 def write(path, width=1024, height=768, label_description="Label_Image", bigtiff=True,
-          sparse=False, probability=False):
+          sparse=False, probability=False, extra_images=(), level_description="level=0 mag=40 quality=90"):
     """Write a synthetic BIF and return the identifiers planted in it; `probability` adds a
-    tiled Probability_Image directory after the levels (as some writers do)."""
+    tiled Probability_Image directory after the levels (as some writers do), `extra_images`
+    are appended, `level_description` describes level 0."""
     date = {Tag.DATE_TIME: (Type.ASCII, DATETIME)}
     images = [stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, label_description), **date,
                         Tag.XMP: (Type.BYTE, xmp())}, 96, 64),
               stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "Thumbnail"), **date}, 128, 96),
-              tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "level=0 mag=40 quality=90"), **date,
+              tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, level_description), **date,
                      Tag.XMP: (Type.BYTE, encode_info(width, height))}, width, height, 0, sparse),
               tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "level=1 mag=10 quality=90"), **date}, width // 4,
                     height // 4, 1, sparse)]
     if probability:
         images.append(tiled({Tag.IMAGE_DESCRIPTION: (Type.ASCII, "Probability_Image"), **date},
                             width // 4, height // 4, 2, sparse))
-    write_tiff(path, images, bigtiff=bigtiff)
+    write_tiff(path, images + list(extra_images), bigtiff=bigtiff)
     return planted()

@@ -45,6 +45,7 @@ NAMESPACES = ("http://www.leica-microsystems.com/scn/2010/10/01",
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 _INT = Integer()
 _SIZES = ("sizeX", "sizeY")
+TEXT = "#text"  # in XmlElement.required: the element's text is required
 ELEMENTS = {
     "scn": XmlElement({"xmlns": OneOf(*NAMESPACES), "xmlns:xsi": OneOf(XSI),
                        "xsi:schemaLocation": Pattern("|".join(rf"{n} {n}/scn\.xsd" for n in NAMESPACES))},
@@ -62,7 +63,9 @@ ELEMENTS = {
     "scanSettings": XmlElement({}),
     "objectiveSettings": XmlElement({}),
     "illuminationSettings": XmlElement({}),
-    "objective": XmlElement({}, text=Number(low=0, high=200)),             # 20, 0.60833 (macro)
+    # OpenSlide compares the objective of main images with strcmp: it must not go missing
+    # (an empty <objective/> crashes OpenSlide 4.0), so a bad value refuses the slide.
+    "objective": XmlElement({}, text=Number(low=0, high=200), required=frozenset({TEXT})),  # 20, 0.60833
     "numericalAperture": XmlElement({}, text=Number(low=0, high=2)),       # 0.4, 0.75
     "illuminationSource": XmlElement({}, text=OneOf("brightfield", "fluorescence")),
 }
@@ -162,6 +165,8 @@ class Scrub:
             else:
                 self.names.append(f"{element.local} {attribute.name} (not {kind.label})")
         if not (rule.text is not None and rule.text.accepts(element.text.strip())):
+            if TEXT in rule.required:
+                raise FormatError(f"Leica description: {element.local} is not {rule.text.label}")
             for start, end, text in element.texts:
                 if text.strip():
                     self._cut((start, end))

@@ -224,14 +224,18 @@ class Surgery:
         plan.kept_data = ranges.as_pairs(kept_spans)
         plan.blanked = ranges.as_pairs(ranges.merge(*blanked))
         plan.layout = ranges.as_pairs(ranges.merge(layout))
-        # A value the format keeps in another tag on purpose (NDPI repeats the fluorescence
-        # filter name in its shading data) is not a leak: do not search for it.
-        kept_text = {tiff.value(d, tag).strip() for d in kept for tag, e in d.entries.items()
+        # A removed value that text paw keeps still holds (the product line of a first item
+        # paw could not type repeats the kept one of another directory; a drawn Ventana label
+        # is described `Label_Image` like the old one) is not searched for: kept text is typed,
+        # and the residual audit explains every character of it.
+        kept_text = [tiff.value(d, tag) for d in kept for tag, e in d.entries.items()
                      if e.type == Type.ASCII and tag not in self.dropped.get(d.index, ())
-                     and (d.index, tag) not in self.replaced}
-        if self.appended:  # Ventana's drawn label is described `Label_Image` like the old one
-            kept_text.add(self.appended[0])
-        plan.removed = [v for v in plan.removed if v.strip() not in kept_text]
+                     and (d.index, tag) not in self.replaced]
+        kept_text += [data.decode("latin-1") for data in self.replaced.values()]
+        if self.appended:
+            kept_text.append(self.appended[0])
+        plan.removed = list(dict.fromkeys(v for v in plan.removed
+                                          if v.strip() and not any(v.strip() in k for k in kept_text)))
         return plan
 
     def _rewrite(self, directory, next_offset):
