@@ -8,7 +8,6 @@ a later directory. Most variants also say which of the two outcomes paw chooses,
 if a rule is weakened (a value passed through) or over-tightened (a real shape refused).
 """
 
-import os
 import struct
 from types import SimpleNamespace
 
@@ -804,3 +803,20 @@ def test_audit_catches_an_xml_scrubber_that_keeps_everything(tmp_path, monkeypat
     synth.write(path)
     result, reason, _ = outcome(path)
     assert result == "quarantined"
+
+
+def test_philips_keep_macro_keeps_a_clean_base64_macro_only(tmp_path, monkeypatch):
+    import base64
+    from synth import philips
+    keep = SimpleNamespace(keep_macro=True, full_scan=False)
+    path = str(tmp_path / "slide.tiff")
+    philips.write(path)
+    assert outcome(path, keep)[0] == "delivered"
+    assert properties(path)["openslide.vendor"] == "philips"
+    with open(path, "rb") as fh:
+        assert base64.b64encode(philips.small_jpeg(200)) in fh.read()
+    full = philips.description
+    monkeypatch.setattr(philips, "description", lambda levels: full(levels, macro_comment=NAME.encode()))
+    philips.write(path)
+    result, _, plan = outcome(path, keep)
+    assert result == "delivered" and "XML: MACROIMAGE (base64 image) removed" in plan.actions

@@ -10,7 +10,7 @@ import base64
 
 from paw.formats.tifftags import Tag, Type
 
-from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, label_pixels, stripped, tiled
+from . import ACCESSION, BARCODE, OPERATOR, PATIENT, SERIAL, stripped, tiled
 from .tiffwriter import write_tiff
 ACQUIRED = "20261120143207.000000"
 
@@ -25,14 +25,28 @@ def _scanned(kind, inner):
             f"{inner}</DataObject>")
 
 
-def description(levels):
+def small_jpeg(shade, comment=None):
+    """A small real JPEG, as Philips stores its label and macro photos in base64."""
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    extra = {"comment": comment} if comment else {}
+    Image.new("RGB", (48, 32), (shade, 255 - shade, 90)).save(out, "JPEG", quality=80, **extra)
+    return out.getvalue()
+
+
+LABEL_JPEG = small_jpeg(20)
+
+
+def description(levels, macro_comment=None):
     representations = "".join(
         '<DataObject ObjectType="PixelDataRepresentation">'
         + _attr("DICOM_PIXEL_SPACING", f'&quot;{0.00025 * 2 ** i:.6g}&quot; &quot;{0.00025 * 2 ** i:.6g}&quot;', "IDoubleArray")
         + _attr("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", str(i), "IUInt16")
         + "</DataObject>" for i in range(levels))
-    label_payload = base64.b64encode(label_pixels(64, 32)).decode()
-    macro_payload = base64.b64encode(label_pixels(48, 48)[::-1]).decode()
+    label_payload = base64.b64encode(LABEL_JPEG).decode()
+    macro_payload = base64.b64encode(small_jpeg(200, macro_comment)).decode()
     wsi = _scanned("WSI", _attr("PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE",
                                 f"<Array>{representations}</Array>", "IDataObjectArray"))
     images = (wsi + _scanned("LABELIMAGE", _attr("PIM_DP_IMAGE_DATA", label_payload))
@@ -56,7 +70,7 @@ def description(levels):
 
 def planted():
     return [PATIENT, ACCESSION, OPERATOR, SERIAL, BARCODE, ACQUIRED, "20261101",
-            base64.b64encode(BARCODE.encode()).decode()]
+            base64.b64encode(BARCODE.encode()).decode(), base64.b64encode(LABEL_JPEG).decode()[:60]]
 
 
 SOFTWARE = (2, "Philips DP v1.0")

@@ -37,7 +37,7 @@ import binascii
 
 from . import xmltext
 from ..errors import FormatError
-from .allow import Base64, Integer, OneOf, Pattern, XmlElement, element_rule
+from .allow import Integer, Kind, OneOf, Pattern, XmlElement, element_rule
 from .tiffallow import STRUCTURE, Text, Vendor
 from .tifftags import Tag
 
@@ -59,6 +59,20 @@ def _quoted(item, count=None):
 
 
 SEQUENCE = OneOf("")  # an Attribute holding an <Array> of DataObjects: no text of its own
+
+
+class JpegBase64(Kind):
+    """Base64 of a JPEG whose header segments hold no text (tables, frame, JFIF/Adobe only)."""
+    label = "a base64 JPEG without text segments"
+
+    def accepts(self, text):
+        from . import jpeg
+        try:
+            data = base64.b64decode("".join(text.split()), validate=True)
+            return not jpeg.unexplained(data)
+        except (binascii.Error, ValueError, FormatError):
+            return False
+
 _UINT = Integer(low=0)
 ATTRIBUTES = {
     "DICOM_MANUFACTURER": OneOf("PHILIPS", "Philips", "Hamamatsu", "Leica Biosystems", "Aperio",
@@ -77,7 +91,7 @@ ATTRIBUTES = {
     "DICOM_PIXEL_SPACING": _quoted(_QUOTED_DEC, 2),                           # "0.000227273" x2
     "PIM_DP_IMAGE_TYPE": OneOf("WSI", "LABELIMAGE", "MACROIMAGE"),
     "PIM_DP_IMAGE_ROWS": _UINT, "PIM_DP_IMAGE_COLUMNS": _UINT,
-    "PIM_DP_IMAGE_DATA": Base64(),                 # only in a kept MACROIMAGE (keep_macro)
+    "PIM_DP_IMAGE_DATA": JpegBase64(),             # only in a kept MACROIMAGE (keep_macro)
     "PIM_DP_UFS_INTERFACE_VERSION": Pattern(r"\d+\.\d+"),                     # 3.0, 5.0, 100.5
     "PIM_DP_SCANNED_IMAGES": SEQUENCE,
     "PIIM_DP_SCANNER_CALIBRATION_STATUS": OneOf("OK", "NOT OK"),
@@ -227,15 +241,8 @@ class Scrub:
 
     def _clean_macro(self, data_object):
         """A kept base64 macro must be a JPEG whose header segments hold no text."""
-        from . import jpeg
-        for child in data_object.children:
-            if child.get("Name") == "PIM_DP_IMAGE_DATA":
-                try:
-                    data = base64.b64decode("".join(child.text.split()), validate=True)
-                    return not jpeg.unexplained(data)
-                except (binascii.Error, ValueError, FormatError):
-                    return False
-        return True
+        return all(self.attributes["PIM_DP_IMAGE_DATA"].accepts(child.text)
+                   for child in data_object.children if child.get("Name") == "PIM_DP_IMAGE_DATA")
 
 
 def role(tiff, directory):

@@ -25,14 +25,13 @@ ImageWidth and RowsPerStrip as SHORT.
 
 from dataclasses import dataclass
 
-from .allow import Kind, OneOf
+from .allow import Kind
 from .tifftags import Tag, Type
 
 INTEGERS = frozenset({Type.SHORT, Type.LONG, Type.LONG8})
 RATIONAL = frozenset({Type.RATIONAL})
 NUMBERS = frozenset({Type.SHORT, Type.LONG, Type.LONG8, Type.SSHORT, Type.SLONG, Type.SLONG8,
                      Type.RATIONAL, Type.SRATIONAL, Type.FLOAT, Type.DOUBLE})
-TEXT_TYPES = frozenset({Type.ASCII, Type.BYTE, Type.SBYTE, Type.UNDEFINED})
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,6 @@ STRUCTURE = {
 NO_CONTAINER = frozenset({1, 5, 8, 32773, 32946})   # none, LZW, Deflate, PackBits, old Deflate
 JPEG = frozenset({7})
 JPEG2000 = frozenset({33003, 33005, 34712})          # Aperio YCbCr/RGB J2K, JPEG 2000
-CODECS = NO_CONTAINER | JPEG | JPEG2000
 
 
 def rule_name(rule):
@@ -133,8 +131,3 @@ def rule_name(rule):
     if isinstance(rule, Text):
         return rule.kind.label
     return "a value paw can read"
-
-
-def product(*values):
-    """Make/Model/Software kept only as one of these exact product strings."""
-    return Text(OneOf(*values))

@@ -26,13 +26,11 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-import numpy as np
-
 from . import icc, jpeg, tileheaders
 from ..errors import FormatError
 from .allow import c_string, element_rule, printable_runs
 from .tiffallow import Blob, Numbers, Text, Vendor, rule_name
-from .tifftags import Tag, tag_name
+from .tifftags import tag_name
 
 _ASCII_RUN = re.compile(rb"[\x20-\x7e]{6,}")
 _UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){6,}|(?:\x00[\x20-\x7e]){6,}")
@@ -45,18 +43,19 @@ def binary_text(data):
     return [m.start() for m in _ASCII_RUN.finditer(data)] + [m.start() for m in _UTF16_RUN.finditer(data)]
 
 
-def audit(path, vendor, options, drawn=()):
-    """Problems with what is left in the TIFF at `path` (one line each), empty if all is
-    explained. `drawn` are directories paw appended (the drawn label)."""
-    import tifffile
-
+def audit(tf, vendor, options, drawn, payload):
+    """Problems with what is left in the TIFF `tf` (a tifffile.TiffFile of the output; one line
+    each), empty if all is explained. `drawn` are directories paw appended (the drawn label),
+    `payload` each directory's (offset, length) image data spans as stored."""
     problems = []
-    with tifffile.TiffFile(path, is_ndpi=vendor.NAME == "ndpi") as tf, open(path, "rb") as fh:
+    with open(tf.filehandle.path, "rb") as fh:
         fd = fh.fileno()
         pages = list(tf.pages)
         for index, page in enumerate(pages):
             problems += _directory(fd, tf, vendor, page, index, options, index in drawn)
-        problems += tileheaders.problems(fd, _images(tf, vendor, pages), options.full_scan)
+        images = ((f"directory {index}", int(page.compression), spans, getattr(vendor, "STRIP_COMMENTS", None))
+                  for index, (page, spans) in enumerate(zip(pages, payload)))
+        problems += tileheaders.problems(fd, images, options.full_scan)
     return problems
 
 
@@ -382,13 +381,3 @@ def philips_xml(text, where, keep_macro, attributes, object_types, padded=False)
         if kinds and kinds[0] in philips.ASSOCIATED and not (kinds[0] == "MACROIMAGE" and keep_macro):
             problems.append(f"{where}: a {kinds[0]} is still in the XML")
     return problems
-
-
-# --- images whose tile headers are sampled --------------------------------------------------------
-
-def _images(tf, vendor, pages):
-    from .tiffhandler import _payload
-    comments = getattr(vendor, "STRIP_COMMENTS", None)
-    for index, page in enumerate(pages):
-        spans = np.asarray(_payload(tf, page, index), dtype=np.int64).reshape(-1, 2)
-        yield f"directory {index}", int(page.compression), spans, comments

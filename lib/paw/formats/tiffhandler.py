@@ -95,44 +95,46 @@ class TiffHandler(Handler):
     def check(self, path, plan, options):
         import tifffile
 
+        from . import tiffaudit
         try:
             with tifffile.TiffFile(path, is_ndpi=self.vendor is ndpi) as tf:
-                payload, drawn, problems = [], set(), []
+                payload, drawn = [], set()
                 for i, page in enumerate(tf.pages):
                     payload.append(_payload(tf, page, i))
                     if plan.added and ranges.covers(plan.added, payload[-1]):
                         drawn.add(i)
-                problems = self.vendor.check(tf, options, drawn) + problems
-                structure, layout = _structure(tf)
+                problems = self.vendor.check(tf, options, drawn)
+                problems += _placement(path, plan, payload, *_structure(tf))
+                if problems:
+                    return problems
+                return tiffaudit.audit(tf, self.vendor, options, drawn, payload)
         except FormatError as exc:
             return [str(exc)]
         except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
             reason = " ".join(str(exc).split())[:160]
             return [f"the independent reader cannot read the result ({type(exc).__name__}: {reason})"]
-        expected = ranges.merge(plan.kept_data, plan.blanked, plan.added)
-        if not np.array_equal(ranges.merge(*payload), expected):
-            problems.append("kept image data is not where it was")
-        if plan.layout is not None and not np.array_equal(ranges.merge(layout), ranges.merge(plan.layout)):
-            problems.append("the tile tables are not where they were")
-        if problems:
-            return problems
-        # Blanked pixels must read as zeros; the drawn label is referenced, but searched like
-        # everything else that is not a kept tile.
-        kept = ranges.from_spans(ranges.merge(plan.kept_data))
-        referenced = ranges.merge(structure, layout, kept, plan.added)
-        stray = first_nonzero(path, ranges.complement(referenced, os.path.getsize(path)))
-        if stray is not None:
-            return [f"unreferenced bytes at {stray} are not cleared"]
-        from . import tiffaudit
-        try:
-            return tiffaudit.audit(path, self.vendor, options, drawn)
-        except Exception as exc:  # the audit cannot read what paw wrote: fail closed
-            return [f"the residual audit cannot read the result ({type(exc).__name__})"]
 
     def searched(self, path, plan):
         """The whole file but the kept tiles and their offset tables (binary positions `check`
         compared with tifffile's: at 20 GB they are megabytes of numbers)."""
         yield path, ranges.merge(plan.kept_data, plan.layout or [])
+
+
+def _placement(path, plan, payload, structure, layout):
+    """The kept image data and tile tables where the plan left them, and every byte nothing
+    references zero (blanked pixels read as zeros; the drawn label is referenced, but searched
+    like everything else that is not a kept tile)."""
+    expected = ranges.merge(plan.kept_data, plan.blanked, plan.added)
+    if not np.array_equal(ranges.merge(*payload), expected):
+        return ["kept image data is not where it was"]
+    if plan.layout is not None and not np.array_equal(ranges.merge(layout), ranges.merge(plan.layout)):
+        return ["the tile tables are not where they were"]
+    kept = ranges.from_spans(ranges.merge(plan.kept_data))
+    referenced = ranges.merge(structure, layout, kept, plan.added)
+    stray = first_nonzero(path, ranges.complement(referenced, os.path.getsize(path)))
+    if stray is not None:
+        return [f"unreferenced bytes at {stray} are not cleared"]
+    return []
 
 
 def _payload(tf, page, index):
