@@ -10,7 +10,9 @@ starts it, with wall time and peak RSS from wait4():
 - what a 1,000,000-row CSV ledger adds per slide (a run of 20 slides against one with an empty
   ledger; and has_job alone);
 - the optional O(size) steps alone: full-file verification scan and SHA-256, in MB/s, against
-  `cat FILE > /dev/null` and `sha256sum` on the same (non-sparse) file.
+  `cat FILE > /dev/null` and `sha256sum` on the same (non-sparse) file;
+- the tile-header walk (tileheaders.py) of one image: the default sample against every tile
+  (`verify.full_scan`), at 1,024 to 102,400 JPEG tiles.
 """
 
 import argparse
@@ -291,6 +293,49 @@ def bench_full_scan(repeat, megabytes):
         shutil.rmtree(base)
 
 
+def bench_tile_headers(repeat, counts):
+    """The header walk of one JPEG-tiled image: sampled (flat) and every tile (full scan)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from paw.formats import tileheaders
+    from synth.tiffwriter import Image as Directory, write_tiff
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (10, 20, 30)).save(out, "JPEG", quality=80)
+    tile = out.getvalue()
+    print(f"\nTile-header walk of one image of identical 256x256 JPEG tiles, median of {repeat}:")
+    base = tempfile.mkdtemp(prefix="pawbench-")
+    try:
+        for count in counts:
+            side = int(count ** 0.5)
+            path = os.path.join(base, f"tiles-{count}.tif")
+            tags = {256: (4, side * 256), 257: (4, side * 256), 258: (3, [8, 8, 8]), 259: (3, 7),
+                    262: (3, 6), 277: (3, 3), 322: (3, 256), 323: (3, 256)}
+            write_tiff(path, [Directory(tags, [tile] * (side * side), tiled=True)], bigtiff=True)
+            import tifffile
+            with tifffile.TiffFile(path) as tf:
+                page = tf.pages[0]
+                spans = np.column_stack((page.dataoffsets, page.databytecounts))
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                timings = {}
+                for full in (False, True):
+                    runs = []
+                    for _ in range(repeat):
+                        start = time.perf_counter()
+                        tileheaders.problems(fd, [("directory 0", 7, spans, None)], full)
+                        runs.append((time.perf_counter() - start) * 1000)
+                    timings[full] = statistics.median(runs)
+            finally:
+                os.close(fd)
+            print(f"  {side * side:>7,} tiles ({os.path.getsize(path) / 1e6:6.0f} MB): sampled "
+                  f"{timings[False]:6.2f} ms, every tile {timings[True]:8.0f} ms")
+    finally:
+        shutil.rmtree(base)
+
+
 def bench_label(repeat, sizes, vendors):
     """What `anonymize.label: replace` adds per slide: drawing (Pillow, segno) and writing it."""
     from types import SimpleNamespace
@@ -359,7 +404,7 @@ def main():
     p.add_argument("--idle-files", default="10000,100000", help="comma-separated counts")
     p.add_argument("--ledger-rows", type=int, default=1_000_000)
     p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
-                                  "ledger, batch, cross-device, full-scan, dicom)")
+                                  "ledger, batch, cross-device, full-scan, dicom, tile-headers)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
@@ -376,6 +421,8 @@ def main():
         "dicom": lambda: bench_dicom(3 if args.quick else 5, [
             (100, 256, False), (1000, 256, False), (10000, 256, False)] +
             [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))]),
+        "tile-headers": lambda: bench_tile_headers(
+            repeat, [1024, 16384] if args.quick else [1024, 16384, 102400]),
     }
     for name, part in parts.items():
         if not args.only or name in args.only.split(","):

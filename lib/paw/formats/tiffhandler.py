@@ -78,8 +78,8 @@ class TiffHandler(Handler):
                 raise FormatError(f"the file is no longer {self.title}")
             surgery = Surgery(tiff, label)
             self.vendor.plan(tiff, surgery, options)
-            problems = tileheaders.problems(fh.fileno(), self._kept_images(tiff, surgery),
-                                            options.full_scan)
+            # A sample, to refuse early and unchanged; verify.full_scan walks every tile later.
+            problems = tileheaders.problems(fh.fileno(), self._kept_images(tiff, surgery))
             if problems:
                 raise Unsupported(f"refused: {problems[0]}")
             return Prepared(surgery.finish(), surgery.found)
