@@ -847,3 +847,96 @@ def test_philips_keep_macro_keeps_a_clean_base64_macro_only(tmp_path, monkeypatc
     philips.write(path)
     result, _, plan = outcome(path, keep)
     assert result == "delivered" and "XML: MACROIMAGE (base64 image) removed" in plan.actions
+
+
+# --- tile headers: sampled by default, every tile with verify.full_scan --------------------------
+
+def _jpeg_with(segment):
+    """A JPEG tile with `segment` inserted after SOI (COM or APPn with the name)."""
+    data = jpeg_tile_bytes()
+    return data[:2] + segment + data[2:]
+
+
+def jpeg_tile_bytes():
+    """A JPEG tile of its own (the generator's function may be the test's replacement)."""
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (9, 9, 9)).save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+TILE_SEGMENTS = {
+    "COM ascii": _segment(0xFE, NAME.encode()),
+    "COM latin-1": _segment(0xFE, NAME_ACCENTED.encode("latin-1")),
+    "APP1 Exif utf-16": _segment(0xE1, b"Exif\0\0" + NAME.encode("utf-16-le")),
+    "APP13 IPTC utf-8": _segment(0xED, b"Photoshop 3.0\0" + NAME_ACCENTED.encode()),
+    "APP0 JFXX thumbnail": _segment(0xE0, b"JFXX\0\x10" + NAME.encode("utf-16-be")),
+}
+
+
+@pytest.mark.parametrize("segment", sorted(TILE_SEGMENTS))
+@pytest.mark.parametrize("tile", [0, 5, 47], ids=["first", "sampled-middle", "last"])
+def test_text_in_a_sampled_tile_header_refuses_before_editing(tmp_path, monkeypatch, segment, tile):
+    from synth import aperio as writer
+    real = writer.jpeg_tile
+    monkeypatch.setattr(writer, "jpeg_tile", lambda index, level: _jpeg_with(TILE_SEGMENTS[segment])
+                        if (index, level) == (tile, 0) else real(index, level))
+    path = str(tmp_path / "slide.svs")
+    writer.write(path, tile_compression=7)
+    result, reason, plan = outcome(path)
+    assert result == "quarantined" and plan is None and f"directory 0 tile {tile}:" in reason
+
+
+def test_text_in_an_unsampled_tile_header_is_found_with_full_scan(tmp_path, monkeypatch):
+    from synth import aperio as writer
+    real = writer.jpeg_tile
+    monkeypatch.setattr(writer, "jpeg_tile", lambda index, level: _jpeg_with(_segment(0xFE, NAME.encode()))
+                        if (index, level) == (3, 0) else real(index, level))
+    path = str(tmp_path / "slide.svs")
+    writer.write(path, tile_compression=7)
+    result, reason, _ = outcome(path, FULL)
+    assert result == "quarantined" and "tile 3" in reason
+
+
+def test_text_after_the_scan_is_found_with_full_scan(tmp_path, monkeypatch):
+    """A COM segment inside the entropy-coded data (a second scan's header) and text after EOI."""
+    from synth import aperio as writer
+    real = writer.jpeg_tile
+    for tail in (_segment(0xFE, NAME.encode()) + b"\xff\xd9", NAME.encode() * 2):
+        hidden = real(0, 0)[:-2] + (tail if tail.startswith(b"\xff") else b"\xff\xd9" + tail)
+        monkeypatch.setattr(writer, "jpeg_tile", lambda index, level, h=hidden: h if (index, level) == (0, 0)
+                            else real(index, level))
+        path = str(tmp_path / "slide.svs")
+        writer.write(path, tile_compression=7)
+        result, reason, _ = outcome(path, FULL)
+        assert result == "quarantined" and "tile 0" in reason
+
+
+def test_jpeg2000_tile_comments(tmp_path, monkeypatch):
+    """OpenJPEG's own COM is explained; a COM with a name in a JPEG 2000 tile refuses."""
+    import io
+
+    from PIL import Image
+    from synth import aperio as writer
+    path = str(tmp_path / "slide.svs")
+    writer.write(path, tile_compression=33005)
+    assert outcome(path)[0] == "delivered"
+
+    def named(index, level):
+        out = io.BytesIO()
+        Image.new("RGB", (256, 256), (1, 2, 3)).save(out, "JPEG2000", no_jp2=True, comment=NAME)
+        return out.getvalue()
+    monkeypatch.setattr(writer, "j2k_tile", named)
+    writer.write(path, tile_compression=33005)
+    result, reason, _ = outcome(path)
+    assert result == "quarantined" and "JPEG 2000 header has a COM segment" in reason
+
+
+def test_real_jpeg_tiles_pass(tmp_path):
+    from synth import aperio as writer
+    path = str(tmp_path / "slide.svs")
+    writer.write(path, tile_compression=7)
+    assert outcome(path, FULL)[0] == "delivered"
+    assert properties(path)["openslide.vendor"] == "aperio"

@@ -7,8 +7,9 @@ the thumbnail and each level. First items have the real shapes (`WxH [x,y WxH] (
 Q=70` on levels, `WxH -> wxh - ` on the thumbnail, GT450's `[0,0,WxH] ... JPEG/YCC Q=91`) and
 the items the real CMU-1 files carry (ImageID, Parmset, ...) besides planted identifiers.
 Payload here is deflate (tiles, macro) or raw (label) so the generator needs no codec; the
-description says JPEG as real files do (paw never decodes tiles). `tile_compression=33005`
-writes real JPEG 2000 codestreams (Pillow/OpenJPEG) as Aperio's RGB J2K tiles.
+description says JPEG as real files do (paw never decodes tiles). `tile_compression=7` writes
+real JPEG tiles, `33005` real JPEG 2000 codestreams (Pillow/OpenJPEG) as Aperio's RGB J2K
+tiles; tests replace `jpeg_tile`/`j2k_tile` to plant text in tile headers.
 """
 
 import zlib
@@ -54,10 +55,23 @@ def _level(width, height, level, desc, sparse, compression=None):
     image = tiled(tags, width, height, level, sparse)
     if compression in J2K and not sparse:
         image.chunks = [j2k_tile(i, level) for i in range(len(image.chunks))]
+    elif compression == JPEG and not sparse:
+        image.chunks = [jpeg_tile(i, level) for i in range(len(image.chunks))]
     return image
 
 
-J2K = (33003, 33005)
+J2K, JPEG = (33003, 33005), 7
+
+
+def jpeg_tile(index, level):
+    """A complete JFIF JPEG of one RGB tile (GT450 tiles carry their own tables)."""
+    import io
+
+    from PIL import Image
+    image = Image.new("RGB", (TILE, TILE), ((index * 37) % 256, (level * 91) % 256, 128))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=70)
+    return out.getvalue()
 
 
 def j2k_tile(index, level):

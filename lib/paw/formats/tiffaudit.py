@@ -74,15 +74,15 @@ def _directory(fd, tf, vendor, page, index, options, drawn):
         if rule is None:
             problems.append(f"{where}: a tag the allow-list does not keep")
             continue
-        raw = _read(fd, tag.valueoffset, tag.valuebytecount)
         span = (tag.valueoffset, tag.valuebytecount)
-        if isinstance(rule, Numbers):
+        if isinstance(rule, Numbers):  # typed by TIFF type and count; its bytes are scanned below
             if not rule.accepts(int(tag.dtype), tag.count):
                 problems.append(f"{where}: not {rule.label}")
             elif not rule.scan:
                 explained.append(span)
             continue
         explained.append(span)
+        raw = _read(fd, tag.valueoffset, tag.valuebytecount)
         if isinstance(rule, Text):
             text = c_string(raw) if int(tag.dtype) == 2 else None
             if text is None or not rule.kind.accepts(text):

@@ -40,6 +40,7 @@ from .tiffallow import JPEG, JPEG2000, NO_CONTAINER
 SPREAD = 8           # tiles walked between the first and the last of each image
 WINDOW = 4096        # bytes read per tile header at first
 MOST = 1 << 20       # a header longer than this is refused
+CHUNK = 8 << 20      # full-scan reads of entropy data
 # COM strings JPEG 2000 encoders write by default (OpenJPEG: verified with 2.5.4; Kakadu).
 ENCODER_COMMENTS = Pattern(r"Created by OpenJPEG version \d+(?:\.\d+)*|Kakadu-v\d+(?:\.\d+)*[A-Za-z]?")
 J2K_CAP, J2K_SOT, J2K_SOD, J2K_EOC, J2K_COM = 0x50, 0x90, 0x93, 0xD9, 0x64
@@ -158,7 +159,7 @@ def _jpeg(fd, offset, length, comments, full):
             return ["JPEG header is longer than paw reads"]
         return _unparsed(tile, position)
     if full:
-        return _entropy(os.pread(fd, length, offset), position)
+        return _entropy(fd, offset, length, position)
     return []
 
 
@@ -175,22 +176,34 @@ def _unparsed(tile, position):
     return []
 
 
-def _entropy(data, start):
-    """Markers inside the entropy-coded data (another scan's COM/APPn) and text after EOI."""
-    a = np.frombuffer(data, dtype=np.uint8)
-    if len(a) < start + 2:
-        return []
-    ff = np.flatnonzero(a[start:-1] == 0xFF) + start
-    following = a[ff + 1]
-    markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))]
-    for at in markers:
-        marker = int(a[at + 1])
-        if marker == COM or APP0 <= marker <= APP15:
-            return [f"JPEG data holds a {_segment_name(marker)} segment"]
-        if marker == EOI:
-            if _looks_like_text(data[at + 2:]):
-                return ["text after the end of the JPEG stream"]
-            return []
+def _entropy(fd, offset, length, start):
+    """Markers inside the entropy-coded data (another scan's COM/APPn) and text after EOI, read
+    in CHUNK pieces (an NDPI level strip can be gigabytes)."""
+    position = start
+    while position < length - 1:
+        size = min(CHUNK, length - position)
+        data = os.pread(fd, min(size + 1, length - position), offset + position)  # +1: a marker's second byte
+        a = np.frombuffer(data, dtype=np.uint8)
+        ff = np.flatnonzero(a[:-1] == 0xFF)
+        following = a[ff + 1]
+        markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))]
+        for at in markers:
+            marker = int(a[at + 1])
+            if marker == COM or APP0 <= marker <= APP15:
+                return [f"JPEG data holds a {_segment_name(marker)} segment"]
+            if marker == EOI:
+                return _text_after(fd, offset, position + int(at) + 2, length, "JPEG")
+        position += size
+    return []
+
+
+def _text_after(fd, offset, position, length, what):
+    """Text in the bytes after a codestream's end (a tile's length may run past it)."""
+    while position < length:
+        size = min(CHUNK, length - position)
+        if _looks_like_text(os.pread(fd, size, offset + position)):
+            return [f"text after the end of the {what} stream"]
+        position += size - 32 if size == CHUNK else size
     return []
 
 
@@ -213,7 +226,7 @@ def _j2k(fd, offset, length, comments, full):
         if head[0] != 0xFF:
             return ["JPEG 2000 header does not parse"]
         if marker == J2K_EOC:
-            return _after_end(tile, position + 2) if full else []
+            return _text_after(fd, offset, position + 2, length, "JPEG 2000") if full else []
         if marker == J2K_SOD:
             if not tile_part_end:  # the last tile part runs to EOC (Psot 0) or no SOT came
                 return [] if tile_part_end == 0 else ["JPEG 2000 header does not parse"]
@@ -221,6 +234,8 @@ def _j2k(fd, offset, length, comments, full):
             continue
         try:
             (seglen,) = struct.unpack_from(">H", tile.get(position + 2, 2))
+            if seglen < 2:
+                return ["JPEG 2000 header does not parse"]
             payload = tile.get(position + 4, seglen - 2)
         except (Short, struct.error):
             return ["JPEG 2000 header does not parse"]
@@ -237,9 +252,3 @@ def _j2k(fd, offset, length, comments, full):
             return ["JPEG 2000 header has a marker paw does not know"]
         position += 2 + seglen
     return ["JPEG 2000 header has too many segments"]
-
-
-def _after_end(tile, position):
-    if position < tile.length and _looks_like_text(os.pread(tile.fd, tile.length - position, tile.offset + position)):
-        return ["text after the end of the JPEG 2000 stream"]
-    return []
