@@ -940,3 +940,16 @@ def test_real_jpeg_tiles_pass(tmp_path):
     writer.write(path, tile_compression=7)
     assert outcome(path, FULL)[0] == "delivered"
     assert properties(path)["openslide.vendor"] == "aperio"
+
+
+@pytest.mark.parametrize("keep_macro", [False, True])
+def test_philips_image_data_outside_a_kept_macro_goes(tmp_path, monkeypatch, keep_macro):
+    """Found by the fuzzer (iSyntax, a damaged image type): base64 image data is kept only in a
+    MACROIMAGE with keep_macro, never because it happens to be a clean JPEG."""
+    import base64
+    philips = _philips_with(monkeypatch, lambda x: x.replace(b">MACROIMAGE<", b">MACROIMAGF<", 1))
+    path = str(tmp_path / "slide.tiff")
+    philips.write(path)
+    assert outcome(path, SimpleNamespace(keep_macro=keep_macro, full_scan=False))[0] == "delivered"
+    with open(path, "rb") as fh:
+        assert base64.b64encode(philips.small_jpeg(200))[-60:] not in fh.read()

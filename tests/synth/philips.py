@@ -70,7 +70,7 @@ def description(levels, macro_comment=None):
 
 def planted():
     return [PATIENT, ACCESSION, OPERATOR, SERIAL, BARCODE, ACQUIRED, "20261101",
-            base64.b64encode(BARCODE.encode()).decode(), base64.b64encode(LABEL_JPEG).decode()[:60]]
+            base64.b64encode(BARCODE.encode()).decode(), base64.b64encode(LABEL_JPEG).decode()[-60:]]  # its own pixels, not the JPEG header every JPEG shares
 
 
 SOFTWARE = (2, "Philips DP v1.0")

@@ -119,6 +119,7 @@ ELEMENTS = {
     "Array": XmlElement({}),
 }
 ASSOCIATED = ("LABELIMAGE", "MACROIMAGE")
+IMAGE_DATA = "PIM_DP_IMAGE_DATA"
 DECLARATION = Pattern(r"""<\?xml version=["']1\.0["'](?: encoding=["'](?:UTF-8|utf-8)["'])? ?\?>""")
 LEVEL_ROUNDING = 2
 
@@ -209,6 +210,9 @@ class Scrub:
     def _attribute(self, element):
         name = element.get("Name", "")
         kind = self.attributes.get(name)
+        if name == IMAGE_DATA and not (self.keep_macro and element.parent is not None
+                                       and image_type(element.parent) == "MACROIMAGE"):
+            kind = None  # an image's base64 stays only in a kept macro
         if self.refuse(name) and (kind is None or not (kind is SEQUENCE or kind.accepts(element.text.strip()))):
             raise FormatError(f"{self.what}: a codec attribute paw cannot type")
         if kind is None:
@@ -241,8 +245,8 @@ class Scrub:
 
     def _clean_macro(self, data_object):
         """A kept base64 macro must be a JPEG whose header segments hold no text."""
-        return all(self.attributes["PIM_DP_IMAGE_DATA"].accepts(child.text)
-                   for child in data_object.children if child.get("Name") == "PIM_DP_IMAGE_DATA")
+        return all(self.attributes[IMAGE_DATA].accepts(child.text)
+                   for child in data_object.children if child.get("Name") == IMAGE_DATA)
 
 
 def role(tiff, directory):

@@ -378,6 +378,10 @@ def philips_xml(text, where, keep_macro, attributes, object_types, padded=False)
             problems.append(f"{where}: a value Attribute holding elements")
     for data_object in root.iter("DataObject"):
         kinds = [a.text for a in data_object.findall("Attribute") if a.get("Name") == "PIM_DP_IMAGE_TYPE"]
-        if kinds and kinds[0] in philips.ASSOCIATED and not (kinds[0] == "MACROIMAGE" and keep_macro):
-            problems.append(f"{where}: a {kinds[0]} is still in the XML")
+        kind = kinds[0] if kinds else None
+        if kind in philips.ASSOCIATED and not (kind == "MACROIMAGE" and keep_macro):
+            problems.append(f"{where}: a {kind} is still in the XML")
+        if not (kind == "MACROIMAGE" and keep_macro) and any(
+                a.get("Name") == philips.IMAGE_DATA for a in data_object.findall("Attribute")):
+            problems.append(f"{where}: base64 image data outside a kept macro")
     return problems
