@@ -96,6 +96,7 @@ PROPERTY_TYPES = (
 )
 # Removed keys the ledger may name (others are only counted).
 KNOWN_REMOVED = ("Created", "Updated", "NDP.S/N", "Macro.S/N")
+MHLN = r"MHLN\[\d\]\.(?:24|36)bit"  # 16 arbitrary characters each: cannot be typed, removed
 # The comment segment of every real NDPI JPEG strip (levels, then macro): vendor strings.
 STRIP_COMMENTS = Pattern(r"Hamamatsu NanoZoomer Digital Pathology\x00"
                          r"|Hamamatsu JPEG Library, version \[\d+(?:\.\d+){3}\]\x00")
@@ -137,6 +138,8 @@ def scrub_properties(text):
                 removed.append(key)  # a key paw does not know may itself be an identifier
         if key in KNOWN_REMOVED:
             names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(key)])
+        elif re.fullmatch(MHLN, key):
+            names.append("MHLN strings")
         elif line.startswith(";"):
             names.append("the shading-data block")
         else:
