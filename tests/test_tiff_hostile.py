@@ -953,3 +953,14 @@ def test_philips_image_data_outside_a_kept_macro_goes(tmp_path, monkeypatch, kee
     assert outcome(path, SimpleNamespace(keep_macro=keep_macro, full_scan=False))[0] == "delivered"
     with open(path, "rb") as fh:
         assert base64.b64encode(philips.small_jpeg(200))[-60:] not in fh.read()
+
+
+def test_aperio_level_marked_as_a_reduced_image_stays_a_level(tmp_path):
+    """NewSubfileType 1 on a tiled directory is TIFF's reduced-image bit, not Aperio's label:
+    a directory that is a pyramid level by geometry stays one."""
+    import openslide
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, later_tags={254: (4, 1)})
+    assert openslide.OpenSlide(path).level_count == 2
+    assert outcome(path)[0] == "delivered"
+    assert openslide.OpenSlide(path).level_count == 2

@@ -90,7 +90,8 @@ KNOWN_REMOVED = ("Filename", "Date", "Time", "Time Zone", "User", "ScanScope ID"
                  "Accession", "Copyright", "Scanner ID", "Webslide Files", "Scan Warning")
 
 TAGS = {**STRUCTURE, Tag.IMAGE_DESCRIPTION: Vendor("aperio description")}
-LABEL, MACRO = 1, 9
+LABEL, MACRO = 1, 9   # NewSubfileType of stripped associated images (OpenSlide)
+REDUCED = 1           # NewSubfileType bit of a reduced-resolution image (TIFF 6.0)
 # Pyramid levels are level 0 shrunk by a power of two, to within this many pixels.
 LEVEL_ROUNDING = 2
 
@@ -140,22 +141,29 @@ def _tile(tiff, directory):
 
 
 def role(tiff, directory):
-    """'level', 'thumbnail', 'label', 'macro' or 'unknown', decided by structure and geometry."""
+    """'level', 'thumbnail', 'label', 'macro' or 'unknown', decided by structure and geometry.
+    A tiled directory is what OpenSlide makes a level of, so it must *be* one (NewSubfileType 0,
+    or 1 as the TIFF convention for reduced images has it); stripped ones are labelled by
+    NewSubfileType (1 label, 9 macro) or by their description line."""
     first = tiff.directories[0]
     subfile = tiff.number(directory, Tag.NEW_SUBFILE_TYPE, 0)
     lines = tiff.text(directory, Tag.IMAGE_DESCRIPTION).splitlines()
     second = lines[1].strip().lower() if len(lines) > 1 else ""
-    if subfile == LABEL or second.startswith("label"):
+    if second.startswith("label"):
         return "label"
-    if subfile == MACRO or second.startswith("macro"):
+    if second.startswith("macro"):
         return "macro"
     if tiff.is_tiled(directory):
         if directory.index == 0:
             return "level"
-        if subfile == 0 and _tile(tiff, directory) == _tile(tiff, first) and \
+        if subfile in (0, REDUCED) and _tile(tiff, directory) == _tile(tiff, first) and \
                 shrinks_by_power_of_two(_size(tiff, first), _size(tiff, directory)):
             return "level"
         return "unknown"
+    if subfile == LABEL:
+        return "label"
+    if subfile == MACRO:
+        return "macro"
     if directory.index == 1 and subfile == 0 and same_aspect(_size(tiff, first), _size(tiff, directory)):
         return "thumbnail"
     return "unknown"
