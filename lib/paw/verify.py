@@ -57,7 +57,8 @@ def needles(values):
 
     A value read from a file as Latin-1 (paw reads TIFF text one byte per character) that is
     really UTF-8 is also searched as the text those bytes spell, so a non-ASCII name is found
-    whichever encoding the scanner and the reader each assumed."""
+    whichever encoding the scanner and the reader each assumed. A needle that contains another
+    is left out (the shorter one finds it)."""
     found = set()
     for value in values:  # an undecodable file-name byte is searched for as that byte
         texts = {value}
@@ -73,7 +74,11 @@ def needles(values):
                 found.add(text.encode("latin-1"))
             except UnicodeEncodeError:
                 pass
-    return sorted(found, key=len, reverse=True)
+    minimal = []  # a needle holding a shorter one is found whenever that one is: search once
+    for needle in sorted(found, key=len):
+        if not any(shorter in needle for shorter in minimal):
+            minimal.append(needle)
+    return minimal[::-1]
 
 
 def find_any(path, values, skip_spans=None):
