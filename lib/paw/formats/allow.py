@@ -11,14 +11,18 @@ Reasons name the field, never the value: a value may be a patient's name.
 """
 
 import re
-from dataclasses import dataclass
 
 _DECIMAL = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 class Kind:
-    """What one kept value may be. `accepts(text)` must be strict: a free text must never fit."""
+    """What one kept value may be. `accepts(text)` must be strict: a free text must never fit.
+
+    Kinds are plain immutable-by-convention classes, not dataclasses: every vendor table is
+    built at import, and a dataclass costs a generated-code compile per method in each process
+    that starts (a `paw.py run` imports every table once)."""
     label = "a value"
+    __slots__ = ()
 
     def accepts(self, text):
         raise NotImplementedError
@@ -27,57 +31,69 @@ class Kind:
         return AnyOf((self, other))
 
 
-@dataclass(frozen=True)
 class Number(Kind):
     """A decimal number, optionally followed by one of `units` (after optional spaces), within
     [low, high] when given."""
-    units: tuple = ()
-    low: float = None
-    high: float = None
-    integer: bool = False
     label = "a number"
+    __slots__ = ("units", "low", "high", "integer", "_regex")
+
+    def __init__(self, units=(), low=None, high=None, integer=False):
+        self.units, self.low, self.high, self.integer = tuple(units), low, high, integer
+        unit = "|".join(re.escape(u) for u in self.units)
+        number = r"[-+]?\d+" if integer else _DECIMAL
+        self._regex = rf"\s*({number})\s*(?:{unit})?\s*" if unit else rf"\s*({number})\s*"
 
     def accepts(self, text):
-        unit = "|".join(re.escape(u) for u in self.units)
-        number = r"[-+]?\d+" if self.integer else _DECIMAL
-        match = re.fullmatch(rf"\s*({number})\s*(?:{unit})?\s*" if unit else rf"\s*({number})\s*", text)
+        match = re.fullmatch(self._regex, text)
         if not match or len(text) > 40:
             return False
         value = float(match.group(1))
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def __repr__(self):
+        return f"Number(units={self.units!r}, low={self.low!r}, high={self.high!r}, integer={self.integer!r})"
 
 
 def Integer(low=None, high=None, units=()):
     return Number(units=units, low=low, high=high, integer=True)
 
 
-@dataclass(frozen=True)
 class OneOf(Kind):
     """One of a fixed set of words (exact, case-sensitive)."""
-    values: frozenset
     label = "one of the known values"
+    __slots__ = ("values",)
 
     def __init__(self, *values):
-        object.__setattr__(self, "values", frozenset(values))
+        self.values = frozenset(values)
 
     def accepts(self, text):
         return text in self.values
 
+    def __repr__(self):
+        return f"OneOf{tuple(sorted(self.values))!r}"
 
-@dataclass(frozen=True)
+
 class Pattern(Kind):
     """A strict pattern (full match), e.g. a vendor's product string with a version number."""
-    regex: str
     label = "the vendor's pattern"
+    __slots__ = ("regex",)
+
+    def __init__(self, regex):
+        self.regex = regex
 
     def accepts(self, text):
         return re.fullmatch(self.regex, text) is not None
 
+    def __repr__(self):
+        return f"Pattern({self.regex!r})"
 
-@dataclass(frozen=True)
+
 class AnyOf(Kind):
-    kinds: tuple
     label = "a typed value"
+    __slots__ = ("kinds",)
+
+    def __init__(self, kinds):
+        self.kinds = tuple(kinds)
 
     def accepts(self, text):
         return any(k.accepts(text) for k in self.kinds)
@@ -86,11 +102,11 @@ class AnyOf(Kind):
 EMPTY = OneOf("")
 
 
-@dataclass(frozen=True)
 class Base64(Kind):
-    """Base64 of binary data (a codec table, an embedded JPEG): the characters must be Base64 and
-    the decoded bytes must hold no printable run (text hidden in the encoding)."""
+    """Base64 of binary data (a codec table): the characters must be Base64 and the decoded
+    bytes must hold no printable run (text hidden in the encoding)."""
     label = "base64 binary data"
+    __slots__ = ()
 
     def accepts(self, text):
         import base64
@@ -122,14 +138,14 @@ def c_string(raw):
     return decode(text)
 
 
-@dataclass(frozen=True)
 class XmlElement:
     """What one XML element may carry: `attributes` maps each attribute name to its kind,
     `text` is the kind of its character data (None: only white space), `required` names the
     attributes a reader needs (a bad value refuses the slide instead of losing the attribute)."""
-    attributes: dict = None
-    text: Kind = None
-    required: frozenset = frozenset()
+    __slots__ = ("attributes", "text", "required")
+
+    def __init__(self, attributes=None, text=None, required=frozenset()):
+        self.attributes, self.text, self.required = attributes, text, frozenset(required)
 
     def attribute(self, name):
         return (self.attributes or {}).get(name)
@@ -146,12 +162,22 @@ def element_rule(elements, name):
     return None
 
 
-@dataclass(frozen=True)
 class Residual:
     """One text left in an anonymized slide, and where: `where` names the field for the reason
     ("directory 0 ImageDescription, key 'AppMag'"), `text` is the value (never printed)."""
-    where: str
-    text: str
+    __slots__ = ("where", "text")
+
+    def __init__(self, where, text):
+        self.where, self.text = where, text
+
+    def __eq__(self, other):
+        return isinstance(other, Residual) and (self.where, self.text) == (other.where, other.text)
+
+    def __hash__(self):
+        return hash((self.where, self.text))
+
+    def __repr__(self):
+        return f"Residual(where={self.where!r}, text=...)"  # the text may be a name
 
 
 def unexplained(residuals, explains):

@@ -23,8 +23,6 @@ NDPI writes ReferenceBlackWhite as LONG, OME writes NewSubfileType as SHORT, Ape
 ImageWidth and RowsPerStrip as SHORT.
 """
 
-from dataclasses import dataclass
-
 from .allow import Kind
 from .tifftags import Tag, Type
 
@@ -34,12 +32,13 @@ NUMBERS = frozenset({Type.SHORT, Type.LONG, Type.LONG8, Type.SSHORT, Type.SLONG,
                      Type.RATIONAL, Type.SRATIONAL, Type.FLOAT, Type.DOUBLE})
 
 
-@dataclass(frozen=True)
 class Numbers:
-    types: frozenset = INTEGERS
-    count: int = 1          # exact count; None: any count up to `most`
-    most: int = 1 << 24
-    scan: bool = True       # search the value's bytes for printable runs (False: offset tables)
+    """`types` TIFF types; `count` exact count (None: any count up to `most`); `scan`: search the
+    value's bytes for printable runs (False: offset tables)."""
+    __slots__ = ("types", "count", "most", "scan")
+
+    def __init__(self, types=INTEGERS, count=1, most=1 << 24, scan=True):
+        self.types, self.count, self.most, self.scan = types, count, most, scan
 
     def accepts(self, entry_type, count):
         if entry_type not in self.types:
@@ -51,20 +50,25 @@ class Numbers:
         return "a number" if self.count == 1 else "numbers"
 
 
-@dataclass(frozen=True)
 class Text:
-    kind: Kind
-    required: bool = False
+    __slots__ = ("kind", "required")
+
+    def __init__(self, kind: Kind, required=False):
+        self.kind, self.required = kind, required
 
 
-@dataclass(frozen=True)
 class Blob:
-    what: str
+    __slots__ = ("what",)
+
+    def __init__(self, what):
+        self.what = what
 
 
-@dataclass(frozen=True)
 class Vendor:
-    what: str
+    __slots__ = ("what",)
+
+    def __init__(self, what):
+        self.what = what
 
 
 ANY = None  # Numbers(count=ANY)

@@ -17,7 +17,6 @@ are byte offsets.
 """
 
 import re
-from dataclasses import dataclass, field
 
 from ..errors import FormatError
 
@@ -31,23 +30,23 @@ _PREDEFINED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _DECLARATION = re.compile(r"<\?xml(\s+[^?]*)?\?>")
 
 
-@dataclass
 class Attribute:
-    name: str
-    value: str          # entities resolved
-    span: tuple         # the attribute with the white space before it: what deleting removes
-    value_span: tuple   # the raw value between the quotes
+    """`value` with entities resolved; `span` the attribute with the white space before it (what
+    deleting removes); `value_span` the raw value between the quotes."""
+    __slots__ = ("name", "value", "span", "value_span")
+
+    def __init__(self, name, value, span, value_span):
+        self.name, self.value, self.span, self.value_span = name, value, span, value_span
 
 
-@dataclass
 class Element:
-    name: str
-    start: int
-    end: int = 0                                     # after the end tag (or the "/>")
-    attributes: list = field(default_factory=list)
-    children: list = field(default_factory=list)
-    texts: list = field(default_factory=list)        # (start, end, resolved text) of character data
-    parent: "Element" = None
+    """`start`/`end` span the whole element (end: after its end tag or "/>"); `texts` are the
+    (start, end, resolved text) of its character data."""
+    __slots__ = ("name", "start", "end", "attributes", "children", "texts", "parent")
+
+    def __init__(self, name, start, parent=None):
+        self.name, self.start, self.end, self.parent = name, start, 0, parent
+        self.attributes, self.children, self.texts = [], [], []
 
     @property
     def local(self):
@@ -72,12 +71,13 @@ class Element:
             yield from child.iter()
 
 
-@dataclass
 class Document:
-    text: str
-    root: Element
-    declaration: tuple = None                   # span of `<?xml ...?>`, if any
-    extra: list = field(default_factory=list)   # spans of comments, PIs, CDATA, text outside the root
+    """`declaration` is the span of `<?xml ...?>` (or None); `extra` the spans of comments,
+    processing instructions, CDATA and text outside the root."""
+    __slots__ = ("text", "root", "declaration", "extra")
+
+    def __init__(self, text, root=None):
+        self.text, self.root, self.declaration, self.extra = text, root, None, []
 
 
 def local(name):
