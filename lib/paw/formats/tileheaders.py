@@ -32,6 +32,7 @@ import struct
 
 import numpy as np
 
+from . import j2k
 from ..errors import FormatError
 from .allow import Pattern
 from .jpeg import ADOBE_ID, ADOBE_LENGTH, APP0, APP14, APP15, COM, EOI, JFIF_ID, JFIF_LENGTH, RST, SOS, TABLES
@@ -43,8 +44,7 @@ MOST = 1 << 20       # a header longer than this is refused
 CHUNK = 8 << 20      # full-scan reads of entropy data
 # COM strings JPEG 2000 encoders write by default (OpenJPEG: verified with 2.5.4; Kakadu).
 ENCODER_COMMENTS = Pattern(r"Created by OpenJPEG version \d+(?:\.\d+)*|Kakadu-v\d+(?:\.\d+)*[A-Za-z]?")
-J2K_CAP, J2K_SOT, J2K_SOD, J2K_EOC, J2K_COM = 0x50, 0x90, 0x93, 0xD9, 0x64
-MAX_SEGMENTS = 100000
+J2K_WINDOW = 64 << 10  # a sampled JPEG 2000 tile: its main and first tile-part headers
 # What counts as text in compressed bytes a header walk could not explain (see _looks_like_text).
 _WORDY = re.compile(rb"[A-Za-z0-9 ^_.,:/-]{10,}")
 _UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){6,}|(?:\x00[\x20-\x7e]){6,}")
@@ -208,47 +208,16 @@ def _text_after(fd, offset, position, length, what):
 
 
 def _j2k(fd, offset, length, comments, full):
-    """Walk a raw JPEG 2000 codestream (ITU-T T.800 annex A): the main header, then each
-    tile-part header, jumping over tile-part data by Psot. COM is allowed in both."""
-    tile = _Tile(fd, offset, length)
+    """A raw JPEG 2000 codestream (ITU-T T.800 annex A), walked by j2k.py: the main header and
+    the tile-part headers within the bytes read (J2K_WINDOW; the whole tile with full_scan)."""
+    data = os.pread(fd, min(length, 64 * MOST if full else J2K_WINDOW), offset)
     try:
-        if tile.get(0, 2) != b"\xff\x4f":
-            return _unparsed(tile, 0)
-    except Short:
-        return _unparsed(tile, 0)
-    position, tile_part_end = 2, None
-    for _ in range(MAX_SEGMENTS):
-        try:
-            head = tile.get(position, 2)
-        except Short:
-            return [] if position >= length else ["JPEG 2000 header does not parse"]
-        marker = head[1]
-        if head[0] != 0xFF:
-            return ["JPEG 2000 header does not parse"]
-        if marker == J2K_EOC:
-            return _text_after(fd, offset, position + 2, length, "JPEG 2000") if full else []
-        if marker == J2K_SOD:
-            if not tile_part_end:  # the last tile part runs to EOC (Psot 0) or no SOT came
-                return [] if tile_part_end == 0 else ["JPEG 2000 header does not parse"]
-            position, tile_part_end = tile_part_end, None
-            continue
-        try:
-            (seglen,) = struct.unpack_from(">H", tile.get(position + 2, 2))
-            if seglen < 2:
-                return ["JPEG 2000 header does not parse"]
-            payload = tile.get(position + 4, seglen - 2)
-        except (Short, struct.error):
-            return ["JPEG 2000 header does not parse"]
-        if marker == J2K_SOT:
-            if seglen != 10:
-                return ["JPEG 2000 header does not parse"]
-            (psot,) = struct.unpack_from(">I", payload, 2)
-            tile_part_end = position + psot if psot else 0
-        elif marker == J2K_COM:
-            text = payload[2:].decode("latin-1") if payload[:2] == b"\x00\x01" else None
-            if text is None or not ENCODER_COMMENTS.accepts(text.rstrip("\0")):
-                return ["JPEG 2000 header has a COM segment paw cannot explain"]
-        elif not J2K_CAP <= marker <= J2K_SOD:
-            return ["JPEG 2000 header has a marker paw does not know"]
-        position += 2 + seglen
-    return ["JPEG 2000 header has too many segments"]
+        names = j2k.unexplained(data, comment_explained=lambda text: ENCODER_COMMENTS.accepts(text.rstrip("\0")))
+    except FormatError:
+        return _unparsed(_Tile(fd, offset, length), 0)
+    if names:
+        return [f"JPEG 2000 header has a {names[0]} segment paw cannot explain"]
+    end = data.rfind(b"\xff\xd9")
+    if full and end >= 0:
+        return _text_after(fd, offset, end + 2, length, "JPEG 2000")
+    return []
