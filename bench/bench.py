@@ -13,6 +13,9 @@ starts it, with wall time and peak RSS from wait4():
   `cat FILE > /dev/null` and `sha256sum` on the same (non-sparse) file;
 - the tile-header walk (tileheaders.py) of one image: the default sample against every tile
   (`verify.full_scan`), at 1,024 to 102,400 JPEG tiles.
+- case pseudonyms and project folders: a batch with naming.case and the mirror layout against
+  the same batch flat without a pattern, and a run against a ledger that already knows 100,000
+  cases.
 """
 
 import argparse
@@ -396,6 +399,55 @@ def bench_dicom(repeat, cases):
                 shutil.rmtree(base)
         print(f"{frames:>8,} {tile:>5} {str(per_frame):>9} {size:>15,} {statistics.median(walls):>7.2f} "
               f"{statistics.median(rsss):>11.1f}")
+CASES = ("naming:\n  pattern: '(?P<specimen>S\\d\\d-\\d+) (?P<block>[A-Z]\\d*) (?P<stain>\\w+)'\n"
+         "  case: specimen\n  template: '{case}_{block}_{stain}'\n")
+
+
+def bench_cases(repeat, slides, known=100_000):
+    """One run over `slides` slides of slides/4 cases in 10 project folders, with case pseudonyms
+    and the mirror layout, against the same slides flat without a pattern; then the same batch
+    against a cases file that already holds `known` cases (read once per run)."""
+    print(f"\nCase pseudonyms and project folders, {slides:,} small synthetic SVS in one run:")
+    from synth import aperio
+    template_dir = tempfile.mkdtemp(prefix="pawbench-")
+    template = os.path.join(template_dir, "template.svs")
+    aperio.write(template, 512, 512)
+
+    def batch(extra, folders, seed=0):
+        base = tempfile.mkdtemp(prefix="pawbench-")
+        try:
+            config = make_lab(base, extra=extra)
+            if seed:
+                with open(os.path.join(base, "ledger.cases.csv"), "w", encoding="utf-8") as fh:
+                    fh.write("case_key,case,time_utc\n")
+                    for i in range(seed):
+                        fh.write(f"x{i:07},PAW-{i:010},2026-01-01T00:00:00+00:00\n")
+            for i in range(slides):
+                folder = os.path.join(base, "inbox", f"Project{i % 10}" if folders else "")
+                os.makedirs(folder, exist_ok=True)
+                shutil.copyfile(template, os.path.join(folder, f"S26-{i // 4:06} {'ABCD'[i % 4]}1 HE.svs"))
+            subprocess.run(["sync"], check=True)
+            return timed(PAW + ["--config", config, "-q"])
+        finally:
+            shutil.rmtree(base)
+
+    try:
+        results = {"flat": [], "cases": [], "known": []}
+        for _ in range(repeat):  # interleaved: the disk's fsync time drifts
+            results["flat"].append(batch("outbox_layout: flat\n", False))
+            results["cases"].append(batch(CASES, True))
+            results["known"].append(batch(CASES, True, seed=known))
+    finally:
+        shutil.rmtree(template_dir)
+    (flat, flat_rss), (cases, cases_rss), (known_wall, known_rss) = (
+        (statistics.median(w for w, _ in results[k]), statistics.median(r for _, r in results[k]))
+        for k in ("flat", "cases", "known"))
+    print(f"  (median of {repeat})")
+    print(f"  flat, no pattern:            {slides / flat:7.1f} slides/s ({flat:.1f} s, {flat_rss:.1f} MB)")
+    print(f"  naming.case, mirror:         {slides / cases:7.1f} slides/s ({cases:.1f} s, {cases_rss:.1f} MB; "
+          f"time ratio {cases / flat:.2f})")
+    print(f"  the same, {known:,} known cases: {slides / known_wall:7.1f} slides/s ({known_wall:.1f} s, "
+          f"{known_rss:.1f} MB)")
 
 
 def main():
@@ -404,7 +456,7 @@ def main():
     p.add_argument("--idle-files", default="10000,100000", help="comma-separated counts")
     p.add_argument("--ledger-rows", type=int, default=1_000_000)
     p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
-                                  "ledger, batch, cross-device, full-scan, dicom, tile-headers)")
+                                  "ledger, batch, cross-device, full-scan, dicom, tile-headers, cases)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
@@ -423,6 +475,7 @@ def main():
             [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))]),
         "tile-headers": lambda: bench_tile_headers(
             repeat, [1024, 16384] if args.quick else [1024, 16384, 102400]),
+        "cases": lambda: bench_cases(repeat, 100 if args.quick else 1000),
     }
     for name, part in parts.items():
         if not args.only or name in args.only.split(","):

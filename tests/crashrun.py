@@ -81,6 +81,8 @@ POINTS = {
     # a cross-file-system claim: the copy has its name in staging, the inbox file is still there
     "claim-copied": lambda: die_at(fsops, "remove_if_same"),
     "before-ledger-row": lambda: die_at(CsvLedger, "append"),
+    "after-case": lambda: die_at(CsvLedger, "case_pseudonym", after=True),
+    "before-modes": lambda: die_at(slide, "_readable"),
     "after-ledger-row": lambda: die_at(CsvLedger, "append", after=True),
 }
 

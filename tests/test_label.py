@@ -24,7 +24,8 @@ ORIGINAL_LABEL = LABEL_TEXT.decode()  # the synthetic label photos are these byt
 
 
 def drawn():
-    return label.render(PSEUDONYM, label.text_lines("", PSEUDONYM, {"block": "A1", "stain": "HE"}))
+    values = {"pseudonym": PSEUDONYM, "case": "", "block": "A1", "stain": "HE"}
+    return label.render(PSEUDONYM, label.text_lines("", "{pseudonym}_{block}_{stain}", values))
 
 
 def anonymize_with_label(path, options=OPTIONS):
@@ -220,8 +221,8 @@ def test_without_pillow_or_segno_labels_are_destroyed_with_one_warning(lab, monk
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{pseudonym} {specimen}", "not {pseudonym} or a named group"),
-    ("{0}", "not {pseudonym} or a named group"),
+    ("{pseudonym} {specimen}", "not {pseudonym}, {case} or a named group"),
+    ("{0}", "not {pseudonym}, {case} or a named group"),
 ])
 def test_label_text_may_only_use_kept_groups(lab, text, message, capsys):
     lab.write_config(extra=f"anonymize: {{label: replace, label_text: '{text}'}}\n")
@@ -264,9 +265,13 @@ def test_kill_9_while_the_label_is_drawn(lab, point, nth):
 
 
 def test_label_text_lines():
-    assert label.text_lines("", "PAW-1", {"block": "A1", "stain": ""}) == ["PAW-1", "block: A1"]
-    assert label.text_lines("{pseudonym}\n\n  {block} {stain}", "PAW-1", {"block": "A1", "stain": "HE"}) \
-        == ["PAW-1", "A1 HE"]
+    values = {"pseudonym": "PAW-1", "case": "PAW-C", "specimen_free": "x", "block": "A1", "stain": ""}
+    # the default: the output name's fields, in the template's order, nothing it leaves out
+    assert label.text_lines("", "{pseudonym}_{block}_{stain}", values) == ["PAW-1", "block: A1"]
+    assert label.text_lines("", "{case}_{stain}_{block}", values) == ["PAW-C", "block: A1"]
+    assert label.text_lines("", "{block}-{pseudonym}-{case}", values) == ["PAW-1", "block: A1", "case: PAW-C"]
+    assert label.text_lines("", "{pseudonym}", values) == ["PAW-1"]
+    assert label.text_lines("{pseudonym}\n\n  {block} {stain}", "{pseudonym}", values) == ["PAW-1", "A1"]
 
 
 @pytest.mark.parametrize("bigtiff", [False, True], ids=["classic", "bigtiff"])

@@ -107,13 +107,29 @@ def test_mrxs_through_the_job_both_members_take_the_pseudonym(lab):
 
 
 def test_generic_tiff_in_subfolder(lab):
+    """The default layout (mirror): the slide lands in the same sub-folder of the outbox."""
     os.makedirs(os.path.join(lab.inbox, "2026", "batch 7"))
     planted = generic.write(os.path.join(lab.inbox, "2026", "batch 7", "case.TIF"))
     assert lab.run() == 0
-    [name] = lab.outbox_files()
+    [name] = os.listdir(os.path.join(lab.outbox, "2026", "batch 7"))
     assert name.endswith(".tif")
-    assert leaked(os.path.join(lab.outbox, name), planted) == []
-    assert lab.rows()[0]["original"] == os.path.join("2026", "batch 7", "case.TIF")
+    assert leaked(os.path.join(lab.outbox, "2026", "batch 7", name), planted) == []
+    [row] = lab.rows()
+    assert row["original"] == os.path.join("2026", "batch 7", "case.TIF")
+    assert row["folder"] == os.path.join("2026", "batch 7") and row["output"] == name
+
+
+def test_flat_layout_delivers_every_sub_folder_into_the_outbox_itself(lab):
+    lab.write_config(extra="outbox_layout: flat\n")
+    os.makedirs(os.path.join(lab.inbox, "2026", "batch 7"))
+    planted = generic.write(os.path.join(lab.inbox, "2026", "batch 7", "case.TIF"))
+    aperio.write(os.path.join(lab.inbox, "top.svs"))
+    assert lab.run() == 0
+    names = lab.outbox_files()
+    assert len(names) == 2 and all(os.path.isfile(os.path.join(lab.outbox, n)) for n in names)
+    [tif] = [n for n in names if n.endswith(".tif")]
+    assert leaked(os.path.join(lab.outbox, tif), planted) == []
+    assert [r["folder"] for r in lab.rows()] == ["", ""]
 
 
 @pytest.mark.parametrize("name", ['it\'s "$HOME" `id` ü né.svs', "=HYPERLINK(\"x\").svs",
@@ -282,21 +298,62 @@ def test_status_reports_waiting_and_quarantine(lab, capsys):
     assert info["last_runs"][-1]["waiting"] == 1 and info["quarantine"] == []
 
 
-def test_demo_from_the_embedded_default(tmp_path):
-    """What the README's first command ends with, in a copy of the checkout."""
+def _checkout_copy(tmp_path):
     import shutil
-    import subprocess
-    import sys
     from conftest import ROOT
     checkout = tmp_path / "paw"
     shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
-        ".git", "inbox", "outbox", "quarantine", "state", "ledger.csv", "__pycache__"))
+        ".git", "inbox", "outbox", "quarantine", "state", "ledger.csv", "demo", "__pycache__"))
+    return checkout
+
+
+def _demo(checkout, *args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, str(checkout / "paw.py"), *args, "demo"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_demo_from_the_embedded_default(tmp_path):
+    """What the README's first command ends with, in a copy of the checkout."""
+    checkout = _checkout_copy(tmp_path)
     os.remove(checkout / "paw.yaml")  # the embedded default, not the file
-    result = subprocess.run([sys.executable, str(checkout / "paw.py"), "demo"],
-                            capture_output=True, text=True, timeout=120)
+    result = _demo(checkout)
     assert result.returncode == 0, result.stderr
     assert "planted identifiers left in the output: none" in result.stdout
-    assert len(os.listdir(checkout / "outbox")) == 1 and (checkout / "ledger.csv").exists()
+    assert len(os.listdir(checkout / "demo" / "outbox")) == 1 and (checkout / "demo" / "ledger.csv").exists()
+    assert _demo(checkout).returncode == 0  # and again: a second sample beside the first
+    assert len(os.listdir(checkout / "demo" / "outbox")) == 2
+
+
+def test_demo_never_touches_the_configured_site(tmp_path):
+    """A site's paw.yaml in the checkout (as the Synology guide has it): its inbox holds a slide
+    still being copied. The demo runs in demo/ and leaves the site's folders and ledger alone."""
+    from conftest import Lab
+    checkout = _checkout_copy(tmp_path)
+    site = Lab(tmp_path / "site", min_age=120, runs=2)
+    os.replace(site.config, checkout / "paw.yaml")
+    site.config = str(checkout / "paw.yaml")
+    with open(site.config, "a") as fh:
+        fh.write(f"inbox: {site.inbox}\noutbox: {site.outbox}\nquarantine: {site.quarantine}\n"
+                 f"state_dir: {site.state}\nledger: {{csv: {site.ledger}}}\n")
+    arriving = os.path.join(site.inbox, "arriving.svs")
+    aperio.write(arriving)
+    before = os.stat(arriving)
+    result = _demo(checkout)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(site.inbox) == ["arriving.svs"] and os.stat(arriving).st_mtime_ns == before.st_mtime_ns
+    assert site.outbox_files() == [] and site.rows() == [] and not os.path.exists(site.state)
+    assert len(os.listdir(checkout / "demo" / "outbox")) == 1
+    # With --config the demo refuses: it never runs on a site.
+    refused = _demo(checkout, "--config", site.config)
+    assert refused.returncode == 2 and "leave out --config" in refused.stderr
+    # A file that is not its sample in the demo's own inbox: refused too, the file left alone.
+    stranger = checkout / "demo" / "inbox" / "someone else.svs"
+    aperio.write(str(stranger))
+    refused = _demo(checkout)
+    assert refused.returncode == 2 and "holds files that are not its sample" in refused.stderr
+    assert stranger.exists() and len(os.listdir(checkout / "demo" / "outbox")) == 1
 
 
 @pytest.mark.parametrize("vendor, name, expected", [
@@ -345,10 +402,10 @@ def test_a_slide_that_takes_too_long_is_quarantined(lab, monkeypatch):
     lab.write_config(extra="anonymize: {time_limit_seconds: 0.2}\n")
     real = slide._anonymize
 
-    def slow(config, stage, record):
+    def slow(config, stage, record, *rest):
         if "slow" in record.original:
             clock.sleep(5)
-        return real(config, stage, record)
+        return real(config, stage, record, *rest)
 
     monkeypatch.setattr(slide, "_anonymize", slow)
     aperio.write(os.path.join(lab.inbox, "slow.svs"))

@@ -28,7 +28,9 @@ if not ADMIN:
     pytest.skip("no PostgreSQL for tests (set PAW_TEST_POSTGRES)", allow_module_level=True)
 
 psycopg = pytest.importorskip("psycopg")
-VOLATILE = ("id", "time_utc", "job", "output", "seconds")  # differ between any two runs
+VOLATILE = ("id", "time_utc", "job", "output", "seconds", "pseudonym")  # differ between any two runs
+CASES = ("naming:\n  pattern: '(?P<specimen>S\\d\\d-\\d+) (?P<block>[A-Z]\\d*) (?P<stain>\\w+)'\n"
+         "  case: specimen\n  template: '{case}_{block}_{stain}'\n")
 
 
 @pytest.fixture
@@ -41,13 +43,13 @@ def database():
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def pg_lab(base, dsn, timeout=3600, state="state"):
+def pg_lab(base, dsn, timeout=3600, state="state", extra=""):
     """A host: its own config and state dir; hosts made on one `base` share inbox and outbox."""
     lab = Lab(base)
     lab.config = os.path.join(str(base), f"{state}.yaml")
     lab.state = os.path.join(str(base), state)
     lab.write_config(extra=f"state_dir: {state}\nledger:\n  postgres: {{dsn: '{dsn}', "
-                           f"claim_timeout_seconds: {timeout}}}\n")
+                           f"claim_timeout_seconds: {timeout}}}\n{extra}")
     return lab
 
 
@@ -61,9 +63,9 @@ def test_schema_is_created_on_first_use(tmp_path, database):
     lab = pg_lab(tmp_path, database)
     assert lab.run() == 0
     with psycopg.connect(database) as db:
-        assert db.execute("SELECT max(version) FROM paw_schema").fetchone() == (1,)
+        assert db.execute("SELECT max(version) FROM paw_schema").fetchone() == (2,)
         tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
-    assert {"paw_schema", "paw_ledger", "paw_claims"} <= tables
+    assert {"paw_schema", "paw_ledger", "paw_claims", "paw_cases"} <= tables
     assert lab.run() == 0  # and a second start migrates nothing
 
 
@@ -91,25 +93,97 @@ def test_rows_are_the_csv_backends_rows(tmp_path, database):
 
 
 def test_four_hosts_one_inbox_each_slide_exactly_once(tmp_path, database):
-    labs = [pg_lab(tmp_path, database, state=f"state-{i}") for i in range(4)]
+    """200 slides of 50 cases (4 blocks each) in two project folders: every slide once in the
+    outbox and the ledger, in its project's folder, and one case pseudonym per case although
+    the hosts see the blocks of a case at the same moment."""
+    labs = [pg_lab(tmp_path, database, state=f"state-{i}", extra=CASES) for i in range(4)]
     template = os.path.join(tmp_path, "template.svs")
     planted = aperio.write(template, 512, 512)
-    for i in range(200):
-        shutil.copyfile(template, os.path.join(labs[0].inbox, f"S26-{i:04} A1 HE.svs"))
+    originals = []
+    for case in range(50):
+        project = f"Project{'AB'[case % 2]}"
+        os.makedirs(os.path.join(labs[0].inbox, project), exist_ok=True)
+        for block in ("A1", "A2", "B1", "B2"):
+            originals.append(os.path.join(project, f"S26-{case:04} {block} HE.svs"))
+            shutil.copyfile(template, os.path.join(labs[0].inbox, originals[-1]))
     runs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config],
                              stderr=subprocess.PIPE, text=True) for lab in labs]
     logs = [p.communicate(timeout=300)[1] for p in runs]
     assert [p.returncode for p in runs] == [0, 0, 0, 0], logs
-    worked = [log.count(" anonymized S26-") for log in logs]
+    worked = [log.count(" anonymized Project") for log in logs]
     assert sum(worked) == 200 and sum(1 for n in worked if n) >= 2, worked  # really concurrent
-    outbox = labs[0].outbox_files()
-    assert len(outbox) == 200 and os.listdir(labs[0].inbox) == []
+    outbox = {project: sorted(os.listdir(os.path.join(labs[0].outbox, project)))
+              for project in ("ProjectA", "ProjectB")}
+    assert sorted(os.listdir(labs[0].outbox)) == ["ProjectA", "ProjectB"]
+    assert len(outbox["ProjectA"]) == len(outbox["ProjectB"]) == 100
+    assert sorted(os.listdir(os.path.join(labs[0].inbox, p)) for p in outbox) == [[], []]
     rows = ledger_rows(database)
-    assert sorted(r["original"] for r in rows) == sorted(f"S26-{i:04} A1 HE.svs" for i in range(200))
-    assert sorted(r["output"] for r in rows) == sorted(outbox)
-    assert not any(leaked(os.path.join(labs[0].outbox, n), planted) for n in outbox[:20])
+    assert sorted(r["original"] for r in rows) == sorted(originals)
+    assert sorted((r["folder"], r["output"]) for r in rows) == sorted((p, n) for p in outbox for n in outbox[p])
+    cases = {}
+    for row in rows:
+        specimen = row["original"].split("/")[1].split()[0]
+        cases.setdefault(specimen, set()).add(row["case"])
+        assert row["output"] == f"{row['case']}_{row['original'].split()[1]}_HE.svs"
+    assert all(len(found) == 1 for found in cases.values()), cases
+    assert len({found.pop() for found in cases.values()}) == 50
     with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM paw_cases").fetchone() == (50,)
         assert db.execute("SELECT count(*) FROM paw_claims").fetchone() == (0,)
+    for project in outbox:
+        assert not any(leaked(os.path.join(labs[0].outbox, project, n), planted + ["S26-"])
+                       for n in outbox[project][:10])
+
+
+def test_hosts_seeing_a_case_first_at_the_same_moment_agree(tmp_path, database):
+    """The race itself, without the pipeline around it: eight connections insert their own fresh
+    pseudonym for the same new case at once; all get the one that was recorded."""
+    import threading
+    from paw.ledger.postgres import PostgresLedger
+    hosts = [PostgresLedger(database, str(tmp_path), str(tmp_path / f"state-{i}"), 3600) for i in range(8)]
+    for key in [f"s26-{n}" for n in range(10)]:
+        start = threading.Barrier(len(hosts))
+        got = [None] * len(hosts)
+
+        def sight(i):
+            start.wait()
+            got[i] = hosts[i].case_pseudonym(key, lambda: f"PAW-{i}-{uuid.uuid4().hex[:8]}")
+
+        threads = [threading.Thread(target=sight, args=(i,)) for i in range(len(hosts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(got)) == 1 and got[0].startswith("PAW-"), got
+        assert hosts[3].case_pseudonym(key, lambda: "PAW-LATER") == got[0]  # and in a later run
+    # A fresh pseudonym that is already another case's is never given out twice.
+    taken = hosts[0].case_pseudonym("s26-0", lambda: "unused")
+    fresh = iter([taken, "PAW-NEW"])
+    assert hosts[1].case_pseudonym("s26-new", lambda: next(fresh)) == "PAW-NEW"
+    for host in hosts:
+        host.close()
+
+
+def test_a_ledger_of_schema_1_is_migrated_and_keeps_its_rows(tmp_path, database):
+    from paw.ledger import postgres
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("CREATE TABLE paw_schema (version integer NOT NULL)")
+        for statement in postgres.MIGRATIONS[1]:
+            db.execute(statement)
+        db.execute("INSERT INTO paw_schema VALUES (1)")
+        db.execute("INSERT INTO paw_ledger (job, status, original, output) VALUES "
+                   "('old-job', 'anonymized', 'S26-1 A1 HE.svs', 'PAW-OLD.svs')")
+    lab = pg_lab(tmp_path, database, extra=CASES)
+    aperio.write(os.path.join(lab.inbox, "S26-2 A1 HE.svs"))
+    assert lab.run() == 0
+    rows = ledger_rows(database)
+    assert [r["job"] for r in rows][0] == "old-job" and rows[0]["case"] is None
+    assert rows[1]["case"].startswith("PAW-") and rows[1]["output"] == rows[1]["case"] + "_A1_HE.svs"
+    exported = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config,
+                               "ledger", "export", "--csv"], capture_output=True, text=True, check=True)
+    old, new = csv.DictReader(io.StringIO(exported.stdout))
+    assert (old["output"], old["case"], old["folder"]) == ("PAW-OLD.svs", "", "")
+    assert new["case"] == rows[1]["case"] and new["pseudonym"] == rows[1]["pseudonym"]
 
 
 def test_a_host_killed_mid_slide_is_taken_over_after_the_timeout(tmp_path, database):
@@ -133,8 +207,9 @@ def test_database_down_at_start_claims_and_moves_nothing(tmp_path):
     lab = pg_lab(tmp_path, "postgresql://postgres:wrong@127.0.0.1:1/none")
     aperio.write(os.path.join(lab.inbox, "x.svs"))
     result = lab.run_subprocess()
-    assert result.returncode == 1
+    assert result.returncode == 2  # preflight: nothing is claimed before the ledger can take a row
     assert result.stderr.strip().count("\n") == 0 and "ledger database unreachable" in result.stderr
+    assert "check ledger.postgres.dsn" in result.stderr
     assert os.listdir(lab.inbox) == ["x.svs"] and lab.staging() == []
 
 

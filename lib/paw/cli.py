@@ -41,7 +41,8 @@ def parser():
     export.add_argument("--csv", metavar="FILE", nargs="?", const="-", required=True,
                         help="to FILE (created 0600), or standard output when FILE is left out")
     sub.add_parser("init", help="create the configured folders (inbox, outbox, quarantine, state)")
-    sub.add_parser("demo", help="create the folders, drop a generated sample slide, run until it is done")
+    sub.add_parser("demo", help="in a demo/ folder of its own: drop a generated sample slide, run "
+                                "until it is done (never touches the configured site)")
     return p
 
 
@@ -54,6 +55,9 @@ def main(argv):
     from .config import load
 
     try:
+        if command == "demo":  # its own folder and configuration, never the site's
+            from .demo import demo
+            return int(demo(CHECKOUT, args.config))
         config = load(args.config, DEFAULT_CONFIG)
         if config.log_file:
             _log_to_file(config)
@@ -86,11 +90,8 @@ def _command(command, config, args):
     if command == "ledger":
         from .tools import export_ledger
         return export_ledger(config, args.csv)
-    if command == "init":
-        from .tools import init
-        return init(config)
-    from .demo import demo
-    return demo(config)
+    from .tools import init
+    return init(config)
 
 
 def _run(config, dry_run):

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .naming import PAW_FIELDS, template_fields
 
 
 DEFAULT_IGNORE = [
@@ -24,11 +25,13 @@ DEFAULTS = {
     "outbox": "outbox",
     "quarantine": "quarantine",
     "state_dir": "state",
+    "outbox_layout": "mirror",
+    "outbox_mode": "",
     "ledger": {"csv": "ledger.csv", "sha256": False,
                "postgres": {"dsn": "", "claim_timeout_seconds": 3600}},
     "stability": {"min_age_seconds": 120, "unchanged_runs": 2},
     "ignore": DEFAULT_IGNORE,
-    "naming": {"pattern": "", "template": "{pseudonym}", "prefix": "PAW"},
+    "naming": {"pattern": "", "case": "", "template": "{pseudonym}", "prefix": "PAW"},
     "anonymize": {"keep_macro": False, "label": "destroy", "label_text": "",
                   "time_limit_seconds": 600},
     "verify": {"full_scan": False},
@@ -37,7 +40,6 @@ DEFAULTS = {
                "timezone": "UTC", "site": "paw"},
 }
 
-TEMPLATE_FIELD = re.compile(r"{([^{}]*)}")
 # paw.yaml is a page of settings: a file or structure far larger is a mistake or an attack
 # (a YAML alias "bomb" of a few lines expands to gigabytes when walked).
 MAX_CONFIG_BYTES = 256 << 10
@@ -84,6 +86,10 @@ def _shown(value, limit=60):
     """A value for a message: its repr, cut short (a message must stay one readable line)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
+LAYOUTS = ("mirror", "flat")
+# What outbox_mode may give: owner read (paw reads the slide back for ledger.sha256) and write,
+# group and other read. Never execute, never write for anyone but paw's user.
+OUTBOX_MODE_BITS = 0o644
 
 
 @dataclass
@@ -104,6 +110,9 @@ class Config:
     naming_prefix: str
     keep_macro: bool
     full_scan: bool
+    naming_case: str = ""     # the pattern group naming the case; "" for none
+    outbox_layout: str = "mirror"
+    outbox_mode: int = None   # None: from the folder a slide is delivered into
     replace_label: bool = False
     label_text: str = ""
     time_limit_seconds: float = 600.0
@@ -162,6 +171,11 @@ def load(path, default_path):
         raise ConfigError(f"{shown}: the top level must be a mapping of keys to values")
     merged = _merge(DEFAULTS, raw, "")
     return _build(merged, shown, os.path.dirname(os.path.abspath(chosen)))
+
+
+def embedded(base):
+    """The embedded default configuration with its folders under `base` (the demo's own)."""
+    return _build(_merge(DEFAULTS, {}, ""), "(embedded default)", base)
 
 
 def _merge(defaults, given, prefix):
@@ -226,16 +240,21 @@ def _build(c, shown, base):
         pattern = re.compile(pattern_text) if pattern_text else None
     except re.error as exc:
         raise ConfigError(f"'naming.pattern' is not a valid regular expression: {exc}") from None
-    template = _expect(c["naming"]["template"], str, "naming.template", "a text template")
     groups = set(pattern.groupindex) if pattern else set()
-    fields = set(TEMPLATE_FIELD.findall(template))
-    if "pseudonym" not in fields:
-        raise ConfigError("'naming.template' must contain {pseudonym}")
-    unknown = fields - groups - {"pseudonym"}
-    if unknown:
-        raise ConfigError(f"'naming.template' uses {{{sorted(unknown)[0]}}}, which is not a named "
-                          "group of naming.pattern")
-    replace_label, label_text = _label(c["anonymize"], groups)
+    taken = groups & set(PAW_FIELDS)
+    if taken:
+        raise ConfigError(f"'naming.pattern' has a group named {sorted(taken)[0]!r}, which is paw's own "
+                          "field; give the group another name")
+    case_group = _case(c["naming"]["case"], groups)
+    template = _expect(c["naming"]["template"], str, "naming.template", "a text template")
+    used = set(_fields("naming.template", template, groups, case_group))
+    if not used & set(PAW_FIELDS):
+        raise ConfigError("'naming.template' must contain {pseudonym}" + (" or {case}" if case_group else ""))
+    replace_label, label_text = _label(c["anonymize"], groups, case_group)
+    layout = c["outbox_layout"]
+    if layout not in LAYOUTS:
+        raise ConfigError(f"'outbox_layout' must be mirror or flat, got {_shown(layout)}")
+    outbox_mode = _outbox_mode(c["outbox_mode"])
     prefix = _expect(c["naming"]["prefix"], str, "naming.prefix", "a short text")
     if not re.fullmatch(r"[A-Za-z0-9_-]{0,16}", prefix):
         raise ConfigError("'naming.prefix' may only hold up to 16 letters, digits, '-' or '_'")
@@ -262,7 +281,8 @@ def _build(c, shown, base):
         state_dir=state_dir, ledger_csv=ledger,
         ledger_sha256=_expect(c["ledger"]["sha256"], bool, "ledger.sha256", "true or false"),
         min_age_seconds=float(min_age), unchanged_runs=runs, ignore=list(ignore),
-        naming_pattern=pattern, naming_template=template, naming_prefix=prefix,
+        naming_pattern=pattern, naming_template=template, naming_prefix=prefix, naming_case=case_group,
+        outbox_layout=layout, outbox_mode=outbox_mode,
         keep_macro=_expect(c["anonymize"]["keep_macro"], bool, "anonymize.keep_macro", "true or false"),
         replace_label=replace_label, label_text=label_text,
         time_limit_seconds=float(_expect(c["anonymize"]["time_limit_seconds"], (int, float),
@@ -320,14 +340,53 @@ def _inside(path, folder):
 def _label(c, groups):
     """anonymize.label and the text printed on a drawn label, whose fields are the pseudonym and
     naming.pattern's groups only: nothing else of the original name may reach the label."""
+def _case(value, groups):
+    """naming.case: the pattern group whose value identifies the case (e.g. the specimen)."""
+    group = _expect(value or "", str, "naming.case", "the name of a group of naming.pattern")
+    if group and group not in groups:
+        raise ConfigError(f"'naming.case' is {_shown(group)}, which is not a named group of naming.pattern")
+    return group
+
+
+def _fields(key, text, groups, case_group):
+    """The fields of a template or label text, each one paw fills in or a kept group. The case
+    group itself never: it is the identifier the case pseudonym replaces."""
+    used = template_fields(text)
+    for name in used:
+        if case_group and name == case_group:
+            raise ConfigError(f"'{key}' uses {{{name}}}, the case group (naming.case) that paw removes: "
+                              "use {case}, its pseudonym")
+        if name == "case" and not case_group:
+            raise ConfigError(f"'{key}' uses {{case}} but naming.case is not set; set it to the "
+                              "group of naming.pattern that identifies the case")
+        if name not in groups and name not in PAW_FIELDS:
+            raise ConfigError(f"'{key}' uses {{{name}}}, which is not {{pseudonym}}, {{case}} or a named "
+                              "group of naming.pattern")
+    return used
+
+
+def _outbox_mode(value):
+    """outbox_mode: a quoted octal mode such as '0640', or empty for the folder's own read bits."""
+    if value in ("", None):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value.strip()):
+        raise ConfigError(f"'outbox_mode' must be a quoted octal mode like '0640', got {_shown(value)}")
+    mode = int(value, 8)
+    if mode & ~OUTBOX_MODE_BITS or not mode & 0o400:
+        raise ConfigError(f"'outbox_mode' {_shown(value)} is not allowed: delivered files are readable by "
+                          "their owner and never writable or executable by anyone else (at most '0644')")
+    return mode
+
+
+def _label(c, groups, case_group):
+    """anonymize.label and the text printed on a drawn label, whose fields are the pseudonyms and
+    naming.pattern's groups (never the case group): nothing else of the original name may
+    reach the label."""
     mode = c["label"]
     if mode not in ("destroy", "replace"):
         raise ConfigError(f"'anonymize.label' must be destroy or replace, got {_shown(mode)}")
     text = _expect(c["label_text"] or "", str, "anonymize.label_text", "a text template")
-    unknown = set(TEMPLATE_FIELD.findall(text)) - groups - {"pseudonym"}
-    if unknown:
-        raise ConfigError(f"'anonymize.label_text' uses {{{sorted(unknown)[0]}}}, which is not "
-                          "{pseudonym} or a named group of naming.pattern")
+    _fields("anonymize.label_text", text, groups, case_group)
     return mode == "replace", text
 
 

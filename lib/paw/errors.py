@@ -6,6 +6,7 @@ run's exit status becomes. Whatever else escapes is a bug: the CLI reports it as
 
     PawError
     ├── ConfigError        paw.yaml or the command line is wrong (USAGE)
+    │   └── NotReady       a folder or the ledger cannot be used as configured (USAGE)
     ├── LedgerUnavailable  the ledger cannot be opened or written (FAILED)
     ├── ClaimFailed        a slide could not be moved out of the inbox; it stays there (FAILED)
     ├── SourceChanged      a file changed while paw copied it; the copy is dropped (FAILED)
@@ -36,6 +37,11 @@ class PawError(Exception):
 class ConfigError(PawError):
     """The message says which key is wrong and what to do."""
     exit_code = ExitCode.USAGE
+
+
+class NotReady(ConfigError):
+    """Found before anything moves: a folder or the ledger paw needs cannot be used. The
+    message names it and the fix."""
 
 
 class LedgerUnavailable(PawError):

@@ -2,7 +2,8 @@
 
 Exit status: 0 nothing to do, all anonymized, or another run holds the lock; 3 at least one
 slide was quarantined in this run; 1 something failed that paw could not finish (the slide stays
-in staging and the next run resumes it). Configuration errors (2) are raised before this runs.
+in staging and the next run resumes it); 2 a configuration error, or a folder or the ledger
+that cannot be used (preflight.py: found before anything is claimed).
 """
 
 import errno
@@ -11,9 +12,9 @@ import logging
 import os
 import time
 
-from . import durable, fsops
+from . import durable, fsops, preflight
 from .attention import MAX_ATTEMPTS, Attention
-from .errors import ClaimFailed, ExitCode, LedgerUnavailable
+from .errors import ClaimFailed, ExitCode, LedgerUnavailable, NotReady
 from .inbox import Stability, open_for_writing, scan
 from .journal import Status
 from .ledger import open_ledger
@@ -29,7 +30,7 @@ ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, 
 
 
 def run(config, dry_run=False, monitor=None):
-    config.require_folders()
+    preflight.check(config)
     durable.make_private_dir(config.staging)  # and state_dir: 0700, durable in their parents
     lock = lock_state(config.state_dir)
     if lock is None:
@@ -80,8 +81,7 @@ def _locked_run(config, dry_run):
     try:
         ledger = open_ledger(config)
     except LedgerUnavailable as exc:  # nothing claimed, nothing moved
-        log.error("%s", exc)
-        return ExitCode.FAILED
+        raise NotReady(f"{exc}; check ledger.postgres.dsn and that the server is running") from None
     try:
         return _with_ledger(config, dry_run, ledger, began)
     finally:
@@ -215,7 +215,7 @@ def _record(outcomes, outcome):
     if outcome is not None:
         outcomes.append(outcome)
         if outcome.status == Status.ANONYMIZED:
-            log.info("anonymized %s -> %s (%.2f s)", printable(outcome.original), outcome.output,
+            log.info("anonymized %s -> %s (%.2f s)", printable(outcome.original), printable(outcome.output),
                      outcome.seconds)
         else:
             log.warning("quarantined %s: %s", printable(outcome.original), printable(outcome.reason))

@@ -18,7 +18,7 @@ from enum import Enum
 
 from .durable import write_atomic
 
-VERSION = 2
+VERSION = 3  # 2: slide/ and undo/ beside the journal; 3: case, folder
 FILE = "job.json"
 SLIDE = "slide"                      # the members, under their original names
 UNDO = "undo"                        # what rolls the slide back to the scanner's bytes
@@ -49,6 +49,8 @@ class Journal:
     version: int = VERSION
     pseudonym: str = ""
     kept: dict = field(default_factory=dict)   # identifier groups the lab keeps
+    case: str = ""              # the case pseudonym (naming.case); "" without one
+    folder: str = ""            # the outbox sub-folder it goes to (outbox_layout mirror)
     size: int = 0
     format: str = ""            # the handler's name
     plan: dict = None           # the handler's plan, serialised

@@ -1,9 +1,10 @@
 """The replacement label: a freshly drawn image a researcher can read instead of the paper label.
 
-With `anonymize.label: replace` the destroyed label is followed by a new one showing the
-pseudonym, the identifiers the lab keeps (only what naming.pattern captured, so nothing else of
-the original name can reach it) and a QR code of the pseudonym. It is drawn from nothing: no
-pixel of the original label is read, so none can survive into it.
+With `anonymize.label: replace` the destroyed label is followed by a new one showing what the
+output name shows (the pseudonym or case pseudonym and the groups naming.template keeps) or the
+configured label_text, and a QR code of the slide's pseudonym. The label never shows more than
+the name: the case group's value can reach neither (config.py refuses it). It is drawn from
+nothing: no pixel of the original label is read, so none can survive into it.
 
 Drawing needs Pillow and segno (requirements-label.txt). Without them paw destroys labels as
 it does by default and says so once per run: a missing optional package must never stop
@@ -13,6 +14,8 @@ anonymization.
 import logging
 import zlib
 from dataclasses import dataclass
+
+from . import naming
 
 log = logging.getLogger("paw")
 
@@ -71,12 +74,19 @@ def wanted(config):
     return not reason
 
 
-def text_lines(template, pseudonym, kept):
-    """What is printed: the configured template, or the pseudonym and one line per kept group."""
-    if template:
-        text = template.format(pseudonym=pseudonym, **kept)
+def text_lines(label_text, name_template, values):
+    """What is printed. `values` are naming.fields(): the pseudonyms and the kept groups. The
+    configured label_text, or else the output name's fields in the template's order: its
+    pseudonym (or the case pseudonym when the name has no other) in large type, then one
+    `name: value` line per other field the name uses, so the label shows what the file name
+    shows and nothing more."""
+    if label_text:
+        text = label_text.format(**values)
     else:
-        text = "\n".join([pseudonym] + [f"{name}: {value}" for name, value in kept.items() if value])
+        used = naming.template_fields(name_template)
+        first = "pseudonym" if "pseudonym" in used else "case"
+        text = "\n".join([values[first]] + [f"{name}: {values[name]}" for name in used
+                                             if name != first and values.get(name)])
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -8,7 +8,8 @@ files, and every step can be repeated:
   claiming    each member's identity (inode, size, times) is journaled, then the members move
               from the inbox into `slide/`; a source is removed only if it is provably the file
               that was copied (a scan saved again under the same name stays in the inbox)
-  claimed     identify the format, plan the edits (the plan goes into the journal), then
+  claimed     identify the format; decide the names (pseudonyms, kept groups, outbox folder);
+              plan the edits (names and plan go into the journal before anything uses them), then
   applying    apply the plan (replayable), keeping the original bytes of every range it
               overwrites in `undo/` first; verify independently; hash (ledger.sha256) — all
               inside the time limit
@@ -29,6 +30,7 @@ import hashlib
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 import uuid
@@ -37,7 +39,7 @@ from datetime import datetime, timezone
 
 from . import bundle, durable, formats, fsops, journal, label, naming
 from .durable import PARTIAL_PREFIX
-from .errors import ClaimFailed, PawError, SlideRefused, SourceChanged
+from .errors import ClaimFailed, LedgerUnavailable, NamingError, PawError, SlideRefused, SourceChanged
 from .inbox import still_as_scanned
 from .journal import Journal, State, Status
 from .verify import name_values, verify
@@ -114,9 +116,11 @@ def advance(config, stage, record, ledger):
         ledger.heartbeat(record.job)  # the claim stays fresh through the long steps
         try:
             with time_limit(config.time_limit_seconds):
-                names, digest = _anonymize(config, stage, record)
+                names, digest = _anonymize(config, stage, record, ledger)
             record.update(stage, state=State.DELIVERING, status=Status.ANONYMIZED, reason="",
-                          destination=config.outbox, names=names, sha256=digest)
+                          destination=_destination(config, record), names=names, sha256=digest)
+        except LedgerUnavailable:
+            raise  # the ledger's fault, not the slide's: it waits in staging for the next run
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
             reason = _one_line(exc)
             log.debug("quarantining %s", record.original, exc_info=True)
@@ -137,7 +141,10 @@ def advance(config, stage, record, ledger):
             ledger.append(_row(config, record, time.monotonic() - began))
         ledger.release(record.job)
         fsops.remove(stage)
-    return Outcome(record.status, record.original, record.names[0], record.reason,
+    delivered = record.names[0]
+    if record.status == Status.ANONYMIZED and record.folder:
+        delivered = os.path.join(record.folder, delivered)
+    return Outcome(record.status, record.original, delivered, record.reason,
                    time.monotonic() - began, record.size)
 
 
@@ -240,7 +247,7 @@ def _unclaim(config, stage, record):
     return back
 
 
-def _anonymize(config, stage, record):
+def _anonymize(config, stage, record, ledger):
     """Plan, apply, verify, strip extended attributes, choose the output names and hash: the
     bounded step. Returns (names, sha256 or "")."""
     folder = record.slide_folder(stage)
@@ -253,13 +260,15 @@ def _anonymize(config, stage, record):
     record.size = sum(_folder_size(m) for m in members)
     stem = _stem(record)
     if record.state == State.CLAIMED:
-        kept = naming.kept_identifiers(config.naming_pattern, stem)
-        pseudonym = naming.new_pseudonym(config.naming_prefix)
-        drawn = label.render(pseudonym, label.text_lines(config.label_text, pseudonym, kept)) \
-            if label.wanted(config) else None
-        handler = formats.identify(path)
-        prepared = handler.plan(path, config, pseudonym, drawn)
-        record.update(stage, state=State.APPLYING, pseudonym=pseudonym, kept=kept, format=handler.name,
+        handler = formats.identify(path)  # first: a file paw refuses gets no case pseudonym
+        names = _names(config, record, ledger, stem)
+        drawn = None
+        if label.wanted(config):
+            values = naming.fields(names["pseudonym"], names["case"], names["kept"], config.naming_case)
+            drawn = label.render(names["pseudonym"], label.text_lines(config.label_text, config.naming_template,
+                                                                      values))
+        prepared = handler.plan(path, config, names["pseudonym"], drawn)
+        record.update(stage, state=State.APPLYING, **names, format=handler.name,
                       plan=prepared.plan.to_json(), found=prepared.found)
     handler = formats.handler(record.format)
     plan = handler.plan_from_json(record.plan)
@@ -267,11 +276,12 @@ def _anonymize(config, stage, record):
     if undo is not None:
         durable.make_private_dir(undo)
     plan.apply(path, undo=undo)
-    verify(path, handler, plan, config, extra_values=name_values(stem))
+    withheld = _withheld(config, stem)
+    verify(path, handler, plan, config, extra_values=name_values(stem) + list(withheld.values()))
     for member in members:  # Samba streams, macOS metadata, ACLs: none may reach the outbox
         if fsops.strip_attributes(member):
             raise SlideRefused("the slide carries extended attributes paw cannot remove")
-    names = _output_names(config, record)
+    names = _output_names(config, record, _destination(config, record))
     digest = sha256(members, names) if config.ledger_sha256 else ""
     return names, digest
 
@@ -285,19 +295,95 @@ def _roll_back(stage, record):
     formats.plan_from_json(record.format, record.plan).rollback(path, undo)
 
 
+def _names(config, record, ledger, stem):
+    """What the slide will be called: the kept groups, the outbox folder, the case pseudonym and
+    the slide's own. They are journaled with the plan, before anything uses them; a replay
+    after a crash before that decides again, and the ledger gives the same case pseudonym for
+    the same case however often it is asked (nothing used the first slide pseudonym)."""
+    groups = naming.identifiers(config.naming_pattern, stem)
+    key = naming.case_key(groups[config.naming_case]) if config.naming_case else ""
+    if config.naming_case and not key:
+        raise NamingError(f"the file name has no value for the case group '{config.naming_case}' "
+                          "(naming.case)")
+    kept = naming.safe(groups)
+    shown = _shown_text(config, kept)
+    hidden = _hidden(config, groups)
+    what = naming.holding(shown, hidden)
+    if what:  # a kept group that also caught the case number, say: `S26-1 S26-1.svs`
+        raise NamingError(f"the output name or label would hold {what}, which paw removes from the "
+                          "slide's name; make naming.pattern's kept groups match less")
+    if not naming.holding(shown, {"the name": stem}):  # unless the output name keeps all of it
+        hidden.update({"the file's own name": value for value in name_values(stem)})
+    folder = _outbox_folder(config, record, hidden)
+    case = ledger.case_pseudonym(key, lambda: naming.new_pseudonym(config.naming_prefix)) if key else ""
+    return {"pseudonym": naming.new_pseudonym(config.naming_prefix), "kept": kept, "case": case,
+            "folder": folder}
+
+
+def _shown(config):
+    """The templates whose fields a researcher sees: the name's, and the label's if one is drawn."""
+    return (config.naming_template, config.label_text if config.replace_label else "")
+
+
+def _shown_text(config, kept):
+    """The output name and label text without their pseudonyms: only what the name gives them."""
+    values = naming.fields("", "", kept, config.naming_case)
+    lines = label.text_lines(config.label_text, config.naming_template, values) if config.replace_label else []
+    return "\n".join([naming.render(config.naming_template, values, "")] + lines)
+
+
+def _hidden(config, groups):
+    """The values of groups neither the output name nor the label shows (the case group
+    always), described: {what: value}."""
+    return {(f"the case group '{name}' (naming.case)" if name == config.naming_case else
+             f"the group '{name}' of naming.pattern"): value
+            for name, value in naming.withheld(groups, config.naming_case, *_shown(config)).items()}
+
+
+def _withheld(config, stem):
+    """The values of the name's groups that neither the output name nor the label shows."""
+    if config.naming_pattern is None or config.naming_pattern.search(stem) is None:
+        return {}
+    groups = naming.identifiers(config.naming_pattern, stem)
+    return naming.withheld(groups, config.naming_case, *_shown(config))
+
+
+def _outbox_folder(config, record, hidden):
+    """The sub-folder of the outbox the slide goes to: with outbox_layout mirror, the one it was
+    saved in under the inbox (the technician's routing: per project or requestor). A folder
+    name is not scrubbed, so one that holds a value paw removes from the slide's name (the case
+    number, a group the template leaves out, the name itself) refuses the slide."""
+    folder = os.path.dirname(record.original)
+    if config.outbox_layout == "flat" or not folder:
+        return ""
+    what = naming.holding(folder, hidden)
+    if what:
+        raise SlideRefused(f"the name of its folder in the inbox holds {what}, which paw removes from "
+                           "the slide's name; rename the folder (folder names reach the outbox as they "
+                           "are) or set outbox_layout: flat")
+    return folder
+
+
+def _destination(config, record):
+    """Where an anonymized slide goes: its outbox folder (outbox_layout mirror), or the outbox."""
+    return os.path.join(config.outbox, record.folder) if record.folder else config.outbox
+
+
 def _stem(record):
     """The original name without extension (a folder's whole name)."""
     name = os.path.basename(record.original)
     return name if record.kind == bundle.DICOM else fsops.split_ext(name)[0]
 
 
-def _output_names(config, record):
-    """The pseudonym for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
+def _output_names(config, record, destination):
+    """The output name for every member: `P.mrxs` and its folder `P`, or just `P.svs`."""
     name = os.path.basename(record.original)
     extension = "" if record.kind == bundle.DICOM else fsops.split_ext(name)[1]
     pseudonym = record.pseudonym or naming.new_pseudonym(config.naming_prefix)
-    stem = fsops.split_ext(naming.render(config.naming_template, pseudonym, record.kept, extension))[0]
-    return fsops.free_names(config.outbox, bundle.member_names(record.kind, stem, extension))
+    # A journal of an older paw has no case pseudonym: the slide's own stands in for it.
+    values = naming.fields(pseudonym, record.case or pseudonym, record.kept, config.naming_case)
+    stem = fsops.split_ext(naming.render(config.naming_template, values, extension))[0]
+    return fsops.free_names(destination, bundle.member_names(record.kind, stem, extension))
 
 
 def _quarantine_names(config, record):
@@ -309,6 +395,8 @@ def _quarantine_names(config, record):
 
 def _deliver(config, stage, record):
     folder = record.slide_folder(stage)
+    if record.status == Status.ANONYMIZED:
+        _make_folders(config.outbox, record.folder, config.outbox_mode)
     # A cross-file-system copy is built under a name made of the job's (random) id: a copy cut
     # short is recognisably paw's own.
     partial = os.path.join(record.destination, f"{PARTIAL_PREFIX}{record.job}")
@@ -331,8 +419,8 @@ def _deliver(config, stage, record):
                 fsops.remove(source)  # paw's finished cross-device copy; the source can go
                 continue
             # Not ours (a rename leaves no source behind): take another name.
-            names = _output_names(config, record) if record.status == Status.ANONYMIZED \
-                else _quarantine_names(config, record)
+            names = _output_names(config, record, record.destination) \
+                if record.status == Status.ANONYMIZED else _quarantine_names(config, record)
             record.update(stage, names=names)
             if record.sha256:
                 record.update(stage, sha256=sha256(
@@ -341,8 +429,10 @@ def _deliver(config, stage, record):
         fsops.move(source, target, partial=partial,
                    on_copied=lambda copy, i=i: record.update(
                        stage, copies={**record.copies, str(i): _inode(copy)}))
-        if record.status == Status.ANONYMIZED:
-            _inherit_group(target, record.destination)
+    if record.status == Status.ANONYMIZED:  # again after a crash: it may have come between
+        for name in record.names:
+            if os.path.lexists(os.path.join(record.destination, name)):
+                _readable(os.path.join(record.destination, name), record.destination, config.outbox_mode)
 
 
 def _inode(path):
@@ -389,20 +479,61 @@ def _refuse_links(path):
             raise SlideRefused("hard-linked file refused: editing it would also change its other names")
 
 
-def _inherit_group(path, folder):
-    """In a setgid outbox new files get the share's group; a moved file keeps its old one, so
-    paw sets it the same way (researchers read the outbox through that group). paw never
-    changes the folder itself."""
+def _modes(folder, outbox_mode=None):
+    """(file mode, folder mode) for what paw delivers into `folder`: read for group and others
+    as far as the folder lets them read (`outbox_mode` instead, when set), never write or
+    execute for them; folders also get execute where they get read, and keep a setgid bit."""
     info = os.stat(folder)
-    if not info.st_mode & 0o2000:
-        return
-    paths = [path] + [os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
-    for each in paths:
-        if os.lstat(each).st_gid != info.st_gid:
+    file_mode = outbox_mode if outbox_mode is not None else 0o600 | stat.S_IMODE(info.st_mode) & 0o044
+    folder_mode = file_mode | 0o700 | (file_mode & 0o044) >> 2 | info.st_mode & stat.S_ISGID
+    return file_mode, folder_mode
+
+
+def _make_folders(outbox, folder, outbox_mode):
+    """Create the mirror layout's sub-folders under the outbox, each readable as its parent is
+    (_modes()); paw changes the mode only of folders it creates, never of the share."""
+    parent = outbox
+    for part in [p for p in folder.split(os.sep) if p]:
+        path = os.path.join(parent, part)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise PawError(f"{path} is in the way of the outbox folder paw delivers into (it is a "
+                           "link or a file, not a folder); move it away")
+        if not os.path.isdir(path):
+            mode = _modes(parent, outbox_mode)[1]
             try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass  # made by another host just now
+            else:
+                os.chmod(path, mode)
+                durable.fsync_dir(parent)
+        parent = path
+
+
+def _readable(path, folder, outbox_mode):
+    """Give a delivered slide (every file of a delivered folder) the _modes() of its outbox
+    folder, and the folder's group when it is setgid (researchers read the outbox through that
+    group; a moved file keeps its old one). Whatever the scanner gave it (a 0600 scan, a
+    group-writable one) is not what the outbox should show."""
+    info = os.stat(folder)
+    file_mode, folder_mode = _modes(folder, outbox_mode)
+    paths = [path] + [os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
+    failed = []
+    for each in paths:
+        current = os.lstat(each)
+        if stat.S_ISLNK(current.st_mode):
+            continue  # refused before delivery; never followed
+        try:
+            if info.st_mode & stat.S_ISGID and current.st_gid != info.st_gid:
                 os.chown(each, -1, info.st_gid, follow_symlinks=False)
-            except OSError as exc:
-                log.warning("could not give %s the outbox's group: %s", os.path.basename(each), exc.strerror)
+            wanted = folder_mode if stat.S_ISDIR(current.st_mode) else file_mode
+            if stat.S_IMODE(current.st_mode) != wanted:
+                os.chmod(each, wanted)
+        except OSError as exc:
+            failed.append(exc.strerror)
+    if failed:
+        log.warning("could not give %s (%d of its files) the outbox folder's group and read "
+                    "permissions: %s", os.path.basename(path), len(failed), failed[0])
 
 
 def _row(config, record, seconds):
@@ -416,6 +547,8 @@ def _row(config, record, seconds):
         "bytes": record.size or "", "seconds": f"{seconds:.3f}",
         "error": record.reason,
         "sha256": record.sha256 if record.status == Status.ANONYMIZED else "",
+        "pseudonym": record.pseudonym, "case": record.case,
+        "folder": record.folder if record.status == Status.ANONYMIZED else "",
     }
 
 

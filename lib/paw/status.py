@@ -5,7 +5,8 @@ import json
 import os
 import time
 
-from . import attention
+from . import attention, preflight
+from .errors import LedgerUnavailable
 from .fsops import REASON_SUFFIX, reason_name
 from .inbox import Stability, find_units
 from .job import last_runs
@@ -13,6 +14,7 @@ from .ledger import open_ledger
 
 
 def collect(config):
+    problems = preflight.problems(config)
     skipped = []
     units = find_units(config.inbox, config.ignore, skipped) if os.path.isdir(config.inbox) else []
     previous = Stability(config.state_dir)
@@ -41,14 +43,21 @@ def collect(config):
     staging = os.listdir(config.staging) if os.path.isdir(config.staging) else []
     runs = last_runs(config, 200)
     successes = [r for r in runs if not r["failed"]]
-    ledger = open_ledger(config)
+    outcomes = []
     try:
-        outcomes = [{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "error")}
-                    for row in ledger.rows(last=10)]
-    finally:
-        ledger.close()
+        ledger = open_ledger(config)
+    except LedgerUnavailable as exc:
+        problems.append(str(exc))
+    else:
+        try:
+            outcomes = [{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "folder",
+                                                     "error")}
+                        for row in ledger.rows(last=10)]
+        finally:
+            ledger.close()
     held = noted["held"]
     return {
+        "problems": problems,
         "inbox": {"slides": len(units), "stable": stable, "waiting": len(units) - stable},
         "attention": {
             "skipped": [{"path": p, "reason": r} for p, r in sorted(dict(skipped).items())],
@@ -71,9 +80,12 @@ def collect(config):
 
 def status(config, as_json):
     info = collect(config)
+    code = 2 if info["problems"] else 0  # what `run` would stop with
     if as_json:
         print(json.dumps(info, indent=2))
-        return 0
+        return code
+    for problem in info["problems"]:
+        print(f"not ready: {problem}")
     inbox = info["inbox"]
     print(f"inbox: {inbox['slides']} slides ({inbox['stable']} stable, {inbox['waiting']} waiting)")
     _print_attention(info["attention"])
@@ -90,12 +102,13 @@ def status(config, as_json):
     if info["last_outcomes"]:
         print("last slides:")
     for row in info["last_outcomes"]:
-        print(f"  {row['time_utc']} {row['status']}: {row['original']} -> {row['output']}"
+        output = os.path.join(row["folder"], row["output"]) if row.get("folder") else row["output"]
+        print(f"  {row['time_utc']} {row['status']}: {row['original']} -> {output}"
               + (f" ({row['error']})" if row["error"] else ""))
     print(f"quarantine: {len(info['quarantine'])}")
     for item in info["quarantine"]:
         print(f"  {item['name']}: {item['reason'] or '(no reason recorded)'}")
-    return 0
+    return code
 
 
 def _print_attention(noted):

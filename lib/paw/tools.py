@@ -4,9 +4,9 @@ import os
 import shutil
 import sys
 
-from . import bundle, fsops
+from . import bundle, fsops, label, naming
 from .durable import partial_path
-from .errors import ExitCode, SlideRefused
+from .errors import ExitCode, NamingError, SlideRefused
 from .formats import prepare
 from .verify import name_values, verify
 
@@ -24,8 +24,12 @@ def inspect(config, files):
             continue
         print(f"  format: {handler.title} ({handler.name})")
         print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
+        name, lines = _name_and_label(config, path)
+        print(f"  output name: {name}")
         if config.replace_label:
             print(f"  drawn label: {handler.label_place or f'none ({handler.title} has no label image)'}")
+            if handler.label_place and lines:
+                print("  label text: " + " / ".join(lines))
         values = sorted({v for v in plan.removed if v.strip()})
         print(f"  identifying values found: {len(values)}")
         for value in values:
@@ -35,6 +39,25 @@ def inspect(config, files):
             print(f"    - {action}")
         print(f"    - {plan.summary()}")
     return status
+
+
+def _name_and_label(config, path):
+    """The output name and the drawn label's lines paw would give this slide, with example
+    pseudonyms (the real ones are drawn when the slide is processed; a case pseudonym is the
+    one the ledger holds for the case, or a new one)."""
+    unit = bundle.at(path.rstrip(os.sep))
+    name = os.path.basename(unit.main)
+    stem, extension = (name, "") if unit.kind == bundle.DICOM else fsops.split_ext(name)
+    try:
+        groups = naming.identifiers(config.naming_pattern, stem)
+    except NamingError as exc:
+        return f"none: {exc} (paw would quarantine it)", []
+    pseudonym = naming.new_pseudonym(config.naming_prefix)
+    case = naming.new_pseudonym(config.naming_prefix) if config.naming_case else ""
+    values = naming.fields(pseudonym, case, naming.safe(groups), config.naming_case)
+    output = naming.render(config.naming_template, values, extension)
+    note = f" (example pseudonym {pseudonym}" + (f", example case pseudonym {case})" if case else ")")
+    return output + note, label.text_lines(config.label_text, config.naming_template, values)
 
 
 def anonymize(config, files, output, dry_run):

@@ -1,16 +1,21 @@
 """The ledger: one row per slide outcome, mapping pseudonym to original.
 
 It is the re-identification key, so it lives outside the outbox and is created 0600. Every
-backend implements `Ledger`: append, has_job, mark, rows, close, and the claims (claim, heartbeat,
-release, take_over_stale, release_orphans) that only PostgreSQL needs, because only it lets
-several hosts share an inbox. CSV (csvfile.py) is the default and needs no server; PostgreSQL
-(postgres.py) is imported only when configured.
+backend implements `Ledger`: append, has_job, mark, rows, close, case_pseudonym (the case mapping,
+a key back too), and the claims (claim, heartbeat, release, take_over_stale, release_orphans)
+that only PostgreSQL needs, because only it lets several hosts share an inbox. CSV (csvfile.py)
+is the default and needs no server; PostgreSQL (postgres.py) is imported only when configured.
 """
 
 import csv
 
+# New columns go at the end: a ledger written by an older paw gets them added (csvfile.py
+# rewrites its header, postgres.py migrates the table).
 COLUMNS = ["time_utc", "job", "status", "original", "output", "format", "kept", "removed",
-           "bytes", "seconds", "error", "sha256"]
+           "bytes", "seconds", "error", "sha256",
+           "pseudonym",   # the slide's own pseudonym (the drawn label's QR code)
+           "case",        # the case pseudonym (naming.case), empty without one
+           "folder"]      # where `output` is, relative to the outbox or the quarantine
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 
@@ -43,6 +48,13 @@ class Ledger:
 
     def rows(self, last=None):
         """Every row (or the `last` ones) as dicts of COLUMNS, oldest first."""
+        raise NotImplementedError
+
+    def case_pseudonym(self, key, fresh):
+        """The case pseudonym of `key` (naming.case_key of the case group's value): the one
+        recorded for it, or else `fresh()` (a new pseudonym; called again if the one it gives
+        is already another case's), recorded durably before it is returned. Every later call,
+        in this run, a later one or on another host, returns the same pseudonym."""
         raise NotImplementedError
 
     def claim(self, original, job, stage):

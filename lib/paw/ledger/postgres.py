@@ -8,6 +8,10 @@ A slide is claimed in `paw_claims` before it leaves the inbox: the first host to
 refreshed at every step (heartbeat); a claim not refreshed for `claim_timeout_seconds` belongs
 to a host that died, and another host takes it over: it moves that staging folder into its own
 and resumes the journal. Staging therefore has to be on storage every host sees.
+
+Case pseudonyms (naming.case) are rows of `paw_cases`, unique by case key and by pseudonym;
+a host inserts its fresh pseudonym with ON CONFLICT DO NOTHING and then reads the row back,
+so two hosts seeing a case for the first time at the same moment both get the one that won.
 """
 
 import os
@@ -16,16 +20,24 @@ import socket
 from ..errors import LedgerUnavailable
 from . import COLUMNS, Ledger, csv_safe
 
-SCHEMA_VERSION = 1
-MIGRATIONS = {
+SCHEMA_VERSION = 2
+_V1_COLUMNS = ["time_utc", "status", "original", "output", "format", "kept", "removed", "bytes",
+               "seconds", "error", "sha256"]
+MIGRATIONS = {  # never edited once released: a database is at some version and goes on from it
     1: [
         f"CREATE TABLE paw_ledger (id bigserial PRIMARY KEY, "
-        f"{', '.join(c + ' text' for c in COLUMNS if c != 'job')}, job text NOT NULL UNIQUE)",
+        f"{', '.join(c + ' text' for c in _V1_COLUMNS)}, job text NOT NULL UNIQUE)",
         "CREATE TABLE paw_claims (inbox text NOT NULL, original text NOT NULL, job text NOT NULL,"
         " host text NOT NULL, stage text NOT NULL, heartbeat timestamptz NOT NULL DEFAULT now(),"
         " PRIMARY KEY (inbox, original))",
     ],
+    2: [
+        'ALTER TABLE paw_ledger ADD COLUMN pseudonym text, ADD COLUMN "case" text, ADD COLUMN folder text',
+        "CREATE TABLE paw_cases (case_key text PRIMARY KEY, pseudonym text NOT NULL UNIQUE,"
+        " created timestamptz NOT NULL DEFAULT now())",
+    ],
 }
+_COLUMNS = ", ".join(f'"{c}"' for c in COLUMNS)  # quoted: "case" is an SQL keyword
 
 
 def _one_line(exc):
@@ -59,22 +71,36 @@ class PostgresLedger(Ledger):
     # --- the ledger interface -------------------------------------------------------------------
 
     def append(self, row):
-        columns = ", ".join(COLUMNS)
         values = [csv_safe(row.get(c, "")) for c in COLUMNS]
-        self.db.execute(f"INSERT INTO paw_ledger ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+        self.db.execute(f"INSERT INTO paw_ledger ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
                         " ON CONFLICT (job) DO NOTHING", values)
 
     def has_job(self, job, since=None):
         return self.db.execute("SELECT 1 FROM paw_ledger WHERE job = %s", (job,)).fetchone() is not None
 
     def rows(self, last=None):
-        columns = ", ".join(COLUMNS)
         if last:
-            query = (f"SELECT {columns} FROM (SELECT id, {columns} FROM paw_ledger ORDER BY id DESC"
+            query = (f"SELECT {_COLUMNS} FROM (SELECT id, {_COLUMNS} FROM paw_ledger ORDER BY id DESC"
                      " LIMIT %s) AS recent ORDER BY id")
-            return [dict(zip(COLUMNS, r)) for r in self.db.execute(query, (last,)).fetchall()]
-        query = f"SELECT {columns} FROM paw_ledger ORDER BY id"
-        return [dict(zip(COLUMNS, r)) for r in self.db.execute(query).fetchall()]
+            found = self.db.execute(query, (last,)).fetchall()
+        else:
+            found = self.db.execute(f"SELECT {_COLUMNS} FROM paw_ledger ORDER BY id").fetchall()
+        # Rows of an older paw have no value in the newer columns: "" as in the CSV.
+        return [{c: "" if v is None else v for c, v in zip(COLUMNS, r)} for r in found]
+
+    def case_pseudonym(self, key, fresh):
+        import psycopg
+
+        try:
+            for _ in range(5):  # a second round only if `fresh` gave another case's pseudonym
+                row = self.db.execute("SELECT pseudonym FROM paw_cases WHERE case_key = %s", (key,)).fetchone()
+                if row:
+                    return row[0]
+                self.db.execute("INSERT INTO paw_cases (case_key, pseudonym) VALUES (%s, %s)"
+                                " ON CONFLICT DO NOTHING", (key, fresh()))
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"ledger database unreachable: {_one_line(exc)}") from None
+        raise LedgerUnavailable("paw_cases refused 5 fresh case pseudonyms in a row (all taken?)")
 
     # --- claims ---------------------------------------------------------------------------------
 
