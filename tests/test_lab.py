@@ -136,10 +136,19 @@ def test_a_group_only_the_label_shows_may_be_in_a_folder_name(lab):
 
 
 def test_the_case_value_is_searched_for_in_the_slide(lab):
-    """The case group's value leaves the name, so it must not stay in the file either."""
-    lab.write_config(extra=CASES)
-    aperio.write(os.path.join(lab.inbox, "S26-050002 A1 HE.svs"),
-                 extra_tags={305: (2, "scanner software S26-050002")})  # Software is kept
+    """The case group's value leaves the name, so it must not stay in the file either: planted
+    where no allow-list reads (tile data, searched with verify.full_scan), a case value that is
+    no identifier-like part of the name (no digit: only naming.case says it identifies) is found."""
+    import tifffile
+    lab.write_config(extra="naming:\n  pattern: '(?P<patient>[A-Za-z]+) (?P<block>[A-Z]\\d) (?P<stain>\\w+)'\n"
+                           "  case: patient\n  template: '{case}_{block}_{stain}'\nverify: {full_scan: true}\n")
+    path = os.path.join(lab.inbox, "Smithson A1 HE.svs")
+    aperio.write(path)
+    with tifffile.TiffFile(path) as tf:
+        offset = int(tf.pages[0].dataoffsets[0])
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 100)
+        fh.write(b"Smithson")
     assert lab.run() == 3
     assert "removed value is still in the file" in lab.rows()[0]["error"]
 

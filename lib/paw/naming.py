@@ -86,12 +86,12 @@ def withheld(groups, case_group, *templates):
 
 
 def holding(text, values):
-    """The description of the first value in `values` ({what: value}) that `text` (a folder
-    path, an output name) holds, compared on letters and digits only, Unicode-normalised
+    """The description of the first value in `values` ((what, value) pairs) that `text` (a
+    folder path, an output name) holds, compared on letters and digits only, Unicode-normalised
     (NFKC) and case-folded (`S26_050002` holds `s26-050002`), or None. Values with fewer than
     MIN_FOLDED letters and digits are not compared."""
     folded = _folded(text)
-    for what, value in values.items():
+    for what, value in values:
         needle = _folded(value)
         if len(needle) >= MIN_FOLDED and needle in folded:
             return what

@@ -312,8 +312,8 @@ def _names(config, record, ledger, stem):
     if what:  # a kept group that also caught the case number, say: `S26-1 S26-1.svs`
         raise NamingError(f"the output name or label would hold {what}, which paw removes from the "
                           "slide's name; make naming.pattern's kept groups match less")
-    if not naming.holding(shown, {"the name": stem}):  # unless the output name keeps all of it
-        hidden.update({"the file's own name": value for value in name_values(stem)})
+    if not naming.holding(shown, [("the name", stem)]):  # unless the output name keeps all of it
+        hidden += [("the file's own name", value) for value in name_values(stem)]
     folder = _outbox_folder(config, record, hidden)
     case = ledger.case_pseudonym(key, lambda: naming.new_pseudonym(config.naming_prefix)) if key else ""
     return {"pseudonym": naming.new_pseudonym(config.naming_prefix), "kept": kept, "case": case,
@@ -334,10 +334,10 @@ def _shown_text(config, kept):
 
 def _hidden(config, groups):
     """The values of groups neither the output name nor the label shows (the case group
-    always), described: {what: value}."""
-    return {(f"the case group '{name}' (naming.case)" if name == config.naming_case else
-             f"the group '{name}' of naming.pattern"): value
-            for name, value in naming.withheld(groups, config.naming_case, *_shown(config)).items()}
+    always), described: [(what, value)]."""
+    return [(f"the case group '{name}' (naming.case)" if name == config.naming_case else
+             f"the group '{name}' of naming.pattern", value)
+            for name, value in naming.withheld(groups, config.naming_case, *_shown(config)).items()]
 
 
 def _withheld(config, stem):
