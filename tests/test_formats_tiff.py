@@ -371,13 +371,17 @@ def test_isyntax_without_end_of_text_is_refused(tmp_path):
         prepare(str(path), OPTIONS)
 
 
-def test_ome_tiff_is_refused_not_treated_as_generic(tmp_path):
-    """OME-XML names experimenters and dates; paw has no scrubber for it yet: fail closed."""
-    from synth import tiled
+def test_ome_tiff_paw_cannot_read_is_refused_not_treated_as_generic(tmp_path):
+    """OME-XML names experimenters and dates: one ome.py cannot read (here: no Image, and a
+    stripped first image) is refused, never scrubbed as a generic TIFF."""
+    from synth import stripped, tiled
     from synth.tiffwriter import write_tiff
+    xml = ('<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/'
+           'Schemas/OME/2016-06"><Experimenter UserName="jsmith"/></OME>')
     path = str(tmp_path / "slide.ome.tif")
-    write_tiff(path, [tiled({270: (2, '<?xml version="1.0"?><OME xmlns="http://www.openmicroscopy.org/'
-                                    'Schemas/OME/2016-06"><Experimenter UserName="jsmith"/></OME>')},
-                            512, 512)])
-    with pytest.raises(Unsupported, match="OME-TIFF"):
+    write_tiff(path, [tiled({270: (2, xml)}, 512, 512)])
+    with pytest.raises(Unsupported, match="OME-XML without exactly one Image"):
+        prepare(path, OPTIONS)
+    write_tiff(path, [stripped({270: (2, xml)}, 512, 512)])
+    with pytest.raises(Unsupported, match="OME-TIFF whose first image is not tiled"):
         prepare(path, OPTIONS)

@@ -1,7 +1,7 @@
 """Every real TIFF-family sample slide through the whole job: fail closed, but not on real output.
 
 A rule that refuses real scanner output is a bug too. Each real slide in ../shared/fixtures
-(aperio/, hamamatsu/, generic-tiff/) must reach the outbox with OpenSlide seeing the same
+(aperio/, hamamatsu/, generic-tiff/, ome-tiff/) must reach the outbox with OpenSlide seeing the same
 vendor, the same levels, the same optical properties and byte-identical tiles — except the two
 that genuinely cannot be read: broken.svs is not a TIFF at all, and unopenable.tiff's tiles use
 a compression (52479) no reader knows, so paw cannot look inside them for text (OpenSlide
@@ -18,7 +18,7 @@ from conftest import shared_fixture
 
 DELIVERED = [("aperio", "cmu-1-small-region.svs"), ("aperio", "small.svs"),
              ("aperio", "unreadable.svs"), ("hamamatsu", "test3-DAPI-2-(387).ndpi"),
-             ("generic-tiff", "boxes.tiff")]
+             ("generic-tiff", "boxes.tiff"), ("ome-tiff", "CMU-1-Small-Region.bfconvert.ome.tiff")]
 QUARANTINED = [(("aperio", "broken.svs"), "not a TIFF"),
                (("generic-tiff", "unopenable.tiff"), "compression 52479")]
 OPTICS = ("openslide.vendor", "openslide.mpp-x", "openslide.mpp-y", "openslide.objective-power",

@@ -2,8 +2,8 @@
 
 Written by hand rather than with tifffile because the generators need what a general writer hides:
 exact directory order, big-endian, BigTIFF and Hamamatsu NDPI layouts, sub-directories (EXIF,
-GPS), pre-compressed payload passed through untouched, and *sparse* payload (holes in the file)
-so a 20 GB slide costs no disk. Only the tag and type codes come from paw (tifftags.py): they
+GPS; SubIFDs with their own images, as OME-TIFF pyramids), pre-compressed payload passed through
+untouched, and *sparse* payload (holes in the file) so a 20 GB slide costs no disk. Only the tag and type codes come from paw (tifftags.py): they
 are facts of the format, not code under test.
 """
 
@@ -19,13 +19,18 @@ class Image:
 
     `chunks` are payload bytes written as given; `sparse` is (count, size): that many chunks of
     that size left as holes (they read as zeros, i.e. uncompressed black pixels). `children`
-    maps a pointer tag (EXIF, GPS) to the tags of the sub-directory it points at.
+    maps a pointer tag (EXIF, GPS) to the tags of the sub-directory it points at. `subifds` are
+    Images listed by a SubIFDs tag (type LONG), written after this one's table and chained by
+    their next pointers as Bio-Formats writes them (`chain_subifds=False`: not chained, as
+    tifffile writes them).
     """
     tags: dict
     chunks: list = field(default_factory=list)
     tiled: bool = False
     sparse: tuple = None
     children: dict = field(default_factory=dict)
+    subifds: list = field(default_factory=list)
+    chain_subifds: bool = True
 
 
 def encode(typ, value, bo):
@@ -82,54 +87,71 @@ def _place_values(layout, tags, position):
     return values_at, position + position % 2
 
 
+def _place(layout, image, position):
+    """Offsets of an image's table, values and sub-directories from `position`:
+    (tags, table_at, values_at, children, subifds placed the same way), and where it ends."""
+    n_chunks = image.sparse[0] if image.sparse else len(image.chunks)
+    tags = dict(image.tags)
+    off_tag, cnt_tag = (Tag.TILE_OFFSETS, Tag.TILE_BYTE_COUNTS) if image.tiled else \
+        (Tag.STRIP_OFFSETS, Tag.STRIP_BYTE_COUNTS)
+    tags[off_tag] = tags[cnt_tag] = (layout.long, [0] * n_chunks)
+    for pointer in image.children:
+        tags[pointer] = (Type.LONG, 0)
+    if image.subifds:
+        tags[Tag.SUB_IFDS] = (Type.LONG, [0] * len(image.subifds))
+    table_at = position
+    values_at, position = _place_values(layout, tags, position + layout.table_size(len(tags)))
+    children = []
+    for pointer, child in image.children.items():
+        tags[pointer] = (Type.LONG, position)
+        child_values, end = _place_values(layout, child, position + layout.table_size(len(child)))
+        children.append((child, position, child_values))
+        position = end
+    subifds = []
+    for sub in image.subifds:
+        placed, position = _place(layout, sub, position)
+        subifds.append(placed)
+    if subifds:
+        tags[Tag.SUB_IFDS] = (Type.LONG, [p[1] for p in subifds])
+    return (tags, table_at, values_at, children, subifds), position
+
+
 def write_tiff(path, images, bigtiff=False, byteorder="<"):
     """Header, then every directory with its values (and sub-directories), then all payload."""
     layout = _Layout(bigtiff, byteorder)
     position = 16 if bigtiff else 8
-    placed = []  # (tags, table_at, values_at, [(child tags, child at, child values_at)])
+    placed = []  # (tags, table_at, values_at, [(child tags, child at, child values_at)], subifds)
     for image in images:
-        n_chunks = image.sparse[0] if image.sparse else len(image.chunks)
-        tags = dict(image.tags)
-        off_tag, cnt_tag = (Tag.TILE_OFFSETS, Tag.TILE_BYTE_COUNTS) if image.tiled else \
-            (Tag.STRIP_OFFSETS, Tag.STRIP_BYTE_COUNTS)
-        tags[off_tag] = tags[cnt_tag] = (layout.long, [0] * n_chunks)
-        for pointer in image.children:
-            tags[pointer] = (Type.LONG, 0)
-        table_at = position
-        values_at, position = _place_values(layout, tags, position + layout.table_size(len(tags)))
-        children = []
-        for pointer, child in image.children.items():
-            tags[pointer] = (Type.LONG, position)
-            child_values, end = _place_values(layout, child, position + layout.table_size(len(child)))
-            children.append((child, position, child_values))
-            position = end
-        placed.append((tags, table_at, values_at, children))
+        where, position = _place(layout, image, position)
+        placed.append(where)
 
-    chunk_offsets = []
-    for image in images:
+    def every(images, placed):  # (image, placed) of the main chain and every SubIFD, in order
+        for image, where in zip(images, placed):
+            yield image, where
+            yield from every(image.subifds, where[4])
+
+    chunk_offsets = {}
+    for image, where in every(images, placed):
+        image_id = id(where)
         if image.sparse:
             count, size = image.sparse
-            chunk_offsets.append(([position + i * size for i in range(count)], [size] * count))
+            chunk_offsets[image_id] = ([position + i * size for i in range(count)], [size] * count)
             position += count * size
         else:
             offsets = []
             for chunk in image.chunks:
                 offsets.append(position)
                 position += len(chunk)
-            chunk_offsets.append((offsets, [len(c) for c in image.chunks]))
+            chunk_offsets[image_id] = (offsets, [len(c) for c in image.chunks])
 
-    with open(path, "wb") as fh:
-        mark = b"II" if byteorder == "<" else b"MM"
-        if bigtiff:
-            fh.write(mark + struct.pack(byteorder + "HHHQ", 43, 8, 0, placed[0][1]))
-        else:
-            fh.write(mark + struct.pack(byteorder + "HI", 42, placed[0][1]))
-        for i, (image, (tags, table_at, values_at, children)) in enumerate(zip(images, placed)):
-            offsets, counts = chunk_offsets[i]
+    def write(fh, images, placed, chained):
+        for i, (image, where) in enumerate(zip(images, placed)):
+            tags, table_at, values_at, children, subifds = where
+            offsets, counts = chunk_offsets[id(where)]
             off_tag, cnt_tag = (Tag.TILE_OFFSETS, Tag.TILE_BYTE_COUNTS) if image.tiled else \
                 (Tag.STRIP_OFFSETS, Tag.STRIP_BYTE_COUNTS)
             tags[off_tag], tags[cnt_tag] = (layout.long, offsets), (layout.long, counts)
-            next_at = placed[i + 1][1] if i + 1 < len(placed) else 0
+            next_at = placed[i + 1][1] if i + 1 < len(placed) and chained else 0
             _write_directory(fh, layout, tags, table_at, values_at, next_at)
             for child, child_at, child_values in children:
                 _write_directory(fh, layout, child, child_at, child_values, 0)
@@ -137,6 +159,15 @@ def write_tiff(path, images, bigtiff=False, byteorder="<"):
                 for offset, chunk in zip(offsets, image.chunks):
                     fh.seek(offset)
                     fh.write(chunk)
+            write(fh, image.subifds, subifds, image.chain_subifds)
+
+    with open(path, "wb") as fh:
+        mark = b"II" if byteorder == "<" else b"MM"
+        if bigtiff:
+            fh.write(mark + struct.pack(byteorder + "HHHQ", 43, 8, 0, placed[0][1]))
+        else:
+            fh.write(mark + struct.pack(byteorder + "HI", 42, placed[0][1]))
+        write(fh, images, placed, True)
         fh.truncate(position)
 
 

@@ -5,9 +5,10 @@ are levels only if NewSubfileType has the reduced-image bit; there are no associ
 
 "Generic" is only for files that carry no vendor's metadata: a TIFF paw does not fully
 understand is refused, never scrubbed as generic (scrubbing drops the description a vendor
-reader needs, and paw cannot know what such a vendor hides where). Refused by name: OME-TIFF,
-Trestle (Software `MedScan`, OpenSlide's trestle reader), Huron (Make `Huron`), Argos (tag
-65000), ImageJ, PerkinElmer QPI, Indica Labs; refused by shape: a directory-0 ImageDescription
+reader needs, and paw cannot know what such a vendor hides where; OME-TIFF is ome.py's, tried
+before this module). Refused by name: Trestle (Software `MedScan`, OpenSlide's trestle
+reader), Huron (Make `Huron`), Argos (tag 65000), ImageJ, PerkinElmer QPI, Indica Labs;
+refused by shape: a directory-0 ImageDescription
 other than tifffile's own shape line, and any private tag (>= 32768) that is not image
 structure or a baseline metadata tag paw drops anyway.
 
@@ -44,8 +45,6 @@ PRIVATE = 32768
 def refused_variant(tiff):
     first = tiff.directories[0]
     description = tiff.text(first, Tag.IMAGE_DESCRIPTION)[:4096]
-    if "<OME" in description:
-        return "OME-TIFF"
     if tiff.text(first, Tag.SOFTWARE).startswith("MedScan"):
         return "Trestle TIFF"
     if tiff.text(first, Tag.MAKE).startswith("Huron"):

@@ -28,7 +28,8 @@ class Surgery:
     Vendor modules call `destroy` for directories whose image must go (label, macro), `blank`
     for one that must stay linked but lose its pixels, `drop` for tags to remove,
     `replace_ascii` for values to shorten in place and `append_label` to add the drawn label
-    (`label`, set only with `anonymize.label: replace`).
+    (`label`, set only with `anonymize.label: replace`). A kept directory's SubIFDs stay only
+    with `keep_sub_directories` (OME-TIFF pyramid levels); they are then typed like the rest.
     """
 
     def __init__(self, tiff, label=None):
@@ -40,6 +41,7 @@ class Surgery:
         self.dropped = {}          # directory index -> set of tags
         self.replaced = {}         # (directory index, tag) -> bytes
         self.found = {}            # image roles seen, for inspect and the tests
+        self.children = {}         # directory index -> its kept sub-directories (Tiff.sub_directories)
         self.plan = EditPlan()
 
     def classify(self, role):
@@ -55,6 +57,12 @@ class Surgery:
     def destroy(self, directory, why):
         self.destroyed.add(directory.index)
         self.note(f"{why} destroyed")
+
+    def keep_sub_directories(self, directory, children):
+        """Keep the sub-directories `directory`'s SubIFDs tag lists — all of them, where they
+        are, with their tiles; the vendor module types each with `keep_typed`. Without this a
+        kept SubIFDs tag refuses the slide (it would point at zeroed bytes)."""
+        self.children[directory.index] = list(children)
 
     def blank(self, directory, why):
         """Keep the directory (a vendor needs it, e.g. for metadata it carries) but zero its
@@ -100,7 +108,7 @@ class Surgery:
         """Put `data` (the same length or shorter) in place of a tag's value."""
         entry = directory.entries[tag]
         if len(data) > entry.size:
-            raise FormatError(f"directory {directory.index}: new {tag_name(tag)} would be longer")
+            raise FormatError(f"{directory.name}: new {tag_name(tag)} would be longer")
         self.replaced[(directory.index, tag)] = data
         self.plan.removed.extend(v for v in removed_values if v)
 
@@ -129,20 +137,20 @@ class Surgery:
                 self.drop(directory, tag)
             elif isinstance(rule, Numbers):
                 if not rule.accepts(entry.type, entry.count):
-                    raise FormatError(f"directory {index} {tag_name(tag)}: not {rule.label} "
+                    raise FormatError(f"{directory.name} {tag_name(tag)}: not {rule.label} "
                                       f"(type {entry.type}, count {entry.count})")
             elif isinstance(rule, Text):
                 text = c_string(self.tiff.raw_value(entry)) if entry.type == Type.ASCII else None
                 if text is None or not rule.kind.accepts(text):
                     if rule.required:
-                        raise FormatError(f"directory {index} {tag_name(tag)}: not {rule_name(rule)}")
+                        raise FormatError(f"{directory.name} {tag_name(tag)}: not {rule_name(rule)}")
                     self.drop(directory, tag, f" (not {rule_name(rule)})")
             elif isinstance(rule, Blob) and rule.what == "jpeg-tables":
                 self._jpeg_tables(directory, entry)
             elif isinstance(rule, Blob) and rule.what == "icc":
                 self._icc(directory, entry)
             elif isinstance(rule, Vendor):
-                raise FormatError(f"directory {index} {tag_name(tag)}: the vendor module left it unread")
+                raise FormatError(f"{directory.name} {tag_name(tag)}: the vendor module left it unread")
             else:
                 self.drop(directory, tag)
 
@@ -153,7 +161,7 @@ class Surgery:
         try:
             found = jpeg.segments(data)
         except FormatError:
-            raise FormatError(f"directory {directory.index} JPEGTables: not a JPEG table stream") from None
+            raise FormatError(f"{directory.name} JPEGTables: not a JPEG table stream") from None
         kept = [data[at - 4:at + length] for marker, at, length in found if marker in jpeg.TABLES]
         new = b"\xff\xd8" + b"".join(kept) + b"\xff\xd9"
         if new != data:
@@ -199,20 +207,26 @@ class Surgery:
         plan.writes.append((tiff.first_pointer_at, self._pack_offset(kept[0].offset)))
         for position, directory in enumerate(kept):
             next_offset = kept[position + 1].offset if position + 1 < len(kept) else appended_at
-            table, values = self._rewrite(directory, next_offset)
-            plan.writes.append((directory.offset, table))
-            plan.writes.extend(values)
-            protected.append((directory.offset, len(table)))
-            protected.extend((o, len(b)) for o, b in values)
-            for tag, entry in directory.entries.items():
-                if tag in self.dropped.get(directory.index, ()) or entry.inline:
-                    continue
-                if (directory.index, tag) not in self.replaced:
-                    protected.append((entry.value_offset, entry.size))
-                    if tag in LAYOUT:
-                        layout.append((entry.value_offset, entry.size))
-            (blanked if directory.index in self.blanked else kept_data).append(
-                tiff.data_ranges(directory))
+            children = self.children.get(directory.index, [])
+            if Tag.SUB_IFDS in directory.entries and Tag.SUB_IFDS not in self.dropped.get(directory.index, ()) \
+                    and not children:
+                raise FormatError(f"{directory.name}: SubIFDs kept without its sub-directories")
+            # Sub-directories keep their own next pointers (their chain is the SubIFDs order).
+            for table_of, next_at in [(directory, next_offset)] + [(c, c.next_offset) for c in children]:
+                table, values = self._rewrite(table_of, next_at)
+                plan.writes.append((table_of.offset, table))
+                plan.writes.extend(values)
+                protected.append((table_of.offset, len(table)))
+                protected.extend((o, len(b)) for o, b in values)
+                for tag, entry in table_of.entries.items():
+                    if tag in self.dropped.get(table_of.index, ()) or entry.inline:
+                        continue
+                    if (table_of.index, tag) not in self.replaced:
+                        protected.append((entry.value_offset, entry.size))
+                        if tag in LAYOUT:
+                            layout.append((entry.value_offset, entry.size))
+                (blanked if table_of.index in self.blanked else kept_data).append(
+                    tiff.data_ranges(table_of))
         kept_spans = ranges.merge(*kept_data)
         protected_spans = ranges.merge(protected, ranges.from_spans(kept_spans))
         for directory in tiff.directories:
@@ -228,6 +242,7 @@ class Surgery:
         # paw could not type repeats the kept one of another directory; a drawn Ventana label
         # is described `Label_Image` like the old one) is not searched for: kept text is typed,
         # and the residual audit explains every character of it.
+        kept += [c for d in kept for c in self.children.get(d.index, [])]
         kept_text = [tiff.value(d, tag) for d in kept for tag, e in d.entries.items()
                      if e.type == Type.ASCII and tag not in self.dropped.get(d.index, ())
                      and (d.index, tag) not in self.replaced]
@@ -259,7 +274,7 @@ class Surgery:
                 entries.append(head + entry.raw[-slot:])
                 value_writes.append((entry.value_offset, new))
         if not entries:
-            raise FormatError(f"directory {directory.index} would be left empty")
+            raise FormatError(f"{directory.name} would be left empty")
         count = struct.pack(tiff.bo + tiff.count_code, len(entries))
         table = count + b"".join(entries) + self._pack_offset(next_offset)
         if tiff.ndpi:

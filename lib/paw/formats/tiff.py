@@ -7,6 +7,10 @@ as numpy arrays.
 
 The parser is deliberately strict and bounded, because slides arrive from outside: IFD loops,
 offsets past EOF and absurd counts raise `FormatError` with a one-line reason.
+
+Directories a SubIFDs tag lists (Adobe TIFF Technical Note 1; OME-TIFF keeps its pyramid levels
+there) are read only when a vendor asks (`sub_directories`): every other vendor drops the tag,
+and whatever it pointed to is zeroed with the other unreferenced bytes.
 """
 
 import struct
@@ -20,6 +24,7 @@ from .tifftags import (BIG_MAGIC, CLASSIC_MAGIC, INTEGER_ARRAYS, RATIONALS, STRI
 MAX_DIRECTORIES = 1024       # no scanner writes more; a longer chain is hostile
 MAX_ENTRIES = 1024           # per directory
 MAX_VALUE_BYTES = 256 << 20  # one tag value (tile offset arrays of a 20 GB slide are < 2 MiB)
+MAX_SUB_DIRECTORIES = 64     # per directory: pyramid levels (a 1 TB slide has ~ 20)
 
 
 @dataclass
@@ -37,11 +42,13 @@ class Entry:
 
 @dataclass
 class Directory:
-    index: int
+    index: int                  # main chain: its position; a sub-directory: a number after them
     offset: int                 # where the entry count starts
     entries: dict               # tag -> Entry, in file order
     table_size: int             # count field + entries + next pointer
     next_offset: int
+    name: str = ""              # how reasons name it: "directory 2", "directory 0 SubIFD 1"
+    parent: int = None          # a sub-directory: the index of the directory listing it
 
 
 class Tiff:
@@ -72,6 +79,7 @@ class Tiff:
         else:
             raise FormatError(f"not a TIFF file (magic number {magic})")
         self.directories = self._walk_chain(first)
+        self._sub_directories = {}
 
     def _layout(self):
         big = self.bigtiff
@@ -143,10 +151,49 @@ class Tiff:
         if next_offset >= self.size:
             raise FormatError(f"directory {index} points past the end of the file")
         size = csize + len(table) + len(high) if self.ndpi else csize + len(table)
-        directory = Directory(index, offset, entries, size, next_offset)
+        directory = Directory(index, offset, entries, size, next_offset, f"directory {index}")
         if self.first_directory is None and self.ndpi and Tag.NDPI_FORMAT_FLAG in entries:
             self.first_directory = directory
         return directory
+
+    def sub_directories(self, directory):
+        """The directories `directory`'s SubIFDs tag lists, in its order (empty without one).
+
+        Only the layout writers use is read: the listed directories are tables of their own,
+        not in the main chain, without SubIFDs of their own, and chained (if at all) by their
+        next pointers in the order the tag lists them (Bio-Formats chains them, tifffile does
+        not). Anything else — a loop, a next pointer leading elsewhere, a nested SubIFDs tag —
+        raises FormatError: a sub-directory reachable one way and not another is a hiding place
+        one reader sees and another does not."""
+        if directory.index in self._sub_directories:
+            return self._sub_directories[directory.index]
+        entry = directory.entries.get(Tag.SUB_IFDS)
+        if entry is None:
+            return []
+        if self.ndpi or entry.type not in INTEGER_ARRAYS or entry.type == Type.SHORT:
+            raise FormatError(f"{directory.name}: SubIFDs is not a list of offsets")
+        if not 0 < entry.count <= MAX_SUB_DIRECTORIES:
+            raise FormatError(f"{directory.name}: SubIFDs lists {entry.count} directories")
+        offsets = [int(o) for o in self._integers(entry, directory)]
+        main = {d.offset for d in self.directories}
+        known = {d.offset for children in self._sub_directories.values() for d in children}
+        if len(set(offsets)) != len(offsets) or main.intersection(offsets) or known.intersection(offsets):
+            raise FormatError(f"{directory.name}: SubIFDs lists a directory twice")
+        base = len(self.directories) + sum(len(c) for c in self._sub_directories.values())
+        children = []
+        for position, offset in enumerate(offsets):
+            if not 0 < offset < self.size:
+                raise FormatError(f"{directory.name}: SubIFDs points past the end of the file")
+            child = self.read_directory(offset, base + position)
+            child.name, child.parent = f"{directory.name} SubIFD {position + 1}", directory.index
+            following = offsets[position + 1] if position + 1 < len(offsets) else 0
+            if child.next_offset not in (0, following):
+                raise FormatError(f"{child.name}: its next pointer leads outside the SubIFDs list")
+            if Tag.SUB_IFDS in child.entries:
+                raise FormatError(f"{child.name}: has SubIFDs of its own")
+            children.append(child)
+        self._sub_directories[directory.index] = children
+        return children
 
     def fix_offset(self, directory_offset, offset, tag=None):
         """NDPI stores 32-bit offsets; OpenSlide restores the high bits as the largest value

@@ -10,7 +10,7 @@ It collects what a reader or a person could see outside the tile payload —
 - every tag (one not on the vendor's table is a problem); every ASCII/BYTE/UNDEFINED value, all
   of its bytes (text after a NUL included); numeric tags must have a numeric type and count;
 - the vendor texts: the Aperio description item by item, NDPI's properties line by line, the
-  Philips/Ventana/Leica XML element by element and attribute by attribute (parsed with expat,
+  Philips/Ventana/Leica/OME XML element by element and attribute by attribute (parsed with expat,
   comments and processing instructions kept so they can be refused), level descriptions;
 - JPEGTables segment by segment, ICC profiles field by field and text tag by text tag;
 - printable runs (six or more ASCII or UTF-16 characters) in every other referenced byte that is
@@ -43,18 +43,19 @@ def binary_text(data):
     return [m.start() for m in _ASCII_RUN.finditer(data)] + [m.start() for m in _UTF16_RUN.finditer(data)]
 
 
-def audit(tf, vendor, options, drawn, payload):
+def audit(tf, vendor, options, drawn, pages, payload):
     """Problems with what is left in the TIFF `tf` (a tifffile.TiffFile of the output; one line
-    each), empty if all is explained. `drawn` are directories paw appended (the drawn label),
-    `payload` each directory's (offset, length) image data spans as stored."""
+    each), empty if all is explained. `pages` are (where, page) for every directory, SubIFDs
+    included (tiffhandler.every_page: where is the index in the main chain, or "0 SubIFD 1"),
+    `drawn` the directories paw appended (the drawn label), `payload` each page's (offset,
+    length) image data spans as stored."""
     problems = []
     with open(tf.filehandle.path, "rb") as fh:
         fd = fh.fileno()
-        pages = list(tf.pages)
-        for index, page in enumerate(pages):
+        for index, page in pages:
             problems += _directory(fd, tf, vendor, page, index, options, index in drawn)
         images = ((f"directory {index}", int(page.compression), spans, getattr(vendor, "STRIP_COMMENTS", None))
-                  for index, (page, spans) in enumerate(zip(pages, payload)))
+                  for (index, page), spans in zip(pages, payload))
         problems += tileheaders.problems(fd, images, options.full_scan)
     return problems
 
@@ -263,6 +264,18 @@ def _leica_description(vendor, raw, where, index, page, options, drawn):
                         element_namespaces=vendor.NAMESPACES)
 
 
+def _ome_description(vendor, raw, where, index, page, options, drawn):
+    if index != 0:
+        return [f"{where}: only directory 0 may have a description"]
+    try:
+        text = _text(raw, where)
+    except _Unexplained as exc:
+        return [str(exc)]
+    return xml_problems(text, where, vendor.ELEMENTS, vendor.DECLARATION,
+                        namespaces={None: (vendor.SCHEMA,), "xsi": (vendor.XSI,)},
+                        element_namespaces=(vendor.SCHEMA,))
+
+
 EXPLAINERS = {
     "aperio description": _aperio_description,
     "ndpi properties": _ndpi_properties,
@@ -270,6 +283,7 @@ EXPLAINERS = {
     "ventana description": _ventana_description,
     "ventana xmp": _ventana_xmp,
     "leica description": _leica_description,
+    "ome description": _ome_description,
 }
 
 

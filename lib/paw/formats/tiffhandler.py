@@ -1,5 +1,5 @@
-"""The TIFF family as one Handler: Aperio, Hamamatsu NDPI, Leica SCN, Philips TIFF, Ventana BIF
-and generic tiled TIFF, each a vendor table on the shared parser (tiff.py) and surgery
+"""The TIFF family as one Handler: Aperio, Hamamatsu NDPI, Leica SCN, Philips TIFF, Ventana BIF,
+OME-TIFF and generic tiled TIFF, each a vendor table on the shared parser (tiff.py) and surgery
 (surgery.py).
 
 A vendor module provides:
@@ -20,7 +20,7 @@ Before anything is written, the header segments of a sample of tiles of every ke
 walked (tileheaders.py): text there refuses the slide while it is still as the scanner wrote it.
 
 Verification here is independent of the writer: the file is re-read with tifffile (not paw's
-parser), the vendor is re-detected, the kept image payload and its tile tables must be exactly
+parser; every directory of the main chain and the SubIFDs each lists), the vendor is re-detected, the kept image payload and its tile tables must be exactly
 where they were, every byte tifffile does not see referenced (header, directories, tag values,
 kept payload) must be zero — that is where destroyed label and macro pixels were — and the
 residual audit (tiffaudit.py) must explain every text left.
@@ -33,14 +33,14 @@ import numpy as np
 from .. import ranges
 from ..errors import FormatError, Unsupported
 from ..sparse import first_nonzero
-from . import aperio, generic, leica, ndpi, philips, tileheaders, ventana
+from . import aperio, generic, leica, ndpi, ome, philips, tileheaders, ventana
 from .base import Handler, Prepared
 from .edits import EditPlan
 from .surgery import Surgery
 from .tiff import Tiff
 from .tifftags import LAYOUT, Tag
 
-VENDORS = (ndpi, aperio, leica, philips, ventana, generic)
+VENDORS = (ndpi, aperio, leica, philips, ventana, ome, generic)
 
 
 def vendor_of(tiff):
@@ -89,8 +89,8 @@ class TiffHandler(Handler):
         for directory in tiff.directories:
             if directory.index in surgery.destroyed or directory.index in surgery.blanked:
                 continue
-            yield (f"directory {directory.index}", tiff.number(directory, Tag.COMPRESSION, 1),
-                   tiff.data_ranges(directory), comments)
+            for image in [directory, *surgery.children.get(directory.index, ())]:
+                yield (image.name, tiff.number(image, Tag.COMPRESSION, 1), tiff.data_ranges(image), comments)
 
     def check(self, path, plan, options):
         import tifffile
@@ -98,16 +98,16 @@ class TiffHandler(Handler):
         from . import tiffaudit
         try:
             with tifffile.TiffFile(path, is_ndpi=self.vendor is ndpi) as tf:
-                payload, drawn = [], set()
-                for i, page in enumerate(tf.pages):
-                    payload.append(_payload(tf, page, i))
+                pages, payload, drawn = every_page(tf), [], set()
+                for where, page in pages:
+                    payload.append(_payload(tf, page, where))
                     if plan.added and ranges.covers(plan.added, payload[-1]):
-                        drawn.add(i)
+                        drawn.add(where)
                 problems = self.vendor.check(tf, options, drawn)
-                problems += _placement(path, plan, payload, *_structure(tf))
+                problems += _placement(path, plan, payload, *_structure(tf, pages))
                 if problems:
                     return problems
-                return tiffaudit.audit(tf, self.vendor, options, drawn, payload)
+                return tiffaudit.audit(tf, self.vendor, options, drawn, pages, payload)
         except FormatError as exc:
             return [str(exc)]
         except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
@@ -137,6 +137,20 @@ def _placement(path, plan, payload, structure, layout):
     return []
 
 
+def every_page(tf):
+    """(where, page) for every directory tifffile reads: the main chain (where: its index), then
+    after each page the SubIFDs it lists (where: "0 SubIFD 1"), read the way tifffile reads a
+    pyramid's levels (OME-TIFF)."""
+    import tifffile
+    pages = []
+    for index, page in enumerate(tf.pages):
+        pages.append((index, page))
+        for level, offset in enumerate(page.subifds or (), 1):
+            tf.filehandle.seek(offset)
+            pages.append((f"{index} SubIFD {level}", tifffile.TiffPage(tf, index=(index, level))))
+    return pages
+
+
 def _payload(tf, page, index):
     """(offset, length) of a page's strips or tiles as stored in the file.
 
@@ -153,13 +167,13 @@ def _payload(tf, page, index):
     return ranges.array(np.column_stack((np.asarray(offsets, np.int64), np.asarray(counts, np.int64))))
 
 
-def _structure(tf):
+def _structure(tf, pages):
     """(offset, length) of the header, every directory and every out-of-line tag value; and,
     separately, of the strip/tile offset and byte-count arrays."""
     fmt = tf.tiff
     ndpi_layout = tf.is_ndpi  # 8-byte header pointer and next pointers, then 4 high bytes per entry
     structure, layout = [(0, 16 if fmt.version == 43 else 12 if ndpi_layout else 8)], []
-    for page in tf.pages:
+    for _, page in pages:
         n = len(page.tags)
         structure.append((page.offset, fmt.tagnosize + n * fmt.tagsize
                           + (8 + 4 * n if ndpi_layout else fmt.offsetsize)))
