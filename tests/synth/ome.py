@@ -93,7 +93,8 @@ def write(path, width=1024, height=768, label=True, macro=True, xml=None, tags=N
           label_image=None, extra_images=(), bigtiff=False, byteorder="<", levels=2, chain=True,
           file_uuid=None, sparse=False):
     """Write a synthetic OME-TIFF slide scan; return the planted identifiers. `xml(file_uuid,
-    images)` may replace the document (images: the default Image elements); `tags` go into
+    images)` may replace the document (text, or bytes written as they are; images: the default
+    Image elements); `tags` go into
     directory 0, `sub_tags` into every SubIFD; `label_image` replaces the label directory;
     `extra_images` are appended to the chain."""
     file_uuid = file_uuid or f"urn:uuid:{uuid.uuid4()}"
@@ -110,7 +111,7 @@ def write(path, width=1024, height=768, label=True, macro=True, xml=None, tags=N
         directories.append(stripped({Tag.IMAGE_DESCRIPTION: (Type.ASCII, IMAGEJ)}, 600, 200))
         ifd += 1
     text = xml(file_uuid, images) if xml else ome_xml(images, file_uuid)
-    first_tags = {Tag.IMAGE_DESCRIPTION: (Type.ASCII, text.encode("utf-8")),
+    first_tags = {Tag.IMAGE_DESCRIPTION: (Type.ASCII, text if isinstance(text, bytes) else text.encode()),
                   Tag.DATE_TIME: (Type.ASCII, DATETIME), Tag.ARTIST: (Type.ASCII, OPERATOR),
                   **(tags or {})}
     level0 = pyramid(width, height, first_tags, sub_tags, levels, chain, sparse)

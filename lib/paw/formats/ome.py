@@ -200,16 +200,18 @@ def _description(tiff, directory):
 
 
 def is_ome(description):
-    """tifffile's rule (TiffPage.is_ome): the description (bytes) ends with `OME>`."""
-    return description.rstrip(b"\0")[-10:].strip().endswith(b"OME>")
+    """tifffile's rule (TiffPage.is_ome): the description (bytes, up to its NUL) ends with `OME>`."""
+    return description.split(b"\0", 1)[0][-10:].strip().endswith(b"OME>")
 
 
 def refused_variant(tiff):
     first = tiff.directories[0]
     description = _description(tiff, first)
-    if (b"<OME" in description[:4096] or is_ome(description)) and not detect(tiff):
+    if not (b"<OME" in description[:4096] or is_ome(description)) or detect(tiff):
+        return None
+    if not tiff.is_tiled(first):
         return "OME-TIFF whose first image is not tiled (OpenSlide cannot read it either)"
-    return None
+    return "OME-XML that does not end with its OME element (tifffile and Bio-Formats would not read it)"
 
 
 def detect(tiff):

@@ -256,7 +256,7 @@ class Tiff:
         if entry is None:
             return ""
         if entry.type != Type.ASCII:
-            raise FormatError(f"directory {directory.index}: {tag_name(tag)} is not text")
+            raise FormatError(f"{directory.name}: {tag_name(tag)} is not text")
         return self.value(directory, tag)
 
     def number(self, directory, tag, default=None):
@@ -265,7 +265,7 @@ class Tiff:
         if entry is None:
             return default
         if entry.type in (Type.ASCII, Type.UNDEFINED) or entry.count != 1:
-            raise FormatError(f"directory {directory.index}: {tag_name(tag)} is not a single number")
+            raise FormatError(f"{directory.name}: {tag_name(tag)} is not a single number")
         value = self.values(entry)
         return value[0] / value[1] if entry.type in RATIONALS and value[1] else value[0]
 
