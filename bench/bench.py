@@ -85,10 +85,13 @@ def _synthetic(vendor, path, side):
     elif vendor == "czi":   # Gray8 subblocks of 1024x1024 (1 MiB each), pixel data as holes
         from synth import czi
         czi.write_sparse(path, max(1, 3 * side * side >> 20))
+    elif vendor == "ome":   # bfconvert's layout: levels down to one tile in SubIFDs, label, macro
+        from synth import ome
+        ome.write(path, side, side, sparse=True, bigtiff=big, levels=max(1, (side // 256).bit_length() - 1))
 
 
 EXTENSIONS = {"aperio": ".svs", "ndpi": ".ndpi", "philips": ".tiff", "ventana": ".bif", "leica": ".scn",
-              "czi": ".czi"}
+              "czi": ".czi", "ome": ".ome.tiff"}
 
 
 def bench_sizes(repeat, sizes, vendors):

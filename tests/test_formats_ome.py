@@ -194,6 +194,26 @@ def test_destroyed_directory_before_kept_planes_renumbers_tiff_data(tmp_path):
         assert tf.series[0].shape == (3, 768, 1024)
 
 
+def test_ome_tiff_written_by_tifffile_is_delivered(tmp_path):
+    """Another writer's layout: SubIFDs typed IFD and not chained, a time-based (uuid1) UUID, the
+    image named by the caller, a stripped label series; its own reader sees one series after."""
+    import numpy as np
+    path = str(tmp_path / "tf.ome.tif")
+    data = (np.arange(768 * 1024 * 3, dtype=np.uint32) % 251).astype(np.uint8).reshape(768, 1024, 3)
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        options = {"tile": (256, 256), "compression": "zlib", "photometric": "rgb"}
+        tw.write(data, subifds=2, metadata={"axes": "YXS", "Name": f"{ACCESSION} {PATIENT}",
+                                            "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25}, **options)
+        tw.write(data[::2, ::2], subfiletype=1, **options)
+        tw.write(data[::4, ::4], subfiletype=1, **options)
+        tw.write(data[:200, :300], metadata={"Name": "label image"}, photometric="rgb")
+    result, reason, plan = outcome(path, extra=[ACCESSION, PATIENT])
+    assert result == "delivered", reason
+    with tifffile.TiffFile(path) as tf:
+        assert [(s.name, len(s.levels)) for s in tf.series] == [("Baseline", 3)]
+        assert (tf.series[0].levels[2].asarray() == data[::4, ::4]).all()  # tifffile decodes these
+
+
 def test_plan_round_trips_through_the_journal(tmp_path):
     from paw import formats
     path = str(tmp_path / "scan.ome.tiff")

@@ -449,7 +449,7 @@ def plan(tiff, surgery, options):
     scrub = Scrub(found, kept.element, new_index)
     text = xmltext.splice(found.text, scrub.edits)
     removed = scrub.removed + [p.decode("latin-1") for p in raw.split(b"\0")[1:] if p.strip(b"\0")]
-    surgery.replace_ascii(first, Tag.IMAGE_DESCRIPTION, text, [r for r in removed if r.strip()], codec)
+    surgery.replace_ascii(first, Tag.IMAGE_DESCRIPTION, text, [r for r in removed if _searched(r)], codec)
     for name in dict.fromkeys(scrub.names):
         surgery.note(name)
     if scrub.unknown:
@@ -457,6 +457,15 @@ def plan(tiff, surgery, options):
     for directory in tiff.directories:
         if directory.index in kept_ifds:
             surgery.keep_typed(directory, TAGS)
+
+
+def _searched(value):
+    """Whether verification should search for a removed value: not for numbers, ids and
+    booleans of cut elements (a destroyed label's `Pixels:1`, `387`, `false` identify nobody and
+    each needle costs a pass over the destroyed images' zeroed bytes)."""
+    value = value.strip()
+    return bool(value) and not (_NUMBER.accepts(value) or _BOOL.accepts(value)
+                                or re.fullmatch(r"[A-Za-z]+:\d+(?::\d+)*", value))
 
 
 def _drop_description(surgery, directory):
