@@ -338,6 +338,17 @@ def test_required_value_with_a_name_refuses_the_slide(tmp_path, attribute, value
     assert result == "quarantined" and attribute in reason and ("Pixels" in reason or "Image 0" in reason)
 
 
+@pytest.mark.parametrize("attribute", ["SizeC", "DimensionOrder"])
+def test_pixels_without_a_required_attribute_refuse_the_slide(tmp_path, attribute):
+    """Cutting an unknown attribute must not leave Pixels without what readers need (tifffile's
+    OME reader fails without SizeC): a Pixels without it is refused, naming it."""
+    path = str(tmp_path / "scan.ome.tiff")
+    old = {"SizeC": ' SizeC="3"', "DimensionOrder": ' DimensionOrder="XYCZT"'}[attribute]
+    synth.write(path, xml=_xml_with(old, old.replace(attribute, "Owner").encode()))
+    result, reason, _ = outcome(path)
+    assert result == "quarantined" and f"Pixels without {attribute}" in reason
+
+
 def test_pixels_inside_the_xml_refuse_the_slide(tmp_path):
     path = str(tmp_path / "scan.ome.tiff")
     synth.write(path, xml=_xml_with("<Plane ", b'<BinData BigEndian="false" Length="8">T0tPTktXTw==</BinData><Plane '))
@@ -694,3 +705,57 @@ def test_audit_catches_a_description_a_broken_scrubber_leaves_in_a_subifd(tmp_pa
     plan.apply(path)
     problems = handler.check(path, plan, OPTIONS)
     assert "directory 0 SubIFD 1 ImageDescription: only directory 0 may have a description" in problems
+
+
+def test_huge_plane_count_is_refused_without_counting(tmp_path):
+    path = str(tmp_path / "scan.ome.tiff")
+    synth.write(path, xml=_xml_with('IFD="0" PlaneCount="1"', b'IFD="0" PlaneCount="999999999999"'))
+    result, reason, _ = outcome(path)
+    assert result == "quarantined" and "refers to directories that do not exist" in reason
+
+
+def test_mutated_ome_tiff_is_refused_or_clean(tmp_path):
+    """Random overwrites of the structure and the OME-XML of a synthetic conversion (bytes, and
+    planted names at random places): each ends refused with a one-line reason, or verified with
+    no planted name outside the kept tiles; never an exception of another kind."""
+    import random
+
+    from paw import formats
+    from paw.errors import SlideRefused
+    from paw.verify import verify
+    source = str(tmp_path / "source.ome.tiff")
+    planted = [v for v in synth.write(source) if len(v) >= 6]
+    with tifffile.TiffFile(source) as tf:
+        structure_end = min(int(tf.pages[0].dataoffsets[0]), *(int(p.dataoffsets[0]) for p in tf.pages))
+    with open(source, "rb") as fh:
+        original = fh.read()
+    rng = random.Random(19)
+    outcomes = {"refused": 0, "clean": 0}
+    for trial in range(120):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(structure_end)
+            if rng.random() < 0.6:
+                data[at:at + 4] = rng.randbytes(4)
+            else:
+                value = rng.choice(planted).encode()
+                data[at:at + len(value)] = value
+        path = str(tmp_path / f"m{trial}.ome.tiff")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        try:
+            handler = formats.identify(path)
+            plan = handler.plan(path, OPTIONS).plan
+            plan.apply(path)
+            verify(path, handler, plan, OPTIONS, extra_values=planted)
+        except SlideRefused as exc:
+            assert "\n" not in str(exc) and not any(v in str(exc) for v in planted), trial
+            outcomes["refused"] += 1
+            continue
+        with open(path, "rb") as fh:
+            result = bytearray(fh.read())
+        for offset, length in plan.kept_data:
+            result[offset:offset + length] = bytes(length)
+        assert not [v for v in planted if v.encode() in result or v.encode("utf-16-le") in result], trial
+        outcomes["clean"] += 1
+    assert outcomes["refused"] and outcomes["clean"], outcomes

@@ -165,6 +165,8 @@ ELEMENTS = {
                          "DeltaTUnit": TIME_UNITS, "ExposureTime": _NUMBER, "ExposureTimeUnit": TIME_UNITS},
                         required=frozenset({"TheZ", "TheT", "TheC", "DeltaTUnit", "ExposureTimeUnit"})),
 }
+# What the schema requires of Pixels (and readers need: tifffile fails without SizeC).
+PIXELS_PRESENT = ("ID", "DimensionOrder", "Type", "SizeX", "SizeY", "SizeZ", "SizeC", "SizeT")
 # Elements that mean the pixels are not (all) in this file: refused, never cut.
 REFUSED = {"BinData": "pixel data inside the XML (BinData)",
            "MetadataOnly": "an image without pixel data (MetadataOnly)",
@@ -262,13 +264,13 @@ def _number(element, attribute, default, what):
 class Image:
     """One Image element: its Pixels, the main-chain directories its TiffData name, its role."""
 
-    def __init__(self, element, position, own_uuid):
+    def __init__(self, element, position, own_uuid, directories):
         self.element, self.position = element, position
         what = f"Image {position}"
         self.pixels = _one(element, "Pixels", what)
-        for child in self.pixels.children:
-            if child.name in REFUSED:
-                raise Unsupported(f"format not supported yet: OME-TIFF with {REFUSED[child.name]}")
+        for name in PIXELS_PRESENT:
+            if self.pixels.get(name) is None:
+                raise FormatError(f"OME-XML {what} Pixels without {name}")
         self.size = (_number(self.pixels, "SizeX", 0, what), _number(self.pixels, "SizeY", 0, what))
         channels = _children(self.pixels, "Channel")
         samples = _number(channels[0], "SamplesPerPixel", 1, what) if channels else 1
@@ -285,6 +287,8 @@ class Image:
             if tiff_data.get("PlaneCount") is None and len(self.tiff_data) > 1:
                 raise FormatError(f"OME-XML {what}: TiffData without PlaneCount")
             count = _number(tiff_data, "PlaneCount", planes, what)
+            if first + count > directories:
+                raise FormatError(f"OME-XML {what} refers to directories that do not exist")
             self.ifds += range(first, first + count)
         name = element.get("Name", "")
         match = ASSOCIATED.fullmatch(name)
@@ -303,9 +307,7 @@ class Scrub:
         for span in document.extra:
             self._cut(span)
             self.names.append("comments or text outside the elements")
-        root = document.root
-        self.own_uuid = root.get("UUID")
-        self._element(root, kept)
+        self._element(document.root, kept)
 
     def _cut(self, span):
         self.edits.append(xmltext.delete(span))
@@ -396,11 +398,8 @@ def plan(tiff, surgery, options):
     if _children(root, "BinaryOnly"):
         raise Unsupported(f"format not supported yet: OME-TIFF with {REFUSED['BinaryOnly']}")
     own = root.get("UUID")
-    images = [Image(element, n, own) for n, element in enumerate(_children(root, "Image"))]
-    count = len(tiff.directories)
-    for image in images:
-        if any(not 0 <= ifd < count for ifd in image.ifds):
-            raise FormatError(f"OME-XML Image {image.position} refers to directories that do not exist")
+    images = [Image(element, n, own, len(tiff.directories))
+              for n, element in enumerate(_children(root, "Image"))]
     kept = [image for image in images if 0 in image.ifds]
     if len(kept) != 1:
         raise FormatError("OME-XML without exactly one Image in directory 0")
@@ -454,7 +453,7 @@ def plan(tiff, surgery, options):
         surgery.note(name)
     if scrub.unknown:
         surgery.count_note("unknown XML attributes or elements removed", scrub.unknown)
-    for directory in tiff.directories:
+    for directory in tiff.directories:  # after directory 0's description was replaced
         if directory.index in kept_ifds:
             surgery.keep_typed(directory, TAGS)
 
