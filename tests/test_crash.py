@@ -104,6 +104,7 @@ SLIDES = {  # format: (generator, name in the inbox)
     "dicom": ("dicom", "S26-5 A1 HE"), "isyntax": ("isyntax", "S26-6 A1 HE.isyntax"),
     "ventana-label": ("ventana", "S26-7 A1 HE.bif"), "czi": ("czi", "S26-12 A1 HE.czi"),
     "vsi": ("vsi", "S26-13 A1 HE.vsi"), "dicom-export": ("dicom", "S26-14 A1 HE"),
+    "ome": ("ome", "S26-15 A1 HE.ome.tiff"),
 }
 
 

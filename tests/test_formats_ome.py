@@ -110,6 +110,14 @@ def test_real_ome_tiff_reaches_the_outbox_with_its_pyramid_and_without_its_metad
     assert "StructuredAnnotations" in row["removed"] and "AcquisitionDate" in row["removed"]
 
 
+def test_real_ome_tiff_passes_the_full_scan(tmp_path):
+    """verify.full_scan walks every tile of every level (their JPEG headers) and searches the
+    whole file, tiles included, for the removed values."""
+    path = copy_fixture(tmp_path, "slide.ome.tiff")
+    result, reason, plan = outcome(path, FULL, extra=FIXTURE_VALUES)
+    assert result == "delivered", reason
+
+
 @needs_bioformats
 def test_bioformats_reads_the_real_file_as_before_minus_its_metadata(tmp_path):
     path = copy_fixture(tmp_path, "slide.ome.tiff")  # Bio-Formats prints the file's path
