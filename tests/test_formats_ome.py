@@ -453,17 +453,31 @@ TAG_PLACES = {
 }
 
 
+def _two_planes(plane_tags=None):
+    """Options for synth.write: a two-plane (z) image whose second plane, directory 1, is a
+    pyramid of its own carrying `plane_tags`."""
+    def xml(file_uuid, images):
+        return synth.ome_xml(images, file_uuid).replace('SizeZ="1"', 'SizeZ="2"', 1).replace(
+            'IFD="0" PlaneCount="1"', 'IFD="0" PlaneCount="2"', 1)
+    return {"label": False, "macro": False, "xml": xml,
+            "extra_images": [synth.pyramid(1024, 768, plane_tags, plane_tags)]}
+
+
 @pytest.mark.parametrize("place", sorted(TAG_PLACES))
-@pytest.mark.parametrize("where", ["directory 0", "SubIFD"])
+@pytest.mark.parametrize("where", ["directory 0", "SubIFD", "plane 1"])
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1", "utf-16le"])
 def test_name_in_other_tags_goes(tmp_path, place, where, encoding):
     tag, kind, text = TAG_PLACES[place]
     prefix, suffix = text.split("{}")
-    value = prefix.encode() + ENCODINGS[encoding] + suffix.encode()
+    tags = {tag: (kind, prefix.encode() + ENCODINGS[encoding] + suffix.encode())}
     path = str(tmp_path / "scan.ome.tiff")
-    synth.write(path, **{"tags" if where == "directory 0" else "sub_tags": {tag: (kind, value)}})
+    synth.write(path, **({"tags": tags} if where == "directory 0" else {"sub_tags": tags} if where == "SubIFD"
+                         else _two_planes(tags)))
     result, reason, plan = outcome(path)
     assert result == "delivered", reason
+    if where == "plane 1":
+        with tifffile.TiffFile(path) as tf:
+            assert len(tf.pages) == 2 and tf.series[0].shape[0] == 2
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
