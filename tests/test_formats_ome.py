@@ -433,6 +433,20 @@ def test_companion_binary_only_file_is_refused(tmp_path):
     assert result == "quarantined" and "BinaryOnly" in reason
 
 
+@pytest.mark.parametrize("head", ['<!DOCTYPE OME [<!ENTITY n "{}">]>', '<?xml-stylesheet href="{}"?>'])
+def test_doctype_and_entities_are_refused_or_cut(tmp_path, head):
+    """A DOCTYPE (entities could expand anywhere) refuses the slide; a processing instruction
+    before the root is cut."""
+    path = str(tmp_path / "scan.ome.tiff")
+    synth.write(path, xml=lambda u, images: synth.ome_xml(images, u).replace(
+        "<OME ", head.format(NAME) + "<OME ", 1).encode())
+    result, reason, _ = outcome(path)
+    if "DOCTYPE" in head:
+        assert result == "quarantined" and "DOCTYPE" in reason
+    else:
+        assert result == "delivered", reason
+
+
 def test_other_schema_versions_are_refused(tmp_path):
     path = str(tmp_path / "scan.ome.tiff")
     synth.write(path, xml=lambda u, images: synth.ome_xml(images, u).replace("2016-06", "2015-01").encode())
