@@ -3,10 +3,12 @@ cellSens tag tree, never paw's) from the real cellSens file in ../shared/fixture
 
 No public VS120/VS200 sample with a label exists; a slide scan differs from that microscope
 file in having more image stacks: the label and the overview (Bio-Formats CellSensReader names
-stacks called `Label`/`Overview` "label"/"overview"). `scanner_slide` appends copies of the
-real stack's `2001` field to the collection volume (every offset inside a volume is relative to
-it, so a copy is valid anywhere), names them, and writes their `stackN/frame_t_0.ets` files
-with the planted label text inside the tiles. `set_string` plants text in any string field.
+stacks called `Label`/`Overview` "label"/"overview"; STACK_TYPE 1 is an overview, 256 a macro).
+`add_stack` appends a copy of the real stack's `2001` field to the collection volume (every
+offset inside a volume is relative to it, so a copy is valid anywhere), names it in any
+encoding, gives it a stack type in any width, and writes its `stackN/frame_t_0.ets` file with
+`write_ets` (its own ETS writer): a smaller JPEG 2000 image of the planted label text, as a
+label camera takes it. `set_string` plants text in any string field.
 """
 
 import os
@@ -55,53 +57,149 @@ def copy_slide(source_vsi, folder, name):
     return target
 
 
-def scanner_slide(source_vsi, folder, name, stacks=(("Label", 2), ("Overview", 3)), planted=PLANTED_LABEL):
-    """A copy of the real slide with extra stacks named as a slide scanner names them; each
-    extra stack's ETS tiles carry `planted` (ASCII and UTF-16) as a label photo would."""
-    target = copy_slide(source_vsi, folder, name)
-    data = bytearray(open(target, "rb").read())
+def text_image(text, width, height):
+    """A 16-bit grey image with `text` drawn large, as a label photo shows it."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+    image = Image.new("L", (width, height), 255)
+    try:
+        font = ImageFont.load_default(size=max(12, height // 5))
+    except TypeError:   # Pillow < 10.1
+        font = ImageFont.load_default()
+    ImageDraw.Draw(image).text((width // 20, height // 3), text, fill=0, font=font)
+    return (np.asarray(image).astype("uint16") * 200)
+
+
+def j2k(image):
+    """A JPEG 2000 codestream of `image` (imagecodecs' OpenJPEG; its banner COM included)."""
+    import imagecodecs
+    return imagecodecs.jpeg2k_encode(image, codecformat="J2K", reversible=True)
+
+
+def write_ets(path, image, planes=(1, 11, 2), compression=3, tile=None, extra_records=()):
+    """An ETS file written from the layout alone (Bio-Formats parseETSFile, bioio-vsi _ets.py):
+    a 64-byte SIS header, a 228-byte ETS header (uint16 grey, `compression`, tile size, no
+    pyramid, extent = image size and `planes`), one tile of `image` per plane (JPEG 2000 or raw)
+    and the tile table after the tiles. `extra_records` are (coordinates, payload) appended."""
+    import itertools
+    height, width = image.shape
+    tile = tile or (width, height)
+    payload = j2k(image) if compression == 3 else image.astype("<u2").tobytes()
+    dims = 2 + len(planes) + 1
+    extents = (width, height) + tuple(planes)
+    second = struct.pack("<4siiiiiiiii", b"ETS\0", 0x30006, 4, 1, 1, compression, 100, tile[0], tile[1], 1)
+    second = second.ljust(108, b"\0") + struct.pack("<i", 65535).ljust(40, b"\0") + struct.pack("<ii", -1, 0)
+    second = second.ljust(184, b"\0") + struct.pack(f"<i{len(extents)}i", len(extents), *extents)
+    second = second.ljust(228, b"\0")
+    body, records, position = b"", [], 64 + len(second)
+    for index, plane in enumerate(itertools.product(*(range(n) for n in planes))):
+        records.append(((0, 0) + plane + (0,), position + len(body), len(payload), index))
+        body += payload
+    for coordinates, extra in extra_records:
+        records.append((coordinates, position + len(body), len(extra), len(records)))
+        body += extra
+    table_at = position + len(body)
+    table = b"".join(struct.pack(f"<i{dims}iqii", dims, *c, o, n, i) for c, o, n, i in records)
+    head = struct.pack("<4siiiqiiqii", b"SIS\0", 64, 3, dims, 64, len(second), 0, table_at, len(records), 0)
+    size = table_at + len(table)
+    head = head.ljust(48, b"\0") + struct.pack("<q", size)
+    head = head.ljust(64, b"\0")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(head + second + body + table)
+
+
+def _link(data, volume):
+    """Where a field appended to `data` starts, linked as the last field of the volume at
+    `volume` (offsets in a volume are relative to it; its field count grows by one)."""
+    members = [f for f in fields(data) if f[7] == volume]
+    while len(data) % 4:
+        data.append(0)
+    position = len(data)
+    struct.pack_into("<I", data, members[-1][0] + 8, position - volume)
+    flags = struct.unpack_from("<I", data, volume + 16)[0]
+    struct.pack_into("<I", data, volume + 16, flags + 1)
+    return position
+
+
+def _append_field(data, volume, kind, tag, payload, second=None, inline=None):
+    """Append a field (the last of the volume at `volume`) to the end of `data`."""
+    position = _link(data, volume)
+    size = inline if inline is not None else len(payload)
+    data.extend(struct.pack("<IiIi", kind | (EXTRA_TAG if second is not None else 0), tag, 0, size)
+                + (struct.pack("<i", second) if second is not None else b"") + (payload if inline is None else b""))
+    return position
+
+
+# How a stack type (2074) may be written: field type word, value bytes (None: inline).
+STACK_TYPE_ENCODINGS = {
+    "int32": (5, "<i"), "int64": (7, "<q"), "int16": (3, "<h"), "uint8": (2, "<B"),
+    "double": (10, "<d"), "inline": (5 | INLINE, None),
+}
+
+
+def _set_stack_type(data, props, value, encoding):
+    """Give the 2005 volume `props` a STACK_TYPE by re-tagging one of its own fields in place
+    (readers expect a volume's fields inside its byte span): the 8-byte creation time (2015)
+    for a stored value, the inline 2077 for an inline one."""
+    kind, form = STACK_TYPE_ENCODINGS[encoding]
+    members = [f for f in fields(data) if f[7] == props]
+    host = next(f for f in members if f[2] == (2077 if form is None else 2015))
+    if form is None:
+        struct.pack_into("<IiIi", data, host[0], kind, 2074, host[6], value)
+    else:
+        payload = struct.pack(form, float(value) if form == "<d" else value)
+        struct.pack_into("<IiIi", data, host[0], kind, 2074, host[6], len(payload))
+        data[host[3]:host[3] + 8] = payload.ljust(8, b"\0")
+
+
+def add_stack(data, folder, number, name="Label", name_encoding="utf-16-le", stack_type=None,
+              type_encoding="int32", size=(600, 300), text=PLANTED_LABEL, second_properties=None,
+              ets=True):
+    """Append to `data` (the .vsi) a copy of the real stack's 2001 field as stack `number`,
+    named `name` (in `name_encoding`, cut or NUL padded to the field), with a STACK_TYPE field
+    of `stack_type` in `type_encoding` (none when None), its image boundary set to `size`, a
+    second 2005 volume naming it `second_properties` if given; and write its ETS file: a
+    `size` image of `text` (JPEG 2000, one tile per plane) in `folder/stackN/frame_t_0.ets`."""
     every = fields(data)
     collection = next(f for f in every if f[5] == (2000,))
     volume = collection[3]
     members = [f for f in every if f[7] == volume]
     stack = next(f for f in members if f[2] == 2001)
     after = min((f[0] for f in members if f[0] > stack[0]), default=len(data))
-    template = bytes(data[stack[0]:after])
-    last = members[-1]
-    for i, (stack_name, number) in enumerate(stacks):
-        position = len(data) + (-len(data)) % 4
-        data.extend(bytes(position - len(data)))
-        struct.pack_into("<I", data, last[0] + 8, position - volume)   # link it after the last field
-        copy = bytearray(template)
-        struct.pack_into("<I", copy, 8, 0)          # it is the last field now
-        struct.pack_into("<i", copy, 16, number)    # second tag: stackN
-        data.extend(copy)
-        flags = struct.unpack_from("<I", data, volume + 16)[0]
-        struct.pack_into("<I", data, volume + 16, flags + 1)   # the collection has one field more
-        named = [f for f in fields(data) if f[2] == 2030 and f[1] & VALUE in STRING_TYPES
-                 and f[0] > position]
-        at, _, _, value, size, *_ = named[0]
-        data[value:value + size] = stack_name.encode("utf-16-le").ljust(size, b"\0")
-        last = (position,)
-        _label_ets(os.path.join(folder, f"_{name}_", "stack1", "frame_t_0.ets"),
-                   os.path.join(folder, f"_{name}_", f"stack{number}", "frame_t_0.ets"), planted)
+    copy = bytearray(data[stack[0]:after])
+    struct.pack_into("<I", copy, 8, 0)
+    struct.pack_into("<i", copy, 16, number)
+    position = _link(data, volume)
+    data.extend(copy)
+    named = [f for f in fields(data) if f[0] > position and f[2] == 2030 and f[1] & VALUE in STRING_TYPES]
+    at, _, _, value, length, *_ = named[0]
+    data[value:value + length] = name.encode(name_encoding)[:length].ljust(length, b"\0")
+    boundary = [f for f in fields(data) if f[0] > position and f[2] == 2053]
+    struct.pack_into("<iiii", data, boundary[0][3], 0, 0, *size)
+    props = next(f for f in fields(data) if f[0] > position and f[2] == 2005 and f[5][-2] == 2001)
+    if stack_type is not None:
+        _set_stack_type(data, props[3], stack_type, type_encoding)
+    if second_properties is not None:
+        inner = struct.pack("<HHIqI4s", 24, 0x5349, 0, 24, 1, b"\0\0\0\0") + struct.pack(
+            "<IiIi", 8192, 2030, 0, 2 * len(second_properties)) + second_properties.encode("utf-16-le")
+        stack_volume = next(f for f in fields(data) if f[0] == position)[3]
+        _append_field(data, stack_volume, 1 | EXTENDED | 0x80000000, 2005, inner)
+    if ets:
+        write_ets(os.path.join(folder, f"stack{number}", "frame_t_0.ets"), text_image(text, *size))
+    return position
+
+
+def scanner_slide(source_vsi, folder, name, stacks=(("Label", 2, None, (600, 300)), ("Overview", 3, 1, (1200, 400))),
+                  planted=PLANTED_LABEL):
+    """A copy of the real slide with the stacks a slide scanner adds: each (name, number,
+    stack type or None, size) is a smaller image of `planted` (a label photo, an overview of the
+    slide and its label), named as a scanner names it. The real stack stays the largest."""
+    target = copy_slide(source_vsi, folder, name)
+    data = bytearray(open(target, "rb").read())
+    for stack_name, number, stack_type, size in stacks:
+        add_stack(data, os.path.join(folder, f"_{name}_"), number, stack_name, stack_type=stack_type,
+                  size=size, text=planted)
     with open(target, "wb") as fh:
         fh.write(data)
     return target
-
-
-def _label_ets(source, target, planted):
-    """A copy of an ETS file whose every tile carries `planted` after its first 64 bytes."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(source, target)
-    with open(target, "r+b") as fh:
-        head = fh.read(64)
-        dims = struct.unpack_from("<i", head, 12)[0]
-        table, count = struct.unpack_from("<q", head, 32)[0], struct.unpack_from("<i", head, 40)[0]
-        record = 4 * (dims + 5)
-        for i in range(count):
-            fh.seek(table + i * record + 4 + 4 * dims)
-            offset, length = struct.unpack("<qi", fh.read(12))
-            text = (planted.encode() + planted.encode("utf-16-le"))[:max(0, length - 64)]
-            fh.seek(offset + 64)
-            fh.write(text)

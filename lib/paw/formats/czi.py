@@ -44,6 +44,7 @@ segment, a subblock no directory entry lists, legacy DE directory entries, subbl
 attachments, XML that does not parse or has a DOCTYPE.
 """
 
+import math
 import os
 import re
 import struct
@@ -53,7 +54,8 @@ from dataclasses import dataclass, field
 
 from .. import ranges
 from ..errors import FormatError
-from .allow import EMPTY, Integer, Number, OneOf, Pattern
+from . import optics
+from .allow import Integer, Number, OneOf, Pattern
 from .base import Handler, Prepared
 from .edits import EditPlan
 
@@ -93,17 +95,46 @@ MAX_XML = 64 << 20
 # --- what may stay: the document XML (paths below <ImageDocument>) ------------------------------
 
 CONTAINER = None                # an element kept for its children; its own text must be empty
-_NUMBER = Number()
-_INT = Integer(low=0)
+# Numbers, each within what it can physically be (a date or an accession number typed into a
+# kept field is out of range there and goes; one within the range cannot be told from a value).
+_WAVELENGTH = Number(low=0, high=10000)                 # nm
+_EXPOSURE = Number(low=0, high=1e13)                    # ZEN writes ns or ms
+_APERTURE = Number(low=0, high=2)                       # numerical aperture
+_MAGNIFICATION = Number(low=0, high=1000)
+_DISTANCE_UM = Number(low=0, high=1e6)                  # working distance, µm
+_REFRACTIVE_INDEX = Number(low=0, high=5)
+_POSITION = Number(low=-1e7, high=1e7)                  # stage, focus and Z positions, µm
+_DISPLAY_LIMIT = Number(low=-1e6, high=1e6)             # display range (relative or grey level)
+_GAMMA = Number(low=0, high=100)
+_BITS = Integer(low=0, high=64)
+_QUALITY = Integer(low=0, high=100)
+_INDEX = Integer(low=0, high=1_000_000)
+_SCALING = Number(low=0, high=1000)                     # metres (or seconds) per pixel
+# Image sizes are numbers the subblock directory fixes: SizeX of a 640-pixel image is 640.
+# The scrubber writes the directory's value (DIRECTORY_SIZES) and the audit checks it.
+_SIZE = Integer(low=0, high=1 << 31)
 _PIXEL_TYPE = OneOf(*PIXEL_TYPES.values())
 _COLOR = Pattern(r"#[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
-_WORD = Pattern(r"[A-Za-z]{1,32}")                      # ZEN enumerations (Epifluorescence, Air)
+# ZEN's enumerations (OME 2016-06 names, which ZEN writes, and the fixtures' own values).
+_ILLUMINATION = OneOf("Transmitted", "Epifluorescence", "Fluorescence", "Oblique", "NonLinear",
+                      "Reflected", "Other")
+_CONTRAST = OneOf("Brightfield", "Phase", "DIC", "HoffmanModulation", "ObliqueIllumination",
+                  "PolarizedLight", "Darkfield", "Fluorescence", "MultiPhotonFluorescence", "Other")
+_ACQUISITION_MODE = OneOf(
+    "WideField", "LaserScanningConfocalMicroscopy", "SpinningDiskConfocal", "SlitScanConfocal",
+    "MultiPhotonMicroscopy", "StructuredIllumination", "SingleMoleculeImaging",
+    "TotalInternalReflection", "FluorescenceLifetime", "SpectralImaging",
+    "FluorescenceCorrelationSpectroscopy", "NearFieldScanningOpticalMicroscopy",
+    "SecondHarmonicGenerationImaging", "PALM", "STORM", "STED", "TIRF", "FSM", "LCM",
+    "BrightField", "SweptFieldConfocal", "SPIM", "Airyscan", "Other")
+_IMMERSION = OneOf("Air", "Oil", "Water", "WaterDipping", "Glycerol", "Silicone", "Multi", "Other")
 _CHANNEL_ID = Pattern(r"Channel:\d{1,4}")
-# Channel and dye names are the lab's vocabulary (DAPI, AF488, EGFP, Alexa Fluor 488): kept
-# only within this pattern (no comma, no path or date characters, at most 24 characters).
-_CHANNEL_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,23}") | EMPTY
-# Objective names are catalogue names ("Plan-Apochromat 5x/0.35", "EC Plan-Neofluar 40x/1.30 Oil").
-_OBJECTIVE_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9 .,/+()-]{0,47}")
+# Channel and dye names, objective names: only names built from the optics vocabularies
+# (optics.py: DAPI, AF488, Alexa Fluor 488, EGFP-T1; Plan-Apochromat 20x/0.8). A channel name
+# that is not one becomes "Channel N" (NEUTRAL: viewers list channels by name); a Fluor or an
+# objective name that is not one is removed (no reader needs it).
+_CHANNEL_NAME = optics.CHANNEL_NAME
+_OBJECTIVE_NAME = optics.OBJECTIVE_NAME
 _CHANNEL = "Metadata/Information/Image/Dimensions/Channels/Channel"
 _DISPLAY = "Metadata/DisplaySetting/Channels/Channel"
 _OBJECTIVE = "Metadata/Information/Instrument/Objectives/Objective"
@@ -112,88 +143,98 @@ XML_KEEP = {
     "Metadata": CONTAINER,
     "Metadata/Information": CONTAINER,
     "Metadata/Information/Image": CONTAINER,
-    **{f"Metadata/Information/Image/Size{d}": _INT for d in "XYZCTSMHBRIV"},
+    **{f"Metadata/Information/Image/Size{d}": _SIZE for d in "XYZCTSMHBRIV"},
     "Metadata/Information/Image/PixelType": _PIXEL_TYPE,
-    "Metadata/Information/Image/ComponentBitCount": _INT,
+    "Metadata/Information/Image/ComponentBitCount": _BITS,
     "Metadata/Information/Image/OriginalCompressionMethod":
         OneOf("Uncompressed", "Jpg", "JpgXr", "Zstd0", "Zstd1", "Lzw", "Camera"),
-    "Metadata/Information/Image/OriginalEncodingQuality": _INT,
+    "Metadata/Information/Image/OriginalEncodingQuality": _QUALITY,
     "Metadata/Information/Image/Dimensions": CONTAINER,
     "Metadata/Information/Image/Dimensions/Channels": CONTAINER,
     _CHANNEL: CONTAINER,
     f"{_CHANNEL}/@Id": _CHANNEL_ID,
     f"{_CHANNEL}/@Name": _CHANNEL_NAME,
     f"{_CHANNEL}/Fluor": _CHANNEL_NAME,
-    f"{_CHANNEL}/ExcitationWavelength": _NUMBER,
-    f"{_CHANNEL}/EmissionWavelength": _NUMBER,
-    f"{_CHANNEL}/ExposureTime": _NUMBER,
-    f"{_CHANNEL}/EffectiveNA": _NUMBER,
-    f"{_CHANNEL}/IlluminationType": _WORD,
-    f"{_CHANNEL}/ContrastMethod": _WORD,
-    f"{_CHANNEL}/AcquisitionMode": _WORD,
+    f"{_CHANNEL}/ExcitationWavelength": _WAVELENGTH,
+    f"{_CHANNEL}/EmissionWavelength": _WAVELENGTH,
+    f"{_CHANNEL}/ExposureTime": _EXPOSURE,
+    f"{_CHANNEL}/EffectiveNA": _APERTURE,
+    f"{_CHANNEL}/IlluminationType": _ILLUMINATION,
+    f"{_CHANNEL}/ContrastMethod": _CONTRAST,
+    f"{_CHANNEL}/AcquisitionMode": _ACQUISITION_MODE,
     f"{_CHANNEL}/Color": _COLOR,
     f"{_CHANNEL}/PixelType": _PIXEL_TYPE,
-    f"{_CHANNEL}/ComponentBitCount": _INT,
+    f"{_CHANNEL}/ComponentBitCount": _BITS,
     f"{_CHANNEL}/IlluminationWavelength": CONTAINER,
-    f"{_CHANNEL}/IlluminationWavelength/SinglePeak": _NUMBER,
+    f"{_CHANNEL}/IlluminationWavelength/SinglePeak": _WAVELENGTH,
     f"{_CHANNEL}/DetectionWavelength": CONTAINER,
-    f"{_CHANNEL}/DetectionWavelength/SinglePeak": _NUMBER,
+    f"{_CHANNEL}/DetectionWavelength/SinglePeak": _WAVELENGTH,
     "Metadata/Information/Image/Dimensions/S": CONTAINER,
     "Metadata/Information/Image/Dimensions/S/Scenes": CONTAINER,
     "Metadata/Information/Image/Dimensions/S/Scenes/Scene": CONTAINER,
-    "Metadata/Information/Image/Dimensions/S/Scenes/Scene/@Index": _INT,
+    "Metadata/Information/Image/Dimensions/S/Scenes/Scene/@Index": _INDEX,
     "Metadata/Information/Image/Dimensions/Z": CONTAINER,
-    "Metadata/Information/Image/Dimensions/Z/StartPosition": _NUMBER,
+    "Metadata/Information/Image/Dimensions/Z/StartPosition": _POSITION,
     "Metadata/Information/Image/Dimensions/Z/Positions": CONTAINER,
     "Metadata/Information/Image/Dimensions/Z/Positions/Interval": CONTAINER,
-    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Start": _NUMBER,
-    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Increment": _NUMBER,
+    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Start": _POSITION,
+    "Metadata/Information/Image/Dimensions/Z/Positions/Interval/Increment": _POSITION,
     "Metadata/Information/Image/ObjectiveSettings": CONTAINER,
     "Metadata/Information/Image/ObjectiveSettings/ObjectiveRef": CONTAINER,
     "Metadata/Information/Image/ObjectiveSettings/ObjectiveRef/@Id": Pattern(r"Objective:\d{1,4}"),
-    "Metadata/Information/Image/ObjectiveSettings/Medium": _WORD,
-    "Metadata/Information/Image/ObjectiveSettings/RefractiveIndex": _NUMBER,
+    "Metadata/Information/Image/ObjectiveSettings/Medium": _IMMERSION,
+    "Metadata/Information/Image/ObjectiveSettings/RefractiveIndex": _REFRACTIVE_INDEX,
     "Metadata/Information/Instrument": CONTAINER,
     "Metadata/Information/Instrument/Objectives": CONTAINER,
     _OBJECTIVE: CONTAINER,
     f"{_OBJECTIVE}/@Id": Pattern(r"Objective:\d{1,4}"),
     f"{_OBJECTIVE}/@Name": _OBJECTIVE_NAME,
-    f"{_OBJECTIVE}/LensNA": _NUMBER,
-    f"{_OBJECTIVE}/NominalMagnification": _NUMBER,
-    f"{_OBJECTIVE}/WorkingDistance": _NUMBER,
-    f"{_OBJECTIVE}/ImmersionRefractiveIndex": _NUMBER,
-    f"{_OBJECTIVE}/Immersion": _WORD,
+    f"{_OBJECTIVE}/LensNA": _APERTURE,
+    f"{_OBJECTIVE}/NominalMagnification": _MAGNIFICATION,
+    f"{_OBJECTIVE}/WorkingDistance": _DISTANCE_UM,
+    f"{_OBJECTIVE}/ImmersionRefractiveIndex": _REFRACTIVE_INDEX,
+    f"{_OBJECTIVE}/Immersion": _IMMERSION,
     "Metadata/Information/Instrument/TubeLenses": CONTAINER,
     "Metadata/Information/Instrument/TubeLenses/TubeLens": CONTAINER,
     "Metadata/Information/Instrument/TubeLenses/TubeLens/@Id": Pattern(r"TubeLens:\d{1,4}"),
-    "Metadata/Information/Instrument/TubeLenses/TubeLens/Magnification": _NUMBER,
+    "Metadata/Information/Instrument/TubeLenses/TubeLens/Magnification": _MAGNIFICATION,
     "Metadata/Scaling": CONTAINER,
     "Metadata/Scaling/Items": CONTAINER,   # slideio crashes without Items (or without Channels)
     **{f"Metadata/Scaling/Items/{item}{leaf}": kind
        for item in ("Distance", "Pixel")
-       for leaf, kind in (("", CONTAINER), ("/@Id", OneOf("X", "Y", "Z", "T")), ("/Value", _NUMBER),
-                          ("/DefaultUnitFormat", OneOf("µm", "nm", "mm", "m", "s", "ms")))},
+       for leaf, kind in (("", CONTAINER), ("/@Id", OneOf("X", "Y", "Z", "T")), ("/Value", _SCALING),
+                          ("/DefaultUnitFormat", OneOf("µm", "um", "nm", "mm", "m", "s", "ms")))},
     "Metadata/DisplaySetting": CONTAINER,
     "Metadata/DisplaySetting/Channels": CONTAINER,
     _DISPLAY: CONTAINER,
     f"{_DISPLAY}/@Id": _CHANNEL_ID,
     f"{_DISPLAY}/@Name": _CHANNEL_NAME,
-    f"{_DISPLAY}/Low": _NUMBER,
-    f"{_DISPLAY}/High": _NUMBER,
-    f"{_DISPLAY}/Gamma": _NUMBER,
-    f"{_DISPLAY}/BitCountRange": _INT,
+    f"{_DISPLAY}/Low": _DISPLAY_LIMIT,
+    f"{_DISPLAY}/High": _DISPLAY_LIMIT,
+    f"{_DISPLAY}/Gamma": _GAMMA,
+    f"{_DISPLAY}/BitCountRange": _BITS,
     f"{_DISPLAY}/PixelType": _PIXEL_TYPE,
     f"{_DISPLAY}/Color": _COLOR,
     f"{_DISPLAY}/OriginalColor": _COLOR,
 }
 ROOT = "ImageDocument"
+# A channel name no vocabulary explains is replaced by this (N counts the element among its
+# siblings from 1), so a viewer still lists "Channel 1", "Channel 2".
+NEUTRAL = {f"{_CHANNEL}/@Name": optics.NEUTRAL_CHANNEL, f"{_DISPLAY}/@Name": optics.NEUTRAL_CHANNEL}
+# An element that lost what makes it mean anything is dropped whole: a scaling item without its
+# value (ZEN's NaN, or a value out of range). A leaf whose text goes is never written empty
+# (Bio-Formats parses <Value/> as a number and stops: "empty String").
+REQUIRED = {f"Metadata/Scaling/Items/{item}": ("Value",) for item in ("Distance", "Pixel")}
+# Size<D> under Information/Image: the directory's extent of dimension D (1 when absent).
+DIRECTORY_SIZES = {f"Metadata/Information/Image/Size{d}": d for d in "XYZCTSMHBRIV"}
 
 # Subblock XML (paths below <METADATA>): stage and focus positions only (Bio-Formats reads them);
 # AcquisitionTime and anything else goes.
 SUBBLOCK_KEEP = {
     "Tags": CONTAINER,
-    **{f"Tags/{name}": _NUMBER for name in ("StageXPosition", "StageYPosition", "FocusPosition",
-                                            "RoiCenterOffsetX", "RoiCenterOffsetY", "ExposureTime")},
+    **{f"Tags/{name}": _POSITION for name in ("StageXPosition", "StageYPosition", "FocusPosition",
+                                              "RoiCenterOffsetX", "RoiCenterOffsetY")},
+    "Tags/ExposureTime": _EXPOSURE,
     "DataSchema": CONTAINER,
     "AttachmentSchema": CONTAINER,
 }
@@ -291,36 +332,80 @@ def _xml(data, what, root_name):
     return root
 
 
-def scrub_xml(root, keep):
+def scrub_xml(root, keep, neutral=None, required=None):
     """A new tree holding only the elements and attributes `keep` lists with values its kinds
-    accept; and the texts left out."""
+    accept; and the texts left out. An attribute `neutral` names is replaced by its neutral
+    value (numbered by the element's place among its siblings) instead of removed; a leaf whose
+    text goes is left out whole (never written empty), and so is an element `required` says
+    needs a child it no longer has."""
     removed = []
+    neutral, required = neutral or {}, required or {}
 
-    def copy(element, path):
+    def copy(element, path, index):
         new = ET.Element(element.tag)
         for name, value in element.attrib.items():
-            kind = keep.get(f"{path}/@{name}", False) if path else keep.get(f"@{name}", False)
+            key = f"{path}/@{name}" if path else f"@{name}"
+            kind = keep.get(key, False)
             if kind and kind.accepts(value):
                 new.set(name, value)
-            elif value.strip():
+                continue
+            if value.strip():
                 removed.append(value)
+            if key in neutral:
+                new.set(name, neutral[key].format(index + 1))
         text = (element.text or "").strip()
         kind = keep.get(path) if path else CONTAINER
-        if text:
-            if kind is not CONTAINER and kind.accepts(text):
-                new.text = text
-            else:
-                removed.append(text)
+        if kind is not CONTAINER:
+            if not (text and kind.accepts(text)):
+                removed.extend(t.strip() for t in element.itertext() if t.strip())
+                return None
+            new.text = text
+        elif text:
+            removed.append(text)
+        seen = {}
         for child in element:
             child_path = f"{path}/{child.tag}" if path else child.tag
-            if child_path in keep:
-                new.append(copy(child, child_path))
-            else:
+            place = seen[child.tag] = seen.get(child.tag, -1) + 1
+            kept = copy(child, child_path, place) if child_path in keep else None
+            if kept is not None:
+                new.append(kept)
+            elif child_path not in keep:
                 removed.extend(t.strip() for t in child.itertext() if t.strip())
                 removed.extend(v for e in child.iter() for v in e.attrib.values() if v.strip())
+        if any(new.find(name) is None for name in required.get(path, ())):
+            removed.extend(t.strip() for t in new.itertext() if t.strip())
+            return None
         return new
 
-    return copy(root, ""), removed
+    return copy(root, "", 0), removed
+
+
+def set_directory_sizes(root, extents, sizes=None):
+    """Write the subblock directory's extent into every Size<D> element `sizes` names (the
+    value a reader could compute itself; any other number there goes). `extents` maps a
+    dimension letter to its extent; a dimension the directory lacks has extent 1. The values
+    replaced are returned."""
+    replaced = []
+    for path, letter in (DIRECTORY_SIZES if sizes is None else sizes).items():
+        for element in root.findall(path):
+            wanted = str(extents.get(letter, 1))
+            if (element.text or "").strip() != wanted:
+                if (element.text or "").strip():
+                    replaced.append(element.text.strip())
+                element.text = wanted
+    return replaced
+
+
+def directory_extents(entries):
+    """{dimension letter: extent} over the DV entries: max(start + size) - min(start)."""
+    low, high = {}, {}
+    for entry in entries:
+        for i in range(struct.unpack_from("<i", entry, 28)[0]):
+            letter, start, size = struct.unpack_from("<4sii", entry, DV_FIXED + DIMENSION * i)
+            letter = ascii_field(letter).decode("latin-1")
+            low[letter] = min(low.get(letter, start), start)
+            high[letter] = max(high.get(letter, start + size), start + size)
+    return {letter: high[letter] - low[letter] for letter in low}
 
 
 def serialize_padded(root, size, indent=True):
@@ -477,9 +562,10 @@ def _plan(path):
         fd = fh.fileno()
         size = os.fstat(fd).st_size
         czi = parse(fd, size)
-        destroyed = {s.offset for _, entry, s in czi.attachments
-                     if (ascii_field(entry[40:48]), ascii_field(entry[48:128])) not in KEPT_ATTACHMENTS}
+        timestamps = _kept_timestamps(fd, czi)
+        destroyed = {s.offset for _, _, s in czi.attachments if s.offset not in timestamps}
         listed = {s.offset for _, _, s in czi.attachments}
+        extents = directory_extents(czi.subblocks.values())
         for segment in czi.segments:
             if segment.id == FILE:
                 guid = uuid.uuid4().bytes_le
@@ -496,13 +582,13 @@ def _plan(path):
                 edits.zero(segment.data + 4, DIRECTORY_DATA - 4)
                 edits.zero(segment.data + end, segment.allocated - end)
             elif segment.id == METADATA:
-                removed += _plan_metadata(fd, segment, edits)
+                removed += _plan_metadata(fd, segment, edits, extents)
             elif segment.id == SUBBLOCK:
                 removed += _plan_subblock(fd, segment, czi.subblocks[segment.offset], edits)
             elif segment.id == ATTDIR:
-                _plan_attdir(czi, segment, destroyed, edits)
-            elif segment.id == ATTACH and segment.offset not in destroyed and segment.offset in listed:
-                _plan_kept_attachment(fd, segment, edits)
+                _plan_attdir(czi, segment, timestamps, edits)
+            elif segment.id == ATTACH and segment.offset in timestamps:
+                _plan_kept_attachment(segment, *timestamps[segment.offset], edits)
             elif segment.id == ATTACH:
                 entry = _read(fd, segment.data + 16, ATTACH_ENTRY)
                 edits.count(attachment_role(ascii_field(entry[48:128]).decode("latin-1")))
@@ -515,9 +601,13 @@ def _plan(path):
     # is not searched for; the audit explains every kept text on its own.
     vocabulary = " ".join([edits.kept_xml, *SUBBLOCK_KEEP, SUBBLOCK_ROOT,
                            *(b.decode() for pair in KEPT_ATTACHMENTS for b in pair)])
-    plan.removed = sorted({v for v in removed if _searchable(v) and v not in vocabulary})
+    # Verification's search ignores case, so does this test.
+    vocabulary = vocabulary.lower()
+    plan.removed = sorted({v for v in removed if _searchable(v) and v.lower() not in vocabulary})
     plan.actions = ["metadata XML rebuilt from the allow-list (user, dates, experiment, devices, "
                     "file paths removed)", "file GUID replaced"]
+    if timestamps:
+        plan.actions.append("TimeStamps made relative to the first plane, GUID replaced")
     if any(s.id == SUBBLOCK for s in czi.segments):
         plan.actions.append("subblock XML reduced to stage and focus positions")
     for role in ("label", "macro", "thumbnail", "attachment"):
@@ -535,13 +625,14 @@ def _searchable(value):
     return len(value) >= 4 and not re.fullmatch(r"[-+.\deE,: ]+|true|false|True|False|NaN", value)
 
 
-def _plan_metadata(fd, segment, edits):
+def _plan_metadata(fd, segment, edits, extents):
     xml_size, attachment = struct.unpack_from("<ii", _read(fd, segment.data, 8))
     if xml_size < 0 or attachment < 0 or METADATA_DATA + xml_size + attachment > segment.allocated \
             or xml_size > MAX_XML:
         raise FormatError("CZI metadata segment sizes do not fit the segment")
     root = _xml(_read(fd, segment.data + METADATA_DATA, xml_size), "CZI metadata", ROOT)
-    new, removed = scrub_xml(root, XML_KEEP)
+    new, removed = scrub_xml(root, XML_KEEP, NEUTRAL, REQUIRED)
+    removed += set_directory_sizes(new, extents)
     start = segment.data + METADATA_DATA
     edits.write(start, serialize_padded(new, xml_size))
     if attachment:  # a binary metadata attachment: unknown content, destroyed
@@ -609,16 +700,39 @@ def scrub_simple_subblock(raw):
     return b"<METADATA><Tags>" + b"".join(kept) + b"</Tags></METADATA>", removed
 
 
-def clean_entry(entry):
-    """A kept attachment entry with its spare bytes cleared and its content type and name
-    written exactly (nothing after their terminating NUL)."""
+def clean_entry(entry, guid):
+    """A kept attachment entry with its spare bytes cleared, `guid` as its ContentGuid (the
+    scanner's links the copy to the original file), and its content type and name written
+    exactly (nothing after their terminating NUL)."""
     fields = struct.unpack(ATTACH_FIELDS, entry)
-    return struct.pack(ATTACH_FIELDS, b"A1", bytes(10), fields[2], fields[3], fields[4],
+    return struct.pack(ATTACH_FIELDS, b"A1", bytes(10), fields[2], fields[3], guid,
                        ascii_field(fields[5]), ascii_field(fields[6])) + entry[struct.calcsize(ATTACH_FIELDS):]
 
 
-def _plan_attdir(czi, segment, destroyed, edits):
-    kept = [clean_entry(entry) for _, entry, target in czi.attachments if target.offset not in destroyed]
+def _kept_timestamps(fd, czi):
+    """{segment offset: (typed payload, new ContentGuid, its entry copy)} of the one TimeStamps attachment that
+    stays: the first whose directory entry and own entry copy both say TimeStamps and whose
+    payload is a list of times (typed_timestamps). Any other is destroyed with the rest."""
+    for _, entry, segment in czi.attachments:
+        if (ascii_field(entry[40:48]), ascii_field(entry[48:128])) != TIMESTAMPS:
+            continue
+        head = _read(fd, segment.data, ATTACH_DATA)
+        copy = head[16:16 + ATTACH_ENTRY]
+        if (ascii_field(copy[40:48]), ascii_field(copy[48:128])) != TIMESTAMPS:
+            continue
+        (data_size,) = struct.unpack_from("<q", head, 0)
+        payload = _read(fd, segment.data + ATTACH_DATA,
+                        max(0, min(data_size, segment.allocated - ATTACH_DATA)))
+        typed = typed_timestamps(payload, data_size)
+        if typed is not None:
+            return {segment.offset: (typed, uuid.uuid4().bytes_le, copy)}
+    return {}
+
+
+def _plan_attdir(czi, segment, timestamps, edits):
+    """The attachment directory lists the kept TimeStamps only (once, with its new GUID)."""
+    kept = [clean_entry(entry, timestamps[target.offset][1]) for _, entry, target in czi.attachments
+            if target.offset in timestamps][:1]
     table = b"".join(kept)
     edits.write(segment.data, struct.pack("<i", len(kept)))
     edits.zero(segment.data + 4, ATTDIR_DATA - 4)
@@ -628,15 +742,14 @@ def _plan_attdir(czi, segment, destroyed, edits):
     edits.write(segment.offset + 24, struct.pack("<q", end))   # UsedSize
 
 
-def _plan_kept_attachment(fd, segment, edits):
-    """TimeStamps: numbers only, kept; the spare fields and the slack after them zeroed."""
-    (data_size,) = struct.unpack_from("<q", _read(fd, segment.data, 8))
-    payload = _read(fd, segment.data + ATTACH_DATA, max(0, min(data_size, segment.allocated - ATTACH_DATA)))
-    length = timestamps_length(payload, data_size)
-    edits.write(segment.data + 16, clean_entry(_read(fd, segment.data + 16, ATTACH_ENTRY)))
+def _plan_kept_attachment(segment, payload, guid, entry, edits):
+    """TimeStamps: its typed payload written over the old one, the entry copy with the new
+    GUID; the spare fields and the slack after the payload zeroed."""
+    edits.write(segment.data + 16, clean_entry(entry, guid))
     edits.zero(segment.data + 8, 8)
     edits.zero(segment.data + 16 + ATTACH_ENTRY, ATTACH_DATA - 16 - ATTACH_ENTRY)
-    edits.zero(segment.data + ATTACH_DATA + length, segment.allocated - ATTACH_DATA - length)
+    edits.write(segment.data + ATTACH_DATA, payload)
+    edits.zero(segment.data + ATTACH_DATA + len(payload), segment.allocated - ATTACH_DATA - len(payload))
 
 
 def timestamps_length(payload, data_size):
@@ -647,6 +760,35 @@ def timestamps_length(payload, data_size):
     if count < 0 or 8 + 8 * count > len(payload) or size not in (8 + 8 * count, 8 * count + 4):
         raise FormatError("CZI TimeStamps attachment is not a list of times")
     return 8 + 8 * count
+
+
+# TimeStamps are seconds of each acquired plane (czifile read_time_stamps; Bio-Formats takes
+# them as the planes' DeltaT). ZEN writes them relative to the experiment's start (0.54 s and
+# 0.38 s in the fixtures). paw keeps them only as a non-decreasing list of finite times spanning
+# at most TIMESTAMP_SPAN, and writes them relative to the first plane and rounded to the
+# microsecond: an absolute date (Unix, .NET or OLE seconds) becomes 0, and text hidden in a
+# double's low bits is rounded away. Any other payload destroys the attachment (no reader
+# needs it to show the image).
+TIMESTAMP_SPAN = 1e8      # seconds: about three years of time-lapse
+TIMESTAMP_DIGITS = 6
+
+
+def typed_timestamps(payload, data_size):
+    """The TimeStamps payload paw writes instead of `payload`, or None when it is not a list
+    of times (then the attachment is destroyed)."""
+    try:
+        length = timestamps_length(payload, data_size)
+    except FormatError:
+        return None
+    size, count = struct.unpack_from("<ii", payload, 0)
+    times = struct.unpack_from(f"<{count}d", payload, 8)
+    if not all(math.isfinite(t) for t in times) or any(b < a for a, b in zip(times, times[1:])):
+        return None
+    first = times[0] if times else 0.0
+    relative = [round(t - first, TIMESTAMP_DIGITS) for t in times]
+    if relative and relative[-1] > TIMESTAMP_SPAN:
+        return None
+    return struct.pack(f"<ii{count}d", size, count, *relative)[:length]
 
 
 class CziHandler(Handler):

@@ -9,8 +9,16 @@ of every segment must be one of: a header field (a number or a known Id), a dire
 explained XML text, a kept attachment's numbers, or subblock pixel data. Every other byte —
 spare fields, padding, the slack after each segment's content, deleted segments — must be zero.
 
-Pixel data is not read, but the headers of JPEG subblocks are sampled (the first, the last and
-up to SAMPLE in between; all with verify.full_scan): a COM or APPn segment there may carry text.
+Numbers are typed by what they are: the Size<D> elements must equal the subblock directory's
+extent of D (the audit computes it from its own reading of the directory), the TimeStamps a
+non-decreasing list starting at 0, rounded to the microsecond; the file GUIDs and the kept
+attachment's ContentGuid must be random (version 4) GUIDs, as paw writes them.
+
+Pixel data is not decoded, but JPEG and JPEG XR subblocks are sampled (the first, the last and
+up to SAMPLE in between of each codec; all with verify.full_scan) and read whole: every JPEG
+marker segment through the scan data to EOI and nothing but NUL padding after it (jpeg.whole),
+every JPEG XR directory entry and byte (jpegxr.whole). A COM or APPn segment, EXIF or an image
+description there may carry text.
 """
 
 import os
@@ -18,20 +26,24 @@ import re
 import struct
 import xml.parsers.expat
 
+import math
+import uuid
+
 from .. import ranges
 from ..errors import FormatError
 from ..sparse import first_nonzero
-from . import jpeg
+from . import jpeg, jpegxr
 from .allow import Residual, unexplained
 from .czi import (ALIGN, ATTACH, ATTACH_DATA, ATTACH_ENTRY, ATTDIR, ATTDIR_DATA, CONTAINER, DELETED,
-                  DIMENSION, DIMENSION_LETTERS, DIRECTORY, DIRECTORY_DATA, DV_FIXED, DV_SPARE,
-                  DV_SPARE_LENGTH, FILE, FILE_FIELDS,
-                  FILE_USED, HEADER, JPEG_COMPRESSION, KEPT_ATTACHMENTS, KNOWN_IDS, MAX_DIMENSIONS,
-                  METADATA, METADATA_DATA, PIXEL_TYPES, ROOT, SUBBLOCK, SUBBLOCK_DATA, SUBBLOCK_KEEP,
-                  SUBBLOCK_ROOT, TIMESTAMPS, VERSION, XML_KEEP)
+                  DIMENSION, DIMENSION_LETTERS, DIRECTORY, DIRECTORY_DATA, DIRECTORY_SIZES, DV_FIXED,
+                  DV_SPARE, DV_SPARE_LENGTH, FILE, FILE_FIELDS, FILE_USED, HEADER, JPEG_COMPRESSION,
+                  KEPT_ATTACHMENTS, KNOWN_IDS, MAX_DIMENSIONS, METADATA, METADATA_DATA, PIXEL_TYPES,
+                  REQUIRED, ROOT, SUBBLOCK, SUBBLOCK_DATA, SUBBLOCK_KEEP, SUBBLOCK_ROOT, TIMESTAMP_DIGITS,
+                  TIMESTAMP_SPAN, TIMESTAMPS, VERSION, XML_KEEP)
 
-SAMPLE = 8             # JPEG subblock headers read between the first and the last
-JPEG_HEAD = 64 << 10   # bytes read of a sampled JPEG subblock (its header segments)
+SAMPLE = 8             # subblocks read whole between the first and the last of each codec
+JPEG_XR_COMPRESSION = 4
+WALKED = {JPEG_COMPRESSION: jpeg.whole, JPEG_XR_COMPRESSION: jpegxr.whole}
 
 
 class _Audit:
@@ -40,6 +52,10 @@ class _Audit:
         self.problems, self.residuals = [], []
         self.explained = []      # (offset, length) that may hold non-zero bytes
         self.pixels = []         # (offset, length, compression) of subblock pixel data
+        self.extents = {}        # dimension letter -> extent, from the subblock directory
+        self.sizes = []          # (element path, text) of the metadata's Size<D> elements
+        self.listed = {}         # attachment segment offset -> its directory entry
+        self.timestamps = 0      # TimeStamps attachments met
 
     def read(self, offset, length):
         data = os.pread(self.fd, length, offset)
@@ -62,12 +78,15 @@ def audit(path, plan, options):
         except (FormatError, UnicodeDecodeError, struct.error) as exc:
             return [f"the anonymized CZI does not read back: {exc}"]
         problems = list(audit.problems)
+        for element, text in audit.sizes:
+            if text.strip() != str(audit.extents.get(DIRECTORY_SIZES[element], 1)):
+                problems.append(f"CZI metadata {element} is not the directory's size")
         for keep in (XML_KEEP, SUBBLOCK_KEEP, None):
             problems += unexplained([r for k, r in audit.residuals if k is keep], _explainer(keep))
         pixels = ranges.merge([(o, n) for o, n, _ in audit.pixels])
         if not _same(pixels, ranges.merge(plan.kept_data)):
             problems.append("CZI subblock pixel data is not where it was")
-        problems += _sample_jpeg(audit, options.full_scan)
+        problems += _sample_tiles(audit, options.full_scan)
     if not problems:
         stray = first_nonzero(path, ranges.complement(ranges.merge(audit.explained), audit.size))
         if stray is not None:
@@ -101,16 +120,25 @@ def _walk(audit):
             audit.problems.append(f"CZI has {len(seen.get(name, ()))} {name.decode()} segments")
     if len(seen.get(ATTDIR, ())) > 1:
         audit.problems.append("CZI has more than one attachment directory")
-    listed = getattr(audit, "listed", set())
     for offset in seen.get(ATTACH, ()):
-        if offset not in listed:
+        if offset not in audit.listed:
             audit.problems.append(f"CZI attachment segment at byte {offset} is not in the directory")
+    if audit.timestamps > 1:
+        audit.problems.append("CZI keeps more than one TimeStamps attachment")
+
+
+def _random_guid(raw):
+    """A version 4 (random) GUID, stored as libCZI stores GUIDs (little-endian fields)."""
+    guid = uuid.UUID(bytes_le=bytes(raw))
+    return guid.version == 4 and guid.variant == uuid.RFC_4122
 
 
 def _file(audit, data, allocated):
     fields = struct.unpack_from(FILE_FIELDS, audit.read(data, FILE_USED))
     if (fields[0], fields[1]) != VERSION:
         audit.problems.append("CZI file header version changed")
+    if fields[4] != fields[5] or not _random_guid(fields[5]):
+        audit.problems.append("CZI file GUIDs are not one fresh random GUID")
     audit.allow(data, 8)                    # Major, Minor; then two reserved int32 (zero)
     audit.allow(data + 16, FILE_USED - 16)
 
@@ -137,7 +165,13 @@ def _directory(audit, data, allocated):
     (count,) = struct.unpack_from("<i", body, 0)
     audit.allow(data, 4)
     position = DIRECTORY_DATA
+    low, high = {}, {}
     for i in range(count):
+        for d in range(max(0, min(struct.unpack_from("<i", body, position + 28)[0], MAX_DIMENSIONS))):
+            letter, start, size = struct.unpack_from("<4sii", body, position + DV_FIXED + DIMENSION * d)
+            letter = letter.rstrip(b"\0").decode("latin-1")
+            low[letter] = min(low.get(letter, start), start)
+            high[letter] = max(high.get(letter, start + size), start + size)
         dims = struct.unpack_from("<i", body, position + 28)[0]
         if not 0 < dims <= MAX_DIMENSIONS:
             raise FormatError(f"directory entry {i} has an impossible dimension count")
@@ -145,6 +179,7 @@ def _directory(audit, data, allocated):
         _dv_entry(audit, body[position:position + length], f"CZI directory entry {i}")
         _allow_entry(audit, data + position, length)
         position += length
+    audit.extents = {letter: high[letter] - low[letter] for letter in low}
 
 
 def _metadata(audit, data, allocated):
@@ -206,11 +241,10 @@ def _attdir(audit, data, allocated):
     body = audit.read(data, allocated)
     (count,) = struct.unpack_from("<i", body, 0)
     audit.allow(data, 4)
-    audit.listed = set()
     for i in range(count):
         entry = body[ATTDIR_DATA + ATTACH_ENTRY * i:ATTDIR_DATA + ATTACH_ENTRY * (i + 1)]
         _attachment_entry(audit, entry, f"CZI attachment entry {i}")
-        audit.listed.add(struct.unpack_from("<q", entry, 12)[0])
+        audit.listed[struct.unpack_from("<q", entry, 12)[0]] = entry
         audit.allow(data + ATTDIR_DATA + ATTACH_ENTRY * i, ATTACH_ENTRY)
 
 
@@ -222,6 +256,8 @@ def _attachment_entry(audit, entry, where):
     if (kind.rstrip(b"\0"), name.rstrip(b"\0")) not in KEPT_ATTACHMENTS or \
             b"\0" in kind.rstrip(b"\0") or b"\0" in name.rstrip(b"\0"):
         audit.problems.append(f"{where}: an attachment the allow-list does not keep")
+    if not _random_guid(entry[24:40]):
+        audit.problems.append(f"{where}: its ContentGuid is not a fresh random GUID")
 
 
 def _attach(audit, data, allocated):
@@ -230,15 +266,35 @@ def _attach(audit, data, allocated):
     _attachment_entry(audit, head[16:16 + ATTACH_ENTRY], f"CZI attachment at byte {data - HEADER}")
     audit.allow(data, 8)
     audit.allow(data + 16, ATTACH_ENTRY)
+    listed = audit.listed.get(data - HEADER)
+    if listed is not None and listed[24:40] != head[16 + 24:16 + 40]:
+        audit.problems.append(f"CZI attachment at byte {data - HEADER}: GUID differs from its directory entry")
     if (head[56:64].rstrip(b"\0"), head[64:144].rstrip(b"\0")) == TIMESTAMPS:
+        audit.timestamps += 1
         payload = audit.read(data + ATTACH_DATA, min(size, allocated - ATTACH_DATA))
-        if len(payload) < 8:
-            raise FormatError("TimeStamps attachment is too short")
-        count = struct.unpack_from("<i", payload, 4)[0]
-        if count < 0 or 8 + 8 * count > len(payload):
-            audit.problems.append("CZI TimeStamps attachment is not a list of times")
+        length = _timestamps(payload)
+        if length is None:
+            audit.problems.append("CZI TimeStamps attachment is not a list of relative times")
         else:
-            audit.allow(data + ATTACH_DATA, 8 + 8 * count)   # int32 size, count, float64 times
+            audit.allow(data + ATTACH_DATA, length)   # int32 size, count, float64 times
+
+
+def _timestamps(payload):
+    """The length of a TimeStamps payload as paw writes it (int32 size, int32 count, count
+    float64 seconds from the first plane: 0 first, non-decreasing, finite, at most
+    TIMESTAMP_SPAN, whole microseconds), or None."""
+    if len(payload) < 8:
+        return None
+    size, count = struct.unpack_from("<ii", payload, 0)
+    if count < 0 or 8 + 8 * count > len(payload) or size not in (8 + 8 * count, 8 * count + 4):
+        return None
+    times = struct.unpack_from(f"<{count}d", payload, 8)
+    if times and (times[0] != 0 or times[-1] > TIMESTAMP_SPAN):
+        return None
+    if any(not math.isfinite(t) or round(t, TIMESTAMP_DIGITS) != t for t in times) or \
+            any(b < a for a, b in zip(times, times[1:])):
+        return None
+    return 8 + 8 * count
 
 
 # --- XML, read with expat ---------------------------------------------------------------------
@@ -249,7 +305,7 @@ def _xml(audit, raw, root, keep, where):
     except UnicodeDecodeError:
         audit.problems.append(f"{where}: XML is not UTF-8")
         return
-    path, texts = [], []
+    path, texts, children = [], [], []
     note = lambda residual: audit.residuals.append((keep, residual))  # noqa: E731
     parser = xml.parsers.expat.ParserCreate()
 
@@ -258,6 +314,7 @@ def _xml(audit, raw, root, keep, where):
             note(Residual(f"{where} text before <{name}>", texts[-1]))
         path.append(name)
         texts.append("")
+        children.append(set())
         relative = "/".join(path[1:])
         if not path[1:]:
             if name != root:
@@ -270,8 +327,19 @@ def _xml(audit, raw, root, keep, where):
     def end(name):
         text = texts.pop()
         relative = "/".join(path[1:])
+        kind = keep.get(relative, CONTAINER) if relative else CONTAINER
         if text.strip():
             note(Residual(f"{where} {relative or name}", text))
+        elif kind is not CONTAINER:
+            audit.problems.append(f"{where}: element {relative} is empty")
+        if keep is XML_KEEP and relative in DIRECTORY_SIZES:
+            audit.sizes.append((relative, text))
+        missing = [c for c in REQUIRED.get(relative, ()) if c not in children[-1]] if keep is XML_KEEP else []
+        if missing:
+            audit.problems.append(f"{where}: element {relative} lacks its {missing[0]}")
+        children.pop()
+        if children:
+            children[-1].add(name)
         path.pop()
         if texts:
             texts[-1] = ""   # text after a child (its tail) must be whitespace too
@@ -307,19 +375,18 @@ def _explainer(keep):
     return explains
 
 
-def _sample_jpeg(audit, full_scan):
-    """Header segments of JPEG subblocks that may carry text (COM, APPn other than JFIF/Adobe)."""
-    jpegs = [p for p in audit.pixels if p[2] == JPEG_COMPRESSION]
-    if not full_scan and len(jpegs) > SAMPLE + 2:
-        step = (len(jpegs) - 1) / (SAMPLE + 1)
-        jpegs = [jpegs[round(i * step)] for i in range(SAMPLE + 2)]
+def _sample_tiles(audit, full_scan):
+    """JPEG and JPEG XR subblocks read whole (the first, the last and SAMPLE between of each
+    codec; every one with verify.full_scan): what jpeg.whole / jpegxr.whole cannot explain."""
     problems = []
-    for offset, size, _ in jpegs:
-        try:
-            names = jpeg.unexplained(audit.read(offset, min(size, JPEG_HEAD)))
-        except FormatError as exc:
-            problems.append(f"CZI JPEG subblock at byte {offset}: {exc}")
-            continue
-        if names:
-            problems.append(f"CZI JPEG subblock at byte {offset} has a {names[0]} segment")
+    for compression, walk in WALKED.items():
+        tiles = [p for p in audit.pixels if p[2] == compression]
+        if not full_scan and len(tiles) > SAMPLE + 2:
+            step = (len(tiles) - 1) / (SAMPLE + 1)
+            tiles = [tiles[round(i * step)] for i in range(SAMPLE + 2)]
+        for offset, size, _ in tiles:
+            names = walk(audit.read(offset, size))
+            if names:
+                problems.append(f"CZI {'JPEG XR' if compression == JPEG_XR_COMPRESSION else 'JPEG'} "
+                                f"subblock at byte {offset}: {names[0]}")
     return problems

@@ -9,13 +9,23 @@ segment holds numbers (image and tile size, coding style, quantisation, pointers
 (boxes: signature, ftyp, jp2h, xml, uuid ...) around a codestream may carry text in its boxes:
 it is not a bare codestream and is named as such.
 
-Callers may pass only the first bytes of a tile or frame: the main header must be complete in
-them; tile-part headers are read as far as the bytes go.
+Callers may pass only the first bytes of a tile or frame (`unexplained`): the main header must
+be complete in them; tile-part headers are read as far as the bytes go. `whole` reads a tile as
+a whole codestream, the way a sampled tile of a Zeiss CZI or Olympus VSI slide is checked: the
+tile-part chain (by Psot) must reach EOC, and the bytes after EOC, up to the tile's recorded
+length, may only be NUL padding (text appended after EOC is skipped by every decoder).
+
+ENCODER_BANNER is the one COM text an encoder writes by default that paw explains, shared by
+every format (DICOM frames, TIFF tiles, VSI tiles): OpenJPEG's "Created by OpenJPEG version
+2.5.2" (Pillow and OpenJPEG 2.5 write it; checked with 2.5.4).
 """
 
 import struct
 
 from ..errors import FormatError
+from .allow import Pattern
+
+ENCODER_BANNER = Pattern(r"Created by OpenJPEG version [0-9]{1,3}(?:\.[0-9]{1,3}){1,3}")
 
 SOC, SOT, SOD, EOC, COM = 0x4F, 0x90, 0x93, 0xD9, 0x64
 # Segments whose parameters are numbers: CAP, SIZ, COD, COC, TLM, PRF, PLM, PLT, CPF, QCD, QCC,
@@ -66,11 +76,11 @@ def segments(data, offset=0):
     raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
 
 
-def unexplained(data, offset=0, comment_explained=lambda text: False):
+def unexplained(data, offset=0, comment_explained=ENCODER_BANNER.accepts):
     """Names of the segments of a codestream that may carry text ("COM", an unknown marker, or
     "JP2 boxes" for a JP2 file). A COM segment of Latin-1 text (Registration 1) that
     `comment_explained(text)` accepts is explained: encoders write their banner there
-    ("Created by OpenJPEG version 2.5.2")."""
+    (ENCODER_BANNER, unless the caller says otherwise)."""
     if data[offset:offset + len(JP2_SIGNATURE)] == JP2_SIGNATURE:
         return ["JP2 boxes"]
     names = []
@@ -81,4 +91,47 @@ def unexplained(data, offset=0, comment_explained=lambda text: False):
                 names.append("COM")
         elif marker not in NUMBERS:
             names.append(f"marker 0xFF{marker:02X}")
+    return names
+
+
+def end(data, offset=0):
+    """The offset just after the EOC that ends the codestream at `offset`, found by the chain of
+    tile-parts (SOT, Psot). FormatError when the chain does not reach EOC within `data`. A
+    last tile-part with Psot 0 runs to EOC: the codestream must then end with EOC (NUL padding
+    after it allowed)."""
+    if data[offset:offset + 2] != b"\xff\x4f":
+        raise FormatError("JPEG 2000 data does not start with SOC")
+    _, position = _segments(data, offset + 2, (SOT, EOC), complete=True)
+    for _ in range(MAX_TILE_PARTS):
+        if data[position:position + 2] == b"\xff\xd9":
+            return position + 2
+        if data[position:position + 2] != b"\xff\x90" or position + 12 > len(data):
+            raise FormatError("JPEG 2000 tile-parts do not lead to EOC")
+        (psot,) = struct.unpack_from(">I", data, position + 6)
+        if psot == 0:
+            last = len(data.rstrip(b"\0"))
+            if last < position + 14 or data[last - 2:last] != b"\xff\xd9":
+                raise FormatError("JPEG 2000 last tile-part does not end with EOC")
+            return last
+        if psot < 14:
+            raise FormatError("JPEG 2000 tile-part has an impossible length")
+        position += psot
+    raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
+
+
+def whole(data, comment_explained=ENCODER_BANNER.accepts):
+    """What paw cannot explain in `data` read as one whole codestream (a tile's recorded bytes),
+    one phrase each ("COM segment", "data after EOC"): the `unexplained` segments, a chain that
+    does not reach EOC, bytes after EOC that are not NUL padding. Empty when the tile is a plain
+    codestream."""
+    try:
+        names = [f"{name} segment" for name in unexplained(data, 0, comment_explained)]
+    except FormatError as exc:
+        return [str(exc)]
+    try:
+        stop = end(data)
+    except FormatError as exc:
+        return names + [str(exc)]
+    if data[stop:].strip(b"\0"):
+        names.append("data after EOC")
     return names

@@ -6,9 +6,18 @@ header: COM segments (0xFE) are free text by definition; APPn (0xE0-0xEF) carry 
 data: APP0 JFIF and APP14 Adobe have fixed binary layouts, anything else (EXIF, XMP, ICC,
 vendor blocks) may carry names. TIFF JPEGTables (tag 347) is an abbreviated stream of the same
 segments (SOI, DQT/DHT, EOI) without SOS.
+
+`whole` reads a tile as a whole stream, the way a sampled tile of a Zeiss CZI or Olympus VSI
+slide is checked: every marker segment, also those between the scans of a progressive or
+multi-scan stream, through the entropy-coded data (where only stuffed 0xFF00 and RSTn may
+stand) to EOI; after EOI, up to the tile's recorded length, only NUL padding (decoders stop at
+EOI, so text appended there is invisible to them and readable in the file).
 """
 
+import bisect
 import struct
+
+import numpy as np
 
 from ..errors import FormatError
 
@@ -73,4 +82,53 @@ def unexplained(data, offset=0):
         if not explained(marker, data[at:at + length]):
             names.append("COM" if marker == COM else f"APP{marker - APP0}"
                          if APP0 <= marker <= APP15 else f"marker 0x{marker:02X}")
+    return names
+
+
+def _name(marker):
+    return ("COM" if marker == COM else f"APP{marker - APP0}" if APP0 <= marker <= APP15
+            else f"marker 0x{marker:02X}") + " segment"
+
+
+def whole(data):
+    """What paw cannot explain in `data` read as one whole JPEG stream (a tile's recorded bytes),
+    one phrase each ("COM segment", "APP1 segment", "data after EOI"): segments that may carry
+    text wherever they stand, a stream that does not parse or has no EOI, bytes after EOI that
+    are not NUL padding. Empty when the tile is plain."""
+    try:
+        found = segments(data)
+    except FormatError as exc:
+        return [str(exc)]
+    names = [_name(m) for m, at, length in found if not explained(m, data[at:at + length])]
+    if not found or found[-1][0] != SOS:
+        return names + ["JPEG stream has no scan"]
+    a = np.frombuffer(data, dtype=np.uint8)
+    ff = np.flatnonzero(a[:-1] == 0xFF)
+    following = a[ff + 1]
+    markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))].tolist()
+    _, at, length = found[-1]
+    position = at + length                      # entropy-coded data of the first scan
+    while True:
+        index = bisect.bisect_left(markers, position)
+        if index == len(markers):
+            return names + ["JPEG stream has no EOI"]
+        position = markers[index]
+        marker = data[position + 1]
+        if marker == EOI:
+            break
+        if position + 4 > len(data):
+            return names + ["JPEG segment length runs past the data"]
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        if length < 2 or position + 2 + length > len(data):
+            return names + ["JPEG segment length runs past the data"]
+        if not explained(marker, data[position + 4:position + 2 + length]):
+            names.append(_name(marker))
+        position += 2 + length
+        if marker != SOS:                       # a table between scans: the next marker follows
+            while data[position:position + 2] == b"\xff\xff":
+                position += 1
+            if data[position:position + 1] != b"\xff":
+                return names + ["JPEG stream holds data between segments"]
+    if data[position + 2:].strip(b"\0"):
+        names.append("data after EOI")
     return names

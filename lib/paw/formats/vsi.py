@@ -15,29 +15,59 @@ the TIFF page lies inside one of its fields):
           ARRAY, EXTENDED (value type 0-2: one nested volume; 10: a TIFF page; 11: vector
           data), EXTRA_TAG; the low 24 bits are the value type (VALUE_TYPES).
 
+A tag means something only in its place: 2005 is a stack's properties volume under a 2001
+stack and a gamma value under a channel's 2008 volume. So what stays is keyed by the field's
+parent tag and its own tag (NUMBERS_KEEP), or by tag where the meaning is the same everywhere.
+
 Strings are UTF-16LE and are stored with their length, so every edit here keeps the length.
 Each image stack is a `2001` volume (its second tag is N of `stackN/`); its `2005` properties
-give the stack name (2030) and type (2074: 1 overview, 256 macro). An ETS file is a 64-byte
-`SIS` header, a 228-byte `ETS` header (pixel type, compression, tile size), a tile table
-(int32, N coordinates, int64 offset, int32 size, int32) and the tiles (JPEG, JPEG 2000, raw).
+give the stack name (2030) and type (2074: 0 default image, 1 overview, 2 sample mask, 4 focus
+image, 8-64 EFI maps, 256 macro; CellSensReader). An ETS file is a 64-byte `SIS` header, a
+228-byte `ETS` header (pixel type, compression, tile size, pyramid flag, image extent), a tile
+table (int32, N coordinates, int64 offset, int32 size, int32) and the tiles (JPEG, JPEG 2000,
+raw).
+
+Which stacks stay (fail closed: a label stack must never be kept because paw did not
+recognise its name). Names are never consulted: "Label", "Slide Label", "Etikett", "Barcode"
+or a name in another encoding all escape a list. A slide keeps exactly one stack, the one paw
+can positively identify as the slide's image by the structure the format defines:
+- its type (2074, read as an integer in whatever numeric encoding and width it is stored, or
+  absent) is DEFAULT_IMAGE; a stack whose properties contradict themselves (two 2005 volumes,
+  two 2074 fields, a 2074 elsewhere in the stack, a type that is not an integer) refuses the
+  slide;
+- it is the largest of those by level-0 pixel area (ETS image extent), strictly: two default
+  stacks of the same largest size refuse the slide (paw cannot tell which is the image), and so
+  does a smaller default stack with a finer pixel size (2019) than the largest one;
+- its ETS tile tables are a pyramid of that image: every tile's coordinates lie inside the
+  grid of its level (each level half the one before, rounded either way), no coordinate twice.
+Every other stack (overview, macro, label, masks, EFI maps, other regions) is destroyed: its
+tiles are zeroed (the stack stays listed: Bio-Formats matches ETS files to stacks by order)
+and its name emptied like every string. A slide where no stack qualifies is refused.
 
 What paw does, in place:
-- strings are kept only where STRINGS_KEEP lists the tag and its kind accepts the value (units,
-  channel names, objective and device names, the product and its version); every other string
-  is overwritten with NULs of the same length (document name, path, author, company, creator,
-  GUID, stack names, slide specimen/tissue/staining/name, barcode, event texts ...);
-- dates (DATE_TAGS, value types TIMESTAMP and DATE, and any 64-bit integer that reads as a date
-  of 2000-2100), device serial numbers and slide/tray numbers (ZERO_TAGS) become 0, and so does
-  a table of numbers whose bytes read as text (6 printable characters in a row);
-- byte arrays (the 96x96 preview bitmap in tag 38, the annotation layer XML in 2038), vector
-  data and unknown blobs are zeroed;
+- strings are kept only where STRINGS_KEEP lists the tag and its kind accepts the value (units;
+  channel and dimension names from the optics vocabulary; objective catalogue names; device
+  manufacturers from a list; the product and its version); every other string is overwritten
+  with NULs of the same length (document name, path, author, company, creator, GUID, stack
+  names, device names and models, filter names, slide specimen/tissue/staining/name, barcode,
+  event texts ...);
+- numbers are kept only where NUMBERS_KEEP lists the field (what a reader needs: geometry,
+  pixel size, dimensions, stack type, the external-file flag, the optics Bio-Formats and
+  bioio-vsi read) and each of its values lies in the kind's range; every other number is zeroed
+  (dates, device serials, slide and tray numbers, display state, ids, numbers of unknown tags:
+  a number can be a date or an accession as well as a Unix time can). An inline value (held in
+  the data size word) of a field that is not kept, a string's included, is zeroed too;
+- the reserved word of every volume header is zeroed; byte arrays (the 96x96 preview bitmap in
+  tag 38, the annotation layer XML in 2038), vector data and unknown blobs are zeroed;
 - the .vsi's TIFF page (a JPEG render with Artist, DateTime, Make, Model, Exif and an Olympus
   SIS block) is rewritten as a 1x1 black uncompressed image; the rest of its bytes are zeroed;
-- label and overview/macro stacks: their stack names are emptied and their tiles zeroed;
-- in every ETS file every byte outside the headers, the tile table and the tiles is zeroed.
+- in every ETS file every byte outside the headers, the tile table and the kept tiles is zeroed,
+  and so are the headers' reserved and unused words (ETS_SPARE) and the two spare int32 of every
+  tile record (rewritten when the plan is applied: the table is not copied into the journal).
 Kept tiles are never read or written. Refused: a tree paw cannot walk, an unknown value type,
 a field past the end of the file, a .vsi without its `_X_` folder, a stack folder or file the
-.vsi does not explain, an ETS file that does not parse.
+.vsi does not explain, an ETS file that does not parse or holds tiles in a codec whose headers
+paw cannot check (ETS_WALKED), stacks as above.
 """
 
 import os
@@ -49,8 +79,8 @@ import numpy as np
 
 from .. import bundle, ranges
 from ..errors import FormatError
-from . import edits
-from .allow import Pattern
+from . import edits, optics
+from .allow import Kind, Pattern
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
 
@@ -58,6 +88,7 @@ from .edits import EditPlan
 
 TREE_START = 8
 VOLUME_HEADER, VOLUME_MAGIC = 24, 0x5349
+VOLUME_RESERVED = 20                    # the volume header's last 4 bytes: zeroed
 FIELD_HEADER = 16
 NEW_VOLUME, INLINE, ARRAY, EXTENDED, EXTRA_TAG = 0x80000000, 0x40000000, 0x20000000, 0x10000000, 0x08000000
 VALUE_MASK, COUNT_MASK = 0xFFFFFF, 0x0FFFFFFF
@@ -65,35 +96,126 @@ VOLUME_TYPES = frozenset({0, 1, 2})     # extended: NEW_VOLUME_HEADER, PROPERTY_
 TIFF_IFD, VECTOR_DATA = 10, 11          # extended blobs
 STRING_TYPES = frozenset({13, 8192, 8194})          # TCHAR, UNICODE_TCHAR (UTF-16LE here)
 BYTE_TYPES = frozenset({1, 2})                      # CHAR, UCHAR: an array of them is a blob
-INT64_TYPES = frozenset({7, 8})                     # LONG, ULONG
 DATE_TYPES = frozenset({17, 18})                    # TIMESTAMP (int64), DATE (double)
-NUMBER_TYPES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 17, 18, 4104, 8195, 8196, 8197,
-                          8198, 8199, 8200, 8470} | set(range(256, 281)))
-VALUE_TYPES = STRING_TYPES | BYTE_TYPES | NUMBER_TYPES
+# Numeric value types and the element each value is made of (CellSensReader's value types):
+# scalars, tuples and arrays of int32 or double, RGB/BGR bytes.
+ELEMENTS = {
+    1: "<i1", 2: "<u1", 3: "<i2", 4: "<u2", 5: "<i4", 6: "<u4", 7: "<i8", 8: "<u8", 9: "<f4",
+    10: "<f8", 11: "<f8", 12: "<u1", 14: "<u4", 17: "<i8", 18: "<f8", 4104: "<i4",
+    **{t: "<i4" for t in (256, 257, 258, 259, 267, 271, 272, 273, 274, 275, 276, 277, 278, 8195,
+                          8196, 8197, 8198, 8199, 8200, 8470)},
+    **{t: "<f8" for t in (260, 261, 262, 263, 264, 265, 266, 268, 279, 280)},
+    269: "<u1", 270: "<u1",
+}
+NUMBER_TYPES = frozenset(ELEMENTS)
+VALUE_TYPES = STRING_TYPES | NUMBER_TYPES
 MAX_FIELDS = 1 << 20
 MAX_DEPTH = 64
 
 # Tags (Bio-Formats CellSensReader constants; 12 and 23 named from their values).
 COLLECTION, IMAGE_STACK, STACK_PROPERTIES = 2000, 2001, 2005
-STACK_NAME, STACK_TYPE = 2030, 2074
-OVERVIEW_TYPES = frozenset({1, 256})    # OVERVIEW_IMAGE, MACRO_IMAGE
-DATE_TAGS = frozenset({14, 23, 2015, 2100})     # document time, "document product", creation time, time start
-ZERO_TAGS = frozenset({120129, 120637, 120638})  # DEVICE_ID (unit serial), slide no., tray no.
-# A 64-bit number in this range reads as a Unix time of 2000-2100 (bioio-vsi's anonymizer looks
-# for dates by value too): zeroed wherever it is, since a tag paw does not know may be a date.
-UNIX_2000, UNIX_2100 = 946684800, 4102444800
+STACK_NAME, STACK_TYPE, RWC_FRAME_SCALE = 2030, 2074, 2019
+DEFAULT_IMAGE = 0                       # STACK_TYPE of the slide's image (absent means the same)
+INTEGER_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 4104})
+
+
+# --- what may stay ----------------------------------------------------------------------------
 
 _UNIT = Pattern(r"10\^-?\d{1,2}(?:m|s|%|Hz|K|g|V|A|rad|deg|px)?\^-?\d{1,2}")
-_CHANNEL = Pattern(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,23}")
-_EQUIPMENT = Pattern(r"[A-Za-z0-9][A-Za-z0-9 ._/()+-]{0,47}")   # catalogue names of devices
 STRINGS_KEEP = {
-    268435456: _UNIT, 2020: _UNIT, 2063: _UNIT, 2064: _UNIT,   # units of the value beside them
-    2021: _CHANNEL, 2419: _CHANNEL,                            # dimension and channel names
-    120063: _EQUIPMENT, 120065: _EQUIPMENT,                    # objective name, description
-    120116: _EQUIPMENT, 120132: _EQUIPMENT, 120133: _EQUIPMENT,  # device name, model, maker
+    268435456: _UNIT, 2020: _UNIT, 2011: _UNIT, 2063: _UNIT, 2064: _UNIT,   # units of values
+    2021: optics.CHANNEL_NAME, 2419: optics.CHANNEL_NAME,      # dimension and channel names
+    120063: optics.OBJECTIVE_NAME, 120065: optics.OBJECTIVE_NAME,   # objective name, description
+    120133: optics.MANUFACTURER,                               # device manufacturer
     34: Pattern(r"(?:OLYMPUS |EVIDENT )?cellSens [A-Za-z]{1,20}"),  # product
     35: Pattern(r"\d{1,3}(?:\.\d{1,5}){0,3}"),                 # product version
 }
+
+
+class Numbers(Kind):
+    """Every value of a numeric field (a scalar, a tuple, an array) of one of `types`, finite,
+    within [low, high]. `accepts` takes the values as a numpy array."""
+    label = "numbers of the field's kind"
+    __slots__ = ("types", "low", "high")
+
+    def __init__(self, types, low, high):
+        self.types, self.low, self.high = frozenset(types), low, high
+
+    def accepts(self, values):
+        values = np.asarray(values, dtype=np.float64)
+        return bool(np.isfinite(values).all() and (values >= self.low).all() and (values <= self.high).all())
+
+    def fits(self, value_type, values):
+        return value_type in self.types and self.accepts(values)
+
+    def __repr__(self):
+        return f"Numbers({sorted(self.types)}, {self.low}, {self.high})"
+
+
+_INTS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 4104)
+_INT_TUPLES = (256, 257, 258, 259, 267, 274, 275, 276, 277, 8195, 8196, 8197, 8198, 8199, 8200, 8470)
+_DOUBLES = (9, 10, 260, 261, 262, 263, 264, 265, 266, 268, 279, 280)
+_VERSION = Numbers(_INTS, 0, 1 << 31)
+_COUNT = Numbers(_INTS + _INT_TUPLES, 0, 1 << 31)
+_FLAG = Numbers(_INTS, 0, 1)
+_CODE = Numbers(_INTS, 0, 1_000_000)            # enumerations and tag ids
+_GEOMETRY = Numbers(_INT_TUPLES + _INTS, -(1 << 31), 1 << 31)   # pixels, tile indices
+_REAL = Numbers(_DOUBLES, -1e9, 1e9)            # positions, origins, display limits (µm or grey)
+_SCALE = Numbers(_DOUBLES, 0, 1e6)              # µm per pixel
+_WAVELENGTH = Numbers(_INTS + _DOUBLES, 0, 10000)
+_EXPOSURE = Numbers(_INTS + _DOUBLES, 0, 1e12)  # µs
+_APERTURE = Numbers(_DOUBLES, 0, 2)
+_MAGNIFICATION = Numbers(_DOUBLES + _INTS, 0, 1000)
+_REFRACTIVE = Numbers(_DOUBLES, 0, 5)
+_BITS = Numbers(_INTS, 0, 64)
+_GAIN = Numbers(_DOUBLES + _INTS, -1e6, 1e6)
+ANY = None
+DOCUMENT = (2, 2109)                            # document properties (Bio-Formats: 2109)
+# Property sets of a dimension (Z start/increment/value, time increment/value, lambda), of the
+# channel wavelength (2417) and of the objective working distance (120062): their VALUE
+# (268435458), with its DIM_INDEX (268435457) and the set's inline state (268435459).
+VALUE_SETS = (2012, 2013, 2014, 2016, 2017, 2039, 2040, 2041, 2417, 120062)
+NUMBERS_KEEP = {
+    **{(parent, tag): _VERSION for parent in DOCUMENT for tag in (18, 19, 20, 21, 22)},  # creator version
+    (COLLECTION, 2035): _VERSION,                  # format version (bioio-vsi reads it)
+    (IMAGE_STACK, 2003): _COUNT,                   # dimension sizes
+    (IMAGE_STACK, 2031): _CODE,                    # frame type
+    (IMAGE_STACK, 2027): _COUNT,                   # sample id list
+    (IMAGE_STACK, 2030): _COUNT,                   # sample flags list
+    (IMAGE_STACK, 2034): Numbers(_INTS, 0, 65535),  # default background colour
+    (STACK_PROPERTIES, 2003): _REAL,               # display limits
+    (STACK_PROPERTIES, 2006): _REAL,               # frame origin
+    (STACK_PROPERTIES, 2007): _REAL,               # frame scale
+    (STACK_PROPERTIES, 2018): _REAL,               # origin on the stage, µm
+    (STACK_PROPERTIES, RWC_FRAME_SCALE): _SCALE,   # pixel size, µm
+    (STACK_PROPERTIES, 2031): _CODE,               # channel dimension
+    (STACK_PROPERTIES, STACK_TYPE): _CODE,         # stack type
+    (2018, 2053): _GEOMETRY,                       # image boundary
+    (2018, 2410): _GEOMETRY,                       # tile origin
+    (2018, 20004): _CODE,                          # tile system
+    (2018, 20005): _FLAG,                          # has external (ETS) file
+    (2008, 2023): _CODE,                           # dimension meaning (Z, T, lambda, C)
+    (2008, 2025): _CODE, (2008, 2026): _CODE, (2008, 2027): _CODE,  # start/increment/value ids
+    **{(parent, 268435458): _REAL for parent in VALUE_SETS},
+    **{(parent, 268435457): _CODE for parent in VALUE_SETS},
+    **{(parent, 268435459): Numbers(_INTS, 0, 1 << 31) for parent in VALUE_SETS},
+    (ANY, 120130): _CODE,                          # device subtype (Bio-Formats: which is the camera)
+    (120114, 100002): _EXPOSURE,                   # exposure time
+    **{(120114, tag): _GAIN for tag in range(100003, 100013)},  # camera gains and offsets
+    (120114, 100015): _BITS, (120114, 100016): _BITS,          # binning
+    (120114, 100049): _BITS,                       # bit depth
+    (120114, 120060): _MAGNIFICATION,              # objective magnification
+    (120114, 120061): _APERTURE,                   # numerical aperture
+    (120114, 120062): Numbers(_DOUBLES, 0, 1e6),   # working distance
+    (120114, 120064): _CODE,                       # objective type
+    (120114, 120079): _REFRACTIVE,                 # refractive index
+    (120114, 122000): _WAVELENGTH,                 # laser line, nm
+}
+
+
+def number_rule(parent, tag):
+    return NUMBERS_KEEP.get((parent, tag)) or NUMBERS_KEEP.get((ANY, tag))
+
 
 # The TIFF page inside the .vsi (classic little-endian TIFF 6.0).
 IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE, COMPRESSION, PHOTOMETRIC = 256, 257, 258, 259, 262
@@ -103,12 +225,23 @@ PAGE_TAGS = frozenset({IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE, COMPRESSION, 
                        STRIP_OFFSETS, SAMPLES_PER_PIXEL, ROWS_PER_STRIP, STRIP_BYTE_COUNTS})
 PAGE_SIZE = 2 + 12 * len(PAGE_TAGS) + 4   # the 1x1 black page's directory (grey: no extra values)
 
-# ETS (Bio-Formats CellSensReader.parseETSFile, bioio-vsi _ets.py).
+# ETS (Bio-Formats CellSensReader.parseETSFile, bioio-vsi _ets.py, slideio etsfile.cpp).
 ETS_MAGIC, ETS_SECOND_MAGIC = b"SIS\0", b"ETS\0"
 ETS_HEADER = 64
 ETS_SECOND = 228
-ETS_COMPRESSION_AT = 20                 # in the second header: 0 raw, 2 JPEG, 3 JPEG 2000 ...
-ETS_JPEG, ETS_J2K = 2, 3
+ETS_COMPRESSION_AT, ETS_TILE_AT, ETS_PYRAMID_AT = 20, 28, 152   # in the second header
+ETS_EXTENTS_AT = 184                    # extent count, then width, height, the other dimensions
+ETS_RAW, ETS_JPEG, ETS_J2K, ETS_JPEG_LOSSLESS = 0, 2, 3, 5
+# Tiles paw can check for text: raw pixels (nothing to check), JPEG and lossless JPEG streams,
+# JPEG 2000 codestreams. PNG (8) and BMP (9) tiles, or an unknown code, refuse the slide.
+ETS_WALKED = frozenset({ETS_RAW, ETS_JPEG, ETS_J2K, ETS_JPEG_LOSSLESS})
+# Words of the headers no reader uses (read and skipped by Bio-Formats, bioio-vsi and slideio):
+# zeroed. (offset, length) in the SIS header, and in the ETS header relative to its start: the
+# 17 pixel-info hints, the unnamed words before and after the image origin, and the extent
+# slots after the extent count says they end (zeroed by ets_spare below).
+ETS_HEADER_SPARE = ((28, 4), (44, 4), (56, 8))
+ETS_SECOND_SPARE = ((40, 68), (156, 16), (180, 4))
+ETS_RECORD_SPARE = "first and last int32"   # of every tile record (u0, u1 in bioio-vsi)
 ETS_NAME = re.compile(r"frame_t(?:_\d{1,6})?\.ets")
 STACK_FOLDER = re.compile(r"stack(\d{1,9})")
 MAX_TILES = 50_000_000
@@ -148,14 +281,19 @@ class Field:
     def volume(self):
         return bool(self.type & EXTENDED) and self.kind in VOLUME_TYPES
 
+    @property
+    def parent(self):
+        return self.path[-2] if len(self.path) > 1 else None
+
     def child(self, tag):
         return next((c for c in self.children if c.tag == tag), None)
 
 
 def read_tree(data):
-    """The fields of the tag tree in `data` (the whole .vsi), and the (offset, length) spans it
-    covers. FormatError on a loop, an unknown value type or anything past the end."""
-    spans, count, blobs = [], [0], []
+    """The fields of the tag tree in `data` (the whole .vsi), the (offset, length) spans it
+    covers, and the offsets of its volume headers. FormatError on a loop, an unknown value type
+    or anything past the end."""
+    spans, count, blobs, volumes = [], [0], [], []
 
     def volume(at, path, depth):
         if depth > MAX_DEPTH or at + VOLUME_HEADER > len(data):
@@ -164,6 +302,7 @@ def read_tree(data):
         if size != VOLUME_HEADER or magic != VOLUME_MAGIC:
             raise FormatError(f"VSI tag tree: no volume header at byte {at}")
         spans.append((at, VOLUME_HEADER))
+        volumes.append(at)
         fields, position, seen = [], at + first, set()
         for _ in range(flags & COUNT_MASK):
             if position in seen or not at < position <= len(data) - FIELD_HEADER:
@@ -212,7 +351,7 @@ def read_tree(data):
         end = min(item.value + item.size, int(following[0]) if len(following) else len(data))
         item.size = end - item.value
         spans.append((item.value, item.size))
-    return fields, spans
+    return fields, spans, volumes
 
 
 def _where(item):
@@ -226,8 +365,7 @@ def walk(fields):
 
 
 def stacks(fields):
-    """{stack number: (role, its 2030 name field or None)} of every 2001 volume in the collection;
-    role is label, overview or level."""
+    """{stack number: its 2001 volume field} of every image stack in the collection."""
     found = {}
     for collection in (f for f in fields if f.tag == COLLECTION and f.volume):
         for stack in (f for f in collection.children if f.tag == IMAGE_STACK and f.volume):
@@ -237,20 +375,60 @@ def stacks(fields):
     return found
 
 
-def stack_role(stack, data):
+def numbers(item, data):
+    """The values of a numeric field as a numpy array (an inline field: its data size word)."""
+    if item.inline:
+        return np.array([item.size], np.int64)
+    element = np.dtype(ELEMENTS[item.kind])
+    raw = data[item.value:item.value + item.size]
+    return np.frombuffer(raw[:len(raw) - len(raw) % element.itemsize], element)
+
+
+def stack_type(stack, data):
+    """The STACK_TYPE of a 2001 volume: DEFAULT_IMAGE when absent. FormatError when the stack's
+    properties contradict themselves or the type is not one integer, in any width."""
+    props = [c for c in stack.children if c.tag == STACK_PROPERTIES and c.volume]
+    if len(props) > 1:
+        raise FormatError(f"VSI stack {stack.second} has two property volumes")
+    types = [c for c in props[0].children if c.tag == STACK_TYPE] if props else []
+    elsewhere = [f for f in walk(stack.children) if f.tag == STACK_TYPE and f not in types]
+    if len(types) > 1 or elsewhere:
+        raise FormatError(f"VSI stack {stack.second} has more than one stack type")
+    if not types:
+        return DEFAULT_IMAGE
+    item = types[0]
+    if item.volume or item.type & EXTENDED or item.kind not in NUMBER_TYPES:
+        raise FormatError(f"VSI stack {stack.second} has a stack type that is not a number")
+    values = numbers(item, data)
+    if len(values) != 1 or not np.isfinite(values[0]) or values[0] != int(values[0]):
+        raise FormatError(f"VSI stack {stack.second} has a stack type that is not one integer")
+    return int(values[0])
+
+
+def pixel_size(stack, data):
+    """The stack's pixel size (2019, µm per pixel, x), or None."""
     props = stack.child(STACK_PROPERTIES)
-    name_field = props.child(STACK_NAME) if props else None
-    type_field = props.child(STACK_TYPE) if props else None
-    name = (string_value(name_field, data) or "") if name_field and name_field.kind in STRING_TYPES else ""
-    kind = type_field.size if type_field and type_field.inline else None
-    if type_field and not type_field.inline and type_field.size == 4:
-        (kind,) = struct.unpack_from("<i", data, type_field.value)
-    lowered = name.strip().lower()
-    if lowered.startswith("label"):
-        return "label"
-    if kind in OVERVIEW_TYPES or lowered.startswith(("overview", "macro")):
-        return "overview"
-    return "level"
+    scale = props.child(RWC_FRAME_SCALE) if props else None
+    if scale is None or scale.inline or scale.kind not in NUMBER_TYPES:
+        return None
+    values = numbers(scale, data)
+    return float(values[0]) if len(values) and np.isfinite(values[0]) and values[0] > 0 else None
+
+
+def choose_image(types, areas, sizes):
+    """The stack number of the slide's image: of the stacks whose type is DEFAULT_IMAGE and
+    that have pixels, the largest by area, strictly, and no smaller one finer (`sizes`: µm per
+    pixel or None). FormatError when there is none or paw cannot tell."""
+    candidates = sorted((areas[n], n) for n, t in types.items() if t == DEFAULT_IMAGE and areas.get(n))
+    if not candidates:
+        raise FormatError("VSI has no image stack paw can identify as the slide's image")
+    area, number = candidates[-1]
+    if len(candidates) > 1 and candidates[-2][0] == area:
+        raise FormatError("VSI has two image stacks of the same size: paw cannot tell which is the slide")
+    own = sizes.get(number)
+    if own is not None and any(sizes.get(n) is not None and sizes[n] < own for _, n in candidates[:-1]):
+        raise FormatError("VSI has a smaller image stack of a finer pixel size than the largest")
+    return number
 
 
 def string_value(item, data):
@@ -269,8 +447,18 @@ def string_value(item, data):
 class Ets:
     size: int
     compression: int
-    structure: list    # (offset, length) of the headers and the tile table
-    tiles: np.ndarray  # (N, 2) int64 offset, length
+    structure: list      # (offset, length) of the headers and the tile table
+    tiles: np.ndarray    # (N, 2) int64 offset, length
+    coordinates: np.ndarray   # (N, dims) int32
+    table: tuple         # (offset, record length, count) of the tile table
+    second_at: int       # where the ETS header is
+    tile_size: tuple     # (width, height)
+    pyramid: bool
+    extent: tuple        # the image extent (width, height, the other dimensions)
+
+    @property
+    def area(self):
+        return self.extent[0] * self.extent[1] if len(self.extent) >= 2 else 0
 
 
 def read_ets(path):
@@ -282,30 +470,66 @@ def read_ets(path):
             raise FormatError("ETS file does not start with its SIS header")
         header_size, _, dims, second_at, second_size, _, table_at, count = \
             struct.unpack_from("<iiiqiiqi", head, 4)
-        if header_size != ETS_HEADER or not 0 < dims <= 16 or not 0 <= count <= MAX_TILES \
-                or second_size < ETS_COMPRESSION_AT + 4 or second_at < ETS_HEADER \
+        if header_size != ETS_HEADER or not 3 <= dims <= 16 or not 0 <= count <= MAX_TILES \
+                or second_size < ETS_EXTENTS_AT + 12 or second_at < ETS_HEADER \
                 or second_at + second_size > size:
             raise FormatError("ETS header has impossible values")
         fh.seek(second_at)
         second = fh.read(second_size)
         if second[:4] != ETS_SECOND_MAGIC:
             raise FormatError("ETS file has no ETS header")
-        (compression,) = struct.unpack_from("<i", second, ETS_COMPRESSION_AT)
+        compression, = struct.unpack_from("<i", second, ETS_COMPRESSION_AT)
+        tile_size = struct.unpack_from("<ii", second, ETS_TILE_AT)
+        pyramid, = struct.unpack_from("<i", second, ETS_PYRAMID_AT)
+        extents, = struct.unpack_from("<i", second, ETS_EXTENTS_AT)
+        if not 2 <= extents <= (second_size - ETS_EXTENTS_AT - 4) // 4 or min(tile_size) <= 0:
+            raise FormatError("ETS header has no image extent or tile size")
+        extent = struct.unpack_from(f"<{extents}i", second, ETS_EXTENTS_AT + 4)
         record = 4 * (dims + 5)
         if table_at < ETS_HEADER or table_at + record * count > size:
             raise FormatError("ETS tile table runs past the end of the file")
         fh.seek(table_at)
         table = np.frombuffer(fh.read(record * count), np.uint8).reshape(count, record)
+    coordinates = table[:, 4:4 + 4 * dims].copy().view("<i4").reshape(count, dims)
     offsets = table[:, 4 + 4 * dims:12 + 4 * dims].copy().view("<i8").ravel()
     lengths = table[:, 12 + 4 * dims:16 + 4 * dims].copy().view("<i4").ravel().astype(np.int64)
     if count and (offsets.min() < 0 or lengths.min() < 0 or (offsets + lengths).max() > size):
         raise FormatError("an ETS tile lies outside the file")
     tiles = np.column_stack((offsets, lengths)).astype(np.int64)
     structure = [(0, ETS_HEADER), (second_at, second_size), (table_at, record * count)]
-    return Ets(size, compression, structure, tiles)
+    return Ets(size, compression, structure, tiles, coordinates, (table_at, record, count),
+               second_at, tile_size, bool(pyramid), extent)
 
 
-def slide_files(path, numbers):
+def grid_problem(ets):
+    """Why the tile table is not a pyramid of the image its header describes, or None: every
+    tile's x and y inside its level's grid (level k is the extent halved k times, rounded up or
+    down), the other coordinates inside the extent, level 0 only without a pyramid, no
+    coordinate twice."""
+    c = ets.coordinates
+    if not len(c):
+        return None
+    dims = c.shape[1]
+    levels = c[:, -1].astype(np.int64) if ets.pyramid else np.zeros(len(c), np.int64)
+    if c.min() < 0 or (not ets.pyramid and (c[:, -1] != 0).any()) or levels.max() > 40:
+        return "a tile coordinate outside the image"
+    width, height = ets.extent[:2]
+    # Level k spans at most ceil(extent / 2^k) pixels (the rounded-up halving is the larger).
+    span_x = -(-width // (1 << levels))
+    span_y = -(-height // (1 << levels))
+    tw, th = ets.tile_size
+    if (c[:, 0] >= -(-span_x // tw)).any() or (c[:, 1] >= -(-span_y // th)).any():
+        return "a tile outside its level's grid"
+    slots = ets.extent[2:2 + max(0, dims - 3)]
+    for i, extent in enumerate(slots):
+        if (c[:, 2 + i] >= max(extent, 1)).any():
+            return "a tile coordinate outside the image"
+    if len(np.unique(c, axis=0)) != len(c):
+        return "two tiles at the same coordinates"
+    return None
+
+
+def slide_files(path, numbers_):
     """{stack number: [ETS paths]} under `_X_/`; FormatError on anything the .vsi does not
     explain (a file that is not frame_t*.ets, a stack folder of no stack)."""
     folder = bundle.vsi_folder(path)
@@ -314,7 +538,7 @@ def slide_files(path, numbers):
     found = {}
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         match = STACK_FOLDER.fullmatch(entry.name)
-        if not entry.is_dir(follow_symlinks=False) or not match or int(match.group(1)) not in numbers:
+        if not entry.is_dir(follow_symlinks=False) or not match or int(match.group(1)) not in numbers_:
             raise FormatError(f"VSI folder holds {'a file' if not entry.is_dir() else 'a folder'} "
                               "that is not the stack of an image in the .vsi")
         files = []
@@ -328,21 +552,61 @@ def slide_files(path, numbers):
     return found
 
 
+def ets_spare(ets):
+    """(offset, length) of the header words no reader uses: ETS_HEADER_SPARE, ETS_SECOND_SPARE
+    and the extent slots after the extent count."""
+    spare = list(ETS_HEADER_SPARE) + [(ets.second_at + o, n) for o, n in ETS_SECOND_SPARE]
+    second_size = ets.structure[1][1]
+    used = ETS_EXTENTS_AT + 4 + 4 * len(ets.extent)
+    if second_size > used:
+        spare.append((ets.second_at + used, second_size - used))
+    return spare
+
+
+def zero_record_spares(table, dims):
+    """A tile table (bytes) with the first and last int32 of every record zeroed."""
+    records = np.frombuffer(table, np.uint8).reshape(-1, 4 * (dims + 5)).copy()
+    records[:, :4] = 0
+    records[:, -4:] = 0
+    return records.tobytes()
+
+
 # --- the plan ---------------------------------------------------------------------------------
 
 @dataclass
 class VsiPlan(Plan):
-    """In-place edits to the .vsi and every ETS file (paths relative to the .vsi's folder)."""
+    """In-place edits to the .vsi and every ETS file (paths relative to the .vsi's folder).
+    `tables` names each ETS file's tile table (offset, record length, count): its records'
+    spare words are zeroed when the plan is applied (read from the file then, so the journal
+    holds three numbers instead of the table)."""
     files: dict = field(default_factory=dict)      # relative path -> EditPlan
     removed: list = field(default_factory=list)
     actions: list = field(default_factory=list)
+    tables: dict = field(default_factory=dict)     # relative path -> [offset, record, count]
+
+    def _with_tables(self, base):
+        """The per-file plans with each tile table rewritten (spare words zeroed) as a write."""
+        plans = {}
+        for rel, plan in self.files.items():
+            table = self.tables.get(rel)
+            if table:
+                offset, record, count = table
+                with open(os.path.join(base, rel), "rb") as fh:
+                    fh.seek(offset)
+                    raw = fh.read(record * count)
+                plan = EditPlan(plan.writes + [(offset, zero_record_spares(raw, record // 4 - 5))],
+                                plan.zeros, layout=[], kept_data=plan.kept_data)
+            plans[rel] = plan
+        return plans
 
     def apply(self, path, undo=None):
-        """Edit every file; with `undo`, every file's original bytes are kept first (base.Plan)."""
+        """Edit every file; with `undo`, every file's original bytes are kept first (base.Plan).
+        Zeroing a table's spare words is idempotent: a replay computes the same table."""
         base = os.path.dirname(path)
+        plans = self._with_tables(base)
         if undo is not None:
-            edits.keep_originals(base, self.files, undo)
-        for rel, plan in self.files.items():
+            edits.keep_originals(base, plans, undo)
+        for rel, plan in plans.items():
             plan.apply(os.path.join(base, rel))
 
     def rollback(self, path, undo):
@@ -350,18 +614,18 @@ class VsiPlan(Plan):
 
     def to_json(self):
         return {"files": {k: v.to_json() for k, v in self.files.items()},
-                "removed": self.removed, "actions": self.actions}
+                "removed": self.removed, "actions": self.actions, "tables": self.tables}
 
     @classmethod
     def from_json(cls, data):
         return cls({k: EditPlan.from_json(v) for k, v in data["files"].items()},
-                   data["removed"], data["actions"])
+                   data["removed"], data["actions"], {k: list(v) for k, v in data.get("tables", {}).items()})
 
     def summary(self):
         zeros = [z for plan in self.files.values() for z in plan.zeros]
         writes = sum(len(plan.writes) for plan in self.files.values())
         return (f"zero {sum(n for _, n in zeros)} bytes in {len(zeros)} places in {len(self.files)} "
-                f"files; rewrite {writes} fields; kept tiles untouched")
+                f"files; rewrite {writes} fields and {len(self.tables)} tile tables; kept tiles untouched")
 
 
 def _read_all(path):
@@ -371,37 +635,58 @@ def _read_all(path):
 
 def _prepare(path):
     data = _read_all(path)
-    fields, spans = read_tree(data)
+    fields, spans, volumes = read_tree(data)
     found_stacks = stacks(fields)
     files = slide_files(path, set(found_stacks))
-    vsi, removed, found, actions = EditPlan(layout=[]), [], {}, []
-    roles = {n: stack_role(s, data) for n, s in found_stacks.items()}
+    base = os.path.dirname(path)
+    etss = {number: [read_ets(p) for p in paths] for number, paths in files.items()}
+    types = {n: stack_type(s, data) for n, s in found_stacks.items()}
+    areas = {n: max((e.area for e in etss.get(n, ())), default=0) for n in found_stacks}
+    sizes = {n: pixel_size(s, data) for n, s in found_stacks.items()}
+    image = choose_image(types, areas, sizes)
+    for ets in etss[image]:
+        if ets.compression not in ETS_WALKED:
+            raise FormatError(f"VSI stack {image} holds tiles in a codec paw cannot check for text")
+        problem = grid_problem(ets)
+        if problem:
+            raise FormatError(f"VSI stack {image}: its ETS tile table has {problem}")
+
+    vsi, removed, found = EditPlan(layout=[]), [], {}
     kept_strings = []
     for item in walk(fields):
         removed += _plan_field(item, data, vsi, kept_strings, found)
-    for number, role in roles.items():
-        if role != "level":
-            found[role] = found.get(role, 0) + 1
-            actions.append(f"{role} image destroyed")
-        elif files.get(number):
-            found["level"] = found.get("level", 0) + 1
+    for at in volumes:
+        vsi.zeros.append((at + VOLUME_RESERVED, VOLUME_HEADER - VOLUME_RESERVED))
     _plan_page(data, fields, vsi, found)
     # Bytes no field explains (between fields, after the tree): nothing a reader looks at.
     vsi.zeros += ranges.complement(ranges.merge(spans, [(0, TREE_START)]), len(data))
-    plan = VsiPlan(removed=[], actions=["document and stack properties emptied (name, path, author, "
-                                        "GUID, stack names, dates, device serials)"] + actions)
-    base = os.path.dirname(path)
+
+    actions = ["document and stack properties emptied (name, path, author, GUID, stack names, "
+               "device names, dates, serials, numbers no reader needs)"]
+    found["level"] = 1
+    for number in sorted(found_stacks):
+        if number == image:
+            continue
+        role = {1: "overview", 256: "macro"}.get(types[number], "other image")
+        found[role] = found.get(role, 0) + 1
+    for role in ("overview", "macro", "other image"):
+        if found.get(role):
+            actions.append(f"{role} stack destroyed (x{found[role]})" if found[role] > 1
+                           else f"{role} stack destroyed")
+    plan = VsiPlan(removed=[], actions=actions)
     plan.files[os.path.basename(path)] = vsi
     for number, paths in files.items():
-        for ets_path in paths:
-            ets = read_ets(ets_path)
-            kept = ets.tiles if roles[number] == "level" else np.empty((0, 2), np.int64)
+        for ets_path, ets in zip(paths, etss[number]):
+            kept = ets.tiles if number == image else np.empty((0, 2), np.int64)
             structure = ranges.merge(ets.structure, kept)
-            plan.files[os.path.relpath(ets_path, base)] = EditPlan(
-                zeros=ranges.complement(structure, ets.size), layout=[],
+            rel = os.path.relpath(ets_path, base)
+            plan.files[rel] = EditPlan(
+                zeros=ranges.complement(structure, ets.size) + ets_spare(ets), layout=[],
                 kept_data=ranges.as_pairs(ranges.merge(kept)))
-    vocabulary = " ".join(kept_strings)
-    plan.removed = sorted({v for v in removed if len(v.strip()) >= 4 and v not in vocabulary})
+            if ets.table[2]:
+                plan.tables[rel] = list(ets.table)
+    vocabulary = " ".join(kept_strings).lower()   # verification's search ignores case
+    plan.removed = sorted({v for v in removed if len(v.strip()) >= 4 and v.lower() not in vocabulary})
     if found.get("thumbnail"):
         plan.actions.append("TIFF preview page replaced by a 1x1 black image")
     if found.get("preview"):
@@ -419,8 +704,9 @@ def _plan_field(item, data, vsi, kept_strings, found):
             vsi.zeros.append((item.value, item.size))
         return []   # TIFF pages: _plan_page
     if item.inline:
-        if item.tag in ZERO_TAGS | DATE_TAGS and item.size:
-            vsi.writes.append((item.at + 12, bytes(4)))
+        rule = number_rule(item.parent, item.tag) if kind in NUMBER_TYPES else None
+        if item.size and not (rule and rule.fits(kind, numbers(item, data))):
+            vsi.writes.append((item.at + 12, bytes(4)))   # the data size word is the value
         return []
     if kind in STRING_TYPES:
         text = string_value(item, data)
@@ -435,8 +721,9 @@ def _plan_field(item, data, vsi, kept_strings, found):
         vsi.zeros.append((item.value, item.size))
         found["preview"] = found.get("preview", 0) + 1
         return []
-    if item.tag in ZERO_TAGS | DATE_TAGS or kind in DATE_TYPES or _date_like(item, data) or \
-            reads_as_text(data[item.value:item.value + item.size]):
+    rule = number_rule(item.parent, item.tag)
+    if item.size and not (rule and rule.fits(kind, numbers(item, data)) and not reads_as_text(
+            data[item.value:item.value + item.size])):
         vsi.zeros.append((item.value, item.size))
     return []
 
@@ -448,13 +735,6 @@ _TEXT_IN_NUMBERS = re.compile(rb"[\x20-\x7e]{6}|(?:[\x20-\x7e]\x00){6}|(?:\x00[\
 
 def reads_as_text(payload):
     return _TEXT_IN_NUMBERS.search(payload) is not None
-
-
-def _date_like(item, data):
-    if item.kind not in INT64_TYPES or item.size != 8:
-        return False
-    (value,) = struct.unpack_from("<q", data, item.value)
-    return UNIX_2000 <= value <= UNIX_2100
 
 
 def _plan_page(data, fields, vsi, found):
