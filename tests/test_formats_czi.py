@@ -3,6 +3,7 @@ independent readers (pylibCZIrw for pixels and metadata, czifile for attachments
 what a viewer lists), and hostile variants that must be delivered clean or quarantined."""
 
 import hashlib
+import io
 import os
 import shutil
 import struct
@@ -388,3 +389,251 @@ def test_text_in_spare_and_reserved_fields_is_cleared(lab, tmp_path):
     assert lab.run() == 0, lab.rows()[0]["error"]
     output = only_output(lab)
     assert b"SMITH" not in open(output, "rb").read() and pixels(output)
+
+
+# --- red team 19 (findings F2-F6, F9): each reproducer, rebuilt here with synth -----------------
+
+def _scrub(tmp_path, full_scan=False, **options):
+    """Plan, apply and verify a synthetic CZI in-process: ("refused", reason) or
+    ("delivered", path)."""
+    from paw import formats
+    from paw.errors import SlideRefused
+    from paw.verify import verify
+    path = _hostile(tmp_path, **options)
+    opts = type("Options", (), {"keep_macro": False, "full_scan": full_scan})()
+    try:
+        handler = formats.identify(path)
+        plan = handler.plan(path, opts).plan
+        plan.apply(path)
+        verify(path, handler, plan, opts)
+    except SlideRefused as exc:
+        return "refused", str(exc)
+    return "delivered", path
+
+
+def _channel_names(path):
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(metadata(path))
+    return [c.get("Name") for c in root.iter("Channel") if c.get("Name") is not None]
+
+
+# F2: names a lab can type anything into are kept only from the optics vocabularies.
+NAMES = {
+    "a person's name as channel name": dict(channels=("DAPI", "Jane Doe 1962")),
+    "an accession as channel name": dict(channels=("S24-047119",)),
+    "a Latin-1 name as channel name": dict(channels=("Müller",)),
+    "an other-case removed value as channel name": dict(channels=("jsmith-czi-user",)),
+    "a name in Fluor (CDATA)": dict(metadata=lambda x: x.replace("<Fluor>DAPI</Fluor>",
+                                                                 "<Fluor><![CDATA[Jane Doe]]></Fluor>")),
+    "a name in Fluor (character references)": dict(metadata=lambda x: x.replace(
+        "<Fluor>DAPI</Fluor>", "<Fluor>" + "".join(f"&#{ord(c)};" for c in "Jane Doe") + "</Fluor>")),
+    "a name as objective name": dict(metadata=lambda x: x.replace('Name="Plan-Apochromat 20x/0.8"',
+                                                                  'Name="Jane Doe 20x/0.8"')),
+    "a name as display-setting channel name": dict(extra_xml=(
+        '<DisplaySetting><Channels><Channel Id="Channel:0" Name="Jane Doe"><Low>0.1</Low></Channel>'
+        "</Channels></DisplaySetting>")),
+    "a name as illumination type": dict(metadata=lambda x: x.replace(
+        "<Fluor>DAPI</Fluor>", "<Fluor>DAPI</Fluor><IlluminationType>JaneDoe</IlluminationType>")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAMES))
+def test_free_text_names_are_replaced_or_removed(tmp_path, case):
+    source = open(_hostile(tmp_path, **NAMES[case]), "rb").read()
+    assert any(n in source for n in (b"Jane Doe", b"S24-047119", b"jsmith-czi-user", "Müller".encode(),
+                                     b"&#74;&#97;", b"JaneDoe")), case
+    outcome, path = _scrub(tmp_path, **NAMES[case])
+    assert outcome == "delivered", path
+    assert leaked(path, ["Jane Doe", "S24-047119", "jsmith-czi-user", "JaneDoe"]) == []
+    assert "Müller".encode("latin-1") not in open(path, "rb").read()
+    assert "Müller" not in metadata(path) and "Jane Doe" not in metadata(path)
+    assert all(n == "DAPI" or n.startswith("Channel ") for n in _channel_names(path)), _channel_names(path)
+
+
+def test_vocabulary_names_stay(tmp_path):
+    outcome, path = _scrub(tmp_path, channels=("DAPI", "Alexa Fluor 488", "EGFP-T1", "AF568"))
+    assert outcome == "delivered"
+    assert _channel_names(path)[:4] == ["DAPI", "Alexa Fluor 488", "EGFP-T1", "AF568"]
+    assert "Plan-Apochromat 20x/0.8" in metadata(path)
+
+
+# F6: numbers that read as dates in kept fields: a size the directory fixes, a wavelength.
+def test_sizes_are_the_directorys_and_numbers_stay_in_range(tmp_path):
+    outcome, path = _scrub(tmp_path, metadata=lambda x: x.replace(
+        "<SizeC>1</SizeC>", "<SizeC>1</SizeC><SizeT>20240506</SizeT><SizeZ>19620417</SizeZ>").replace(
+        "<ExcitationWavelength>353</ExcitationWavelength>", "<ExcitationWavelength>20240506</ExcitationWavelength>"))
+    assert outcome == "delivered", path
+    after = metadata(path)
+    assert "20240506" not in after and "19620417" not in after
+    assert "<SizeT>1</SizeT>" in after and "<SizeZ>1</SizeZ>" in after and "<SizeX>128</SizeX>" in after
+    assert pixels(path) == pixels(_hostile(tmp_path))
+
+
+def test_audit_refuses_a_size_the_directory_does_not_say(tmp_path, monkeypatch):
+    """A scrubber that kept the scanner's SizeZ is caught by the audit's own directory reading."""
+    from paw import formats
+    from paw.formats import czi
+    source = _hostile(tmp_path, metadata=lambda x: x.replace("<SizeC>1</SizeC>", "<SizeC>1</SizeC><SizeZ>19620417</SizeZ>"))
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    monkeypatch.setattr(czi, "set_directory_sizes", lambda root, extents: [])
+    handler = formats.identify(source)
+    plan = handler.plan(source, options).plan
+    monkeypatch.undo()
+    plan.apply(source)
+    assert any("SizeZ is not the directory's size" in p for p in handler.check(source, plan, options))
+
+
+# F9: a kept number paw must drop never leaves an element a reader parses as a number empty.
+def test_a_nan_scaling_value_drops_the_whole_item(tmp_path):
+    outcome, path = _scrub(tmp_path, metadata=lambda x: x.replace("<Value>2.2E-07</Value>", "<Value>NaN</Value>", 1))
+    assert outcome == "delivered", path
+    after = metadata(path)
+    assert "<Value/>" not in after and "<Value></Value>" not in after and "NaN" not in after
+    assert after.count("<Distance") == 1 and "2.2E-07" in after
+
+
+@pytest.mark.skipif(not (shutil.which("java") and os.path.exists(os.environ.get(
+    "PAW_BIOFORMATS_JAR", "/opt/bioformats/bioformats_package.jar"))), reason="Bio-Formats not installed")
+def test_bioformats_opens_a_slide_whose_scaling_was_nan(tmp_path):
+    import subprocess
+    outcome, path = _scrub(tmp_path, metadata=lambda x: x.replace("<Value>2.2E-07</Value>", "<Value>NaN</Value>", 1))
+    assert outcome == "delivered"
+    view = subprocess.run(["java", "-cp", BIOFORMATS, "loci.formats.tools.ImageInfo", "-nopix", "-omexml",
+                           "-no-upgrade", path], capture_output=True, text=True, timeout=300)
+    assert "Exception" not in view.stdout + view.stderr and "Series count = 1" in view.stdout
+    assert 'PhysicalSizeY="0.22' in view.stdout
+
+
+# F4/F5: TimeStamps are typed (relative, finite, non-decreasing) and carry a fresh GUID.
+def _attachment_guids(path):
+    with czifile.CziFile(path) as f:
+        return {a.attachment_entry.name: a.attachment_entry.content_guid for a in f.attachments()}
+
+
+def _timestamps(path):
+    with czifile.CziFile(path) as f:
+        return [list(a.data()) for a in f.attachments() if a.attachment_entry.name == "TimeStamps"]
+
+
+def test_timestamps_guid_is_replaced_and_times_made_relative(tmp_path):
+    source = _hostile(tmp_path, timestamps=struct.pack("<ii3d", 32, 3, 1714979289.5, 1714979290.25, 1714979300.0))
+    before = _attachment_guids(source)
+    outcome, path = _scrub(tmp_path, timestamps=struct.pack("<ii3d", 32, 3, 1714979289.5, 1714979290.25, 1714979300.0))
+    assert outcome == "delivered", path
+    assert _timestamps(path) == [[0.0, 0.75, 10.5]]
+    after = _attachment_guids(path)
+    assert set(after) == {"TimeStamps"} and after["TimeStamps"] != before["TimeStamps"]
+
+
+@pytest.mark.parametrize("payload", [
+    struct.pack("<ii2d", 24, 2, *struct.unpack("<2d", b"RTZB3CPATXXXXXXX")),   # text as doubles
+    struct.pack("<ii2d", 24, 2, 10.0, 5.0),                                   # going back in time
+    struct.pack("<ii2d", 24, 2, 0.0, float("nan")),
+    struct.pack("<ii2d", 24, 2, 0.0, 6.3e10),                                 # .NET seconds
+    struct.pack("<ii", 99, 1) + b"Jane Doe",                                   # not a list of times
+])
+def test_timestamps_that_are_not_times_are_destroyed(tmp_path, payload):
+    outcome, path = _scrub(tmp_path, timestamps=payload)
+    assert outcome == "delivered", path
+    assert attachments(path) == [] and b"RTZB3CPA" not in open(path, "rb").read() and leaked(path, ["Jane Doe"]) == []
+
+
+def test_one_timestamps_attachment_at_most(tmp_path):
+    second = (b"CZTIMS", b"TimeStamps", struct.pack("<ii2d", 24, 2, *struct.unpack("<2d", b"RTZB32XXRTZB32YY")))
+    outcome, path = _scrub(tmp_path, attachments=[second])
+    assert outcome == "delivered", path
+    assert attachments(path) == ["TimeStamps"] and _timestamps(path) == [[0.0]]
+    assert b"RTZB32" not in open(path, "rb").read()
+
+
+@pytest.mark.parametrize("name", FIXTURES[1:])   # the two fixtures with TimeStamps
+def test_real_czi_no_longer_links_to_the_original(tmp_path, name):
+    from paw import formats
+    source = shared_fixture("zeiss-czi", name)
+    path = str(tmp_path / name)
+    shutil.copyfile(source, path)
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    handler = formats.identify(path)
+    plan = handler.plan(path, options).plan
+    plan.apply(path)
+    assert handler.check(path, plan, options) == []
+    with czifile.CziFile(source) as a, czifile.CziFile(path) as b:
+        assert a.header.file_guid != b.header.file_guid
+    assert _attachment_guids(path)["TimeStamps"] != _attachment_guids(source)["TimeStamps"]
+    assert len(_timestamps(path)[0]) == len(_timestamps(source)[0]) and _timestamps(path)[0][0] == 0
+
+
+# F3: subblocks read whole (sampled; every one with full_scan): JPEG to EOI, JPEG XR directories.
+def _jpeg_with(appended=b"", exif=None, comment=None):
+    def encode(index, pixels):
+        from PIL import Image
+        out = io.BytesIO()
+        extra = {}
+        if exif and index == exif[0]:
+            extra["exif"] = exif[1]
+        if comment and index == comment[0]:
+            extra["comment"] = comment[1]
+        Image.fromarray(pixels).save(out, "JPEG", quality=90, **extra)
+        return out.getvalue() + appended, 1
+    return encode
+
+
+def _exif_artist(text):
+    from PIL import Image
+    exif = Image.Exif()
+    exif[0x013B] = text
+    return exif.tobytes()
+
+
+TILES = {
+    "text after EOI in every JPEG subblock": (dict(encode=_jpeg_with(b"Jane Doe after EOI")), "data after EOI"),
+    "EXIF Artist in a sampled JPEG subblock": (dict(encode=_jpeg_with(exif=(1, _exif_artist("Jane Doe")))), "APP1"),
+    "a COM in a sampled JPEG subblock": (dict(encode=_jpeg_with(comment=(0, b"Jane Doe"))), "COM"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TILES))
+def test_text_in_a_sampled_subblock_is_refused(tmp_path, case):
+    options, reason = TILES[case]
+    outcome, text = _scrub(tmp_path, **options)
+    assert outcome == "refused" and reason in text and "Jane Doe" not in text
+
+
+def test_a_comment_in_an_unsampled_subblock_needs_full_scan(tmp_path):
+    """The default sample reads 10 subblocks of each codec; verify.full_scan reads them all."""
+    options = dict(tiles=40, tile=16, encode=_jpeg_with(comment=(1, b"Jane Doe")))
+    assert _scrub(tmp_path, **options)[0] == "delivered"     # the documented limit
+    outcome, text = _scrub(tmp_path, full_scan=True, **options)
+    assert outcome == "refused" and "COM" in text
+
+
+def _jpegxr(description=None, appended=b""):
+    def encode(index, pixels):
+        imagecodecs = pytest.importorskip("imagecodecs")
+        data = bytearray(imagecodecs.jpegxr_encode(pixels))
+        if description is not None:   # an ImageDescription entry (0x010E) added to the directory
+            first = struct.unpack_from("<I", data, 4)[0]
+            count = struct.unpack_from("<H", data, first)[0]
+            text = description.encode() + b"\0"
+            entries = [data[first + 2 + 12 * i:first + 14 + 12 * i] for i in range(count)]
+            entries.append(struct.pack("<HHII", 0x010E, 2, len(text), len(data)))
+            at = len(data)
+            data += text
+            directory = struct.pack("<H", len(entries)) + b"".join(sorted(entries)) + b"\0\0\0\0"
+            struct.pack_into("<I", data, 4, len(data))
+            data += directory
+        return bytes(data) + appended, 4
+    return encode
+
+
+def test_plain_jpegxr_subblocks_are_delivered_with_identical_pixels(tmp_path):
+    outcome, path = _scrub(tmp_path, encode=_jpegxr())
+    assert outcome == "delivered", path
+    assert pixels(path) == pixels(_hostile(tmp_path, encode=_jpegxr()))
+
+
+@pytest.mark.parametrize("encode, reason", [(_jpegxr(description="Jane Doe"), "JPEG XR tag 0x010E"),
+                                            (_jpegxr(appended=b"Jane Doe"), "outside its directory")])
+def test_text_in_jpegxr_subblocks_is_refused(tmp_path, encode, reason):
+    outcome, text = _scrub(tmp_path, encode=encode)
+    assert outcome == "refused" and reason in text

@@ -249,7 +249,13 @@ def _unknown_value_type(data, path):
     struct.pack_into("<I", data, hit[0], (hit[1] & ~0xFFFFFF) | 9999)
 
 
+def _text_as_a_tag(data, path):
+    company = next(f for f in synth.fields(data) if f[2] == 16)
+    data[company[0] + 4:company[0] + 8] = b"RTVT"   # a field's tag number spelling text
+
+
 REFUSED = {
+    "a tag number that spells text": (_text_as_a_tag, "tag number that reads as text"),
     "a file the .vsi does not explain": (_extra_file, "something other than frame_t"),
     "a stack folder of no stack": (_extra_stack, "not the stack of an image"),
     "a JPEG 2000 comment in a tile": (_comment_in_a_tile, "COM segment"),
@@ -379,3 +385,263 @@ def test_mutated_vsi_is_refused_or_clean(tmp_path):
                           if not f.inline and f.value <= at < f.value + f.size]
                 assert holder and holder[-1] in formats.vsi.STRINGS_KEEP, (trial, rel, holder)
     assert outcomes["refused"] and outcomes["clean"], outcomes
+
+
+# --- red team 19 (findings F1-F3, F6, F7, F9): each reproducer, rebuilt here with synth -----------
+
+def _outcome(path, full_scan=False):
+    """Plan, apply and verify in-process: ("refused", reason) or ("delivered", prepared)."""
+    from paw import formats
+    from paw.errors import SlideRefused
+    from paw.verify import verify
+    options = type("Options", (), {"keep_macro": False, "full_scan": full_scan})()
+    try:
+        handler = formats.identify(path)
+        prepared = handler.plan(path, options)
+        prepared.plan.apply(path)
+        verify(path, handler, prepared.plan, options)
+    except SlideRefused as exc:
+        return "refused", str(exc)
+    return "delivered", prepared
+
+
+def _with_stack(tmp_path, **stack):
+    """The real slide plus one scanner stack (synth.add_stack) as stack 2."""
+    path = synth.copy_slide(source(), str(tmp_path), "scan")
+    data = bytearray(open(path, "rb").read())
+    synth.add_stack(data, os.path.join(str(tmp_path), "_scan_"), 2, **stack)
+    open(path, "wb").write(data)
+    return path
+
+
+# F1: a label stack is destroyed whatever it is called; only the slide's image keeps tiles.
+LABEL_STACKS = {
+    "named Slide Label": dict(name="Slide Label"),
+    "named Etikett, as Latin-1 bytes": dict(name="Etikett", name_encoding="latin-1"),
+    "named Barcode": dict(name="Barcode"),
+    "named Label in UTF-16BE": dict(name="Label", name_encoding="utf-16-be"),
+    "named like an image": dict(name="2x BF"),
+    "without a name": dict(name=""),
+    "an overview as large as the image": dict(name="20x_BF_01", stack_type=1, size=(1645, 1682)),
+    **{f"a macro as large as the image, its type as {encoding}": dict(
+        name="20x_BF_01", stack_type=1 if encoding == "uint8" else 256, type_encoding=encoding,
+        size=(1645, 1682)) for encoding in synth.STACK_TYPE_ENCODINGS},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LABEL_STACKS))
+def test_a_stack_that_is_not_the_slides_image_is_destroyed(tmp_path, case):
+    path = _with_stack(tmp_path, **LABEL_STACKS[case])
+    label = os.path.join(str(tmp_path), "_scan_", "stack2", "frame_t_0.ets")
+    image = os.path.join(str(tmp_path), "_scan_", "stack1", "frame_t_0.ets")
+    assert _decoded_text(label)
+    before = _tiles(image)
+    outcome, prepared = _outcome(path)
+    assert outcome == "delivered", prepared
+    assert not _decoded_text(label) and set(b"".join(_tiles(label))) == {0}
+    assert _tiles(image) == before
+    slide = slideio.open_slide(path, "VSI")   # a viewer shows no label: the stack does not decode
+    for i in range(slide.num_scenes):
+        scene = slide.get_scene(i)
+        if scene.rect != (0, 0, 1645, 1682):
+            try:
+                block = scene.read_block()
+            except RuntimeError:
+                continue
+            assert block.min() == block.max()
+
+
+REFUSED_STACKS = {
+    "as large as the image, default type": (dict(name="Label", size=(1645, 1682)), "same size"),
+    "two property volumes": (dict(name="20x_BF_01", second_properties="Label"), "two property volumes"),
+    "a stack type that is not an integer": (dict(name="x", stack_type=1.5, type_encoding="double"),
+                                            "not one integer"),
+    "a smaller stack of a finer pixel size": (dict(name="x", pixel_size=0.01), "finer pixel size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_STACKS))
+def test_a_slide_whose_image_paw_cannot_tell_is_refused(tmp_path, case):
+    stack, reason = REFUSED_STACKS[case]
+    outcome, text = _outcome(_with_stack(tmp_path, **stack))
+    assert outcome == "refused" and reason in text
+
+
+def test_audit_refuses_a_kept_stack_the_rule_would_not_keep(tmp_path, monkeypatch):
+    """The audit picks the slide's image again by its own reading: a scrubber that kept the
+    label stack's tiles (here, by a rule that picks the smallest stack) is caught."""
+    from paw import formats
+    from paw.formats import vsi
+    path = _with_stack(tmp_path, name="Label")
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    monkeypatch.setattr(vsi, "choose_image", lambda types, areas, sizes: min(areas, key=lambda n: areas[n] or 1e18))
+    handler = formats.identify(path)
+    plan = handler.plan(path, options).plan
+    monkeypatch.undo()
+    plan.apply(path)
+    assert any("kept tiles are not the slide's image stack's" in p for p in handler.check(path, plan, options))
+
+
+# F2: device, filter and objective names are not a place for text; manufacturers come from a list.
+NAMES = {
+    "a person as device name": _set(120116, "Jane Doe IX83"),
+    "a person as device model": _set(120132, "Jane Doe"),
+    "the removed author, other case, as manufacturer": _set(120133, "Ferranda"),
+    "a name in an objective description": _set(120065, "Jane Doe 60x / 1.42"),
+    "a name as channel name": _set(2419, "Jo S"),
+    "a name as filter name": _set(120063, "Jane Doe", occurrence=1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAMES))
+def test_free_text_names_in_the_tag_tree_are_emptied(tmp_path, case):
+    path = _variant(tmp_path, NAMES[case])
+    outcome, prepared = _outcome(path)
+    assert outcome == "delivered", prepared
+    assert all_leaks(str(tmp_path), ["Jane Doe", "Jo S", "Ferranda"]) == []
+
+
+# F6/F7: numbers no reader needs are zeroed, whatever they look like; so are inline slots and
+# spare words.
+def _numbers_that_read_as_dates(data, path):
+    hits = synth.fields(data)
+    inline = next(f for f in hits if f[2] == 120210)          # a device code (inline int32)
+    struct.pack_into("<i", data, inline[0] + 12, 20240506)
+    long = next(f for f in hits if f[2] == 100100)            # an int64 of a device
+    struct.pack_into("<q", data, long[3], 638505761290000000)
+    double = next(f for f in hits if f[2] == 121110)          # a double of a device
+    struct.pack_into("<d", data, double[3], 45418.2973)
+    code = next(f for f in hits if f[2] == 10063)             # a display id (inline)
+    struct.pack_into("<i", data, code[0] + 12, 987654321)
+
+
+def _inline_text_in_a_string_field(data, path):
+    company = next(f for f in synth.fields(data) if f[2] == 16)   # an empty string field
+    struct.pack_into("<I", data, company[0], company[1] | synth.INLINE)
+    data[company[0] + 12:company[0] + 16] = b"RTV!"             # its data size word
+
+
+def _text_in_volume_reserved_words(data, path):
+    for f in synth.fields(data):
+        if f[1] & synth.EXTENDED and f[1] & synth.VALUE in (0, 1, 2):
+            data[f[3] + 20:f[3] + 24] = b"RTV8"
+
+
+def _text_in_ets_spare_words(data, path):
+    ets = os.path.join(os.path.dirname(path), "_hostile_", "stack1", "frame_t_0.ets")
+    with open(ets, "r+b") as fh:
+        head = fh.read(64)
+        dims, table, count = struct.unpack_from("<i", head, 12)[0], *struct.unpack_from("<qi", head, 32)
+        for i in range(count):
+            fh.seek(table + i * 4 * (dims + 5))
+            fh.write(b"RTV6")
+            fh.seek(table + (i + 1) * 4 * (dims + 5) - 4)
+            fh.write(b"RTV7")
+        fh.seek(64 + 40)                  # the ETS header's pixel-info hints
+        fh.write(b"RTV9")
+
+
+COVERT = {
+    "dates and ids in numbers of unknown meaning": (_numbers_that_read_as_dates, [
+        struct.pack("<i", 20240506), struct.pack("<q", 638505761290000000), struct.pack("<d", 45418.2973),
+        struct.pack("<i", 987654321)]),
+    "text in the inline slot of a string field": (_inline_text_in_a_string_field, [b"RTV!"]),
+    "text in the reserved word of every volume": (_text_in_volume_reserved_words, [b"RTV8"]),
+    "text in the spare words of every tile record and the ETS header": (_text_in_ets_spare_words,
+                                                                      [b"RTV6", b"RTV7", b"RTV9"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COVERT))
+def test_numbers_and_spare_words_no_reader_needs_are_zeroed(tmp_path, case):
+    change, planted = COVERT[case]
+    path = _variant(tmp_path, change)
+    files = [os.path.join(str(tmp_path), f) for f in slide_files(str(tmp_path))]
+    assert any(p in open(f, "rb").read() for f in files for p in planted)
+    before = view(path)
+    outcome, prepared = _outcome(path)
+    assert outcome == "delivered", prepared
+    assert not [p for f in files for p in planted if p in open(f, "rb").read()]
+    assert view(path) == before
+
+
+# F3: the image's tiles are read whole for a sample (every one with full_scan).
+def _image_ets(path):
+    return os.path.join(os.path.dirname(path), f"_{os.path.basename(path)[:-4]}_", "stack1", "frame_t_0.ets")
+
+
+def _tile_edit(index, change):
+    """Rewrite tile `index` of the image stack as change(tile), appended at the end of the ETS
+    file with its table record pointing there (the table moves after it)."""
+    def edit(data, path):
+        ets = bytearray(open(_image_ets(path), "rb").read())
+        dims, table, count = struct.unpack_from("<i", ets, 12)[0], *struct.unpack_from("<qi", ets, 32)
+        record = 4 * (dims + 5)
+        rows = bytearray(ets[table:table + record * count])
+        offset, length = struct.unpack_from("<qi", rows, index * record + 4 + 4 * dims)
+        new = change(bytes(ets[offset:offset + length]))
+        at = len(ets)
+        ets += new
+        struct.pack_into("<qi", rows, index * record + 4 + 4 * dims, at, len(new))
+        struct.pack_into("<q", ets, 32, len(ets))
+        ets += rows
+        open(_image_ets(path), "wb").write(ets)
+    return edit
+
+
+def _with_comment(tile, text=b"Jane Doe"):
+    return tile[:2] + b"\xff\x64" + struct.pack(">HH", 4 + len(text), 1) + text + tile[2:]
+
+
+def _append_record(coordinates):
+    def edit(data, path):
+        ets = bytearray(open(_image_ets(path), "rb").read())
+        dims, table, count = struct.unpack_from("<i", ets, 12)[0], *struct.unpack_from("<qi", ets, 32)
+        record = 4 * (dims + 5)
+        rows = bytearray(ets[table:table + record * count])
+        first_offset, first_length = struct.unpack_from("<qi", rows, 4 + 4 * dims)
+        tile = bytes(ets[first_offset:first_offset + first_length])   # a valid codestream
+        at = len(ets)
+        ets += tile
+        rows += struct.pack(f"<i{dims}iqii", 0, *coordinates, at, len(tile), 0)
+        struct.pack_into("<qi", ets, 32, len(ets), count + 1)
+        ets += rows
+        open(_image_ets(path), "wb").write(ets)
+    return edit
+
+
+TILE_CASES = {
+    "text after EOC in a sampled tile": (_tile_edit(0, lambda t: t + b"Jane Doe after EOC"), "data after EOC"),
+    "a COM in a sampled tile": (_tile_edit(2, _with_comment), "COM segment"),
+    "a tile record outside its level's grid": (_append_record((999, 0, 0, 0, 0, 0)), "outside its level's grid"),
+    "two tiles at one coordinate": (_append_record((0, 0, 0, 3, 1, 0)), "same coordinates"),
+    "a tile at a level without a pyramid": (_append_record((0, 0, 0, 0, 0, 1)), "outside the image"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TILE_CASES))
+def test_text_or_stray_tiles_in_the_image_stack_are_refused(tmp_path, case):
+    change, reason = TILE_CASES[case]
+    outcome, text = _outcome(_variant(tmp_path, change))
+    assert outcome == "refused" and reason in text and "Jane Doe" not in text
+
+
+def test_a_comment_in_an_unsampled_tile_needs_full_scan(tmp_path):
+    """22 tiles: tile 1 is not among the 10 sampled; verify.full_scan reads every tile."""
+    assert _outcome(_variant(tmp_path, _tile_edit(1, _with_comment)))[0] == "delivered"
+    outcome, text = _outcome(_variant(tmp_path, _tile_edit(1, _with_comment), name="again"), full_scan=True)
+    assert outcome == "refused" and "tile 1: COM segment" in text
+
+
+# F9: the banner OpenJPEG writes into every codestream is not text a person typed.
+def test_tiles_with_the_openjpeg_banner_are_delivered(tmp_path):
+    import imagecodecs
+
+    def reencode(tile):
+        return imagecodecs.jpeg2k_encode(imagecodecs.jpeg2k_decode(tile), codecformat="J2K", reversible=True)
+    path = _variant(tmp_path, _tile_edit(0, reencode))
+    assert b"Created by OpenJPEG version" in open(_image_ets(path), "rb").read()
+    before = view(path)
+    outcome, prepared = _outcome(path)
+    assert outcome == "delivered", prepared
+    assert view(path) == before

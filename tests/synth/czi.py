@@ -79,14 +79,19 @@ def text_image(text, width=256, height=96):
 
 def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=True, timestamps=True,
           eventlist=True, subblock_xml=True, jpeg_tiles=False, extra_xml="", extra_segments=(),
-          nested=True, deleted_payload=b"", channels=("DAPI",)):
+          nested=True, deleted_payload=b"", channels=("DAPI",), encode=None, metadata=None,
+          attachments=None):
     """The bytes of a CZI slide scan: `tiles` Gray8 subblocks of tile×tile in a row (mosaic M),
-    with the given attachments; Label/SlidePreview are nested CZIs (or JPEGs with nested=False)."""
+    with the given attachments; Label/SlidePreview are nested CZIs (or JPEGs with nested=False).
+    `encode(index, pixels)` gives a subblock's (data, compression) instead (JPEG XR, a JPEG with
+    something appended); `metadata(xml)` edits the metadata XML text; `timestamps` may be the
+    TimeStamps payload itself; `attachments` are more (content type, name, payload)."""
     planted = dict(PLANTED, **(planted or {}))
     width, height = tile * tiles, tile
     rng = np.random.default_rng(7)
     pixels = [rng.integers(0, 255, (tile, tile), dtype=np.uint8) for _ in range(tiles)]
-    metadata = metadata_xml(planted, width, height, channels, extra=extra_xml).encode("utf-8")
+    text = metadata_xml(planted, width, height, channels, extra=extra_xml)
+    metadata = (metadata(text) if metadata else text).encode("utf-8")
     # Layout: FILE, DIRECTORY, METADATA, SUBBLOCKs, ATTACHs, ATTDIR, extra segments.
     directory_size = -(-(128 + tiles * (32 + 20 * 4)) // 32) * 32
     metadata_segment = segment(b"ZISRAWMETADATA", struct.pack("<ii", len(metadata), 0).ljust(256, b"\0") + metadata)
@@ -95,7 +100,9 @@ def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=Tr
     position += len(metadata_segment)
     blocks, entries = [], []
     for i, tile_pixels in enumerate(pixels):
-        if jpeg_tiles:
+        if encode:
+            data, compression = encode(i, tile_pixels)
+        elif jpeg_tiles:
             data, compression = jpeg_bytes(tile_pixels, comment=jpeg_tiles if isinstance(jpeg_tiles, bytes) else None), 1
         else:
             data, compression = tile_pixels.tobytes(), 0
@@ -109,11 +116,12 @@ def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=Tr
         blocks.append(block)
         entries.append(entry)
         position += len(block)
-    attachments = []
+    extra_attachments, attachments = list(attachments or ()), []
     if thumbnail:
         attachments.append((b"JPG", b"Thumbnail", jpeg_bytes(text_image(planted["label"], 128, 64))))
     if timestamps:
-        attachments.append((b"CZTIMS", b"TimeStamps", struct.pack("<iid", 16, 1, 0.544)))
+        attachments.append((b"CZTIMS", b"TimeStamps", timestamps if isinstance(timestamps, bytes)
+                            else struct.pack("<iid", 16, 1, 0.544)))
     if eventlist:
         text = planted["event"].encode() + b"\0"
         attachments.append((b"CZEVL", b"EventList", struct.pack("<ii", 8 + 20 + len(text), 1)
@@ -125,6 +133,7 @@ def build(planted=None, tiles=2, tile=64, label=True, preview=True, thumbnail=Tr
                 attachments.append((b"CZI", name, _nested(image, {"user": text, "name": text})))
             else:
                 attachments.append((b"JPG", name, jpeg_bytes(image)))
+    attachments += extra_attachments
     att_segments, att_entries = [], []
     for kind, name, payload in attachments:
         entry = struct.pack("<2s10sqi16s8s80s", b"A1", bytes(10), position, 0, uuid.uuid4().bytes_le,

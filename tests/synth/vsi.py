@@ -155,11 +155,12 @@ def _set_stack_type(data, props, value, encoding):
 
 def add_stack(data, folder, number, name="Label", name_encoding="utf-16-le", stack_type=None,
               type_encoding="int32", size=(600, 300), text=PLANTED_LABEL, second_properties=None,
-              ets=True):
+              ets=True, pixel_size=None):
     """Append to `data` (the .vsi) a copy of the real stack's 2001 field as stack `number`,
     named `name` (in `name_encoding`, cut or NUL padded to the field), with a STACK_TYPE field
     of `stack_type` in `type_encoding` (none when None), its image boundary set to `size`, a
-    second 2005 volume naming it `second_properties` if given; and write its ETS file: a
+    second 2005 volume naming it `second_properties` if given, its pixel size (2019, µm) set
+    to `pixel_size` if given; and write its ETS file: a
     `size` image of `text` (JPEG 2000, one tile per plane) in `folder/stackN/frame_t_0.ets`."""
     every = fields(data)
     collection = next(f for f in every if f[5] == (2000,))
@@ -180,6 +181,9 @@ def add_stack(data, folder, number, name="Label", name_encoding="utf-16-le", sta
     props = next(f for f in fields(data) if f[0] > position and f[2] == 2005 and f[5][-2] == 2001)
     if stack_type is not None:
         _set_stack_type(data, props[3], stack_type, type_encoding)
+    if pixel_size is not None:
+        scale = next(f for f in fields(data) if f[7] == props[3] and f[2] == 2019)
+        struct.pack_into("<dd", data, scale[3], pixel_size, pixel_size)
     if second_properties is not None:
         inner = struct.pack("<HHIqI4s", 24, 0x5349, 0, 24, 1, b"\0\0\0\0") + struct.pack(
             "<IiIi", 8192, 2030, 0, 2 * len(second_properties)) + second_properties.encode("utf-16-le")

@@ -28,15 +28,24 @@ What paw does, in place (nothing moves; every write has the old length):
   objective, scaling, display ranges: each value typed), indented, and padded with spaces to the
   old XmlSize; everything else goes (Document: UserName, CreationDate, Name, Title, Comment,
   Description; User; Experiment; HardwareSetting; CustomAttributes with the audit trail's file
-  paths; scene names; session ids; serial numbers; dates);
+  paths; scene names; session ids; serial numbers; dates). Typed means: names only from the
+  optics vocabularies (a channel name that is not one becomes "Channel N", NEUTRAL; a Fluor or
+  objective name that is not one goes), enumerations from ZEN's lists, every number within its
+  physical range, Size<D> the subblock directory's extent of D (DIRECTORY_SIZES: what a reader
+  could compute itself). A leaf whose text goes is left out, never written empty (Bio-Formats
+  reads <Value/> as a number and stops), and a scaling item without its value goes whole
+  (REQUIRED);
 - every subblock's XML keeps only the numeric tags of SUBBLOCK_KEEP, padded the same way
   (acquisition time goes);
-- attachments other than the numeric TimeStamps are destroyed: the segment becomes DELETED,
-  its bytes are zeroed and its directory entry removed (Label, SlidePreview, Thumbnail,
-  EventList, Prescan and anything unknown);
+- one TimeStamps attachment stays when it is a list of times (typed_timestamps): written
+  relative to the first plane, rounded to the microsecond, with a fresh ContentGuid. Every other
+  attachment is destroyed: the segment becomes DELETED, its bytes are zeroed and its directory
+  entry removed (Label, SlidePreview, Thumbnail, EventList, Prescan, a TimeStamps that is not a
+  list of times, a second TimeStamps, anything unknown);
 - DELETED segments, every spare/reserved field and the slack after each segment's content are
   zeroed; the file GUIDs become one fresh random GUID (they link the copy to the original);
-- subblock pixel data is never read or written.
+- subblock pixel data is never read or written (the audit reads a sample of JPEG and JPEG XR
+  subblocks whole for text: cziaudit).
 
 Refused (one line, quarantined): a version other than 1.0, a multi-part file, an unknown
 segment Id, a segment off the 32-byte grid or past the end, a second live directory or metadata

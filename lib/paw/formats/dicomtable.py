@@ -36,6 +36,7 @@ with its source.
 import uuid
 from dataclasses import dataclass
 
+from . import j2k
 from .allow import Integer, Number, OneOf, Pattern
 
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -66,8 +67,9 @@ TRANSFER_SYNTAXES = {
 }
 JPEG_LS_MARKERS = frozenset({0xF7, 0xF8})  # SOF55 and LSE: JPEG-LS frame and preset parameters
 # The banner an encoder writes into a JPEG 2000 COM segment (OpenJPEG, as Pillow 13 / OpenJPEG
-# 2.5 write it); any other comment in a frame refuses the slide.
-CODESTREAM_COMMENT = Pattern(r"Created by OpenJPEG version [0-9]{1,3}(\.[0-9]{1,3}){1,3}")
+# 2.5 write it; one rule for every format, j2k.ENCODER_BANNER); any other comment in a frame
+# refuses the slide.
+CODESTREAM_COMMENT = j2k.ENCODER_BANNER
 
 # The dummies of PS3.15 action D for Type 1 attributes, and the record of de-identification.
 DUMMY_DATE, DUMMY_TIME, DUMMY_DATETIME, UNKNOWN = "19000101", "000000", "19000101000000", "UNKNOWN"

@@ -42,8 +42,9 @@ SPREAD = 8           # tiles walked between the first and the last of each image
 WINDOW = 4096        # bytes read per tile header at first
 MOST = 1 << 20       # a header longer than this is refused
 CHUNK = 8 << 20      # full-scan reads of entropy data
-# COM strings JPEG 2000 encoders write by default (OpenJPEG: verified with 2.5.4; Kakadu).
-ENCODER_COMMENTS = Pattern(r"Created by OpenJPEG version \d+(?:\.\d+)*|Kakadu-v\d+(?:\.\d+)*[A-Za-z]?")
+# COM strings JPEG 2000 encoders write by default: OpenJPEG's banner (j2k.ENCODER_BANNER, the
+# one rule every format shares; verified with 2.5.4) and Kakadu's version.
+ENCODER_COMMENTS = j2k.ENCODER_BANNER | Pattern(r"Kakadu-v\d+(?:\.\d+)*[A-Za-z]?")
 J2K_WINDOW = 64 << 10  # a sampled JPEG 2000 tile: its main and first tile-part headers
 # What counts as text in compressed bytes a header walk could not explain (see _looks_like_text).
 _WORDY = re.compile(rb"[A-Za-z0-9 ^_.,:/-]{10,}")

@@ -189,7 +189,7 @@ NUMBERS_KEEP = {
     (STACK_PROPERTIES, 2018): _REAL,               # origin on the stage, µm
     (STACK_PROPERTIES, RWC_FRAME_SCALE): _SCALE,   # pixel size, µm
     (STACK_PROPERTIES, 2031): _CODE,               # channel dimension
-    (STACK_PROPERTIES, STACK_TYPE): _CODE,         # stack type
+    (STACK_PROPERTIES, STACK_TYPE): Numbers(_INTS + _DOUBLES, 0, 1_000_000),   # stack type (any width)
     (2018, 2053): _GEOMETRY,                       # image boundary
     (2018, 2410): _GEOMETRY,                       # tile origin
     (2018, 20004): _CODE,                          # tile system
@@ -319,6 +319,9 @@ def read_tree(data):
                     raise FormatError("VSI tag tree: a field runs past the end of the file")
                 (second,) = struct.unpack_from("<i", data, value)
                 value += 4
+            if tag_reads_as_text(data[position + 4:position + 8]) or \
+                    (second is not None and tag_reads_as_text(data[value - 4:value])):
+                raise FormatError(f"VSI field at byte {position} has a tag number that reads as text")
             spans.append((position, value - position))
             item = Field(position, kind, tag, second, value, size, path + (tag,))
             value_type = kind & VALUE_MASK
@@ -730,11 +733,18 @@ def _plan_field(item, data, vsi, kept_strings, found):
 
 # Six ASCII characters in a row, as bytes or UTF-16: in a table of numbers that is text put
 # there (Latin-1 is left out: the bytes of ordinary doubles such as 0.108333 are 0xBB runs).
+# A tag number is four bytes: all four letters or digits is text (a real tag below 2^24 has a
+# zero byte; 268435456 and 1073741825 have three).
 _TEXT_IN_NUMBERS = re.compile(rb"[\x20-\x7e]{6}|(?:[\x20-\x7e]\x00){6}|(?:\x00[\x20-\x7e]){6}")
+_TEXT_AS_TAG = re.compile(rb"[0-9A-Za-z !-/:-@_]{4}")
 
 
 def reads_as_text(payload):
     return _TEXT_IN_NUMBERS.search(payload) is not None
+
+
+def tag_reads_as_text(raw):
+    return _TEXT_AS_TAG.fullmatch(raw) is not None
 
 
 def _plan_page(data, fields, vsi, found):

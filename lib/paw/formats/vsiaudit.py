@@ -12,7 +12,7 @@ kept the wrong stack is caught. Checked:
 - every number that is not zero is in a field NUMBERS_KEEP lists (by parent and tag), of a
   value type and within a range its kind accepts, and its bytes do not read as text; an inline
   value (the data size word) likewise, so a string's or an unknown field's inline slot is 0;
-- the reserved word of every volume header is zero;
+- the reserved word of every volume header is zero; no tag number spells four characters;
 - byte arrays, vector data and the TIFF blob are zero, except the preview page's directory,
   which may only describe a 1x1 uncompressed image whose byte is zero;
 - every byte of the .vsi outside the tree (and the 8-byte TIFF header) is zero;
@@ -46,6 +46,7 @@ from .vsi import (BYTE_TYPES, COLLECTION, DEFAULT_IMAGE, ELEMENTS, ETS_HEADER_SP
                   VOLUME_HEADER, VOLUME_MAGIC, VOLUME_RESERVED, VOLUME_TYPES, number_rule)
 
 SAMPLE = 8
+_TAG_TEXT = re.compile(rb"[0-9A-Za-z !-/:-@_]{4}")                  # four characters as a tag number
 _ASCII_RUN = re.compile(rb"[ -~]{6}|(?:[ -~]\0){6}|(?:\0[ -~]){6}")   # ASCII or UTF-16 text
 COMPRESSION, IMAGE_WIDTH, IMAGE_LENGTH, STRIP_OFFSETS, STRIP_BYTE_COUNTS = 259, 256, 257, 273, 279
 WALK = {ETS_JPEG: jpeg.whole, ETS_JPEG_LOSSLESS: jpeg.whole, ETS_J2K: j2k.whole, ETS_RAW: None}
@@ -136,6 +137,9 @@ def _tree(data):
             seen.add(position)
             kind, tag, following, length = struct.unpack_from("<IiIi", data, position)
             second = struct.unpack_from("<i", data, position + 16)[0] if kind & EXTRA_TAG else None
+            if _TAG_TEXT.fullmatch(data[position + 4:position + 8]) or (
+                    second is not None and _TAG_TEXT.fullmatch(data[position + 16:position + 20])):
+                raise FormatError(f"the field at byte {position} has a tag number that reads as text")
             value = position + 16 + (4 if kind & EXTRA_TAG else 0)
             item = _Field(position, kind, tag, second, value, length, f"{owner.where}/{tag}",
                           value - position, owner.tag if owner is not root else None)
