@@ -393,13 +393,13 @@ def test_text_in_spare_and_reserved_fields_is_cleared(lab, tmp_path):
 
 # --- red team 19 (findings F2-F6, F9): each reproducer, rebuilt here with synth -----------------
 
-def _scrub(tmp_path, full_scan=False, **options):
-    """Plan, apply and verify a synthetic CZI in-process: ("refused", reason) or
-    ("delivered", path)."""
+def _scrub(tmp_path, full_scan=False, path=None, **options):
+    """Plan, apply and verify a synthetic CZI (or the file at `path`) in-process:
+    ("refused", reason) or ("delivered", path)."""
     from paw import formats
     from paw.errors import SlideRefused
     from paw.verify import verify
-    path = _hostile(tmp_path, **options)
+    path = path or _hostile(tmp_path, **options)
     opts = type("Options", (), {"keep_macro": False, "full_scan": full_scan})()
     try:
         handler = formats.identify(path)
@@ -518,7 +518,7 @@ def _timestamps(path):
 def test_timestamps_guid_is_replaced_and_times_made_relative(tmp_path):
     source = _hostile(tmp_path, timestamps=struct.pack("<ii3d", 32, 3, 1714979289.5, 1714979290.25, 1714979300.0))
     before = _attachment_guids(source)
-    outcome, path = _scrub(tmp_path, timestamps=struct.pack("<ii3d", 32, 3, 1714979289.5, 1714979290.25, 1714979300.0))
+    outcome, path = _scrub(tmp_path, path=source)
     assert outcome == "delivered", path
     assert _timestamps(path) == [[0.0, 0.75, 10.5]]
     after = _attachment_guids(path)

@@ -645,3 +645,36 @@ def test_tiles_with_the_openjpeg_banner_are_delivered(tmp_path):
     outcome, prepared = _outcome(path)
     assert outcome == "delivered", prepared
     assert view(path) == before
+
+
+def _text_in_ets_header_hints(data, path):
+    with open(os.path.join(os.path.dirname(path), "_hostile_", "stack1", "frame_t_0.ets"), "r+b") as fh:
+        fh.seek(64 + 40)                  # the ETS header's pixel-info hints
+        fh.write(b"RTV9")
+
+
+def _text_in_tile_record_spares(data, path):
+    with open(os.path.join(os.path.dirname(path), "_hostile_", "stack1", "frame_t_0.ets"), "r+b") as fh:
+        head = fh.read(64)
+        dims, table = struct.unpack_from("<i", head, 12)[0], struct.unpack_from("<q", head, 32)[0]
+        fh.seek(table)
+        fh.write(b"RTV6")
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_text_in_ets_header_hints, "unused ETS header word is not zero"),
+    (_text_in_tile_record_spares, "spare words of its tile records are not zero")])
+def test_audit_refuses_spare_words_the_scrubber_left(tmp_path, monkeypatch, change, reason):
+    """The audit reads the ETS headers and tile records itself: a scrubber that no longer zeroed
+    their spare words (here, with both rules switched off) is caught."""
+    from paw import formats
+    from paw.formats import vsi
+    path = _variant(tmp_path, change)
+    options = type("Options", (), {"keep_macro": False, "full_scan": False})()
+    monkeypatch.setattr(vsi, "ets_spare", lambda ets: [])
+    monkeypatch.setattr(vsi, "zero_record_spares", lambda table, dims: table)
+    handler = formats.identify(path)
+    plan = handler.plan(path, options).plan
+    plan.apply(path)
+    monkeypatch.undo()
+    assert any(reason in p for p in handler.check(path, plan, options))
