@@ -154,6 +154,33 @@ def test_bioformats_lists_overview_before_and_not_after(tmp_path):
     assert "Width = 1645" in after
 
 
+@pytest.mark.skipif(not (shutil.which("java") and os.path.exists(BIOFORMATS)),
+                    reason="Bio-Formats (java + bioformats_package.jar, see .ci/run) not installed")
+def test_bioformats_decodes_no_destroyed_stack(tmp_path):
+    """Bio-Formats lists the scanner slide's overview stack as series 1 and decodes its pixels
+    (a drawn label) before; after paw the series is still listed (its ETS file is kept) but
+    nothing decodes from its zeroed tiles."""
+    import numpy as np
+    import tifffile
+    path = synth.scanner_slide(source(), str(tmp_path), "scan")
+
+    def series_one():
+        out = str(tmp_path / "series1.ome.tif")
+        if os.path.exists(out):
+            os.remove(out)
+        subprocess.run(["java", "-cp", BIOFORMATS, "loci.formats.tools.ImageConverter", "-no-upgrade",
+                        "-overwrite", "-series", "1", path, out], capture_output=True, timeout=300)
+        try:
+            return tifffile.imread(out)
+        except Exception:   # nothing written: Bio-Formats could not decode the series
+            return None
+    before = series_one()
+    assert before is not None and before.shape[-2:] == (400, 1200) and np.ptp(before) > 0
+    _anonymize(path)
+    after = series_one()
+    assert after is None or np.ptp(after) == 0
+
+
 def _variant(tmp_path, change, name="hostile"):
     path = synth.copy_slide(source(), str(tmp_path), name)
     data = bytearray(open(path, "rb").read())

@@ -527,7 +527,12 @@ def grid_problem(ets):
     for i, extent in enumerate(slots):
         if (c[:, 2 + i] >= max(extent, 1)).any():
             return "a tile coordinate outside the image"
-    if len(np.unique(c, axis=0)) != len(c):
+    shape = tuple(int(m) + 1 for m in c.max(axis=0))
+    if np.prod(shape, dtype=np.float64) < 2 ** 62:   # one integer per coordinate row, sorted
+        keys = np.sort(np.ravel_multi_index(tuple(c.T.astype(np.int64)), shape))
+        if (keys[1:] == keys[:-1]).any():
+            return "two tiles at the same coordinates"
+    elif len(np.unique(c, axis=0)) != len(c):
         return "two tiles at the same coordinates"
     return None
 

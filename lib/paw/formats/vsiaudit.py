@@ -276,7 +276,8 @@ class _Ets:
         for i, extent in enumerate(self.extent[2:2 + c.shape[1] - 3]):
             if (c[:, 2 + i] >= max(extent, 1)).any():
                 return "a tile coordinate outside the image"
-        if len({tuple(row) for row in c.tolist()}) != len(c):
+        ordered = c[np.lexsort(c.T[::-1])]
+        if len(c) > 1 and (ordered[1:] == ordered[:-1]).all(axis=1).any():
             return "two tiles at the same coordinates"
         return None
 
@@ -287,9 +288,9 @@ def _stack_facts(stack, data):
     if len(props) > 1:
         return None, None, "two property volumes"
     types = [c for c in props[0].children if c.tag == STACK_TYPE] if props else []
-    if len(types) + sum(1 for f in _all(stack) if f.tag == STACK_TYPE and f not in types) > len(types) \
-            or len(types) > 1:
-        return None, None, "more than one stack type"
+    anywhere = [f for f in _all(stack) if f.tag == STACK_TYPE]
+    if len(anywhere) > 1 or anywhere != types:
+        return None, None, "more than one stack type, or one outside its properties"
     kind = DEFAULT_IMAGE
     if types:
         item = types[0]
