@@ -5,14 +5,33 @@ formats that read several files. A slide is one of:
 
   file    a single file (TIFF family, iSyntax, a DICOM instance lying directly in the inbox, ...)
   mrxs    `X.mrxs` plus the folder `X/` beside it (OpenSlide's MIRAX rule: the .mrxs names the
-          folder holding Slidedat.ini, Index.dat and the data files)
-  dicom   a folder (below the inbox) that directly holds a DICOM Part 10 file (`DICM` at byte
-          128), whatever the names or extensions: everything in it, sub-folders included, is
-          that one slide. PACS and scanner exports name instances without extension, add a
-          DICOMDIR and put instances in sub-folders (`PT000000/ST000000/SE000000/IM000000`);
-          all of it is one slide, never one slide per instance.
+          folder holding Slidedat.ini, Index.dat and the data files), whatever the folder's
+          name looks like (an ignore pattern applies to names being walked, not to a data
+          folder its .mrxs names)
+  dicom   a folder (below the inbox) holding one DICOM series: DICOM Part 10 files (`DICM` at
+          byte 128), whatever their names or extensions, directly in it, or a DICOMDIR directly
+          in it with exactly one folder of instances below (PACS and scanner exports name
+          instances without extension, add a DICOMDIR and put instances in sub-folders
+          `PT000000/ST000000/SE000000/IM000000`); everything under it is that one slide
   vsi     `X.vsi` plus the folder `_X_/` beside it (Olympus cellSens: the pixels are in
           `_X_/stackN/frame_t*.ets`; Bio-Formats and bioio-vsi find them by this name)
+
+and two kinds of unit paw takes from the inbox only to refuse them, with a reason a technician
+can act on (`refusal`), so that they neither wait forever nor take their neighbours down:
+
+  loose-dicom  a DICOM file lying in a project folder beside other slides (other slide files,
+               or several folders of instances below): DICOM instances must be in a folder of
+               their own, one folder per slide. A DICOMDIR there is the index of an export of
+               several series; it names the patient and is never delivered.
+  folder       a folder that is a piece of a slide: an MRXS data folder (it holds Slidedat.ini)
+               without its .mrxs file, an Olympus pixel folder `_X_/` without its .vsi. It is
+               one unit, refused as a whole, never file by file.
+
+A folder that directly holds DICOM files *and* other slides (a .svs, an MRXS pair), or below
+which several folders hold instances, is therefore a project folder: its other slides go their
+normal way. Files lying directly in the inbox itself are never read by the scan (the idle tick
+pays one lstat per file): a DICOM file there is a single-file slide, which the DICOM format
+delivers only if it is a whole slide by itself.
 
 Every file inside a bundle is accounted for (`contents`): a member the format needs, known
 clutter that operating systems and NAS boxes write beside files (removed from the delivered
@@ -28,9 +47,22 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 DICOM_MAGIC_AT, DICOM_MAGIC = 128, b"DICM"
+DICOMDIR = "DICOMDIR"          # PS3.10 8.6: the file-set's directory file has this name
 MRXS_SUFFIX = ".mrxs"
 VSI_SUFFIX = ".vsi"
+SLIDEDAT = "slidedat.ini"      # what makes a folder an MRXS data folder (OpenSlide's test)
 FILE, MRXS, DICOM, VSI = "file", "mrxs", "dicom", "vsi"
+LOOSE_DICOM, FOLDER = "loose-dicom", "folder"
+HEAD = 512                     # bytes read of a file to tell what it is (DICM at 128, iSyntax XML)
+# The first bytes of a file that is a slide of another format (a neighbour, not a stray): TIFF
+# (classic and BigTIFF, both byte orders: SVS, NDPI, SCN, BIF, Philips, VSI, generic), Zeiss CZI.
+OTHER_SLIDE_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+", b"ZISRAWFILE")
+OTHER_SLIDE_SUFFIXES = (MRXS_SUFFIX, VSI_SUFFIX)
+ISYNTAX_MARKS = (b"<DataObject", b"DPUfsImport")
+LOOSE_REASON = ("DICOM instances must be in a folder of their own: one folder per slide "
+                "(this file lies in a project folder beside other slides)")
+DICOMDIR_REASON = ("a DICOMDIR (the index of a DICOM export; it names the patient) is never "
+                   "delivered: each series folder beside it is a slide of its own")
 CLUTTER_MAX_SIZE = 1 << 20  # clutter without a magic number is small; a larger file is a stray
 
 # Files operating systems and NAS software put beside the files a user copies: (name pattern,
@@ -95,6 +127,22 @@ def is_dicom(path):
     return _magic(path, DICOM_MAGIC_AT, len(DICOM_MAGIC)) == DICOM_MAGIC
 
 
+def _is_dicom_head(head):
+    return head[DICOM_MAGIC_AT:DICOM_MAGIC_AT + len(DICOM_MAGIC)] == DICOM_MAGIC
+
+
+def _is_other_slide(name, head):
+    """A file paw would take as a slide of another format than DICOM (by its first bytes, or
+    the name OpenSlide itself goes by for MRXS)."""
+    if name.lower().endswith(OTHER_SLIDE_SUFFIXES):
+        return not _is_dicom_head(head)
+    return head.startswith(OTHER_SLIDE_MAGIC) or all(mark in head for mark in ISYNTAX_MARKS)
+
+
+def _clutter_folder(name):
+    return any(name == clutter for clutter, _ in CLUTTER_FOLDERS)
+
+
 def clutter_kind(entry):
     """What a directory entry is if it is known clutter, else None."""
     if entry.is_symlink():
@@ -141,12 +189,116 @@ def dicom_contents(folder):
     return contents(folder, is_dicom, recurse=True)
 
 
-def is_dicom_folder(folder):
-    """A folder that directly holds a DICOM Part 10 file is one DICOM slide."""
+class Layout(NamedTuple):
+    """What a folder holds, as far as telling slides apart needs (never parsed: first bytes of
+    each file only). `instance_folders` counts the folders at or below it that directly hold a
+    DICOM file other than a DICOMDIR, stopping at 2."""
+    direct_dicom: bool       # a DICOM file (instance or DICOMDIR) directly in the folder
+    instance_folders: int    # 0, 1 or 2 (= two or more)
+    other_slide: bool        # a slide of another format at or below it
+    mrxs_data: bool          # Slidedat.ini directly in it: an MRXS data folder
+    vsi_pixels: bool         # named `_X_` with a `stackN` folder: an Olympus VSI pixel folder
+
+
+def layout(folder, deep=False):
+    """The Layout of `folder`. Reads the first bytes of the files directly in it; the folders
+    below are walked when it directly holds a DICOM file (exports nest their series) or with
+    `deep`, and the walk stops as soon as the answer cannot change."""
+    direct = instances = other = mrxs_data = vsi_pixels = False
+    below = []
     try:
-        return any(e.is_file(follow_symlinks=False) and is_dicom(e.path) for e in os.scandir(folder))
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
-        return False
+        return Layout(False, 0, False, False, False)
+    for entry in entries:  # a project folder may hold 100,000 files: one read each, no more
+        if entry.is_dir(follow_symlinks=False):
+            if not _clutter_folder(entry.name):
+                below.append(entry.path)
+                vsi_pixels |= entry.name.startswith("stack") and entry.name[5:].isdigit()
+            continue
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        mrxs_data |= entry.name.lower() == SLIDEDAT
+        head = _magic(entry.path, 0, HEAD)
+        if _is_dicom_head(head):
+            direct = True
+            instances |= entry.name.upper() != DICOMDIR
+        elif _is_other_slide(entry.name, head) and clutter_kind(entry) is None:
+            other = True
+    name = os.path.basename(os.path.normpath(folder))
+    vsi_pixels &= len(name) > 2 and name.startswith("_") and name.endswith("_")
+    count = int(instances)
+    if (direct or deep) and not other:
+        count, other = _instance_folders(below, count)
+    return Layout(direct, count, other, mrxs_data, vsi_pixels)
+
+
+def _instance_folders(folders, count):
+    """(folders holding DICOM instances, capped at 2; whether another slide lies below)."""
+    stack = list(reversed(folders))
+    while stack and count < 2:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        holds = False
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not _clutter_folder(entry.name):
+                    stack.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                head = _magic(entry.path, 0, HEAD)
+                if _is_dicom_head(head):
+                    holds |= entry.name.upper() != DICOMDIR
+                elif _is_other_slide(entry.name, head) and clutter_kind(entry) is None:
+                    return count, True
+        count += holds
+    return min(count, 2), False
+
+
+def dicom_unit(folder):
+    """Whether a folder below the inbox is one DICOM slide: it directly holds a DICOM file,
+    exactly one folder at or below it holds instances (itself, or one series folder of an
+    export with its DICOMDIR), and no slide of another format lies in it. Otherwise it is a
+    project folder (walked; its DICOM files lying loose are refused one by one)."""
+    found = layout(folder)
+    return found.direct_dicom and found.instance_folders == 1 and not found.other_slide \
+        and not found.mrxs_data
+
+
+def is_dicom_folder(folder):
+    """Whether a folder is one DICOM slide, as DICOM's `detect` and a folder given by hand see
+    it: exactly one folder at or below it holds DICOM instances, and nothing in it is a slide
+    of another format (the inbox rule, `dicom_unit`, also wants a DICOM file directly in it:
+    there a folder must not become a slide because its only sub-folder is one)."""
+    found = layout(folder, deep=True)
+    return found.instance_folders == 1 and not found.other_slide and not found.mrxs_data
+
+
+def folder_refusal(folder):
+    """Why a folder is not a slide paw can take as a whole (one line for the technician)."""
+    found = layout(folder, deep=True)
+    if found.mrxs_data:
+        return "MRXS data folder without its .mrxs file: put NAME.mrxs beside the folder NAME"
+    if found.vsi_pixels:
+        return "Olympus VSI pixel folder without its .vsi file: put NAME.vsi beside the folder _NAME_"
+    if found.other_slide and found.instance_folders:
+        return "the folder holds DICOM files beside slides of other formats: one folder per slide"
+    if found.instance_folders > 1:
+        return "the folder holds several folders of DICOM instances: each series is a slide, give one"
+    if found.direct_dicom:
+        return "the folder holds a DICOMDIR but no DICOM instances"
+    return "not a slide: a folder that holds no DICOM instances (give a slide file or one slide's folder)"
+
+
+def refusal(kind, path):
+    """The reason a unit of a kind paw takes only to refuse is refused; None for slides."""
+    if kind == LOOSE_DICOM:
+        return DICOMDIR_REASON if os.path.basename(path).upper() == DICOMDIR else LOOSE_REASON
+    if kind == FOLDER:
+        return folder_refusal(path)
+    return None
 
 
 def mrxs_folder(path):
@@ -174,9 +326,10 @@ def vsi_folder(path):
 
 
 def at(path):
-    """The slide a path given by hand belongs to (the path is its main member)."""
+    """The slide a path given by hand belongs to (the path is its main member). A folder is
+    a DICOM slide when it holds one series (`is_dicom_folder`), else a folder paw refuses."""
     if os.path.isdir(path) and not os.path.islink(path):
-        return Bundle(DICOM, (path,))
+        return Bundle(DICOM if is_dicom_folder(path) else FOLDER, (path,))
     folder = mrxs_folder(path)
     if folder is not None:
         return Bundle(MRXS, (path, folder))
@@ -186,13 +339,22 @@ def at(path):
     return Bundle(FILE, (path,))
 
 
-def in_folder(root, files, dirs):
+class Walk(NamedTuple):
+    """A sub-folder the inbox scan walks; `loose`: the DICOM files directly in it lie loose
+    (it is a project folder that also holds DICOM files)."""
+    name: str
+    loose: bool = False
+
+
+def in_folder(root, files, dirs, loose=False):
     """The slides directly in one inbox folder: (an iterator of bundles with paths relative to
-    `root`'s listing, sub-folders to walk further). `files` and `dirs` are the folder's names
-    already stripped of ignored ones; MRXS data folders and DICOM folders are slides, not
-    walked. `root` itself is never a DICOM slide: files lying directly in a folder being walked
-    are slides of their own (a DICOM instance there is a single-file slide). The bundles are
-    made as they are taken: a folder of 100,000 files never holds 100,000 of them at once."""
+    `root`'s listing, the sub-folders to walk further as Walk entries). `files` and `dirs` are
+    the folder's names already stripped of ignored ones; MRXS data folders, DICOM slide folders
+    and the folders paw refuses whole are units, not walked. `root` itself is never a DICOM
+    slide: files lying directly in a folder being walked are slides of their own, except in a
+    folder walked `loose` (a project folder holding DICOM files beside other slides), whose
+    DICOM files are refused one by one. The bundles are made as they are taken: a folder of
+    100,000 files never holds 100,000 of them at once."""
     stems = set()  # the data folders the files name: X/ for X.mrxs, _X_/ for X.vsi (one pass)
     for name in files:
         tail = name[-len(MRXS_SUFFIX):].lower()
@@ -201,15 +363,23 @@ def in_folder(root, files, dirs):
         elif tail.endswith(VSI_SUFFIX):
             stems.add(vsi_folder_name(name))
     stems.discard(None)
+    listed = set(dirs)
     folders, walk = [], []
     for name in dirs:
         if name in stems:
             continue
-        if is_dicom_folder(os.path.join(root, name)):
+        path = os.path.join(root, name)
+        found = layout(path)
+        if found.mrxs_data or found.vsi_pixels:
+            folders.append(Bundle(FOLDER, (name,)))
+        elif found.direct_dicom and found.instance_folders == 1 and not found.other_slide:
             folders.append(Bundle(DICOM, (name,)))
         else:
-            walk.append(name)
-    data_folders = stems.intersection(dirs)
+            walk.append(Walk(name, found.direct_dicom))
+    # A data folder pairs with its file whatever its own name (an ignore pattern such as
+    # `*.tmp` must not part `A.tmp.mrxs` from `A.tmp/` and leave the folder waiting forever).
+    data_folders = {stem for stem in stems if stem in listed or (
+        os.path.isdir(os.path.join(root, stem)) and not os.path.islink(os.path.join(root, stem)))}
 
     def bundles():
         make = tuple.__new__  # a Bundle without the Python-level __new__: 100,000 per idle tick
@@ -223,6 +393,9 @@ def in_folder(root, files, dirs):
                 if pixels in data_folders:
                     yield Bundle(VSI, (name, pixels))
                     continue
+            if loose and is_dicom(os.path.join(root, name)):
+                yield make(Bundle, (LOOSE_DICOM, (name,)))
+                continue
             yield make(Bundle, (FILE, (name,)))
 
     return bundles(), walk

@@ -148,6 +148,12 @@ def _copy_then_remove(src, dst, partial, on_copied):
     remove_if_same(src, before)
 
 
+def copy_tree(src, dst):
+    """A file, link or folder tree copied to `dst` (which must not exist) as `move` copies it
+    across file systems (below)."""
+    _copy_tree(src, dst)
+
+
 def _copy_tree(src, dst):
     """Copy without extended attributes or ACLs (they would carry Samba streams and macOS
     metadata along), holes kept as holes; every file and folder fsynced."""

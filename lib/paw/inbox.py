@@ -39,7 +39,7 @@ class Unit:
     """One slide as it sits in the inbox: its main file and every member path (relative)."""
     main: str
     members: tuple
-    kind: str              # bundle kind: file, mrxs, dicom, vsi
+    kind: str              # bundle kind: file, mrxs, dicom, vsi, loose-dicom, folder
     fingerprint: int
     newest_change: float   # latest mtime/ctime over the members, in seconds
 
@@ -94,7 +94,7 @@ def _unit_fingerprint(inbox, members, kind):
     """(fingerprint, newest change, special file inside or None) of a unit: a file, a DICOM
     folder, or an MRXS file plus its folder."""
     main = os.path.join(inbox, members[0])
-    if kind == bundle.DICOM:
+    if kind in (bundle.DICOM, bundle.FOLDER):
         return _tree_fingerprint(main)
     fp, change = _facts(os.lstat(main))
     if len(members) == 1:
@@ -126,10 +126,10 @@ def scan(inbox, patterns, problems=None):
     ignored = _ignore_matcher(patterns)
     note = problems.append if problems is not None else (lambda item: None)
     inbox = os.path.normpath(inbox)
-    pending = [""]
+    pending = [("", False)]
     lstat, join, file_kind = os.lstat, os.path.join, bundle.FILE  # local names: a tight loop
     while pending:
-        prefix = pending.pop()
+        prefix, loose = pending.pop()
         folder = join(inbox, prefix) if prefix else inbox
         files, dirs = [], []
         try:
@@ -153,7 +153,7 @@ def scan(inbox, patterns, problems=None):
             continue
         files.sort()
         dirs.sort()
-        found, walk = bundle.in_folder(folder, files, dirs)
+        found, walk = bundle.in_folder(folder, files, dirs, loose)
         here = folder + os.sep
         relative = prefix + os.sep if prefix else ""
         for kind, names in found:
@@ -176,7 +176,7 @@ def scan(inbox, patterns, problems=None):
                       "the slide is left alone"))
                 continue
             yield Unit(members[0], members, kind, fingerprint, change)
-        pending.extend(join(prefix, d) if prefix else d for d in reversed(walk))
+        pending.extend((join(prefix, d.name) if prefix else d.name, d.loose) for d in reversed(walk))
 
 
 def open_for_writing(inbox, unit):

@@ -260,6 +260,9 @@ def _anonymize(config, stage, record, ledger):
     record.size = sum(_folder_size(m) for m in members)
     stem = _stem(record)
     if record.state == State.CLAIMED:
+        refused = bundle.refusal(record.kind, path)  # a unit taken only to be refused
+        if refused:
+            raise SlideRefused(refused)
         handler = formats.identify(path)  # first: a file paw refuses gets no case pseudonym
         names = _names(config, record, ledger, stem)
         drawn = None

@@ -1,11 +1,10 @@
 """The hands-on commands an admin runs over SSH: inspect, anonymize, init, ledger export."""
 
 import os
-import shutil
 import sys
 
 from . import bundle, fsops, label, naming
-from .durable import partial_path
+from .durable import PARTIAL_PREFIX
 from .errors import ExitCode, NamingError, SlideRefused
 from .formats import prepare
 from .verify import name_values, verify
@@ -61,7 +60,11 @@ def _name_and_label(config, path):
 
 
 def anonymize(config, files, output, dry_run):
-    """Anonymize given files: into copies in `output`, or in place. Never leaves a half-done copy."""
+    """Anonymize given files: into copies in `output`, or in place. A copy is built in a
+    private work folder in `output` and takes its name only once verified; on any failure
+    (a refusal, a link or FIFO in the slide, a full disk, a bug) the work folder is removed,
+    so no copy of the original bytes is left behind and a later try starts clean. Every
+    failure is one line and exit status 3."""
     status = ExitCode.OK
     for path in files:
         try:
@@ -69,44 +72,77 @@ def anonymize(config, files, output, dry_run):
                 _, plan, _ = prepare(path, config)
                 print(f"{path}: would " + "; ".join(plan.actions))
                 continue
-            bundled = bundle.at(path)
-            members = list(bundled.members)
-            if output:  # copies under a hidden name, renamed only once verified
-                targets = [os.path.join(output, n) for n in
-                           fsops.free_names(output, [os.path.basename(m) for m in members])]
-                works = [partial_path(t) for t in targets]
-                if bundled.kind == bundle.VSI:  # `_X_` must stay the folder of X.vsi meanwhile
-                    works[1] = os.path.join(output, f"_{os.path.basename(works[0])[:-4]}_")
-                for member, work in zip(members, works):
-                    _copy(member, work)
-            else:
-                targets = works = members
-            target, work = targets[0], works[0]
-            try:
-                handler, plan, _ = prepare(work, config)
-                plan.apply(work)
-                stem = fsops.split_ext(os.path.basename(path))[0]
-                verify(work, handler, plan, config, extra_values=name_values(stem))
-            except BaseException:
-                if works is not members:
-                    for each in works:
-                        fsops.remove(each)
-                raise
-            for each, final in zip(works, targets):
-                if each != final:
-                    os.rename(each, final)
+            target, plan = _anonymize_one(config, path, output)
             print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
         except (SlideRefused, OSError) as exc:
-            print(f"{path}: not anonymized: {exc}", file=sys.stderr)
+            print(f"{path}: not anonymized: {_one_line(exc)}", file=sys.stderr)
+            status = ExitCode.QUARANTINED
+        except Exception as exc:  # noqa: BLE001 - a hostile file must not end in a traceback
+            print(f"{path}: not anonymized: paw failed on it (unexpected {type(exc).__name__}); "
+                  "nothing was written", file=sys.stderr)
             status = ExitCode.QUARANTINED
     return status
 
 
+def _anonymize_one(config, path, output):
+    """(where the anonymized slide is, its plan)."""
+    bundled = bundle.at(path)
+    members = list(bundled.members)
+    if not output:
+        return _process(config, path, members[0], bundled)
+    names = [os.path.basename(os.path.normpath(m)) for m in members]
+    targets = [os.path.join(output, n) for n in fsops.free_names(output, names)]
+    # One private folder holds the copies under their own names (X.mrxs beside X/, _X_ beside
+    # X.vsi; a reason never names paw's partial files). A folder of this name is a copy an
+    # interrupted run left: paw's own, removed before starting again.
+    work = os.path.join(output, PARTIAL_PREFIX + os.path.basename(targets[0]))
+    fsops.remove(work)
+    try:
+        os.mkdir(work, 0o700)
+        for member in members:
+            _copy(member, os.path.join(work, os.path.basename(os.path.normpath(member))))
+        copies = [os.path.join(work, n) for n in names]
+        _, plan = _process(config, path, copies[0], bundled)
+        for copy, final in zip(copies, targets):
+            os.rename(copy, final)
+    finally:
+        fsops.remove(work)
+    return targets[0], plan
+
+
+def _process(config, path, main, bundled):
+    refused = bundle.refusal(bundled.kind, main)
+    if refused:
+        raise SlideRefused(refused)
+    handler, plan, _ = prepare(main, config)
+    plan.apply(main)
+    stem = fsops.split_ext(os.path.basename(os.path.normpath(path)))[0]
+    verify(main, handler, plan, config, extra_values=name_values(stem))
+    return main, plan
+
+
 def _copy(source, target):
-    if os.path.isdir(source):
-        shutil.copytree(source, target)
+    """Copy a member the way the job claims it: regular files and folders only. A symbolic link
+    inside a slide folder or a FIFO, socket or device anywhere in it refuses the slide before
+    anything is copied (a FIFO would block, a link lead outside); the path given may itself be
+    a link to the slide."""
+    source = os.path.realpath(source)
+    facts = fsops.identity(source)
+    if fsops.specials(facts):
+        raise SlideRefused("a FIFO, socket or device is part of the slide; paw leaves it alone")
+    if any(kind == "l" for kind, *_ in facts.values()):
+        raise SlideRefused("symbolic link refused: paw only anonymizes the files of the slide itself")
+    fsops.copy_tree(source, target)
+
+
+def _one_line(exc):
+    """A reason as one line: an OSError by its message and number, never a path (paw's work
+    folder is no business of the reader's)."""
+    if isinstance(exc, OSError):
+        text = f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
     else:
-        shutil.copyfile(source, target)
+        text = str(exc)
+    return " ".join(text.split())[:300]
 
 
 def init(config):

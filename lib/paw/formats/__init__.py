@@ -13,6 +13,9 @@ tiffhandler.VENDORS; any other layout is a Handler subclass in its own module, a
 _OTHER below (tried before the TIFF family, as OpenSlide tries MIRAX and DICOM first).
 """
 
+import os
+
+from .. import bundle
 from ..errors import FormatError, Unsupported
 
 _OTHER = (("mrxs", "MrxsHandler"), ("isyntax", "IsyntaxHandler"), ("dicom", "DicomHandler"),
@@ -32,6 +35,8 @@ def identify(path):
     for module, each in _others():
         if module.detect(path):
             return each
+    if os.path.isdir(path):  # a folder that is no slide paw knows: bundle.py says why
+        raise Unsupported(bundle.folder_refusal(path))
     from . import tiffhandler
     try:
         return tiffhandler.identify(path)
