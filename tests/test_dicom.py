@@ -107,6 +107,7 @@ def test_synthetic_folder_is_one_slide_renamed_from_the_pseudonym(tmp_path):
 
 def test_keep_macro_keeps_the_overview_in_the_same_series(tmp_path):
     folder, _ = slide(tmp_path)
+    rewrite(_by_role(folder)["OVERVIEW"], lambda ds: setattr(ds, "SpecimenLabelInImage", "NO"))
     anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
     assert sorted(os.listdir(folder)) == sorted(KEPT + [f"{PSEUDONYM}_overview.dcm"])
     datasets = [pydicom.dcmread(folder / n) for n in os.listdir(folder)]
@@ -189,7 +190,8 @@ def test_real_annotations_object_refuses_its_folder(tmp_path):
 def test_real_label_alone_leaves_nothing_to_deliver(tmp_path):
     path = tmp_path / "label.dcm"
     shutil.copyfile(shared_fixture("dicom", "label-instance", "test_wsi.dcm"), path)
-    with pytest.raises(Unsupported, match="nothing would be left"):
+    with pytest.raises(Unsupported, match="a single label instance is not a slide by itself: DICOM "
+                                          "instances of one slide must be in a folder of their own"):
         prepare(str(path), OPTIONS)
 
 
@@ -312,7 +314,7 @@ def _by_role(folder):
 @pytest.mark.parametrize("change, kept", [
     (lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"), False),
     (lambda ds: setattr(ds, "BurnedInAnnotation", "YES"), False),
-    (lambda ds: delattr(ds, "SpecimenLabelInImage"), True),   # RESAMPLED, same frame of reference
+    (lambda ds: delattr(ds, "SpecimenLabelInImage"), False),  # Type 1: absent says nothing, even RESAMPLED
     (lambda ds: (delattr(ds, "SpecimenLabelInImage"), setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "THUMBNAIL", "NONE"])), False),
     (lambda ds: (delattr(ds, "SpecimenLabelInImage"), setattr(ds, "FrameOfReferenceUID", "1.2.3.4")), False),
 ])
@@ -331,12 +333,20 @@ def test_overview_of_another_flavour_is_deleted_even_with_keep_macro(tmp_path, f
     assert sorted(os.listdir(folder)) == KEPT and found[flavour.lower()] == 1
 
 
-def test_a_volume_that_says_it_shows_the_label_is_deleted(tmp_path):
+@pytest.mark.parametrize("level", [0, 1])
+@pytest.mark.parametrize("flag", ["SpecimenLabelInImage", "BurnedInAnnotation"])
+def test_a_pyramid_whose_levels_disagree_about_the_label_is_refused(tmp_path, level, flag):
+    """A level resampled from one that shows the label shows it too: one of them is wrong."""
     folder, _ = slide(tmp_path)
-    level_1 = [n for n in os.listdir(folder) if n.startswith("volume-1")][0]
-    rewrite(folder / level_1, lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"))
-    anonymize(folder)
-    assert sorted(os.listdir(folder)) == [LEVEL_0, f"{PSEUDONYM}_thumbnail.dcm"]
+    rewrite(folder / f"volume-{level}.dcm", lambda ds: setattr(ds, flag, "YES"))
+    assert "the levels of the pyramid disagree whether they show the label" in outcome(folder)
+
+
+def test_a_pyramid_that_shows_the_label_goes_whole_with_its_thumbnail(tmp_path):
+    folder, _ = slide(tmp_path)
+    for name in ("volume-0.dcm", "volume-1.dcm"):
+        rewrite(folder / name, lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"))
+    assert outcome(folder) == "cannot parse: nothing would be left of the slide (no VOLUME instance known to show no label)"
 
 
 # --- hostile variants -------------------------------------------------------------------------------
@@ -542,7 +552,7 @@ FRAME_VARIANTS = {
                            "PixelData frame 1 header holds COM"),
     "exif-app1-in-last-frame": (lambda f: f[:-1] + [_insert(f[-1], b"\xff\xe1" + struct.pack(">H", len(MARK) + 8) + b"Exif\0\0" + MARK.encode())],
                                 f"frame 12 header holds APP1"),
-    "text-after-end-of-image": (lambda f: [f[0] + MARK.encode()] + f[1:], "PixelData frame 1 header holds bytes after the end of the image"),
+    "text-after-end-of-image": (lambda f: [f[0] + MARK.encode()] + f[1:], "PixelData frame 1 does not end with EOI"),
     "jfif-with-thumbnail": (lambda f: [_insert(f[0][:2] + f[0][20:], b"\xff\xe0" + struct.pack(">H", 16 + 12) + b"JFIF\0\1\1\0\0\1\0\1\2\2" + MARK.encode()[:12])] + f[1:],
                             "PixelData frame 1 header holds APP0"),
 }
@@ -589,11 +599,11 @@ def test_hostile_jpeg2000_codestreams_are_refused(tmp_path, variant):
 
 
 def test_frame_headers_are_sampled_by_default_and_all_read_with_full_scan(tmp_path):
-    """Frame headers of the first, the last and FRAME_SAMPLE spread frames are read; a comment
+    """The whole codestreams of the first, the last and SAMPLE spread frames are read; a comment
     in any other frame is found with verify.full_scan (documented in the README)."""
-    from paw.formats import dicomaudit
+    from paw.formats import encapsulated
     frames = 12
-    sampled = {0, frames - 1} | {i * frames // dicomaudit.FRAME_SAMPLE for i in range(dicomaudit.FRAME_SAMPLE)}
+    sampled = set(encapsulated.sample(frames, full=False))
     unsampled = min(set(range(frames)) - sampled)
     com = b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK.encode()
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
 from ..errors import FormatError
-from . import dicomtable as table, icc
+from . import dicomtable as table, encapsulated, icc
 from .allow import printable_runs
 from .base import Handler, Plan, Prepared
 
@@ -52,7 +52,6 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 STRING_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 NUMBER_VRS = frozenset("AT FD FL OD OF OL OV SL SS SV UL US UV".split())
-MAX_FRAGMENTS = 1 << 24
 TAIL_READ = 1 << 20        # of the bytes after the pixel data (dropped), read for their texts
 
 
@@ -217,12 +216,15 @@ VRS = frozenset("AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL 
 LONG_VRS = frozenset("OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 ITEM_END = 0xFFFEE00D
 SPECIFIC_CHARACTER_SET = 0x00080005
+REFERENCED_SOP_INSTANCE_UID = 0x00081155
 META_GROUP = 0x0002
 
 
-def _element(data, at):
+def _element(data, at, implicit=None):
     """(tag, VR, value offset, value length, offset after the value) of the element at `at`
-    (item and delimiter tags have no VR)."""
+    (item and delimiter tags have no VR). With `implicit` (a tag -> VR function) the dataset
+    is Implicit VR Little Endian: no VR in the bytes, a 4-byte length, the VR from the
+    dictionary."""
     if at + 8 > len(data):
         raise FormatError("an element runs past the end of the header")
     group, number = struct.unpack_from("<HH", data, at)
@@ -230,17 +232,25 @@ def _element(data, at):
     if group == 0xFFFE:
         (length,) = struct.unpack_from("<I", data, at + 4)
         return tag, "", at + 8, length, at + 8
-    vr = bytes(data[at + 4:at + 6]).decode("latin-1")
-    if vr not in VRS:
-        raise FormatError(f"element ({group:04X},{number:04X}) has no valid VR (not explicit VR little endian)")
-    if vr in LONG_VRS:
-        if at + 12 > len(data):
-            raise FormatError("an element runs past the end of the header")
-        (length,) = struct.unpack_from("<I", data, at + 8)
-        start = at + 12
+    if implicit is not None:
+        (length,) = struct.unpack_from("<I", data, at + 4)
+        vr, start = implicit(tag), at + 8
+        if length == UNDEFINED and vr not in ("SQ", "UN"):
+            raise FormatError(f"element ({group:04X},{number:04X}) has an undefined length")
+        if length == UNDEFINED:
+            return tag, "SQ", start, length, start
     else:
-        (length,) = struct.unpack_from("<H", data, at + 6)
-        start = at + 8
+        vr = bytes(data[at + 4:at + 6]).decode("latin-1")
+        if vr not in VRS:
+            raise FormatError(f"element ({group:04X},{number:04X}) has no valid VR (not explicit VR little endian)")
+        if vr in LONG_VRS:
+            if at + 12 > len(data):
+                raise FormatError("an element runs past the end of the header")
+            (length,) = struct.unpack_from("<I", data, at + 8)
+            start = at + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, at + 6)
+            start = at + 8
     if length == UNDEFINED:
         return tag, vr, start, length, start
     if start + length > len(data) and tag != table.PIXEL_DATA:  # _pixel_end says it for the pixels
@@ -303,12 +313,19 @@ class Instance:
     frame_of_reference: str = ""
     series: str = ""
     size: tuple = (0, 0)         # TotalPixelMatrixColumns/Rows (Columns/Rows without them)
+    tile: tuple = (0, 0)         # Columns/Rows: one frame
+    planes: int = 1              # TotalPixelMatrixFocalPlanes x NumberOfOpticalPaths
+    organization: str = ""       # DimensionOrganizationType
+    instance_uid: str = ""
+    sources: frozenset = frozenset()   # SOPInstanceUIDs it says it was derived from
+    frames_fit: bool = True      # NumberOfFrames fits the pixel matrix and tiles (dicomtable.frames_fit)
     part: int = 0                # InConcatenationNumber
     concatenated: bool = False
     frames: int = 1
     syntax: str = ""
     pixel_at: int = 0
     pixel_end: int = 0
+    converted: bool = False      # Implicit VR Little Endian, rebuilt as explicit
     removed: list = field(default_factory=list)
 
 
@@ -326,6 +343,20 @@ class Scrub:
         self.removed, self.dropped, self.top = [], {}, {}
         self.encodings = ["iso8859"]
         self.keyword, self.vr_of, self.tag_of = _keywords()
+        self.implicit = None         # Implicit VR Little Endian: tag -> VR (the header is rebuilt explicit)
+        self.depth = 0               # sequences nested around the element being read
+        self.sources = set()         # SOP instances this one says it was derived from
+
+    def element(self, data, at):
+        return _element(data, at, self.implicit)
+
+    def implicit_vr(self, tag):
+        """The VR of an element of an Implicit VR dataset: the dictionary's (the first where it
+        allows two: US for US or SS, OW for OB or OW), UN for private and unknown tags."""
+        if (tag >> 16) & 1:
+            return "UN"
+        vr = self.vr_of(tag).split(" or ")[0]
+        return vr if vr in VRS else "UN"
 
     # what goes --------------------------------------------------------------------------------
 
@@ -383,7 +414,7 @@ class Scrub:
         `quiet`: inside something that goes whole (only its texts are collected)."""
         out = {}
         while at < end:
-            tag, vr, start, length, after = _element(data, at)
+            tag, vr, start, length, after = self.element(data, at)
             if tag == ITEM_END:
                 return self.join(out, rules, path), after
             if top and tag == table.PIXEL_DATA:
@@ -440,6 +471,8 @@ class Scrub:
     def value(self, tag, vr, raw, rule, where, quiet):
         """The rebuilt element for one value that is not a sequence, or None when it goes."""
         old = self.strings(vr, raw)
+        if tag == REFERENCED_SOP_INSTANCE_UID and "SourceImageSequence" in where:
+            self.sources.update(old)  # a derivation reference: which image this one was made from
         if rule is None:
             self.removed.extend(old)
             if not quiet:
@@ -492,7 +525,7 @@ class Scrub:
         end = len(data) if length == UNDEFINED else start + length
         at, number = start, 0
         while at < end:
-            tag, _, item_start, item_length, at = _element(data, at)
+            tag, _, item_start, item_length, at = self.element(data, at)
             if tag == SEQUENCE_END:
                 return at
             if tag != ITEM:
@@ -508,6 +541,15 @@ class Scrub:
     def sequence(self, tag, data, start, length, rule, where, quiet):
         """(the rebuilt sequence or None, where it ends): items by the rule's table, code items
         against the known codes; an EMPTY rule's items and a sequence without a rule go."""
+        if self.depth >= table.MAX_DEPTH:
+            raise FormatError(f"{where.lstrip('/')}: sequences nested deeper than {table.MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return self._sequence(tag, data, start, length, rule, where, quiet)
+        finally:
+            self.depth -= 1
+
+    def _sequence(self, tag, data, start, length, rule, where, quiet):
         built = []
         if isinstance(rule, table.Items):
             def each(item_start, item_end, here):
@@ -539,7 +581,7 @@ class Scrub:
         """A code item: (its rebuilt bytes, or None when the code is not a known one; where it ends)."""
         values, texts = {}, []
         while at < end:
-            tag, vr, start, length, after = _element(data, at)
+            tag, vr, start, length, after = self.element(data, at)
             if tag == ITEM_END:
                 at = after
                 break
@@ -605,33 +647,37 @@ def _top_number(scrub, keyword):
         return 0
 
 
-def _pixel_end(data, name, at):
-    """The end of the PixelData element at `at`: its explicit length, or (encapsulated) the end
-    of the sequence delimiter after the last fragment. Whatever follows goes."""
-    tag, vr, start, length, after = _element(data, at)
+def _pixel_end(data, name, at, scrub, codec):
+    """(where the PixelData value starts, where the element ends): its explicit length, or
+    (encapsulated) the end of the sequence delimiter after the last fragment, once the
+    fragments are proven to be exactly the frames (encapsulated.frames). Whatever follows goes."""
+    tag, vr, start, length, after = scrub.element(data, at)
     if vr not in ("OB", "OW"):
         raise FormatError(f"{name}: DICOM instance without pixel data")
     if length != UNDEFINED:
         if after > len(data):
             raise FormatError(f"{name}: the pixel data runs past the end of the file")
-        return after
-    position = start
-    for _ in range(MAX_FRAGMENTS):
-        if position + 8 > len(data):
-            raise FormatError(f"{name}: the pixel data fragments run past the end of the file")
-        tag, length = struct.unpack_from("<I", data, position)[0], struct.unpack_from("<I", data, position + 4)[0]
-        tag = (tag & 0xFFFF) << 16 | tag >> 16
-        if tag == SEQUENCE_END:
-            return position + 8
-        if tag != ITEM or length == UNDEFINED or position + 8 + length > len(data):
-            raise FormatError(f"{name}: the pixel data fragments are not in the encapsulated layout")
-        position += 8 + length
-    raise FormatError(f"{name}: implausibly many pixel data fragments")
+        if codec != "native":
+            raise FormatError(f"{name}: PixelData is not encapsulated where the transfer syntax says it is")
+        return start, after
+    if codec == "native":
+        raise FormatError(f"{name}: PixelData is encapsulated where the transfer syntax says native")
+    bot, fragments, end = encapsulated.items(data, start)
+    encapsulated.frames(data, bot, fragments, _top_number(scrub, "NumberOfFrames") or 1, codec,
+                        _top_raw(scrub, "ExtendedOffsetTable"), _top_raw(scrub, "ExtendedOffsetTableLengths"))
+    return start, end
+
+
+def _top_raw(scrub, keyword):
+    """A top-level binary value as it stands, or None when the element is absent."""
+    return scrub.top[keyword][1] if keyword in scrub.top else None
 
 
 def _walk(folder, rel, scrub):
-    """Rebuild one file's dataset with `scrub`: (file meta, dataset bytes, pixel data span).
-    The file is memory-mapped: only the header and the offset items are read."""
+    """Rebuild one file's dataset with `scrub`: (file meta, dataset bytes, the span of the
+    source copied after the header, the PixelData element header written before that span
+    (empty: the span starts with the element's own)). The file is memory-mapped: only the
+    header and the offset items are read."""
     scrub.top, scrub.encodings = {}, ["iso8859"]
     with open(os.path.join(folder, rel), "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -647,18 +693,27 @@ def _walk(folder, rel, scrub):
                 sop_class = (_texts(meta.get(0x00020002, ("", b""))[1]) or [""])[0]
                 if sop_class == table.DICOMDIR_SOP_CLASS:
                     scrub.dataset(data, at, len(data), {}, "", quiet=True)
-                    return meta, None, (0, 0)
+                    return meta, None, (0, 0), b""
                 if sop_class != table.WSI_SOP_CLASS:
                     raise FormatError(f"{rel}: not a whole-slide image instance "
                                       "(paw does not anonymize other DICOM objects)")
-                if syntax not in table.TRANSFER_SYNTAXES:
+                implicit = syntax == table.IMPLICIT_VR_LITTLE_ENDIAN
+                if syntax not in table.TRANSFER_SYNTAXES and not implicit:
                     raise FormatError(f"{rel}: transfer syntax not supported (TransferSyntaxUID)")
-                body, pixel_at = scrub.dataset(data, at, len(data), table.TABLE, "", top=True)
-                if pixel_at is None:
+                scrub.implicit = scrub.implicit_vr if implicit else None
+                codec = "native" if implicit else table.TRANSFER_SYNTAXES[syntax]
+                body, element_at = scrub.dataset(data, at, len(data), table.TABLE, "", top=True)
+                if element_at is None:
                     raise FormatError(f"{rel}: DICOM instance without pixel data")
-                pixel_end = _pixel_end(data, rel, pixel_at)
+                value_at, pixel_end = _pixel_end(data, rel, element_at, scrub, codec)
                 scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[pixel_end:pixel_end + TAIL_READ])))
-                return meta, body, (pixel_at, pixel_end)
+                if not implicit:  # the element is copied whole, its header included
+                    return meta, body, (element_at, pixel_end), b""
+                # Implicit VR: the header is rebuilt explicit, so is the PixelData element's own
+                # (the pixel bytes are the same in both: little endian, OB for 8-bit samples).
+                vr = b"OW" if _top_number(scrub, "BitsAllocated") > 8 else b"OB"
+                head = struct.pack("<HH", 0x7FE0, 0x0010) + vr + b"\0\0" + struct.pack("<I", pixel_end - value_at)
+                return meta, body, (value_at, pixel_end), head
             except struct.error:
                 raise FormatError(f"{rel}: an element is cut short") from None
             except FormatError as exc:
@@ -669,7 +724,7 @@ def _walk(folder, rel, scrub):
 def _survey(folder, rel):
     """Read one file: what it is, its role, its pixel data span, and what scrubbing removes."""
     scrub = Scrub("", {}, (), strict=False)
-    meta, body, (pixel_at, pixel_end) = _walk(folder, rel, scrub)
+    meta, body, (pixel_at, pixel_end), pixel_head = _walk(folder, rel, scrub)
     found = Instance(rel, removed=scrub.removed)
     if body is None:
         found.kind = "dicomdir"
@@ -677,6 +732,9 @@ def _survey(folder, rel):
     if _top_text(scrub, "SOPClassUID") != [table.WSI_SOP_CLASS]:
         raise FormatError(f"{rel}: not a whole-slide image instance (paw does not anonymize other DICOM objects)")
     found.syntax = (_texts(meta.get(0x00020010, ("", b""))[1]) or [""])[0]
+    if found.syntax == table.IMPLICIT_VR_LITTLE_ENDIAN:
+        found.syntax = table.EXPLICIT_VR_LITTLE_ENDIAN
+        found.converted = True
     found.pixel_at, found.pixel_end = pixel_at, pixel_end
     found.image_type = tuple(_top_text(scrub, "ImageType"))
     found.flavour = found.image_type[2] if len(found.image_type) > 2 else ""
@@ -689,6 +747,14 @@ def _survey(folder, rel):
     found.part = _top_number(scrub, "InConcatenationNumber")
     found.concatenated = "ConcatenationUID" in scrub.top
     found.frames = _top_number(scrub, "NumberOfFrames") or 1
+    found.tile = (_top_number(scrub, "Columns"), _top_number(scrub, "Rows"))
+    found.planes = (_top_number(scrub, "TotalPixelMatrixFocalPlanes") or 1) * \
+        (_top_number(scrub, "NumberOfOpticalPaths") or 1)
+    found.organization = "".join(_top_text(scrub, "DimensionOrganizationType"))
+    found.instance_uid = "".join(_top_text(scrub, "SOPInstanceUID"))
+    found.sources = frozenset(scrub.sources)
+    found.frames_fit = table.frames_fit(found.frames, found.size, found.tile, found.planes,
+                                        found.organization == "TILED_FULL" and not found.concatenated)
     if table.TRANSFER_SYNTAXES[found.syntax] == "native":
         expected = found.frames
         for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated"):
@@ -696,31 +762,86 @@ def _survey(folder, rel):
                 raise FormatError(f"{rel}: {keyword} is not a number")
             expected *= _top_number(scrub, keyword) if keyword != "BitsAllocated" else \
                 (_top_number(scrub, keyword) + 7) // 8
-        if pixel_end - pixel_at - 12 != expected + expected % 2:
+        if pixel_end - pixel_at - (0 if pixel_head else 12) != expected + expected % 2:
             raise FormatError(f"{rel}: the pixel data length does not match its frames")
     return found
 
 
 # --- the plan --------------------------------------------------------------------------------
 
-def _keep(instance, options, volume_frames):
-    """Whether an instance is known to show no label (the only ones kept); else why it goes."""
+SHOWS_LABEL = "YES"
+LOOSE = "DICOM instances of one slide must be in a folder of their own"
+
+
+def _shows_label(instance):
+    return SHOWS_LABEL in (instance.label_in_image, instance.burned_in)
+
+
+def _flavour_rule(instance, options):
+    """What the instance's own header allows: None (may stay) or why it goes. Only what is
+    known to show no label may stay: a VOLUME that does not say it shows it, a THUMBNAIL
+    saying SpecimenLabelInImage NO (the flag is Type 1: a thumbnail without it says nothing,
+    and one with the pyramid's shape can still be a photo of the label), an OVERVIEW saying NO
+    with keep_macro (a scanner that keeps the label out of its overview says so)."""
     flavour = instance.flavour
     if flavour == "LABEL":
         return "label instance deleted"
-    if flavour == "OVERVIEW":  # shows the label; keep_macro keeps it on purpose
-        return None if options.keep_macro else "macro (overview) instance deleted"
-    if flavour not in ("VOLUME", "THUMBNAIL"):
+    if flavour not in ("VOLUME", "THUMBNAIL", "OVERVIEW"):
         return "instance of another flavour deleted (ImageType)"
-    if instance.burned_in == "YES" or instance.label_in_image == "YES":
+    if _shows_label(instance):
         return f"{flavour.lower()} instance deleted (SpecimenLabelInImage or BurnedInAnnotation YES)"
-    if flavour == "VOLUME":
+    if flavour == "OVERVIEW" and not options.keep_macro:
+        return "macro (overview) instance deleted"
+    if flavour == "VOLUME" or instance.label_in_image == "NO":
         return None
-    if flavour == "THUMBNAIL":
-        derived = instance.image_type[:1] == ("DERIVED",) or instance.image_type[3:4] == ("RESAMPLED",)
-        if instance.label_in_image == "NO" or (derived and instance.frame_of_reference in volume_frames):
-            return None
-        return "thumbnail instance deleted (not known to show no label)"
+    if flavour == "OVERVIEW":
+        return "macro (overview) instance deleted (keep_macro keeps it only when SpecimenLabelInImage says NO)"
+    return "thumbnail instance deleted (SpecimenLabelInImage absent: not known to show no label)"
+
+
+def _roles(survey, options):
+    """{instance name: None (stays) or why it goes} for the whole slide, by these rules in
+    order; FormatError where the slide cannot be delivered whole:
+
+    1. each instance's own header (_flavour_rule);
+    2. a pyramid (the VOLUMEs of one FrameOfReferenceUID) one of whose levels says it shows the
+       label goes whole, with the thumbnails of that frame of reference (a level is resampled
+       from the others: they all show what one shows); levels that disagree about it refuse
+       the slide, since one of them is wrong;
+    3. an instance derived (SourceImageSequence) from one that goes for showing the label goes;
+    4. a VOLUME whose size is not the base level's halved n times (dicomtable.level_of) is not
+       a level of the pyramid (a photo of the label typed VOLUME has another shape): it goes;
+    5. if every VOLUME left is a RESAMPLED one, the level they were made from is missing (a
+       series split over folders, or still arriving): the slide is refused."""
+    why = {i.name: _flavour_rule(i, options) for i in survey}
+    pyramids = {}
+    for i in survey:
+        if i.flavour == "VOLUME":
+            pyramids.setdefault(i.frame_of_reference, []).append(i)
+    tainted = {i.frame_of_reference for i in survey if i.flavour == "VOLUME" and _shows_label(i)}
+    for frame in tainted:
+        if not all(_shows_label(i) for i in pyramids[frame]):
+            raise FormatError("the levels of the pyramid disagree whether they show the label "
+                              "(SpecimenLabelInImage or BurnedInAnnotation YES on some only)")
+        for i in survey:
+            if i.flavour == "THUMBNAIL" and i.frame_of_reference == frame and why[i.name] is None:
+                why[i.name] = "thumbnail instance deleted (made from a pyramid that shows the label)"
+    labelled = {i.instance_uid for i in survey if why[i.name] and i.flavour in ("LABEL", "OVERVIEW")
+                or _shows_label(i)}
+    for i in survey:
+        if why[i.name] is None and i.sources & labelled:
+            why[i.name] = f"{i.flavour.lower()} instance deleted (made from an image that shows the label)"
+    volumes = [i for i in survey if i.flavour == "VOLUME" and why[i.name] is None]
+    if volumes:
+        base = max((i.size for i in volumes), key=lambda size: size[0] * size[1])
+        for i in volumes:
+            if table.level_of(i.size, base) is None:
+                why[i.name] = "volume instance deleted (not a level of the pyramid: its size is not the base level's halved)"
+        volumes = [i for i in volumes if why[i.name] is None]
+        if all(i.image_type[3:4] == ("RESAMPLED",) for i in volumes):
+            raise FormatError("the pyramid's base level is missing (every VOLUME instance is a "
+                              f"RESAMPLED level): {LOOSE}, all of them")
+    return why
 
 
 def _names(kept, pseudonym, taken):
@@ -760,39 +881,48 @@ def _prepare(path, options, pseudonym, label):
             plan.actions.append(f"{what} removed")
         plan.folders = contents.folders
     survey = [_survey(folder, rel) for rel in files]
-    volume_frames = {i.frame_of_reference for i in survey if i.kind == "wsi" and i.flavour == "VOLUME"
-                     and _keep(i, options, set()) is None}
+    images = [i for i in survey if i.kind != "dicomdir"]
+    roles = _roles(images, options)
     kept = []
     for instance in survey:
         found_as = "dicomdir" if instance.kind == "dicomdir" else instance.flavour.lower() or "unknown"
         found[found_as] = found.get(found_as, 0) + 1
         why = "DICOMDIR removed (it names the patient and the old UIDs)" if instance.kind == "dicomdir" \
-            else _keep(instance, options, volume_frames)
+            else roles[instance.name]
         if why:
             plan.instances.append({"action": "delete", "name": instance.name, "role": instance.flavour})
             plan.actions.append(why)
         else:
             kept.append(instance)
     if not any(i.flavour == "VOLUME" for i in kept):
+        if single:
+            what = survey[0].flavour.lower() or "image of no known flavour"
+            raise FormatError(f"a single {what} instance is not a slide by itself: {LOOSE}")
         raise FormatError("nothing would be left of the slide (no VOLUME instance known to show no label)")
+    for instance in kept:
+        if not instance.frames_fit:
+            raise FormatError(f"{instance.name}: NumberOfFrames does not fit the total pixel matrix and its tiles")
+    if any(i.converted for i in kept):
+        plan.actions.append("Implicit VR header rebuilt as Explicit VR Little Endian (pixel data unchanged)")
     if len({i.series for i in kept}) > 1:
         raise FormatError(f"the folder holds instances of {len({i.series for i in kept})} series: "
                           "put each slide in a folder of its own")
     if single and any(i.concatenated for i in kept):
-        raise FormatError("a single instance of a concatenation: the other parts are missing")
+        raise FormatError(f"a single instance of a concatenation: the other parts are missing ({LOOSE})")
 
     searched = _searched(i.removed for i in survey) | set(name_values(files) if not single else [])
     names = {i.name: i.name for i in kept} if single else _names(kept, pseudonym, set(files))
     scrub = Scrub(pseudonym, {}, {v for v in searched if len(v) >= SEARCHED_MIN})
     template = None
     for instance in kept:
-        _, body, _ = _walk(folder, instance.name, scrub)
+        _, body, _, pixel_head = _walk(folder, instance.name, scrub)
         instance_uid = _top_text(scrub, "SOPInstanceUID")
         if not instance_uid:
             raise FormatError(f"{instance.name}: SOPInstanceUID is missing")
         header = _meta_bytes(scrub.uids[instance_uid[0]], instance.syntax) + body
         if template is None or instance.frames < template[1]:
             template = (header, instance.frames)
+        header += pixel_head
         plan.instances.append({"action": "rewrite", "source": instance.name, "name": names[instance.name],
                                "header": header.hex(), "pixel_at": instance.pixel_at,
                                "pixel_end": instance.pixel_end,

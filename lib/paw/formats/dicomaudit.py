@@ -12,11 +12,12 @@ what it reads), and refuses anything the table does not explain:
   VR, non-ASCII text, a UID paw did not issue, a value that is not the pseudonym or the fixed
   dummy, an unknown code, an ICC profile with unexplained text) is a problem;
 - PixelData is the last element and ends the file; native pixel data is exactly its frames;
-  encapsulated fragments are items up to the delimiter, and the offset tables are exactly the
-  fragments' offsets (numbers that could otherwise carry text);
-- frame headers (JPEG marker segments, JPEG 2000 codestream segments) of the first, the last
-  and FRAME_SAMPLE evenly spaced frames per instance (all with verify.full_scan): no COM or
-  APPn that may carry text, nothing after the end-of-image marker but one pad byte;
+  encapsulated pixel data is proven frame by frame (encapsulated.py): one fragment per frame,
+  offset tables pointing exactly at the frames, every frame from its codec's start marker to
+  its end marker and nothing else;
+- the whole codestream (every JPEG marker segment, through the entropy-coded data; every
+  JPEG 2000 main and tile-part header) of the first, the last and encapsulated.SAMPLE spread
+  frames per instance (all with verify.full_scan): no COM or APPn that may carry text;
 - the kept instances are known to show no label (VOLUME, THUMBNAIL; OVERVIEW with keep_macro;
   the drawn LABEL exactly as paw wrote it) and form one series.
 
@@ -28,10 +29,8 @@ import os
 import struct
 
 from ..errors import FormatError
-from . import dicomtable as table, icc, j2k, jpeg
+from . import dicomtable as table, encapsulated, icc, j2k, jpeg
 
-FRAME_SAMPLE = 8
-FRAME_HEAD = 1 << 16          # bytes of a fragment read for its marker segments
 LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 STRING_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 NUMBER_SIZES = {"AT": 4, "FD": 8, "FL": 4, "OD": 8, "OF": 4, "OL": 4, "OV": 8, "SL": 4, "SS": 2,
@@ -75,6 +74,7 @@ class Audit:
         self.uids = set(plan.uids)
         self.problems = []
         self.found = {}   # per instance: top-level values the role checks need
+        self.depth = 0
         self.keyword, self.vr_of = _dictionary()
 
     def problem(self, name, where, what):
@@ -174,6 +174,15 @@ class Audit:
         return None if top else at
 
     def sequence(self, walk, name, start, length, rule, where):
+        if self.depth >= table.MAX_DEPTH:
+            raise FormatError(f"{where.lstrip('/')}: sequences nested deeper than {table.MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return self._sequence(walk, name, start, length, rule, where)
+        finally:
+            self.depth -= 1
+
+    def _sequence(self, walk, name, start, length, rule, where):
         end = len(walk.data) if length == UNDEFINED else start + length
         at, number = start, 0
         while at < end:
@@ -259,83 +268,73 @@ class Audit:
             if end != len(walk.data):
                 self.problem(name, "", "holds bytes after the pixel data")
             return
-        fragments, at = [], start
-        while True:
-            tag, _, item_start, item_length, at = walk.element(at)
-            if tag == SEQUENCE_END:
-                break
-            if tag != ITEM or item_length == UNDEFINED or item_start + item_length > len(walk.data):
-                raise FormatError("PixelData: the fragments are not in the encapsulated layout")
-            fragments.append((item_start, item_length))
-            at = item_start + item_length
+        try:
+            table_bytes, fragments, at = encapsulated.items(walk.data, start)
+        except FormatError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return
         if at != len(walk.data):
             self.problem(name, "", "holds bytes after the pixel data")
-        if codec == "native" or not fragments:
+        if codec == "native" or codec is None:
             self.problem(name, "PixelData", "is encapsulated where the transfer syntax says native")
             return
-        table_item, frames = fragments[0], fragments[1:]
-        first = frames[0][0] - 8 if frames else 0
-        offsets = [s - 8 - first for s, _ in frames]
-        bot = bytes(walk.data[table_item[0]:table_item[0] + table_item[1]])
-        if bot and (len(bot) % 4 or set(struct.unpack(f"<{len(bot) // 4}I", bot)) - set(offsets)):
-            self.problem(name, "PixelData basic offset table", "is not the fragments' offsets")
-        self.offset_tables(name, offsets, [n for _, n in frames])
-        self.frame_headers(walk, name, frames, codec)
+        extended = self.found.get("ExtendedOffsetTable", (None, None))[1]
+        lengths = self.found.get("ExtendedOffsetTableLengths", (None, None))[1]
+        try:
+            spans = encapsulated.frames(walk.data, table_bytes, fragments, self.number("NumberOfFrames"),
+                                        codec, extended, lengths)
+        except FormatError as exc:
+            self.problems.append(f"{name}: {exc}")
+            return
+        self.frame_headers(walk, name, fragments, spans, codec)
+
+    def number(self, keyword):
+        vr, raw = self.found.get(keyword, ("", b""))
+        try:
+            return int(raw.decode("ascii").strip(" \0")) if vr in STRING_VRS else \
+                struct.unpack("<H" if len(raw) == 2 else "<I", raw)[0]
+        except (ValueError, struct.error, UnicodeDecodeError):
+            return -1
 
     def native_length(self):
-        def number(keyword, unpack):
-            vr, raw = self.found.get(keyword, ("", b""))
-            try:
-                return int(raw.decode("ascii").strip()) if unpack is None else struct.unpack(unpack, raw)[0]
-            except (ValueError, struct.error, UnicodeDecodeError):
-                return -1
-        length = number("NumberOfFrames", None) * number("Rows", "<H") * number("Columns", "<H") * \
-            number("SamplesPerPixel", "<H") * ((number("BitsAllocated", "<H") + 7) // 8)
+        length = self.number("NumberOfFrames")
+        for keyword in ("Rows", "Columns", "SamplesPerPixel"):
+            length *= self.number(keyword)
+        length *= (self.number("BitsAllocated") + 7) // 8
         return length + length % 2
 
-    def offset_tables(self, name, offsets, lengths):
-        for keyword, expected in (("ExtendedOffsetTable", offsets), ("ExtendedOffsetTableLengths", lengths)):
-            if keyword in self.found:
-                raw = self.found[keyword][1]
-                if len(raw) % 8 or list(struct.unpack(f"<{len(raw) // 8}Q", raw)) != expected:
-                    self.problem(name, keyword, "is not the fragments' offsets and lengths")
-
-    def frame_headers(self, walk, name, frames, codec):
-        chosen = range(len(frames)) if self.options.full_scan else \
-            sorted({0, len(frames) - 1} | {i * len(frames) // FRAME_SAMPLE for i in range(FRAME_SAMPLE)})
-        for i in chosen:
-            start, length = frames[i]
-            head = bytes(walk.data[start:start + min(length, FRAME_HEAD)])
-            tail = bytes(walk.data[max(start, start + length - 2):start + length])
-            whole_frame = len(frames) <= 1 or self.starts_frame(walk, frames, i + 1, codec)
+    def frame_headers(self, walk, name, fragments, spans, codec):
+        """The whole codestream of the sampled frames (every frame with full_scan): every
+        marker segment, wherever it stands, must be one the table explains."""
+        for i in encapsulated.sample(len(spans), self.options.full_scan):
+            codestream = encapsulated.stream(walk.data, fragments, spans[i])
             try:
-                bad = self.unexplained(head, codec)
+                bad = self.unexplained(codestream, codec)
             except FormatError as exc:
-                if not self.starts_frame(walk, frames, i, codec):
-                    continue  # a continuation fragment of a frame split over several
                 bad = [str(exc)]
-            ending = bytes(walk.data[start + length - 3:start + length]) if length >= 3 else b""
-            if whole_frame and not (tail == b"\xff\xd9" or ending == b"\xff\xd9\x00"):
-                bad.append("bytes after the end of the image")
             for what in bad:
                 self.problem(name, f"PixelData frame {i + 1}", f"header holds {what}")
 
     @staticmethod
-    def starts_frame(walk, frames, i, codec):
-        if i >= len(frames):
-            return True
-        start = frames[i][0]
-        return bytes(walk.data[start:start + 2]) == (b"\xff\x4f" if codec == "j2k" else b"\xff\xd8")
-
-    @staticmethod
-    def unexplained(head, codec):
+    def unexplained(codestream, codec):
+        """Names of the segments of a whole frame that may carry text."""
+        found = encapsulated.segments(codestream, codec)
         if codec == "j2k":
-            return j2k.unexplained(head, comment_explained=table.CODESTREAM_COMMENT.accepts)
+            names = []
+            for marker, at, length in found:
+                if marker == j2k.COM:
+                    latin = length >= 2 and codestream[at:at + 2] == b"\x00\x01"
+                    text = bytes(codestream[at + 2:at + length]).decode("latin-1")
+                    if not (latin and table.CODESTREAM_COMMENT.accepts(text)):
+                        names.append("COM")
+                elif marker not in j2k.NUMBERS:
+                    names.append(f"marker 0xFF{marker:02X}")
+            return names
         extra = table.JPEG_LS_MARKERS if codec == "jpeg-ls" else frozenset()
         return ["COM" if marker == jpeg.COM else f"APP{marker - jpeg.APP0}"
                 if jpeg.APP0 <= marker <= jpeg.APP15 else f"marker 0x{marker:02X}"
-                for marker, at, length in jpeg.segments(head)
-                if not (marker in extra or jpeg.explained(marker, head[at:at + length]))]
+                for marker, at, length in found
+                if not (marker in extra or jpeg.explained(marker, codestream[at:at + length]))]
 
 
 def _dictionary():
@@ -391,26 +390,36 @@ def _text(values, keyword):
     return (_ascii(raw) or "") if raw else ""
 
 
+def _number(values, keyword):
+    vr, raw = values.get(keyword, ("", b""))
+    if vr in ("US", "UL") and len(raw) in (2, 4):
+        return int.from_bytes(raw, "little")
+    try:
+        return int(_text(values, keyword) or 0)
+    except ValueError:
+        return 0
+
+
 def roles(check, plan, options, found):
-    """Only instances known to show no label, all of one series."""
+    """Only instances known to show no label, all of one series; VOLUMEs that are levels of one
+    pyramid (its base among them) whose frames fit their pixel matrix."""
     drawn = {item["name"] for item in plan.instances if item["action"] == "write"}
-    volumes = {_text(v, "FrameOfReferenceUID") for v in found.values()
-               if _text(v, "ImageType").split("\\")[2:3] == ["VOLUME"]}
+    volumes = {}
     for name, values in found.items():
         image_type = _text(values, "ImageType").split("\\")
         flavour = image_type[2] if len(image_type) > 2 else ""
-        flags = {_text(values, "SpecimenLabelInImage"), _text(values, "BurnedInAnnotation")}
+        label_flag, burned = _text(values, "SpecimenLabelInImage"), _text(values, "BurnedInAnnotation")
+        says_no = label_flag == "NO" and burned != "YES"
         if name in drawn:
             ok = flavour == "LABEL"
         elif flavour == "OVERVIEW":
-            ok = options.keep_macro
+            ok = options.keep_macro and says_no
         elif flavour == "VOLUME":
-            ok = "YES" not in flags
+            ok = "YES" not in (label_flag, burned)
+            volumes[name] = (image_type, (_number(values, "TotalPixelMatrixColumns") or _number(values, "Columns"),
+                                          _number(values, "TotalPixelMatrixRows") or _number(values, "Rows")))
         elif flavour == "THUMBNAIL":
-            derived = image_type[0] == "DERIVED" or image_type[3:4] == ["RESAMPLED"]
-            label_flag = _text(values, "SpecimenLabelInImage")
-            ok = "YES" not in flags and (label_flag == "NO" or (
-                derived and _text(values, "FrameOfReferenceUID") in volumes))
+            ok = says_no
         else:
             ok = False
         if not ok:
@@ -418,6 +427,21 @@ def roles(check, plan, options, found):
                                   "SpecimenLabelInImage) is still in the slide")
         if values and _text(values, "SOPInstanceUID") != values.get("media_instance"):
             check.problems.append(f"{name}: SOPInstanceUID is not the file meta's")
+        if values and name not in drawn:
+            size = (_number(values, "TotalPixelMatrixColumns") or _number(values, "Columns"),
+                    _number(values, "TotalPixelMatrixRows") or _number(values, "Rows"))
+            planes = (_number(values, "TotalPixelMatrixFocalPlanes") or 1) * (_number(values, "NumberOfOpticalPaths") or 1)
+            tiled_full = _text(values, "DimensionOrganizationType") == "TILED_FULL" and "ConcatenationUID" not in values
+            if not table.frames_fit(_number(values, "NumberOfFrames") or 1, size,
+                                    (_number(values, "Columns"), _number(values, "Rows")), planes, tiled_full):
+                check.problems.append(f"{name}: NumberOfFrames does not fit the total pixel matrix and its tiles")
+    if volumes:
+        base = max((size for _, size in volumes.values()), key=lambda size: size[0] * size[1])
+        for name, (image_type, size) in volumes.items():
+            if table.level_of(size, base) is None:
+                check.problems.append(f"{name}: a VOLUME that is not a level of the pyramid (its size)")
+        if all(image_type[3:4] == ["RESAMPLED"] for image_type, _ in volumes.values()):
+            check.problems.append("the pyramid's base level is missing (every VOLUME is RESAMPLED)")
     series = {_text(v, "SeriesInstanceUID") for v in found.values()}
     if len(series) > 1 or not series <= check.uids:
         check.problems.append("the kept instances are not one series of UIDs paw issued")

@@ -40,6 +40,10 @@ from . import j2k
 from .allow import Integer, Number, OneOf, Pattern
 
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
+# Sequences nested deeper than this refuse the instance (a WSI header nests five or six deep:
+# SpecimenDescription > SpecimenPreparation > PreparationStepContentItem > ConceptCode; a
+# hostile file nesting thousands would exhaust the reader's stack).
+MAX_DEPTH = 32
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"   # Media Storage Directory Storage (PS3.3 Annex F)
 PIXEL_DATA = 0x7FE00010
 
@@ -49,10 +53,14 @@ IMPLEMENTATION_CLASS_UID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, "paw:dic
 IMPLEMENTATION_VERSION_NAME = "PAW"
 # Transfer syntaxes paw keeps (PS3.5 Table A-1 / PS3.6 Annex A) and how their frames are coded:
 # native pixels have no headers, JPEG-family frames are marker segments (jpeg.py), JPEG 2000
-# frames are codestreams (j2k.py). Others (implicit VR, big endian, deflate, JPEG XL ...) are
-# refused.
+# frames are codestreams (j2k.py). Others (big endian, deflate, JPEG XL ...) are refused.
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+# Implicit VR Little Endian (how a DICOM store often saves uncompressed images): read, and
+# rebuilt as Explicit VR Little Endian (the header is written anew anyway; the pixel bytes are
+# the same in both). paw never writes it, so it is not in TRANSFER_SYNTAXES.
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 TRANSFER_SYNTAXES = {
-    "1.2.840.10008.1.2.1": "native",      # Explicit VR Little Endian
+    EXPLICIT_VR_LITTLE_ENDIAN: "native",  # Explicit VR Little Endian
     "1.2.840.10008.1.2.4.50": "jpeg",     # JPEG Baseline (Process 1) - fixture boxes_0
     "1.2.840.10008.1.2.4.51": "jpeg",     # JPEG Extended (Process 2 & 4)
     "1.2.840.10008.1.2.4.57": "jpeg",     # JPEG Lossless (Process 14)
@@ -146,7 +154,9 @@ PATH_ID = Pattern(r"[0-9]{1,4}")
 # ImageType / FrameType (PS3.3 C.8.12.4.1.1): value 3 is the flavour; LABEL and OVERVIEW only
 # stay for the drawn label and with keep_macro (dicom.py decides which instances stay).
 FLAVOURS = ("VOLUME", "THUMBNAIL", "LABEL", "OVERVIEW")
-IMAGE_TYPE = Text(kind=(OneOf("ORIGINAL", "DERIVED"), OneOf("PRIMARY"), OneOf(*FLAVOURS),
+# Value 2 is PRIMARY, or SECONDARY for a level a converter made from another image (PS3.3
+# C.7.6.1.1.2: still a pyramid level; the level rules in dicom.py decide).
+IMAGE_TYPE = Text(kind=(OneOf("ORIGINAL", "DERIVED"), OneOf("PRIMARY", "SECONDARY"), OneOf(*FLAVOURS),
                         OneOf("NONE", "RESAMPLED")), vm=(3, 4), required=True)
 
 # Known codes (scheme, value) -> meaning, each seen in a fixture (PS3.16 CID 8121-8125, 8101).
@@ -157,12 +167,16 @@ CODE_MEANINGS = {
     ("SCT", "405738005"): "Blue",                       # fixture sm_image_grayscale
     ("SCT", "433466003"): "Microscope slide",           # fixture boxes, sm_image (container type)
 }
-# Text a kept ICC profile may carry (icc.unexplained): the fixtures' two profiles.
+# Text a kept ICC profile may carry (icc.unexplained): the fixtures' two profiles, and the ICC's
+# own "sRGB v4 ICC preference" profile (color.org; the profile highdicom embeds by default, v4
+# `mluc` texts).
 ICC_TEXTS = frozenset({
     "uRGB", "CC0",                                                          # fixture boxes (lcms)
     "sRGB IEC61966-2.1", "Copyright (c) 1998 Hewlett-Packard Company",      # fixture sm_image
     "IEC http://www.iec.ch", "IEC 61966-2.1 Default RGB colour space - sRGB",
     "Reference Viewing Condition in IEC61966-2.1",
+    "sRGB v4 ICC preference perceptual intent beta",                         # ICC sRGB v4 preference
+    "Copyright 2007 International Color Consortium",
 })
 # Manufacturer: product names seen in real files; any other value becomes UNKNOWN.
 MANUFACTURERS = OneOf("Leica Biosystems")  # fixture boxes (Aperio GT 450 / converted)
@@ -300,6 +314,34 @@ TABLE = {
 }
 
 
+# --- Pyramid geometry: what makes an instance a level, and frames that fit their matrix --------
+# Both the plan (which instances stay) and the audit (what was delivered) decide with these.
+
+def level_of(size, base):
+    """k when `size` (columns, rows) is the base level's size halved k times on both sides
+    (each within rounding: the floor or the ceiling of base / 2**k), else None. A pyramid's
+    levels are the base shrunk by powers of two (OpenSlide's DICOM and generic TIFF readers,
+    every converter paw knows); an instance of another size or shape is not a level of it."""
+    for k in range(64):
+        step = 1 << k
+        if all(abs(side * step - whole) < step for side, whole in zip(size, base)):
+            return k
+        if step > max(base):
+            return None
+    return None
+
+
+def frames_fit(frames, size, tile, planes, tiled_full):
+    """Whether NumberOfFrames fits the total pixel matrix cut into tiles of `tile`, over
+    `planes` focal planes and optical paths (PS3.3 C.7.6.17.3): TILED_FULL holds every tile
+    exactly once; any other organisation holds no more (a reader sizes its tile grid from
+    the matrix: a matrix far larger than its frames makes a slide no reader opens)."""
+    if min(tile) < 1 or min(size) < 1 or frames < 1:
+        return False
+    tiles = -(-size[0] // tile[0]) * -(-size[1] // tile[1]) * max(planes, 1)
+    return frames == tiles if tiled_full else frames <= tiles
+
+
 def _vocabulary(table, words):
     for rule in table.values():
         if isinstance(rule, Text):
@@ -317,6 +359,6 @@ def _vocabulary(table, words):
 # Words the table itself writes or accepts: a removed value equal to one of them is the
 # standard's vocabulary ("VOLUME", "Brightfield illumination", the SOP class UID), not an
 # identifier, so verification does not search for it.
-VOCABULARY = frozenset(_vocabulary(TABLE, set()) | set(TRANSFER_SYNTAXES) | ICC_TEXTS
+VOCABULARY = frozenset(_vocabulary(TABLE, set()) | set(TRANSFER_SYNTAXES) | {IMPLICIT_VR_LITTLE_ENDIAN} | ICC_TEXTS
                        | {x for code in CODE_MEANINGS for x in code} | set(CODE_MEANINGS.values())
                        | {WSI_SOP_CLASS, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME}) - {""}

@@ -85,7 +85,8 @@ def unexplained(profile, known_texts):
     """What of `profile` a reader could see that is not explained: the header fields, the tag
     table, numeric tags and the text of `text`/`desc` tags that is in `known_texts` are; any
     other text (an unknown `desc`, `mluc`, a ScriptCode string), a tag of another type and any
-    non-zero byte outside all of these are not. Returns names ("tag 'desc'", "bytes outside
+    non-zero byte outside all of these are not (`mluc`, the v4 type, is explained record by
+    record like `desc`). Returns names ("tag 'desc'", "bytes outside
     the tags"); FormatError if the tag table does not fit the profile."""
     found, covered = [], bytearray(len(profile))
 
@@ -126,6 +127,20 @@ def unexplained(profile, known_texts):
                     cover(script_at, 3)  # ScriptCode code and count
                     count = min(profile[script_at + 2], SCRIPTCODE)
                     text(script_at + 3, count, "latin-1", tag)
+        elif kind == b"mluc" and size >= 16:  # v4: records (language, country, length, offset)
+            records, record_size = struct.unpack_from(">II", profile, offset + 8)
+            if record_size != 12 or 16 + 12 * records > size:
+                found.append(f"tag {tag!r} records")
+                continue
+            cover(offset + 8, 8 + 12 * records)
+            for r in range(records):
+                length, where = struct.unpack_from(">II", profile, offset + 16 + 12 * r + 4)
+                if where + length > size or length % 2:
+                    found.append(f"tag {tag!r} text")
+                elif profile[offset + where:offset + where + length].decode("utf-16-be", "replace") in known_texts:
+                    cover(offset + where, length)
+                elif length:
+                    found.append(f"tag {tag!r} text")
         else:
             found.append(f"tag {tag!r} of type {kind.decode('latin-1')!r}")
     if any(b and not c for b, c in zip(profile, covered)):

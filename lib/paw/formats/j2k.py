@@ -76,6 +76,40 @@ def segments(data, offset=0):
     raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
 
 
+def walk(data):
+    """Every marker segment of a whole codestream `data` (SOC first, EOC its last two bytes):
+    the main header, then each tile-part's header (SOT, whose Psot gives the tile-part's
+    length, the segments up to SOD), the tile-parts following each other exactly up to EOC.
+    The coded data between SOD and the next tile-part is skipped by its length, never read.
+    FormatError when the codestream is not exactly that (bytes after EOC, a tile-part that
+    does not end where the next begins)."""
+    if data[:2] != b"\xff\x4f":
+        raise FormatError("JPEG 2000 data does not start with SOC")
+    end = len(data)
+    found, position = _segments(data, 2, (SOT, EOC), complete=True)
+    for _ in range(MAX_TILE_PARTS):
+        if data[position + 1] == EOC:
+            if position + 2 != end:
+                raise FormatError("JPEG 2000 data holds bytes after EOC")
+            return found
+        if position + 12 > end:
+            raise FormatError("JPEG 2000 tile-part header runs past the data")
+        (lsot,) = struct.unpack_from(">H", data, position + 2)
+        (psot,) = struct.unpack_from(">I", data, position + 6)
+        if lsot != 10:
+            raise FormatError("JPEG 2000 SOT segment has an impossible length")
+        header, sod = _segments(data, position + 12, (SOD,), complete=False)
+        if sod is None:
+            raise FormatError("JPEG 2000 tile-part header has no SOD")
+        found += header
+        following = end - 2 if psot == 0 else position + psot
+        if following <= sod or following + 2 > end or data[following] != 0xFF or \
+                data[following + 1] not in (SOT, EOC) or (psot == 0 and data[following + 1] != EOC):
+            raise FormatError("JPEG 2000 tile-part does not end where the next part or EOC begins")
+        position = following
+    raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
+
+
 def unexplained(data, offset=0, comment_explained=ENCODER_BANNER.accepts):
     """Names of the segments of a codestream that may carry text ("COM", an unknown marker, or
     "JP2 boxes" for a JP2 file). A COM segment of Latin-1 text (Registration 1) that

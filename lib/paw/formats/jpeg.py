@@ -1,7 +1,12 @@
 """JPEG marker segments (ITU-T T.81 annex B), read without decoding anything.
 
 A JPEG stream is SOI, then marker segments (0xFF, marker, 2-byte big-endian length counting
-itself, payload) up to SOS, after which entropy-coded data runs to EOI. Text can hide in the
+itself, payload) up to SOS, after which entropy-coded data runs to the next marker: RSTn inside
+the scan, another table or scan segment (progressive and multi-scan streams; DNL), or EOI.
+Inside entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed data byte); in JPEG-LS
+(ITU-T T.87) by a byte below 0x80 (bit stuffing). Any other byte after 0xFF is a marker, so a
+walk over the whole stream (`walk`) finds every segment, COM and APPn included, wherever it
+stands - before the first scan, between scans, just before EOI. Text can hide in the
 header: COM segments (0xFE) are free text by definition; APPn (0xE0-0xEF) carry application
 data: APP0 JFIF and APP14 Adobe have fixed binary layouts, anything else (EXIF, XMP, ICC,
 vendor blocks) may carry names. TIFF JPEGTables (tag 347) is an abbreviated stream of the same
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..errors import FormatError
 
-SOI, EOI, SOS, COM, DRI, DQT, DHT = 0xD8, 0xD9, 0xDA, 0xFE, 0xDD, 0xDB, 0xC4
+SOI, EOI, SOS, COM, DRI, DQT, DHT, DNL = 0xD8, 0xD9, 0xDA, 0xFE, 0xDD, 0xDB, 0xC4, 0xDC
 APP0, APP14, APP15 = 0xE0, 0xEE, 0xEF
 TEM = 0x01
 RST = range(0xD0, 0xD8)
@@ -61,6 +66,48 @@ def segments(data, offset=0):
         if marker == SOS:
             return found
         position += 2 + length
+
+
+def walk(data, ls=False):
+    """(marker, payload offset, payload length) of every marker segment of a whole JPEG stream
+    `data` (SOI first, EOI its last two bytes), through the entropy-coded data of every scan
+    (`ls`: JPEG-LS stuffing). FormatError when the stream is not exactly that: a marker that
+    cannot stand where it does, a segment running past the data, bytes after EOI."""
+    if data[:2] != b"\xff\xd8":
+        raise FormatError("JPEG data does not start with SOI")
+    end, position, found, scan = len(data), 2, [], False
+    while True:
+        if scan:  # entropy-coded data: find the next marker
+            position = data.find(b"\xff", position)
+            while position >= 0 and position + 1 < end:
+                following = data[position + 1]
+                if (following < 0x80 if ls else following == 0) or following in RST:
+                    position = data.find(b"\xff", position + 2)
+                elif following == 0xFF:
+                    position += 1  # fill byte before a marker
+                else:
+                    break
+            else:
+                raise FormatError("JPEG data ends without EOI")
+        elif position + 2 > end or data[position] != 0xFF:
+            raise FormatError("JPEG data holds bytes where a marker must be")
+        while data[position + 1] == 0xFF and position + 2 < end:
+            position += 1  # fill bytes
+        marker = data[position + 1]
+        if marker == EOI:
+            if position + 2 != end:
+                raise FormatError("JPEG data holds bytes after EOI")
+            return found
+        if marker in (SOI, TEM) or marker in RST:
+            raise FormatError(f"JPEG data holds a marker 0x{marker:02X} where it cannot stand")
+        if position + 4 > end:
+            raise FormatError("JPEG segment length runs past the data")
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        if length < 2 or position + 2 + length > end:
+            raise FormatError("JPEG segment length runs past the data")
+        found.append((marker, position + 4, length - 2))
+        position += 2 + length
+        scan = marker == SOS  # entropy-coded data follows a scan header, nothing else
 
 
 def explained(marker, payload):
