@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
 from ..errors import FormatError
-from . import edits, mrxstable as table, undo as undo_log
+from . import edits, mrxstable as table, tileimage, undo as undo_log
 from .base import Handler, Plan, Prepared
 from .edits import EditPlan
 
@@ -273,7 +273,9 @@ class Index:
         hier, nonhier = self._ints(len(head), 2)
         self.structure = [(0, len(head) + 8), (hier, 4 * zoom_levels), (nonhier, 4 * record_count)]
         self.tiles = []    # (fileno, offset, length)
+        self.levels = []   # the tiles of each zoom level
         for level in range(zoom_levels):
+            self.levels.append([])
             (record,) = self._ints(hier + 4 * level, 1)
             zero, page = self._ints(record, 2)
             if zero != 0:
@@ -287,6 +289,7 @@ class Index:
                 for n in range(count):
                     _, offset, length, fileno = self._ints(page + 8 + 16 * n, 4)
                     self.tiles.append(self._checked(fileno, offset, length, file_count))
+                    self.levels[-1].append(self.tiles[-1])
                 if following == 0:
                     break
                 page = following
@@ -329,7 +332,9 @@ def describe(path):
     slidedat = os.path.join(folder, table.SLIDEDAT)
     if not os.path.isfile(slidedat):
         raise FormatError("MRXS folder has no Slidedat.ini")
-    ini = KeyFile(decode_ini(_read(slidedat, 1 << 20)))
+    if os.path.getsize(slidedat) > table.SLIDEDAT_MAX:
+        raise FormatError("Slidedat.ini is larger than a slide description can be (1 MiB)")
+    ini = KeyFile(decode_ini(_read(slidedat)))
     slide_id = ini.get(table.GENERAL, "SLIDE_ID")
     if not slide_id or not re.fullmatch(r"[!-~]{1,128}", slide_id):
         raise FormatError("Slidedat.ini has no GENERAL/SLIDE_ID that Index.dat could match")
@@ -496,6 +501,7 @@ def _prepare(path, options, label):
         if not table.NONHIER_VALUES.accepts(value):
             plan.removed.append(value)
     kept_found["level"] = len(index.tiles)
+    _refuse_shared_bytes(index, found, sizes)
 
     hierarchical, datafile, sections = _structure(found, kept_values)
     renames = _canonical_names(found)
@@ -511,6 +517,7 @@ def _prepare(path, options, label):
     plan.actions += writer.actions
     plan.removed = sorted(searched | _searched(writer.removed))
     plan.replace[f"{folder}/{table.SLIDEDAT}"] = slidedat.encode("utf-8")
+    _check_tiles(folder_path, ini, found, index, full=False)  # IMAGE_FORMAT is typed by now
 
     plan.renames = [[f"{folder}/{old}", f"{folder}/{new}"] for old, new in renames]
     if renames:
@@ -537,6 +544,38 @@ def _prepare(path, options, label):
     return Prepared(plan, kept_found)
 
 
+def _refuse_shared_bytes(index, found, sizes):
+    """Every byte range Index.dat names in a data file belongs to one image only: a tile that
+    shares bytes with the label, macro or preview record (or with any other record, or
+    another tile) would keep what the plan destroys, or destroy what it keeps."""
+    spans = {n: [] for n in range(len(sizes))}
+    for fileno, offset, length in index.tiles:
+        spans[fileno].append((offset, length, "a tile"))
+    for number, _, _, name, value in found.records():
+        fileno, offset, length = index.records[number]
+        kind = table.ASSOCIATED.get(value) if name == table.SCAN_DATA_LAYER else None
+        spans[fileno].append((offset, length, f"the {kind} image" if kind else "a non-tile record"))
+    for fileno, items in spans.items():
+        end, holder = 0, None
+        for offset, length, what in sorted(i for i in items if i[1] > 0):
+            if offset < end:
+                raise FormatError(f"Index.dat: {what} and {holder} share bytes of data file {fileno} "
+                                  "(each image must have bytes of its own)")
+            if offset + length > sizes[fileno]:
+                raise FormatError("a record runs past the end of its data file")
+            end, holder = offset + length, what
+
+
+def _check_tiles(folder, ini, found, index, full):
+    """The tile images of every zoom level, by sample (tileimage.problems: no COM, APPn, text
+    chunk or trailing bytes); FormatError naming the first one that holds something else."""
+    kinds = [ini.get(section, "IMAGE_FORMAT", "JPEG") if section else "JPEG" for _, section in found.hier[0][1]]
+    problems = tileimage.problems([os.path.join(folder, name) for name in found.data_files],
+                                  list(zip(kinds, index.levels)), full)
+    if problems:
+        raise FormatError(problems[0])
+
+
 def _write(ini, writer, slide_id, hierarchical, datafile, sections):
     writer.section(table.GENERAL, table.GENERAL, table.GENERAL, [("SLIDE_ID", slide_id)])
     writer.lines += [f"[{table.HIERARCHICAL}]"] + hierarchical + [f"[{table.DATAFILE}]"] + datafile
@@ -556,8 +595,9 @@ def _write(ini, writer, slide_id, hierarchical, datafile, sections):
 
 def _searched(values):
     """The removed values verification searches for: all of them but measurements (a decimal
-    number with a fraction identifies no one, and the same figure may well stay elsewhere)."""
-    return {v for v in values if v and not MEASUREMENT.fullmatch(v)}
+    number with a fraction identifies no one, and the same figure may well stay elsewhere) and
+    the table's own vocabulary (a slide named `JPEG` must not take IMAGE_FORMAT with it)."""
+    return {v for v in values if v and not MEASUREMENT.fullmatch(v) and v not in table.VOCABULARY}
 
 
 def _fresh_id(old):

@@ -16,7 +16,11 @@ reads the files paw wrote, and anything the table does not explain is a problem:
   page OpenSlide reads is zero; records point inside the data files;
 - data files: the header ("01.02", SLIDE_ID, file number), then only zoom-level tiles,
   slide-position records (of the expected size, valid flags), the macro with keep_macro and
-  the drawn label; every other byte is zero.
+  the drawn label; every other byte is zero, and so is every byte of a destroyed image's
+  record (a tile sharing the label's bytes would keep them);
+- tile images: the first, the last and tileimage.SAMPLE spread tiles of every zoom level (all
+  with verify.full_scan) hold nothing but their pixels (no COM or APPn segment, no text chunk,
+  nothing after the end of the image).
 
 Problems name the file, section and key, never a value, nor a key or section name the table
 does not know (a key may itself be an identifier).
@@ -31,7 +35,7 @@ import zlib
 from ..sparse import first_nonzero
 from .. import bundle, ranges
 from ..errors import FormatError
-from . import mrxstable as table
+from . import mrxstable as table, tileimage
 
 LINE = re.compile(r"([A-Za-z0-9_]+) = (.*)")
 ROLE_SECTION = {
@@ -113,6 +117,8 @@ class Structure:
                     self.check(hier, f"NONHIER_{i}_VAL_{j}_IMAGENUMBER_{axis}", _int, optional=True)
                 self.listed[number] = (name, value)
                 number += 1
+        self.formats = {j: ini.get(table.section_name(table.ZOOM_LEVEL, 0, j), {}).get("IMAGE_FORMAT", "JPEG")
+                        for j in range(self.hier[0] if self.hier else 0)}
         self.check(hier, "INDEXFILE", lambda v: v == table.INDEX_FILE)
         for key in set(hier) - self.explained:
             problems.append("Slidedat.ini [HIERARCHICAL]: a key the allow-list does not explain")
@@ -189,8 +195,9 @@ class IndexWalk:
             raise FormatError("Index.dat does not start with the new SLIDE_ID")
         hier, nonhier = self.ints(len(head), 2)
         self.structure = [(0, len(head) + 8), (hier, 4 * zoom_levels), (nonhier, 4 * records)]
-        self.tiles, self.records = [], {}
+        self.tiles, self.records, self.levels = [], {}, []
         for level in range(zoom_levels):
+            self.levels.append([])
             (record,) = self.ints(hier + 4 * level, 1)
             self.structure.append((record, 8))
             page, seen = self.ints(record + 4, 1)[0], set()
@@ -202,6 +209,7 @@ class IndexWalk:
                 self.structure.append((page, 8 + 16 * count))
                 for n in range(count):
                     self.tiles.append(self.item(*self.ints(page + 8 + 16 * n, 4)[1:]))
+                    self.levels[-1].append(self.tiles[-1])
                 page = following
         for number in range(records):
             (record,) = self.ints(nonhier + 4 * number, 1)
@@ -229,7 +237,10 @@ def audit(path, plan, options):
     if first_nonzero(path, ranges.merge([(0, os.path.getsize(path))])) is not None:
         problems.append(f"{os.path.basename(path)!r}: the .mrxs file still holds data")
     with open(os.path.join(folder, table.SLIDEDAT), "rb") as fh:
-        ini = parse(fh.read(1 << 20), problems)
+        raw = fh.read(table.SLIDEDAT_MAX + 1)
+    if len(raw) > table.SLIDEDAT_MAX:
+        return problems + ["Slidedat.ini: larger than a slide description can be"]
+    ini = parse(raw, problems)
     structure = check_ini(ini, plan, options, problems)
     expected = {table.SLIDEDAT, table.INDEX_FILE} | {table.DATA_FILE.format(i) for i in range(structure.files)}
     for name in sorted(set(os.listdir(folder)) - expected):
@@ -248,12 +259,14 @@ def audit(path, plan, options):
     kept = {n: [] for n in range(structure.files)}
     for fileno, offset, length in index.tiles:
         kept[fileno].append((offset, length))
+    cleared = {n: [] for n in range(structure.files)}
     for number, (name, value) in structure.listed.items():
         fileno, offset, length = index.records[number]
         kind = table.ASSOCIATED.get(value) if name == table.SCAN_DATA_LAYER else None
         if name in table.POSITIONS:
             problems += check_positions(folder, fileno, offset, length, name)
         elif not ((kind == "macro" and options.keep_macro) or plan.drawn.get("record") == number):
+            cleared[fileno].append((offset, length))  # a destroyed image: every byte zero
             continue
         kept[fileno].append((offset, length))
     head = table.INDEX_VERSION + plan.slide_id.encode("latin-1")
@@ -267,6 +280,13 @@ def audit(path, plan, options):
         stray = first_nonzero(file, ranges.complement(referenced, os.path.getsize(file)))
         if stray is not None:
             problems.append(f"{name}: bytes outside the tiles and kept records are not cleared (at {stray})")
+        if first_nonzero(file, cleared[fileno]) is not None:
+            problems.append(f"{name}: the bytes of a destroyed image are not cleared "
+                            "(its record shares them with a tile or a kept record)")
+    levels = [(structure.formats.get(level, "JPEG"), tiles) for level, tiles in enumerate(index.levels)]
+    problems += [f"tile images: {line}" for line in tileimage.problems(
+        [os.path.join(folder, table.DATA_FILE.format(n)) for n in range(structure.files)], levels,
+        options.full_scan)]
     return problems
 
 

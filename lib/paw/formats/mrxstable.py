@@ -37,6 +37,7 @@ INDEX_FILE = "Index.dat"
 DATA_FILE = "Data{:04d}.dat"
 DATA_FILE_PATTERN = r"Data[0-9]{4}\.dat"
 SLIDEDAT = "Slidedat.ini"
+SLIDEDAT_MAX = 1 << 20    # a real Slidedat.ini is a few KiB; a larger one is refused
 
 GENERAL_KEYS = {
     "SLIDE_ID": "replaced",   # a record id of the scanner's database: a fresh one, everywhere
@@ -128,3 +129,18 @@ def section_name(role, i, j=None):
     if role == NONHIER_LAYER:
         return f"NONHIERLAYER_{i}_SECTION"
     return f"NONHIERLAYER_{i}_LEVEL_{j}_SECTION"
+
+
+def _vocabulary():
+    words = set()
+    for keys in ROLE_KEYS.values():
+        for rule in keys.values():
+            words |= set(getattr(rule, "values", ()))
+    for kind in (HIER_NAMES, NONHIER_NAMES, NONHIER_VALUES):
+        words |= set(kind.values)
+    return frozenset(words)
+
+
+# Words the table itself writes or accepts (`JPEG`, `Default`, `Scan data layer` ...): a removed
+# value equal to one is vocabulary, not an identifier, and verification does not search for it.
+VOCABULARY = _vocabulary()
