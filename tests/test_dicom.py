@@ -346,7 +346,7 @@ def test_a_pyramid_that_shows_the_label_goes_whole_with_its_thumbnail(tmp_path):
     folder, _ = slide(tmp_path)
     for name in ("volume-0.dcm", "volume-1.dcm"):
         rewrite(folder / name, lambda ds: setattr(ds, "SpecimenLabelInImage", "YES"))
-    assert outcome(folder) == "cannot parse: nothing would be left of the slide (no VOLUME instance known to show no label)"
+    assert outcome(folder) == "refused: nothing would be left of the slide (no VOLUME instance known to show no label)"
 
 
 # --- hostile variants -------------------------------------------------------------------------------
@@ -362,6 +362,186 @@ def _nested(ds, *keywords, value=MARK):
             setattr(target, keyword, Sequence([Dataset()]))
         target = target[keyword].value[0]
     setattr(target, keywords[-1], value)
+
+
+def _add_instance(folder, name, role, size, change=None):
+    """Another instance of the slide's series (same study, series, frame of reference)."""
+    reference = pydicom.dcmread(dicom.volume(str(folder)), stop_before_pixels=True)
+    ds = dicom.instance(role, reference.StudyInstanceUID, reference.SeriesInstanceUID,
+                        reference.FrameOfReferenceUID, *size)
+    if change:
+        change(ds)
+    ds.save_as(str(folder / name), enforce_file_format=True)
+    return ds
+
+
+@pytest.mark.parametrize("flag, kept", [("NO", True), ("YES", False), (None, False)])
+def test_keep_macro_keeps_an_overview_only_when_it_says_no_label(tmp_path, flag, kept):
+    """keep_macro is for scanners that keep the label out of the overview; the overview's own
+    SpecimenLabelInImage says whether this one did (absent: it does not say)."""
+    folder, _ = slide(tmp_path)
+    overview = _by_role(folder)["OVERVIEW"]
+    rewrite(overview, lambda ds: setattr(ds, "SpecimenLabelInImage", flag) if flag else delattr(ds, "SpecimenLabelInImage"))
+    _, plan, _ = anonymize(folder, SimpleNamespace(keep_macro=True, full_scan=True))
+    assert (f"{PSEUDONYM}_overview.dcm" in os.listdir(folder)) == kept
+    if not kept:
+        assert any(a.startswith("macro (overview) instance deleted") for a in plan.actions)
+
+
+@pytest.mark.parametrize("image_type", [["ORIGINAL", "PRIMARY", "VOLUME", "NONE"], ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]])
+def test_a_label_photo_typed_as_a_level_is_not_a_level(tmp_path, image_type):
+    """A 32 x 32 single-frame VOLUME beside a 64 x 48 pyramid (a label photo saying NO): not the
+    base halved, so not a level; it goes, the real levels stay."""
+    folder, _ = slide(tmp_path)
+
+    def label_photo(ds):
+        ds.ImageType, ds.SpecimenLabelInImage = image_type, "NO"
+        ds.Columns = ds.Rows = 32
+        ds.NumberOfFrames = 1
+        ds.PixelData = bytes(32 * 32 * 3)
+    _add_instance(folder, "extra.dcm", "VOLUME", (32, 32), label_photo)
+    _, plan, _ = anonymize(folder)
+    assert sorted(os.listdir(folder)) == KEPT
+    assert "volume instance deleted (not a level of the pyramid: its size is not the base level's halved)" in plan.actions
+
+
+def test_an_instance_made_from_the_label_goes_with_it(tmp_path):
+    """A level whose derivation says it was made from the LABEL instance shows the label."""
+    folder, _ = slide(tmp_path)
+    label_uid = pydicom.dcmread(_by_role(folder)["LABEL"], stop_before_pixels=True).SOPInstanceUID
+    rewrite(folder / "volume-1.dcm", lambda ds: _nested(ds, "SharedFunctionalGroupsSequence", "DerivationImageSequence",
+                                                        "SourceImageSequence", "ReferencedSOPInstanceUID", value=label_uid))
+    _, plan, _ = anonymize(folder)
+    assert sorted(os.listdir(folder)) == [LEVEL_0, f"{PSEUDONYM}_thumbnail.dcm"]
+    assert "volume instance deleted (made from an image that shows the label)" in plan.actions
+
+
+def test_a_series_without_its_base_level_is_refused(tmp_path):
+    """Only a RESAMPLED level and the thumbnail (a series split over folders, or still
+    arriving): delivering it would make level 1 the slide's level 0."""
+    folder, _ = slide(tmp_path)
+    os.remove(folder / "volume-0.dcm")
+    assert "the pyramid's base level is missing" in outcome(folder)
+
+
+def test_a_derived_secondary_level_is_a_level(tmp_path):
+    folder, _ = slide(tmp_path)
+    rewrite(folder / "volume-1.dcm", lambda ds: setattr(ds, "ImageType", ["DERIVED", "SECONDARY", "VOLUME", "RESAMPLED"]))
+    before = openslide_all(dicom.volume(str(folder)))
+    anonymize(folder)
+    assert sorted(os.listdir(folder)) == KEPT and openslide_all(folder / LEVEL_0)[0] == before[0]
+
+
+@pytest.mark.parametrize("change", ["matrix-far-larger", "tiles-missing"])
+def test_frames_that_do_not_fit_their_matrix_are_refused(tmp_path, change):
+    """TILED_FULL holds every tile once: a matrix of 2**32 - 1 columns with 12 frames opens in no
+    reader (OpenSlide: unsupported), so it is not delivered as verified."""
+    folder, _ = slide(tmp_path)
+    edit = {"matrix-far-larger": lambda ds: setattr(ds, "TotalPixelMatrixColumns", 2 ** 32 - 1),
+            "tiles-missing": lambda ds: setattr(ds, "TotalPixelMatrixRows", 64)}[change]
+    rewrite(folder / "volume-0.dcm", lambda ds: (setattr(ds, "DimensionOrganizationType", "TILED_FULL"), edit(ds)))
+    assert "volume-0.dcm: NumberOfFrames does not fit the total pixel matrix and its tiles" in outcome(folder)
+
+
+def test_implicit_vr_instances_are_rebuilt_explicit(tmp_path):
+    """How a DICOM store often keeps uncompressed images: the header is rebuilt as Explicit VR
+    Little Endian, the pixels are the same bytes, OpenSlide shows the same slide."""
+    folder, planted = slide(tmp_path)
+    before = openslide_all(dicom.volume(str(folder)))
+    for name in os.listdir(folder):
+        ds = pydicom.dcmread(folder / name)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(folder / name, enforce_file_format=True)
+        assert not pydicom.dcmread(folder / name).is_implicit_VR is False
+    _, plan, _ = anonymize(folder)
+    assert "Implicit VR header rebuilt as Explicit VR Little Endian (pixel data unchanged)" in plan.actions
+    assert sorted(os.listdir(folder)) == KEPT and leaks(folder, planted) == []
+    assert pydicom.dcmread(folder / LEVEL_0).file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    after = openslide_all(folder / LEVEL_0)
+    assert after[0] == before[0] and after[3] == before[3]
+
+
+def _deep_sequence(depth):
+    """A private sequence nesting `depth` sequences, written as raw bytes (pydicom's own writer
+    recurses as deep as the data): the text sits in the innermost item."""
+    body = b"\x08\x00\x04\x01LO" + struct.pack("<H", 12) + MARK.encode()  # CodeMeaning
+    for _ in range(depth):
+        body = (b"\x40\x00\x30\xa7SQ\0\0\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + body
+                + b"\xfe\xff\x0d\xe0\0\0\0\0" + b"\xfe\xff\xdd\xe0\0\0\0\0")
+    return b"\x09\x00\x11\x10" + body[4:]  # the outermost one is (0009,1011), after the synthetic private text
+
+
+def test_sequences_nested_too_deep_are_refused_in_one_line(tmp_path):
+    folder, _ = slide(tmp_path)
+    volume = folder / "volume-1.dcm"
+    data = volume.read_bytes()
+    private = data.index(b"\x09\x00\x10\x10LO")
+    (length,) = struct.unpack_from("<H", data, private + 6)
+    after = private + 8 + length
+    volume.write_bytes(data[:after] + _deep_sequence(2000) + data[after:])
+    result = outcome(folder)
+    assert "sequences nested deeper than 32 levels" in result and MARK not in result
+
+
+def _icc_v4(texts):
+    """A version 4 profile like the ICC's own sRGB preference profile: `desc` and `cprt` as
+    multi-localized Unicode (mluc) records, a white point."""
+    def mluc(records):
+        head = b"mluc" + bytes(4) + struct.pack(">II", len(records), 12)
+        at, table, body = 16 + 12 * len(records), b"", b""
+        for text in records:
+            raw = text.encode("utf-16-be")
+            table += b"enUS" + struct.pack(">II", len(raw), at + len(body))
+            body += raw
+        data = head + table + body
+        return data + bytes(-len(data) % 4)
+    tags = [(b"desc", mluc(texts[:-1])), (b"cprt", mluc(texts[-1:])),
+            (b"wtpt", b"XYZ " + bytes(4) + struct.pack(">iii", 63190, 65536, 54061))]
+    at, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, data in tags:
+        table += signature + struct.pack(">II", at + len(body), len(data))
+        body += data
+    profile = bytearray(128) + struct.pack(">I", len(tags)) + table + body
+    struct.pack_into(">I", profile, 0, len(profile))
+    profile[8:12], profile[12:16], profile[16:20], profile[20:24] = b"\x04\x20\0\0", b"spac", b"RGB ", b"Lab "
+    profile[36:40] = b"acsp"
+    profile[68:80] = bytes.fromhex("0000f6d6000100000000d32d")  # D50
+    return bytes(profile)
+
+
+SRGB_V4 = ["sRGB v4 ICC preference perceptual intent beta", "Copyright 2007 International Color Consortium"]
+
+
+def _header(at, value):
+    def change(profile):
+        profile = bytearray(profile)
+        profile[at:at + len(value)] = value
+        return bytes(profile)
+    return change
+
+
+@pytest.mark.parametrize("texts, change, kept", [
+    (SRGB_V4, None, True),
+    (SRGB_V4[:1] + [MARK] + SRGB_V4[1:], None, False),          # a second desc record
+    ([MARK] + SRGB_V4[1:], None, False),
+    (SRGB_V4, _header(48, MARK.encode()[:4]), False),          # device manufacturer
+    (SRGB_V4, _header(52, MARK.encode()[4:8]), False),         # device model
+    (SRGB_V4, _header(80, MARK.encode()[8:12]), False),        # creator
+    (SRGB_V4, _header(84, MARK.encode().ljust(16)), False),    # profile ID that is no MD5
+    (SRGB_V4, _header(56, MARK.encode()[:8]), False),          # rendering attributes
+    (SRGB_V4, _header(100, MARK.encode()), False),             # reserved bytes
+])
+def test_version_4_icc_profiles_stay_when_every_byte_is_explained(tmp_path, texts, change, kept):
+    folder, planted = slide(tmp_path)
+    profile = _icc_v4(texts)
+    profile = change(profile) if change else profile
+    for name in os.listdir(folder):
+        rewrite(folder / name, lambda ds: _nested(ds, "OpticalPathSequence", "ICCProfile", value=profile))
+    anonymize(folder)
+    delivered = pydicom.dcmread(folder / LEVEL_0).OpticalPathSequence[0]
+    assert ("ICCProfile" in delivered) == kept and leaks(folder, planted + [MARK]) == []
+    if kept:
+        assert delivered.ICCProfile == profile
 
 
 def _private(ds, group, value, vr="LO"):
@@ -565,6 +745,145 @@ def test_hostile_frame_headers_are_refused(tmp_path, variant):
     assert reason in result and MARK not in result
 
 
+def _label_jpeg(size=(16, 16), text="DOE^J"):
+    """A photo of a label: text drawn on white, a complete JPEG (no COM: only pixels say it)."""
+    import io
+
+    from PIL import Image, ImageDraw
+    image = Image.new("RGB", size, (255, 255, 255))
+    ImageDraw.Draw(image).text((0, 2), text, fill=(0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def _progressive_with_comment(frame):
+    """The same tile as a progressive JPEG with a COM segment between two of its scans."""
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(frame)).save(out, "JPEG", progressive=True, quality=90)
+    data = out.getvalue()
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    return data[:second_scan] + b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK.encode() + data[second_scan:]
+
+
+def _before_eoi(frame, segment):
+    return frame[:-2] + segment + frame[-2:]
+
+
+def _app(n, payload):
+    return bytes([0xFF, 0xE0 + n]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+# What an attacker can do to the layout of encapsulated pixel data (level 0: 12 frames, one
+# JPEG each): (fragments, offset table) from the real frames f, and what the reason says.
+# Every variant is refused: the label photo (C41: visible in OpenSlide), text fragments and
+# zero tables (R18: OpenSlide crashes on it) must not be delivered as verified.
+LAYOUT_VARIANTS = {
+    "text-fragment-after-the-last-frame": (lambda f: (f + [MARK.encode()], None), "13 fragments for 12 frames"),
+    "text-fragment-between-frames": (lambda f: (f[:6] + [MARK.encode()] + f[6:], dicom.offsets(f)), "13 fragments for 12 frames"),
+    "label-continuing-the-last-frame": (lambda f: (f + [_label_jpeg()], dicom.offsets(f)), "13 fragments for 12 frames"),
+    "table-maps-a-frame-to-a-label": (lambda f: (f + [_label_jpeg()], dicom.offsets(f + [_label_jpeg()])[:11] +
+                                                 dicom.offsets(f + [_label_jpeg()])[12:]), "13 fragments for 12 frames"),
+    "no-table-and-a-text-fragment": (lambda f: (f + [MARK.encode()], b""), "13 fragments for 12 frames"),
+    "label-in-place-of-a-fragment-the-table-skips": (lambda f: (f[:11] + [_label_jpeg(), f[11]],
+                                                                 dicom.offsets(f[:11] + [_label_jpeg(), f[11]])[:11] +
+                                                                 dicom.offsets(f[:11] + [_label_jpeg(), f[11]])[12:]),
+                                                     "13 fragments for 12 frames"),
+    "all-zero-table": (lambda f: (f, [0] * 12), "the basic offset table does not point at the frames"),
+    "table-in-another-order": (lambda f: (f, dicom.offsets(f)[1:2] + dicom.offsets(f)[:1] + dicom.offsets(f)[2:]),
+                               "the basic offset table does not point at the frames"),
+    "table-one-entry-short": (lambda f: (f, dicom.offsets(f)[:11]), "the basic offset table does not point at the frames"),
+    "table-with-text-after-it": (lambda f: (f, struct.pack("<12I", *dicom.offsets(f)) + MARK.encode()),
+                                 "the basic offset table does not point at the frames"),
+    "text-before-soi-first-frame": (lambda f: ([MARK.encode() + f[0]] + f[1:], None), "frame 1 does not begin with SOI"),
+    "text-before-soi-unsampled-frame": (lambda f: (f[:5] + [MARK.encode() + f[5]] + f[6:], None), "frame 6 does not begin with SOI"),
+    "text-after-eoi-unsampled-frame": (lambda f: (f[:5] + [f[5] + MARK.encode("utf-16-le")] + f[6:], None), "frame 6 does not end with EOI"),
+    "label-after-eoi-first-frame": (lambda f: ([f[0] + _label_jpeg()] + f[1:], None), "frame 1 is not one whole codestream"),
+    "app15-just-before-eoi": (lambda f: ([_before_eoi(f[0], _app(15, MARK.encode()))] + f[1:], None), "frame 1 header holds APP15"),
+    "com-between-progressive-scans": (lambda f: ([_progressive_with_comment(f[0])] + f[1:], None), "frame 1 header holds COM"),
+    "com-before-eoi-last-frame": (lambda f: (f[:-1] + [_before_eoi(f[-1], b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK.encode())], None),
+                                  "frame 12 header holds COM"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LAYOUT_VARIANTS))
+def test_hostile_pixel_data_layouts_are_refused(tmp_path, variant):
+    build, reason = LAYOUT_VARIANTS[variant]
+    folder, planted = slide(tmp_path, codec="jpeg")
+    volume = dicom.volume(str(folder))
+    fragments, table = build(dicom.frames(volume))
+    dicom.rewrite_pixels(volume, dicom.encapsulated(fragments, table))
+    result = outcome(folder, SimpleNamespace(keep_macro=False, full_scan=False))
+    assert reason in result and MARK not in result, result
+    assert "\n" not in result
+
+
+@pytest.mark.parametrize("table", ["basic", "none", "extended"])
+def test_exact_layouts_are_delivered(tmp_path, table):
+    """One fragment per frame with an exact Basic Offset Table, none at all, or an Extended
+    Offset Table (and an empty basic one): every frame reaches the outbox as OpenSlide read it."""
+    folder, planted = slide(tmp_path, codec="jpeg")
+    volume = dicom.volume(str(folder))
+    before = openslide_all(volume)
+    frames = dicom.frames(volume)
+
+    def extended(ds):
+        ds.ExtendedOffsetTable = struct.pack("<12Q", *dicom.offsets(frames))
+        ds.ExtendedOffsetTableLengths = struct.pack("<12Q", *(len(f) for f in frames))
+    dicom.rewrite_pixels(volume, dicom.encapsulated(frames, None if table == "basic" else b""),
+                         extended if table == "extended" else None)
+    assert outcome(folder, SimpleNamespace(keep_macro=False, full_scan=False)) == "delivered"
+    after = openslide_all(folder / LEVEL_0)
+    assert after[0] == before[0] and after[3] == before[3] and leaks(folder, planted) == []
+
+
+def test_extended_offset_table_that_lies_is_refused(tmp_path):
+    folder, _ = slide(tmp_path, codec="jpeg")
+    volume = dicom.volume(str(folder))
+    frames = dicom.frames(volume)
+
+    def lying(ds):
+        ds.ExtendedOffsetTable = struct.pack("<12Q", *([0] * 12))
+    dicom.rewrite_pixels(volume, dicom.encapsulated(frames, b""), lying)
+    assert "ExtendedOffsetTable does not point at the frames" in outcome(folder)
+
+
+def test_a_single_frame_split_over_two_fragments_is_refused(tmp_path):
+    """libdicom cannot decode it (verified: OpenSlide reports corrupt JPEG data), so it is not
+    delivered as verified; the thumbnail is a single-frame image."""
+    folder, _ = slide(tmp_path, codec="jpeg")
+    thumbnail = _by_role(folder)["THUMBNAIL"]
+    frame = dicom.frames(thumbnail)[0]
+    dicom.rewrite_pixels(thumbnail, dicom.encapsulated([frame[:40], frame[40:]], [0]))
+    assert "2 fragments for 1 frames" in outcome(folder)
+
+
+def test_audit_proves_the_layout_of_what_was_delivered(tmp_path):
+    """The audit re-reads the written pixel data: a delivered file whose table points at zero
+    is refused even though the scrubber copied it (the scrubber's own check is bypassed)."""
+    folder, module, plan = _delivered_codec(tmp_path, "jpeg")
+    with open(folder / LEVEL_0, "rb") as fh:
+        data = bytearray(fh.read())
+    table_at = data.rindex(b"\xe0\x7f\x10\x00OB") + 12
+    (length,) = struct.unpack_from("<I", data, table_at + 4)
+    data[table_at + 8:table_at + 8 + length] = bytes(length)
+    with open(folder / LEVEL_0, "wb") as fh:
+        fh.write(data)
+    assert any("the basic offset table does not point at the frames" in p
+               for p in module.check(str(folder), plan, OPTIONS))
+
+
+def _delivered_codec(tmp_path, codec):
+    folder, _ = slide(tmp_path, codec=codec)
+    module, plan, _ = prepare(str(folder), OPTIONS, PSEUDONYM)
+    plan.apply(str(folder))
+    assert module.check(str(folder), plan, OPTIONS) == []
+    return folder, module, plan
+
+
 def _j2k_comment(text, latin=True):
     return b"\xff\x64" + struct.pack(">H", len(text) + 4) + (b"\0\1" if latin else b"\0\0") + text
 
@@ -586,6 +905,8 @@ J2K_VARIANTS = {
     "com-binary": (lambda f: [_after_siz(f[0], _j2k_comment(MARK.encode("utf-16-be"), latin=False))] + f[1:],
                    "frame 1 header holds COM"),
     "com-tile-part": (lambda f: f[:-1] + [_in_tile_part(f[-1], _j2k_comment(MARK.encode()))], "frame 12 header holds COM"),
+    "bytes-after-eoc-unsampled-frame": (lambda f: f[:5] + [f[5] + MARK.encode()] + f[6:], "frame 6 does not end with EOC"),
+    "second-codestream-after-eoc": (lambda f: [f[0].rstrip(b"\0") + f[1]] + f[1:], "frame 1 is not one whole codestream"),
     "encoder-banner-spoofed": (lambda f: [_after_siz(f[0], _j2k_comment(b"Created by OpenJPEG version 2.5 " + MARK.encode()))] + f[1:],
                                "frame 1 header holds COM"),
 }

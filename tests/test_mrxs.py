@@ -328,3 +328,103 @@ def test_audit_catches_a_scrubber_that_keeps_unknown_keys(tmp_path, monkeypatch)
     plan.apply(path)
     assert "Slidedat.ini [NONHIERLAYER_0_SECTION]: a key the allow-list does not explain" in \
         module.check(path, plan, OPTIONS)
+
+
+# --- records and tiles: every byte belongs to one image; tile images hold only pixels ----------------
+
+MACRO, LABEL, PREVIEW, XML_INFO, POSITIONS = range(5)   # synth.mrxs records, in order
+
+
+def _point(tile, record):
+    """Index.dat's tile entry `tile` pointing at the bytes of `record` (a label kept as a tile)."""
+    def change(tiles, records):
+        tiles[tile][1:3] = records[record][:2]
+    return change
+
+
+@pytest.mark.parametrize("tile, record, what", [
+    (0, LABEL, "the label image"),
+    (3, MACRO, "the macro image"),
+    (1, PREVIEW, "the thumbnail image"),
+    (2, XML_INFO, "a non-tile record"),
+])
+def test_a_tile_sharing_bytes_with_a_destroyed_image_is_refused(tmp_path, tile, record, what):
+    """OpenSlide would show the label photo as a tile of the zoom level while the report said
+    'label image destroyed' (red team M31): the slide is refused instead."""
+    path, _ = _mrxs(tmp_path, entries=_point(tile, record))
+    result = outcome(path)
+    assert what in result and "a tile" in result and "share bytes of data file 0" in result
+
+
+def test_two_tiles_sharing_bytes_are_refused(tmp_path):
+    def change(tiles, records):
+        tiles[1][1:3] = tiles[0][1:3]
+    path, _ = _mrxs(tmp_path, entries=change)
+    assert "a tile and a tile share bytes" in outcome(path)
+
+
+def test_audit_finds_a_label_kept_as_a_tile(tmp_path, monkeypatch):
+    """Break the scrubber's refusal: the audit, reading Index.dat itself, finds the destroyed
+    label's bytes still there (a tile keeps them)."""
+    path, _ = _mrxs(tmp_path, entries=_point(0, LABEL))
+    monkeypatch.setattr(mrxs_format, "_refuse_shared_bytes", lambda *args: None)
+    assert "Data0000.dat: the bytes of a destroyed image are not cleared" in outcome(path)
+
+
+def _jpeg_segment(marker, payload):
+    def edit(i, data):
+        return data[:2] + bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:]
+    return edit
+
+
+def _before_eoi(marker, payload):
+    def edit(i, data):
+        return data[:-2] + bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload + data[-2:]
+    return edit
+
+
+def _only(n, edit):
+    return lambda i, data: edit(i, data) if i == n else data
+
+
+@pytest.mark.parametrize("tile_format, edit, reason", [
+    ("JPEG", _only(0, _jpeg_segment(0xFE, MARK.encode())), "zoom level 0 tile 0: COM segment"),
+    ("JPEG", _only(3, _jpeg_segment(0xE1, b"Exif\0\0" + MARK.encode("utf-16-le"))), "zoom level 0 tile 3: APP1 segment"),
+    ("JPEG", _only(2, _before_eoi(0xEF, MARK.encode())), "zoom level 0 tile 2: APP15 segment"),
+    ("JPEG", _only(1, lambda i, data: data + MARK.encode()), "zoom level 0 tile 1: JPEG data holds bytes after EOI"),
+    ("PNG", _only(0, lambda i, data: data[:33] + len(MARK).to_bytes(4, "big") + b"tEXt" + MARK.encode() + bytes(4) + data[33:]),
+     "zoom level 0 tile 0: 'tEXt' chunk"),
+    ("PNG", _only(2, lambda i, data: data + MARK.encode()), "zoom level 0 tile 2: bytes after IEND"),
+])
+def test_text_in_tile_images_is_refused(tmp_path, tile_format, edit, reason):
+    path, _ = _mrxs(tmp_path, tile_format=tile_format, tile_edit=edit)
+    result = outcome(path, SimpleNamespace(keep_macro=False, full_scan=False))
+    assert reason in result and MARK not in result
+
+
+def test_png_tiles_are_delivered(tmp_path):
+    path, planted = _mrxs(tmp_path, tile_format="PNG")
+    region = openslide_view(path)[2]
+    assert outcome(path) == "delivered"
+    assert openslide_view(path) == ("mirax", [], region) and leaks(path, planted) == []
+
+
+def test_audit_walks_tile_images_itself(tmp_path, monkeypatch):
+    path, _ = _mrxs(tmp_path, tile_edit=_only(0, _jpeg_segment(0xFE, MARK.encode())))
+    monkeypatch.setattr(mrxs_format, "_check_tiles", lambda *args, **kwargs: None)
+    assert "tile images: zoom level 0 tile 0: COM segment" in outcome(path)
+
+
+def test_an_oversized_slidedat_is_refused_by_its_size(tmp_path):
+    path, _ = _mrxs(tmp_path, edit=_insert("[GENERAL]", "NOTE = " + "x" * (1 << 21)))
+    assert outcome(path) == "cannot parse: Slidedat.ini is larger than a slide description can be (1 MiB)"
+
+
+@pytest.mark.parametrize("name", ["JPEG", "Default", "Slide zoom level"])
+def test_a_slide_named_like_the_vocabulary_keeps_its_typed_values(tmp_path, name):
+    """SLIDE_NAME goes; a name that is a word the table itself writes (IMAGE_FORMAT's `JPEG`) is
+    not searched for, so the typed value OpenSlide needs stays (red team ME03: refused with a
+    reason about IMAGE_FORMAT)."""
+    path, planted = _mrxs(tmp_path, edit=_replace(f"SLIDE_NAME = {ACCESSION} {PATIENT}", f"SLIDE_NAME = {name}"))
+    assert outcome(path) == "delivered"
+    assert leaks(path, [p for p in planted if p != ACCESSION]) == []

@@ -289,7 +289,8 @@ def folder_refusal(folder):
         return "the folder holds several folders of DICOM instances: each series is a slide, give one"
     if found.direct_dicom:
         return "the folder holds a DICOMDIR but no DICOM instances"
-    return "not a slide: a folder that holds no DICOM instances (give a slide file or one slide's folder)"
+    return ("not a slide: the folder holds no DICOM Part 10 file (a 128-byte preamble, then DICM) "
+            "and no other slide")
 
 
 def refusal(kind, path):

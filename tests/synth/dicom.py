@@ -205,3 +205,56 @@ def write_single(path):
     ds = instance("VOLUME", generate_uid(), generate_uid(), generate_uid(), 64, 48)
     ds.save_as(path, enforce_file_format=True)
     return planted()
+
+
+# --- raw encapsulated pixel data (hostile layouts pydicom's encoder would not write) -----------
+
+def item(data):
+    """One item of encapsulated pixel data (padded to an even length)."""
+    data += b"\0" * (len(data) % 2)
+    return b"\xfe\xff\x00\xe0" + len(data).to_bytes(4, "little") + data
+
+
+def offsets(fragments):
+    """The Basic Offset Table entries of fragments stored one after the other."""
+    found, at = [], 0
+    for fragment in fragments:
+        found.append(at)
+        at += 8 + len(fragment) + len(fragment) % 2
+    return found
+
+
+def encapsulated(fragments, table=None):
+    """The bytes of a PixelData element (OB, undefined length): the offset table item (`table`:
+    a list of offsets, raw bytes, or None for the offsets of `fragments`), the fragments as
+    given, the sequence delimiter."""
+    import struct
+    if table is None:
+        table = offsets(fragments)
+    if isinstance(table, list):
+        table = struct.pack(f"<{len(table)}I", *table)
+    body = item(table) + b"".join(item(f) for f in fragments) + b"\xfe\xff\xdd\xe0\0\0\0\0"
+    return b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff" + body
+
+
+def frames(path):
+    """The frames of an encapsulated instance, as pydicom reads them (the byte padding an odd
+    length cut: each is exactly its codestream)."""
+    import pydicom
+    from pydicom.encaps import generate_fragmented_frames
+    ds = pydicom.dcmread(path)
+    found = [b"".join(f) for f in generate_fragmented_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames))]
+    return [f[:-1] if f.endswith(b"\xff\xd9\x00") else f for f in found]
+
+
+def rewrite_pixels(path, element, change=None):
+    """Save the instance at `path` again with `element` (raw PixelData bytes) as its pixel data;
+    `change(ds)` edits the header first."""
+    import pydicom
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    if change:
+        change(ds)
+    ds.save_as(path, enforce_file_format=True)
+    with open(path, "ab") as fh:
+        fh.write(element)

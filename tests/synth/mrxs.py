@@ -79,20 +79,34 @@ def slidedat(slide_id, data_name="Data0000.dat", index_name="Index.dat"):
     ]
 
 
-def write(mrxs_path, encoding="utf-8", data_name="Data0000.dat", index_name="Index.dat", edit=None):
-    """Write NAME.mrxs and NAME/; returns the identifiers planted. `edit(lines)` changes the
-    lines of Slidedat.ini before they are written (hostile variants)."""
+def _png(width, height, shade):
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 200, 255 - shade)).save(out, "PNG")
+    return out.getvalue()
+
+
+def write(mrxs_path, encoding="utf-8", data_name="Data0000.dat", index_name="Index.dat", edit=None,
+          tile_format="JPEG", tile_edit=None, entries=None):
+    """Write NAME.mrxs and NAME/; returns the identifiers planted. Hostile variants: `edit(lines)`
+    changes the lines of Slidedat.ini before they are written, `tile_edit(i, data)` the bytes of
+    tile i (JPEG, or PNG with `tile_format`), `entries(tiles, records)` the index entries
+    (tiles: [image, offset, length, file], records: [offset, length, file] for macro, label,
+    preview, XML info, positions) before Index.dat is written."""
     folder = mrxs_path[: -len(".mrxs")]
     os.makedirs(folder)
     slide_id = uuid.uuid4().hex.upper()
     with open(mrxs_path, "wb") as fh:  # 3DHistech stores a preview picture here
         fh.write(_jpeg(64, 32, 90, f"{ACCESSION} {PATIENT}"))
     lines = slidedat(slide_id, data_name, index_name)
+    if tile_format != "JPEG":
+        lines = [f"IMAGE_FORMAT = {tile_format}" if line == "IMAGE_FORMAT = JPEG" else line for line in lines]
     text = "\r\n".join(edit(lines) if edit else lines) + "\r\n"
     with open(os.path.join(folder, "Slidedat.ini"), "wb") as fh:
         fh.write(("\ufeff" + text).encode("utf-8") if encoding == "utf-8" else text.encode(encoding))
 
-    tiles = [_jpeg(TILE, TILE, 40 * i) for i in range(4)]
+    tiles = [(_jpeg if tile_format == "JPEG" else _png)(TILE, TILE, 40 * i) for i in range(4)]
+    tiles = [tile_edit(i, tile) if tile_edit else tile for i, tile in enumerate(tiles)]
     positions = b"".join(struct.pack("<Bii", 1, (i % 2) * TILE, (i // 2) * TILE) for i in range(4))
     records = [_jpeg(320, 120, 200, f"{PATIENT} {BARCODE}"),   # macro
                _jpeg(120, 120, 180, f"{PATIENT} {ACCESSION}"),  # label
@@ -102,11 +116,13 @@ def write(mrxs_path, encoding="utf-8", data_name="Data0000.dat", index_name="Ind
     data = bytearray(b"01.02" + slide_id.encode() + b"000" + bytes(256))
     tile_entries, record_entries = [], []
     for i, tile in enumerate(tiles):
-        tile_entries.append((i, len(data), len(tile), 0))
+        tile_entries.append([i, len(data), len(tile), 0])
         data += tile
     for record in records:
-        record_entries.append((len(data), len(record), 0))
+        record_entries.append([len(data), len(record), 0])
         data += record
+    if entries:
+        entries(tile_entries, record_entries)
     with open(os.path.join(folder, data_name), "wb") as fh:
         fh.write(data)
 

@@ -41,7 +41,7 @@ import struct
 from dataclasses import dataclass, field
 
 from .. import bundle, durable, ranges
-from ..errors import FormatError
+from ..errors import FormatError, Unsupported
 from . import dicomtable as table, encapsulated, icc
 from .allow import printable_runs
 from .base import Handler, Plan, Prepared
@@ -485,7 +485,7 @@ class Scrub:
                 return _encode(tag, vr, bytes(raw))
         elif isinstance(rule, table.Icc):
             try:
-                problems = icc.unexplained(bytes(raw), table.ICC_TEXTS)
+                problems = icc.unexplained(bytes(raw), table.ICC_TEXTS, table.ICC_SIGNATURES)
             except FormatError:
                 problems = ["structure"]
             if not problems and not self.holds_removed(old):
@@ -542,7 +542,8 @@ class Scrub:
         """(the rebuilt sequence or None, where it ends): items by the rule's table, code items
         against the known codes; an EMPTY rule's items and a sequence without a rule go."""
         if self.depth >= table.MAX_DEPTH:
-            raise FormatError(f"{where.lstrip('/')}: sequences nested deeper than {table.MAX_DEPTH} levels")
+            outermost = where.lstrip("/").split("/")[0].split("[")[0]
+            raise FormatError(f"{outermost}: sequences nested deeper than {table.MAX_DEPTH} levels")
         self.depth += 1
         try:
             return self._sequence(tag, data, start, length, rule, where, quiet)
@@ -789,7 +790,8 @@ def _flavour_rule(instance, options):
     if flavour not in ("VOLUME", "THUMBNAIL", "OVERVIEW"):
         return "instance of another flavour deleted (ImageType)"
     if _shows_label(instance):
-        return f"{flavour.lower()} instance deleted (SpecimenLabelInImage or BurnedInAnnotation YES)"
+        name = "macro (overview)" if flavour == "OVERVIEW" else flavour.lower()
+        return f"{name} instance deleted (SpecimenLabelInImage or BurnedInAnnotation YES)"
     if flavour == "OVERVIEW" and not options.keep_macro:
         return "macro (overview) instance deleted"
     if flavour == "VOLUME" or instance.label_in_image == "NO":
@@ -821,7 +823,7 @@ def _roles(survey, options):
     tainted = {i.frame_of_reference for i in survey if i.flavour == "VOLUME" and _shows_label(i)}
     for frame in tainted:
         if not all(_shows_label(i) for i in pyramids[frame]):
-            raise FormatError("the levels of the pyramid disagree whether they show the label "
+            raise Unsupported("refused: the levels of the pyramid disagree whether they show the label "
                               "(SpecimenLabelInImage or BurnedInAnnotation YES on some only)")
         for i in survey:
             if i.flavour == "THUMBNAIL" and i.frame_of_reference == frame and why[i.name] is None:
@@ -839,8 +841,8 @@ def _roles(survey, options):
                 why[i.name] = "volume instance deleted (not a level of the pyramid: its size is not the base level's halved)"
         volumes = [i for i in volumes if why[i.name] is None]
         if all(i.image_type[3:4] == ("RESAMPLED",) for i in volumes):
-            raise FormatError("the pyramid's base level is missing (every VOLUME instance is a "
-                              f"RESAMPLED level): {LOOSE}, all of them")
+            raise Unsupported("refused: the pyramid's base level is missing (every VOLUME instance is "
+                              f"a RESAMPLED level): {LOOSE}, all of them")
     return why
 
 
@@ -873,7 +875,7 @@ def _prepare(path, options, pseudonym, label):
     else:
         contents = bundle.dicom_contents(path)
         if contents.strays:
-            raise FormatError(f"{contents.strays[0]!r}: a file that is not part of a DICOM slide "
+            raise Unsupported(f"refused: {contents.strays[0]!r}: a file that is not part of a DICOM slide "
                               "(only instances, a DICOMDIR and system clutter may be in its folder)")
         files = contents.members
         for rel, what in contents.clutter:
@@ -897,18 +899,18 @@ def _prepare(path, options, pseudonym, label):
     if not any(i.flavour == "VOLUME" for i in kept):
         if single:
             what = survey[0].flavour.lower() or "image of no known flavour"
-            raise FormatError(f"a single {what} instance is not a slide by itself: {LOOSE}")
-        raise FormatError("nothing would be left of the slide (no VOLUME instance known to show no label)")
+            raise Unsupported(f"refused: a single {what} instance is not a slide by itself: {LOOSE}")
+        raise Unsupported("refused: nothing would be left of the slide (no VOLUME instance known to show no label)")
     for instance in kept:
         if not instance.frames_fit:
-            raise FormatError(f"{instance.name}: NumberOfFrames does not fit the total pixel matrix and its tiles")
+            raise Unsupported(f"refused: {instance.name}: NumberOfFrames does not fit the total pixel matrix and its tiles")
     if any(i.converted for i in kept):
         plan.actions.append("Implicit VR header rebuilt as Explicit VR Little Endian (pixel data unchanged)")
     if len({i.series for i in kept}) > 1:
-        raise FormatError(f"the folder holds instances of {len({i.series for i in kept})} series: "
+        raise Unsupported(f"refused: the folder holds instances of {len({i.series for i in kept})} series: "
                           "put each slide in a folder of its own")
     if single and any(i.concatenated for i in kept):
-        raise FormatError(f"a single instance of a concatenation: the other parts are missing ({LOOSE})")
+        raise Unsupported(f"refused: a single instance of a concatenation: the other parts are missing ({LOOSE})")
 
     searched = _searched(i.removed for i in survey) | set(name_values(files) if not single else [])
     names = {i.name: i.name for i in kept} if single else _names(kept, pseudonym, set(files))

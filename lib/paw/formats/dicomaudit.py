@@ -175,7 +175,8 @@ class Audit:
 
     def sequence(self, walk, name, start, length, rule, where):
         if self.depth >= table.MAX_DEPTH:
-            raise FormatError(f"{where.lstrip('/')}: sequences nested deeper than {table.MAX_DEPTH} levels")
+            outermost = where.lstrip("/").split("/")[0].split("[")[0]
+            raise FormatError(f"{outermost}: sequences nested deeper than {table.MAX_DEPTH} levels")
         self.depth += 1
         try:
             return self._sequence(walk, name, start, length, rule, where)
@@ -229,7 +230,7 @@ class Audit:
             return
         if isinstance(rule, table.Icc):
             try:
-                bad = icc.unexplained(raw, table.ICC_TEXTS)
+                bad = icc.unexplained(raw, table.ICC_TEXTS, table.ICC_SIGNATURES)
             except FormatError:
                 bad = ["structure"]
             if vr not in ("OB", "UN") or bad:
@@ -281,12 +282,12 @@ class Audit:
         extended = self.found.get("ExtendedOffsetTable", (None, None))[1]
         lengths = self.found.get("ExtendedOffsetTableLengths", (None, None))[1]
         try:
-            spans = encapsulated.frames(walk.data, table_bytes, fragments, self.number("NumberOfFrames"),
-                                        codec, extended, lengths)
+            encapsulated.frames(walk.data, table_bytes, fragments, self.number("NumberOfFrames"),
+                                codec, extended, lengths)
         except FormatError as exc:
             self.problems.append(f"{name}: {exc}")
             return
-        self.frame_headers(walk, name, fragments, spans, codec)
+        self.frame_headers(walk, name, fragments, codec)
 
     def number(self, keyword):
         vr, raw = self.found.get(keyword, ("", b""))
@@ -303,17 +304,17 @@ class Audit:
         length *= (self.number("BitsAllocated") + 7) // 8
         return length + length % 2
 
-    def frame_headers(self, walk, name, fragments, spans, codec):
+    def frame_headers(self, walk, name, frames, codec):
         """The whole codestream of the sampled frames (every frame with full_scan): every
         marker segment, wherever it stands, must be one the table explains."""
-        for i in encapsulated.sample(len(spans), self.options.full_scan):
-            codestream = encapsulated.stream(walk.data, fragments, spans[i])
+        for i in encapsulated.sample(len(frames), self.options.full_scan):
+            codestream = encapsulated.stream(walk.data, frames[i])
             try:
-                bad = self.unexplained(codestream, codec)
+                bad = [f"header holds {what}" for what in self.unexplained(codestream, codec)]
             except FormatError as exc:
-                bad = [str(exc)]
+                bad = [f"is not one whole codestream ({exc})"]
             for what in bad:
-                self.problem(name, f"PixelData frame {i + 1}", f"header holds {what}")
+                self.problem(name, f"PixelData frame {i + 1}", what)
 
     @staticmethod
     def unexplained(codestream, codec):

@@ -36,7 +36,7 @@ with its source.
 import uuid
 from dataclasses import dataclass
 
-from . import j2k
+from . import icc, j2k
 from .allow import Integer, Number, OneOf, Pattern
 
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -178,6 +178,10 @@ ICC_TEXTS = frozenset({
     "sRGB v4 ICC preference perceptual intent beta",                         # ICC sRGB v4 preference
     "Copyright 2007 International Color Consortium",
 })
+# The ICC header's 4-byte signature fields (CMM, platform, device maker and model, creator) a
+# kept profile may name: the registered ones icc.py knows, and those of the fixtures' profiles
+# (boxes: lcms with `saws`/`ctrl`/`hand`). Any other 4 bytes drop the profile.
+ICC_SIGNATURES = frozenset(icc.SIGNATURES | {b"saws", b"ctrl", b"hand"})
 # Manufacturer: product names seen in real files; any other value becomes UNKNOWN.
 MANUFACTURERS = OneOf("Leica Biosystems")  # fixture boxes (Aperio GT 450 / converted)
 

@@ -9,9 +9,9 @@ and frame lengths instead; the Basic Offset Table is then empty (PS3.3 C.7.6.3.1
 paw keeps the pixel data byte for byte, so every byte of it must belong to a frame a reader
 shows, and every frame must be a codestream whose text-carrying segments can be looked at:
 
-- one fragment per frame (libdicom, OpenSlide's reader, reads a frame as the one item an offset
-  points at); only a single-frame image may span several fragments (PS3.5 A.4: the one case
-  where no table is needed to find the frame);
+- exactly one fragment per frame: libdicom, OpenSlide's reader, reads a frame as the one item
+  an offset points at (a single frame split over two fragments does not decode there), and no
+  transfer syntax paw keeps needs more (a fragment holds up to 4 GiB);
 - an offset table, when there is one, points exactly at the frames' fragments, in order
   (zeros, duplicates, a skipped fragment, a frame mapped to another fragment are refused: they
   would show a reader one image and keep another); without one, there are exactly as many
@@ -74,54 +74,42 @@ def items(data, start):
 
 
 def frames(data, table, fragments, count, codec, extended=None, lengths=None):
-    """The frames as (first fragment, number of fragments), proven from the offset tables and
-    the fragments' own bytes; FormatError with a one-line reason for a layout paw cannot prove.
-    `table` is the Basic Offset Table, `extended` / `lengths` the raw Extended Offset Table
-    values (None when absent), `count` NumberOfFrames."""
+    """Prove that the fragments are exactly the frames, one each, as the offset tables say;
+    FormatError with a one-line reason for a layout paw cannot prove. `table` is the Basic
+    Offset Table, `extended` / `lengths` the raw Extended Offset Table values (None when
+    absent), `count` NumberOfFrames."""
     if count < 1:
         raise FormatError("PixelData: NumberOfFrames is not a positive number")
-    if not fragments:
-        raise FormatError("PixelData holds no fragments")
-    if len(fragments) == count:
-        spans = [(i, 1) for i in range(count)]
-    elif count == 1:
-        spans = [(0, len(fragments))]
-    else:
+    if len(fragments) != count:
         raise FormatError(f"PixelData holds {len(fragments)} fragments for {count} frames "
                           "(paw keeps exactly one fragment per frame)")
     first = fragments[0][0] - 8
-    expected = [fragments[i][0] - 8 - first for i, _ in spans]
+    expected = [at - 8 - first for at, _ in fragments]
     if table:
-        if len(table) % 4 or len(table) // 4 != count or \
-                list(struct.unpack(f"<{count}I", table)) != expected:
+        if len(table) != 4 * count or list(struct.unpack(f"<{count}I", table)) != expected:
             raise FormatError("PixelData: the basic offset table does not point at the frames")
     if extended is not None or lengths is not None:
         if table:
             raise FormatError("PixelData: both a basic and an extended offset table")
-        sizes = [sum(fragments[i][1] for i in range(f, f + n)) for f, n in spans]
         if extended is None or len(extended) != 8 * count or \
                 list(struct.unpack(f"<{count}Q", extended)) != expected:
             raise FormatError("ExtendedOffsetTable does not point at the frames")
         if lengths is not None and (len(lengths) != 8 * count or any(
-                n not in (size, size - 1) for n, size in zip(struct.unpack(f"<{count}Q", lengths), sizes))):
+                n not in (size, size - 1) for n, (_, size) in zip(struct.unpack(f"<{count}Q", lengths), fragments))):
             raise FormatError("ExtendedOffsetTableLengths are not the frames' lengths")
-    start, end = START[codec], END
-    for number, (f, n) in enumerate(spans, 1):
-        at, length = fragments[f]
+    start = START[codec]
+    for number, (at, length) in enumerate(fragments, 1):
         if bytes(data[at:at + 2]) != start:
             raise FormatError(f"PixelData frame {number} does not begin with {NAMES[codec][0]}")
-        at, length = fragments[f + n - 1]
         tail = bytes(data[max(at, at + length - 3):at + length])
-        if not (tail.endswith(end) or (tail[-1:] == b"\0" and tail[:2] == end)):
+        if not (tail.endswith(END) or (tail[-1:] == b"\0" and tail[:2] == END)):
             raise FormatError(f"PixelData frame {number} does not end with {NAMES[codec][1]}")
-    return spans
 
 
-def stream(data, fragments, span):
-    """A frame's codestream (its fragments joined, the pad byte after the end marker cut)."""
-    f, n = span
-    parts = [data[at:at + length] for at, length in fragments[f:f + n]]
-    whole = parts[0] if n == 1 else b"".join(parts)
+def stream(data, fragment):
+    """A frame's codestream: its fragment without the pad byte after the end marker."""
+    at, length = fragment
+    whole = bytes(data[at:at + length])
     return whole[:-1] if whole[-3:-1] == END and whole[-1:] == b"\0" else whole
 
 

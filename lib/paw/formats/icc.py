@@ -77,12 +77,49 @@ def text_spans(profile):
 # s15Fixed16 arrays, viewing conditions, measurement, signature, chromaticity, LUTs.
 NUMERIC_TYPES = frozenset({b"XYZ ", b"curv", b"para", b"sf32", b"view", b"meas", b"sig ", b"chrm",
                            b"mft1", b"mft2", b"mAB ", b"mBA ", b"uf32", b"ui08", b"ui16", b"ui32"})
-HEADER_FIELDS = 100   # size ... profile ID; bytes 100-127 are reserved and must be zero
 SCRIPTCODE = 67
 
 
-def unexplained(profile, known_texts):
-    """What of `profile` a reader could see that is not explained: the header fields, the tag
+D50 = bytes.fromhex("0000f6d6000100000000d32d")   # the PCS illuminant every profile must name
+HEADER_SIGNATURES = ((4, "CMM"), (40, "platform"), (48, "device manufacturer"),
+                     (52, "device model"), (80, "creator"))
+
+
+def header_unexplained(profile, signatures):
+    """Names of the 128-byte header's fields that are not of their type: the signature fields
+    one of `signatures` (4 bytes of a name would otherwise pass), class and colour spaces
+    known, a plain date, flags and attributes only their defined bits, a rendering intent,
+    the D50 illuminant, a profile ID that is zero or the profile's own MD5 (ICC.1:2010 7.2),
+    the reserved bytes zero."""
+    import hashlib
+    found = [name for at, name in HEADER_SIGNATURES if profile[at:at + 4] not in signatures]
+    if profile[8] not in (2, 4) or profile[10:12] != b"\0\0":
+        found.append("version")
+    if profile[12:16] not in CLASSES or profile[16:20] not in SPACES or profile[20:24] not in SPACES:
+        found.append("class or colour space")
+    year, month, day, hour, minute, second = struct.unpack_from(">6H", profile, 24)
+    if not (1990 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
+            and second < 60) and profile[24:36] != bytes(12):
+        found.append("date")
+    flags, attributes, intent = struct.unpack_from(">I", profile, 44)[0], \
+        struct.unpack_from(">Q", profile, 56)[0], struct.unpack_from(">I", profile, 64)[0]
+    if flags & ~0x3 or attributes & ~0xF or intent > 3:
+        found.append("flags, attributes or rendering intent")
+    if profile[68:80] != D50:
+        found.append("illuminant")
+    if profile[84:100] != bytes(16):
+        unset = bytearray(profile)
+        unset[44:48], unset[64:68], unset[84:100] = bytes(4), bytes(4), bytes(16)
+        if hashlib.md5(unset).digest() != profile[84:100]:
+            found.append("profile ID")
+    if profile[RESERVED[0]:RESERVED[1]] != bytes(RESERVED[1] - RESERVED[0]):
+        found.append("reserved bytes")
+    return [f"header {name}" for name in found]
+
+
+def unexplained(profile, known_texts, signatures=None):
+    """What of `profile` a reader could see that is not explained: the header fields typed
+    (header_unexplained, with `signatures`: SIGNATURES when None), the tag
     table, numeric tags and the text of `text`/`desc` tags that is in `known_texts` are; any
     other text (an unknown `desc`, `mluc`, a ScriptCode string), a tag of another type and any
     non-zero byte outside all of these are not (`mluc`, the v4 type, is explained record by
@@ -103,7 +140,8 @@ def unexplained(profile, known_texts):
             found.append(f"tag {tag!r} text")
 
     entries = tags(profile)
-    cover(0, HEADER_FIELDS)
+    found += header_unexplained(profile, SIGNATURES if signatures is None else signatures)
+    cover(0, HEADER)
     cover(HEADER, 4 + 12 * len(entries))
     for signature, kind, offset, size in entries:
         tag = signature.decode("latin-1")
