@@ -453,6 +453,36 @@ def bench_cases(repeat, slides, known=100_000):
           f"{known_rss:.1f} MB)")
 
 
+def bench_dicom_frames(repeat, counts):
+    """The proof of an encapsulated layout (encapsulated.py: offset table, one fragment per frame,
+    start and end markers of every frame) walks the item headers: it grows with the frame
+    count, in the plan and again in the audit. In-process, prepare + apply + verify."""
+    from types import SimpleNamespace
+
+    from synth import dicom
+    from paw.formats import prepare
+    from paw.verify import verify
+    options = SimpleNamespace(keep_macro=False, full_scan=False, replace_label=False, ledger_sha256=False)
+    print(f"\nDICOM JPEG frames (16 x 16 tiles), prepare + apply + verify in-process, median of {repeat}:")
+    print(f"{'frames':>8} {'bytes':>13} {'seconds':>8}")
+    for frames in counts:
+        times = []
+        for _ in range(repeat):
+            base = tempfile.mkdtemp(prefix="pawbench-")
+            try:
+                folder = os.path.join(base, "slide")
+                path = dicom.write_large_jpeg(folder, frames)
+                size = os.path.getsize(path)
+                began = time.perf_counter()
+                handler, plan, _ = prepare(folder, options)
+                plan.apply(folder)
+                verify(folder, handler, plan, options)
+                times.append(time.perf_counter() - began)
+            finally:
+                shutil.rmtree(base)
+        print(f"{frames:>8,} {size:>13,} {statistics.median(times):>8.2f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats, no 20 GB slide")
@@ -460,6 +490,7 @@ def main():
     p.add_argument("--ledger-rows", type=int, default=1_000_000)
     p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
                                   "ledger, batch, cross-device, full-scan, dicom, tile-headers, cases)")
+                                  "ledger, batch, cross-device, full-scan, dicom, dicom-frames, tile-headers)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
@@ -473,6 +504,7 @@ def main():
         "batch": lambda: bench_batch(100 if args.quick else 1000),
         "cross-device": lambda: bench_cross_device(256 if args.quick else 1024),
         "full-scan": lambda: bench_full_scan(repeat, 256 if args.quick else 1024),
+        "dicom-frames": lambda: bench_dicom_frames(3, [1024, 10240, 102400]),
         "dicom": lambda: bench_dicom(3 if args.quick else 5, [
             (100, 256, False), (1000, 256, False), (10000, 256, False)] +
             [(n, 16, True) for n in ((1000, 10000) if args.quick else (1000, 10000, 100000))]),

@@ -233,7 +233,7 @@ def test_by_hand_a_folder_is_a_slide_when_it_holds_one_series(tmp_path):
     DICOMDIR directly in it (else its only series folder is the slide)."""
     nested = tmp_path / "nested"
     _series(nested / "DICOM" / "PAT1" / "STU1" / "SER1")
-    assert bundle.is_dicom_folder(str(nested)) and not bundle.dicom_unit(str(nested))
+    assert bundle.is_dicom_folder(str(nested)) and bundle.unit_kind(bundle.layout(str(nested))) is None
     two = tmp_path / "two"
     _series(two / "a")
     _series(two / "b")

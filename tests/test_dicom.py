@@ -21,7 +21,7 @@ from checks import leaks_below, openslide_view
 from conftest import real_dicom_folder, shared_fixture
 from paw import bundle
 from paw.errors import Unsupported, VerificationFailed
-from paw.formats import dicom as dicom_format, dicomtable, prepare
+from paw.formats import dicom as dicom_format, prepare
 from paw.verify import verify
 from synth import ACCESSION, PATIENT, dicom
 
@@ -864,7 +864,7 @@ def test_a_single_frame_split_over_two_fragments_is_refused(tmp_path):
 def test_audit_proves_the_layout_of_what_was_delivered(tmp_path):
     """The audit re-reads the written pixel data: a delivered file whose table points at zero
     is refused even though the scrubber copied it (the scrubber's own check is bypassed)."""
-    folder, module, plan = _delivered_codec(tmp_path, "jpeg")
+    folder, module, plan = _delivered(tmp_path, "jpeg")
     with open(folder / LEVEL_0, "rb") as fh:
         data = bytearray(fh.read())
     table_at = data.rindex(b"\xe0\x7f\x10\x00OB") + 12
@@ -874,14 +874,6 @@ def test_audit_proves_the_layout_of_what_was_delivered(tmp_path):
         fh.write(data)
     assert any("the basic offset table does not point at the frames" in p
                for p in module.check(str(folder), plan, OPTIONS))
-
-
-def _delivered_codec(tmp_path, codec):
-    folder, _ = slide(tmp_path, codec=codec)
-    module, plan, _ = prepare(str(folder), OPTIONS, PSEUDONYM)
-    plan.apply(str(folder))
-    assert module.check(str(folder), plan, OPTIONS) == []
-    return folder, module, plan
 
 
 def _j2k_comment(text, latin=True):
@@ -938,8 +930,8 @@ def test_frame_headers_are_sampled_by_default_and_all_read_with_full_scan(tmp_pa
 
 # --- the audit is independent of the scrubber ----------------------------------------------------------
 
-def _delivered(tmp_path):
-    folder, planted = slide(tmp_path)
+def _delivered(tmp_path, codec="native"):
+    folder, planted = slide(tmp_path, codec=codec)
     module, plan, _ = prepare(str(folder), OPTIONS, PSEUDONYM)
     plan.apply(str(folder))
     assert module.check(str(folder), plan, OPTIONS) == []

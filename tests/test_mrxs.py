@@ -6,7 +6,6 @@ OpenSlide with the same level, pixels, mpp and objective power, without label an
 """
 
 import os
-import shutil
 from types import SimpleNamespace
 
 import openslide

@@ -207,7 +207,7 @@ def layout(folder, deep=False):
     direct = instances = other = mrxs_data = vsi_pixels = False
     below = []
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = list(os.scandir(folder))
     except OSError:
         return Layout(False, 0, False, False, False)
     for entry in entries:  # a project folder may hold 100,000 files: one read each, no more
@@ -257,20 +257,22 @@ def _instance_folders(folders, count):
     return min(count, 2), False
 
 
-def dicom_unit(folder):
-    """Whether a folder below the inbox is one DICOM slide: it directly holds a DICOM file,
-    exactly one folder at or below it holds instances (itself, or one series folder of an
-    export with its DICOMDIR), and no slide of another format lies in it. Otherwise it is a
-    project folder (walked; its DICOM files lying loose are refused one by one)."""
-    found = layout(folder)
-    return found.direct_dicom and found.instance_folders == 1 and not found.other_slide \
-        and not found.mrxs_data
+def unit_kind(found):
+    """What the inbox scan makes of a sub-folder with the Layout `found`: FOLDER (a piece of a
+    slide, refused whole), DICOM (one series: a DICOM file directly in it, exactly one folder at
+    or below it holding instances, no slide of another format), or None: a project folder to
+    walk (its DICOM files lying loose are refused one by one)."""
+    if found.mrxs_data or found.vsi_pixels:
+        return FOLDER
+    if found.direct_dicom and found.instance_folders == 1 and not found.other_slide:
+        return DICOM
+    return None
 
 
 def is_dicom_folder(folder):
     """Whether a folder is one DICOM slide, as DICOM's `detect` and a folder given by hand see
     it: exactly one folder at or below it holds DICOM instances, and nothing in it is a slide
-    of another format (the inbox rule, `dicom_unit`, also wants a DICOM file directly in it:
+    of another format (the inbox rule, `unit_kind`, also wants a DICOM file directly in it:
     there a folder must not become a slide because its only sub-folder is one)."""
     found = layout(folder, deep=True)
     return found.instance_folders == 1 and not found.other_slide and not found.mrxs_data
@@ -369,14 +371,12 @@ def in_folder(root, files, dirs, loose=False):
     for name in dirs:
         if name in stems:
             continue
-        path = os.path.join(root, name)
-        found = layout(path)
-        if found.mrxs_data or found.vsi_pixels:
-            folders.append(Bundle(FOLDER, (name,)))
-        elif found.direct_dicom and found.instance_folders == 1 and not found.other_slide:
-            folders.append(Bundle(DICOM, (name,)))
-        else:
+        found = layout(os.path.join(root, name))
+        kind = unit_kind(found)
+        if kind is None:
             walk.append(Walk(name, found.direct_dicom))
+        else:
+            folders.append(Bundle(kind, (name,)))
     # A data folder pairs with its file whatever its own name (an ignore pattern such as
     # `*.tmp` must not part `A.tmp.mrxs` from `A.tmp/` and leave the folder waiting forever).
     data_folders = {stem for stem in stems if stem in listed or (

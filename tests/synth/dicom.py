@@ -175,6 +175,7 @@ def write_large(folder, frames, tile=256, per_frame=False):
     rows = -(-frames // 64) * tile
     ds = instance("VOLUME", generate_uid(), generate_uid(), generate_uid(), TILE, TILE)
     del ds.PixelData
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]  # the base level, not a resampled one
     ds.Rows = ds.Columns = tile
     ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows, ds.NumberOfFrames = columns, rows, frames
     if per_frame:
@@ -196,6 +197,32 @@ def write_large(folder, frames, tile=256, per_frame=False):
     with open(path, "ab") as fh:
         fh.write(b"\xe0\x7f\x10\x00OB\x00\x00" + length.to_bytes(4, "little"))
         fh.truncate(fh.tell() + length)
+    return path
+
+
+def write_large_jpeg(folder, frames):
+    """One VOLUME instance of `frames` (a multiple of 64) baseline JPEG tiles of 16 x 16, the
+    same tile repeated, with a Basic Offset Table (for the benchmark of the frame-layout proof,
+    whose cost grows with the frame count)."""
+    import struct
+
+    from pydicom.uid import generate_uid
+    os.makedirs(folder, exist_ok=True)
+    ds = instance("VOLUME", generate_uid(), generate_uid(), generate_uid(), TILE, TILE, codec="jpeg")
+    tile = encoded(bytes(range(256)) * 3, (TILE, TILE), "jpeg")
+    del ds.PixelData
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = 64 * TILE, frames // 64 * TILE
+    ds.NumberOfFrames, ds.DimensionOrganizationType = frames, "TILED_FULL"
+    path = os.path.join(folder, f"{ACCESSION}_volume.dcm")
+    ds.save_as(path, enforce_file_format=True)
+    fragment = item(tile)
+    table = struct.pack(f"<{frames}I", *range(0, frames * len(fragment), len(fragment)))
+    with open(path, "ab") as fh:
+        fh.write(b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff" + item(table))
+        for _ in range(frames):
+            fh.write(fragment)
+        fh.write(b"\xfe\xff\xdd\xe0\0\0\0\0")
     return path
 
 

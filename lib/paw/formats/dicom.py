@@ -352,7 +352,8 @@ class Scrub:
 
     def implicit_vr(self, tag):
         """The VR of an element of an Implicit VR dataset: the dictionary's (the first where it
-        allows two: US for US or SS, OW for OB or OW), UN for private and unknown tags."""
+        allows two: US for "US or SS"), UN for private and unknown tags. PixelData gets its
+        own explicit header (_walk)."""
         if (tag >> 16) & 1:
             return "UN"
         vr = self.vr_of(tag).split(" or ")[0]
@@ -648,7 +649,7 @@ def _top_number(scrub, keyword):
         return 0
 
 
-def _pixel_end(data, name, at, scrub, codec):
+def _pixel_end(data, name, at, scrub, codec, prove):
     """(where the PixelData value starts, where the element ends): its explicit length, or
     (encapsulated) the end of the sequence delimiter after the last fragment, once the
     fragments are proven to be exactly the frames (encapsulated.frames). Whatever follows goes."""
@@ -664,8 +665,9 @@ def _pixel_end(data, name, at, scrub, codec):
     if codec == "native":
         raise FormatError(f"{name}: PixelData is encapsulated where the transfer syntax says native")
     bot, fragments, end = encapsulated.items(data, start)
-    encapsulated.frames(data, bot, fragments, _top_number(scrub, "NumberOfFrames") or 1, codec,
-                        _top_raw(scrub, "ExtendedOffsetTable"), _top_raw(scrub, "ExtendedOffsetTableLengths"))
+    if prove:
+        encapsulated.frames(data, bot, fragments, _top_number(scrub, "NumberOfFrames") or 1, codec,
+                            _top_raw(scrub, "ExtendedOffsetTable"), _top_raw(scrub, "ExtendedOffsetTableLengths"))
     return start, end
 
 
@@ -674,11 +676,12 @@ def _top_raw(scrub, keyword):
     return scrub.top[keyword][1] if keyword in scrub.top else None
 
 
-def _walk(folder, rel, scrub):
+def _walk(folder, rel, scrub, prove=True):
     """Rebuild one file's dataset with `scrub`: (file meta, dataset bytes, the span of the
     source copied after the header, the PixelData element header written before that span
     (empty: the span starts with the element's own)). The file is memory-mapped: only the
-    header and the offset items are read."""
+    header and the offset items are read. `prove`: the frame layout of encapsulated pixel data
+    is proven (encapsulated.frames) - once per instance, when it is surveyed."""
     scrub.top, scrub.encodings = {}, ["iso8859"]
     with open(os.path.join(folder, rel), "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -706,7 +709,7 @@ def _walk(folder, rel, scrub):
                 body, element_at = scrub.dataset(data, at, len(data), table.TABLE, "", top=True)
                 if element_at is None:
                     raise FormatError(f"{rel}: DICOM instance without pixel data")
-                value_at, pixel_end = _pixel_end(data, rel, element_at, scrub, codec)
+                value_at, pixel_end = _pixel_end(data, rel, element_at, scrub, codec, prove)
                 scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[pixel_end:pixel_end + TAIL_READ])))
                 if not implicit:  # the element is copied whole, its header included
                     return meta, body, (element_at, pixel_end), b""
@@ -917,7 +920,7 @@ def _prepare(path, options, pseudonym, label):
     scrub = Scrub(pseudonym, {}, {v for v in searched if len(v) >= SEARCHED_MIN})
     template = None
     for instance in kept:
-        _, body, _, pixel_head = _walk(folder, instance.name, scrub)
+        _, body, _, pixel_head = _walk(folder, instance.name, scrub, prove=False)  # the survey proved it
         instance_uid = _top_text(scrub, "SOPInstanceUID")
         if not instance_uid:
             raise FormatError(f"{instance.name}: SOPInstanceUID is missing")
