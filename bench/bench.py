@@ -489,8 +489,7 @@ def main():
     p.add_argument("--idle-files", default="10000,100000", help="comma-separated counts")
     p.add_argument("--ledger-rows", type=int, default=1_000_000)
     p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
-                                  "ledger, batch, cross-device, full-scan, dicom, tile-headers, cases)")
-                                  "ledger, batch, cross-device, full-scan, dicom, dicom-frames, tile-headers)")
+                                  "ledger, batch, cross-device, full-scan, dicom, dicom-frames, tile-headers, cases)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
