@@ -44,13 +44,13 @@ def _reasons(lab):
 
 
 def _delivered_dicom(lab):
-    """The DICOM slides in the outbox: {folder: sorted roles of its files}."""
-    found = {}
-    for name in lab.outbox_files():
-        path = os.path.join(lab.outbox, name)
-        if os.path.isdir(path):
-            found[name] = sorted(f.split("_", 1)[1] for f in os.listdir(path))
-    return found
+    """The DICOM slides in the outbox (project folders mirrored): {folder: roles of its files}."""
+    return {os.path.relpath(root, lab.outbox): sorted(f.split("_", 1)[1] for f in files)
+            for root, _, files in os.walk(lab.outbox) if files and all(f.endswith(".dcm") for f in files)}
+
+
+def _delivered_files(lab, suffix):
+    return [f for _, _, files in os.walk(lab.outbox) for f in files if f.endswith(suffix)]
 
 
 def _annotation(path):
@@ -88,7 +88,7 @@ def test_loose_dicom_beside_other_slides_is_refused_file_by_file(lab, tmp_path):
     aperio.write(os.path.join(project, "S26-4 A1.svs"), 256, 256)
     _series(os.path.join(project, "slideC"))
     assert lab.run() == 3
-    assert sum(n.endswith(".svs") for n in lab.outbox_files()) == 2
+    assert len(_delivered_files(lab, ".svs")) == 2
     assert list(_delivered_dicom(lab).values()) == [["level-0.dcm", "level-1.dcm", "thumbnail.dcm"]]
     reasons = _reasons(lab)
     assert len(reasons) == 5 and set(reasons.values()) == {LOOSE}
@@ -136,7 +136,7 @@ def test_an_annotation_object_does_not_take_its_neighbours_down(lab):
     aperio.write(os.path.join(project, "x.svs"), 256, 256)
     _annotation(os.path.join(project, "annotations.dcm"))
     assert lab.run() == 3
-    assert len(_delivered_dicom(lab)) == 1 and any(n.endswith(".svs") for n in lab.outbox_files())
+    assert len(_delivered_dicom(lab)) == 1 and _delivered_files(lab, ".svs")
     assert _reasons(lab) == {"annotations.dcm": LOOSE}
 
 
@@ -146,7 +146,7 @@ def test_a_dicom_file_named_mrxs_does_not_take_its_neighbours_down(lab):
     dicom.write_single(os.path.join(project, "trick.mrxs"))
     aperio.write(os.path.join(project, "y.svs"), 256, 256)
     assert lab.run() == 3
-    assert [n for n in lab.outbox_files() if n.endswith(".svs")] and _reasons(lab) == {
+    assert _delivered_files(lab, ".svs") and _reasons(lab) == {
         "trick.mrxs": "cannot parse: MRXS folder has no Slidedat.ini"}
 
 
@@ -195,7 +195,7 @@ def test_an_mrxs_data_folder_without_its_file_is_one_unit(lab, count):
     for n in range(count):
         assert sorted(os.listdir(os.path.join(lab.quarantine, f"case{n}_S26-1"))) == \
             ["Data0000.dat", "Index.dat", "Slidedat.ini"]
-    assert [n for n in lab.outbox_files() if n.endswith(".svs")]
+    assert _delivered_files(lab, ".svs")
 
 
 def test_a_data_folder_whose_name_is_ignored_stays_with_its_file(lab):
@@ -206,7 +206,7 @@ def test_a_data_folder_whose_name_is_ignored_stays_with_its_file(lab):
     path = os.path.join(lab.inbox, "A.tmp.mrxs")
     mrxs.write(path)
     assert lab.run() == 0
-    assert os.listdir(lab.inbox) == [] and len(lab.outbox_files()) == 2
+    assert os.listdir(lab.inbox) == [] and len(_delivered_files(lab, ".mrxs")) == 1
 
 
 # --- the rule itself ------------------------------------------------------------------------------
