@@ -390,7 +390,7 @@ def _only(n, edit):
     ("JPEG", _only(0, _jpeg_segment(0xFE, MARK.encode())), "zoom level 0 tile 0: COM segment"),
     ("JPEG", _only(3, _jpeg_segment(0xE1, b"Exif\0\0" + MARK.encode("utf-16-le"))), "zoom level 0 tile 3: APP1 segment"),
     ("JPEG", _only(2, _before_eoi(0xEF, MARK.encode())), "zoom level 0 tile 2: APP15 segment"),
-    ("JPEG", _only(1, lambda i, data: data + MARK.encode()), "zoom level 0 tile 1: JPEG data holds bytes after EOI"),
+    ("JPEG", _only(1, lambda i, data: data + MARK.encode()), "zoom level 0 tile 1: JPEG stream holds data after EOI"),
     ("PNG", _only(0, lambda i, data: data[:33] + len(MARK).to_bytes(4, "big") + b"tEXt" + MARK.encode() + bytes(4) + data[33:]),
      "zoom level 0 tile 0: 'tEXt' chunk"),
     ("PNG", _only(2, lambda i, data: data + MARK.encode()), "zoom level 0 tile 2: bytes after IEND"),

@@ -90,7 +90,7 @@ def walk(data):
     for _ in range(MAX_TILE_PARTS):
         if data[position + 1] == EOC:
             if position + 2 != end:
-                raise FormatError("JPEG 2000 data holds bytes after EOC")
+                raise FormatError("JPEG 2000 codestream holds data after EOC")
             return found
         if position + 12 > end:
             raise FormatError("JPEG 2000 tile-part header runs past the data")
@@ -117,8 +117,12 @@ def unexplained(data, offset=0, comment_explained=ENCODER_BANNER.accepts):
     (ENCODER_BANNER, unless the caller says otherwise)."""
     if data[offset:offset + len(JP2_SIGNATURE)] == JP2_SIGNATURE:
         return ["JP2 boxes"]
+    return _unexplained(data, segments(data, offset), comment_explained)
+
+
+def _unexplained(data, found, comment_explained):
     names = []
-    for marker, at, length in segments(data, offset):
+    for marker, at, length in found:
         if marker == COM:
             latin = length >= 2 and data[at:at + 2] == b"\x00\x01"
             if not (latin and comment_explained(bytes(data[at + 2:at + length]).decode("latin-1"))):
@@ -128,44 +132,19 @@ def unexplained(data, offset=0, comment_explained=ENCODER_BANNER.accepts):
     return names
 
 
-def end(data, offset=0):
-    """The offset just after the EOC that ends the codestream at `offset`, found by the chain of
-    tile-parts (SOT, Psot). FormatError when the chain does not reach EOC within `data`. A
-    last tile-part with Psot 0 runs to EOC: the codestream must then end with EOC (NUL padding
-    after it allowed)."""
-    if data[offset:offset + 2] != b"\xff\x4f":
-        raise FormatError("JPEG 2000 data does not start with SOC")
-    _, position = _segments(data, offset + 2, (SOT, EOC), complete=True)
-    for _ in range(MAX_TILE_PARTS):
-        if data[position:position + 2] == b"\xff\xd9":
-            return position + 2
-        if data[position:position + 2] != b"\xff\x90" or position + 12 > len(data):
-            raise FormatError("JPEG 2000 tile-parts do not lead to EOC")
-        (psot,) = struct.unpack_from(">I", data, position + 6)
-        if psot == 0:
-            last = len(data.rstrip(b"\0"))
-            if last < position + 14 or data[last - 2:last] != b"\xff\xd9":
-                raise FormatError("JPEG 2000 last tile-part does not end with EOC")
-            return last
-        if psot < 14:
-            raise FormatError("JPEG 2000 tile-part has an impossible length")
-        position += psot
-    raise FormatError("JPEG 2000 codestream has an implausible number of tile-parts")
-
-
 def whole(data, comment_explained=ENCODER_BANNER.accepts):
-    """What paw cannot explain in `data` read as one whole codestream (a tile's recorded bytes),
-    one phrase each ("COM segment", "data after EOC"): the `unexplained` segments, a chain that
-    does not reach EOC, bytes after EOC that are not NUL padding. Empty when the tile is a plain
-    codestream."""
+    """What paw cannot explain in `data` read as one whole codestream (a tile's recorded bytes;
+    NUL padding after EOC allowed, EOC ends in a non-NUL byte), one phrase each ("COM segment",
+    or why it is not a plain codestream, e.g. "data after EOC"). Empty when the tile is plain."""
     try:
-        names = [f"{name} segment" for name in unexplained(data, 0, comment_explained)]
-    except FormatError as exc:
-        return [str(exc)]
+        found = walk(data.rstrip(b"\0"))
+    except FormatError as exc:  # name what the header holds too: "COM segment" says most
+        return [f"{name} segment" for name in _header_names(data, comment_explained)] + [str(exc)]
+    return [f"{name} segment" for name in _unexplained(data, found, comment_explained)]
+
+
+def _header_names(data, comment_explained):
     try:
-        stop = end(data)
-    except FormatError as exc:
-        return names + [str(exc)]
-    if data[stop:].strip(b"\0"):
-        names.append("data after EOC")
-    return names
+        return unexplained(data, 0, comment_explained)
+    except FormatError:
+        return []

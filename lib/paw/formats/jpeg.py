@@ -19,10 +19,7 @@ stand) to EOI; after EOI, up to the tile's recorded length, only NUL padding (de
 EOI, so text appended there is invisible to them and readable in the file).
 """
 
-import bisect
 import struct
-
-import numpy as np
 
 from ..errors import FormatError
 
@@ -68,11 +65,12 @@ def segments(data, offset=0):
         position += 2 + length
 
 
-def walk(data, ls=False):
+def walk(data, ls=False, padding=False):
     """(marker, payload offset, payload length) of every marker segment of a whole JPEG stream
-    `data` (SOI first, EOI its last two bytes), through the entropy-coded data of every scan
-    (`ls`: JPEG-LS stuffing). FormatError when the stream is not exactly that: a marker that
-    cannot stand where it does, a segment running past the data, bytes after EOI."""
+    `data` (SOI first, EOI its last two bytes, or followed only by NUL bytes with `padding`: a
+    tile's recorded length may round the stream up), through the entropy-coded data of every
+    scan (`ls`: JPEG-LS stuffing). FormatError when the stream is not exactly that: a marker
+    that cannot stand where it does, a segment running past the data, data after EOI."""
     if data[:2] != b"\xff\xd8":
         raise FormatError("JPEG data does not start with SOI")
     end, position, found, scan = len(data), 2, [], False
@@ -95,8 +93,8 @@ def walk(data, ls=False):
             position += 1  # fill bytes
         marker = data[position + 1]
         if marker == EOI:
-            if position + 2 != end:
-                raise FormatError("JPEG data holds bytes after EOI")
+            if position + 2 != end and not (padding and not data[position + 2:].strip(b"\0")):
+                raise FormatError("JPEG stream holds data after EOI")
             return found
         if marker in (SOI, TEM) or marker in RST:
             raise FormatError(f"JPEG data holds a marker 0x{marker:02X} where it cannot stand")
@@ -138,44 +136,15 @@ def _name(marker):
 
 
 def whole(data):
-    """What paw cannot explain in `data` read as one whole JPEG stream (a tile's recorded bytes),
-    one phrase each ("COM segment", "APP1 segment", "data after EOI"): segments that may carry
-    text wherever they stand, a stream that does not parse or has no EOI, bytes after EOI that
-    are not NUL padding. Empty when the tile is plain."""
+    """What paw cannot explain in `data` read as one whole JPEG stream (a tile's recorded bytes,
+    NUL padding after EOI allowed), one phrase each ("COM segment", "APP1 segment", or why the
+    stream is not a plain JPEG stream, e.g. "data after EOI"). Empty when the tile is plain."""
     try:
-        found = segments(data)
-    except FormatError as exc:
-        return [str(exc)]
-    names = [_name(m) for m, at, length in found if not explained(m, data[at:at + length])]
-    if not found or found[-1][0] != SOS:
-        return names + ["JPEG stream has no scan"]
-    a = np.frombuffer(data, dtype=np.uint8)
-    ff = np.flatnonzero(a[:-1] == 0xFF)
-    following = a[ff + 1]
-    markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))].tolist()
-    _, at, length = found[-1]
-    position = at + length                      # entropy-coded data of the first scan
-    while True:
-        index = bisect.bisect_left(markers, position)
-        if index == len(markers):
-            return names + ["JPEG stream has no EOI"]
-        position = markers[index]
-        marker = data[position + 1]
-        if marker == EOI:
-            break
-        if position + 4 > len(data):
-            return names + ["JPEG segment length runs past the data"]
-        (length,) = struct.unpack_from(">H", data, position + 2)
-        if length < 2 or position + 2 + length > len(data):
-            return names + ["JPEG segment length runs past the data"]
-        if not explained(marker, data[position + 4:position + 2 + length]):
-            names.append(_name(marker))
-        position += 2 + length
-        if marker != SOS:                       # a table between scans: the next marker follows
-            while data[position:position + 2] == b"\xff\xff":
-                position += 1
-            if data[position:position + 1] != b"\xff":
-                return names + ["JPEG stream holds data between segments"]
-    if data[position + 2:].strip(b"\0"):
-        names.append("data after EOI")
-    return names
+        found = walk(data, padding=True)
+    except FormatError as exc:  # name what the header holds too: "COM segment" says most
+        try:
+            header = [_name(m) for m, at, length in segments(data) if not explained(m, data[at:at + length])]
+        except FormatError:
+            header = []
+        return header + [str(exc)]
+    return [_name(m) for m, at, length in found if not explained(m, data[at:at + length])]
