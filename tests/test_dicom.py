@@ -660,6 +660,23 @@ def test_search_list_keeps_a_removed_value_found_inside_a_kept_one(tmp_path):
     assert pydicom.dcmread(folder / LEVEL_0).Manufacturer == "UNKNOWN"
 
 
+@pytest.mark.parametrize("tail", ["signatures", "unterminated"])
+def test_a_sequence_after_the_pixel_data_is_dropped_and_the_slide_delivered(tmp_path, tail):
+    """A DigitalSignaturesSequence (FFFA,FFFA) or an unterminated sequence after the pixel data
+    is dropped; its marker bytes (FF FF FF FF FE FF: Latin-1 'ÿÿÿÿþÿ') are no text to search for,
+    but a name inside it is, and must be gone."""
+    folder, planted = slide(tmp_path)
+    item = b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + b"\x00\x04\x15\x01LO\x08\x00" + b"Rtq Smit"
+    sequence = b"\xfa\xff\xfa\xffSQ\0\0\xff\xff\xff\xff" + item
+    if tail == "signatures":
+        sequence += b"\xfe\xff\x0d\xe0\0\0\0\0" + b"\xfe\xff\xdd\xe0\0\0\0\0"
+    with open(dicom.volume(str(folder)), "ab") as fh:
+        fh.write(sequence)
+    _, plan, _ = anonymize(folder)
+    assert any("Rtq Smit" in v for v in plan.removed) and not any(set(v) <= set("\xff\xfe") for v in plan.removed)
+    assert leaks(folder, planted + ["Rtq Smit"]) == []
+
+
 def test_scrubber_keeps_the_typed_manufacturer(tmp_path):
     folder, _ = slide(tmp_path)
     rewrite(dicom.volume(str(folder)), lambda ds: setattr(ds, "Manufacturer", "Leica Biosystems"))

@@ -419,7 +419,7 @@ def test_an_oversized_slidedat_is_refused_by_its_size(tmp_path):
     assert outcome(path) == "cannot parse: Slidedat.ini is larger than a slide description can be (1 MiB)"
 
 
-@pytest.mark.parametrize("name", ["JPEG", "Default", "Slide zoom level"])
+@pytest.mark.parametrize("name", ["JPEG", "Default", "Slide zoom level", "jpeg", "default"])
 def test_a_slide_named_like_the_vocabulary_keeps_its_typed_values(tmp_path, name):
     """SLIDE_NAME goes; a name that is a word the table itself writes (IMAGE_FORMAT's `JPEG`) is
     not searched for, so the typed value OpenSlide needs stays (red team ME03: refused with a
@@ -427,3 +427,12 @@ def test_a_slide_named_like_the_vocabulary_keeps_its_typed_values(tmp_path, name
     path, planted = _mrxs(tmp_path, edit=_replace(f"SLIDE_NAME = {ACCESSION} {PATIENT}", f"SLIDE_NAME = {name}"))
     assert outcome(path) == "delivered"
     assert leaks(path, [p for p in planted if p != ACCESSION]) == []
+
+
+def test_a_second_section_written_in_lower_case_goes_with_its_values(tmp_path):
+    """A second `[general]` section (red team M24): its name and values are removed; the name is
+    the table's own word in another case, so it is not searched for (the search ignores case and
+    would find paw's own `[GENERAL]`), its values are."""
+    path, planted = _mrxs(tmp_path, edit=lambda lines: lines + ["[general]", f"SLIDE_NAME = {MARK}"])
+    assert outcome(path) == "delivered"
+    assert leaks(path, planted + [MARK]) == []

@@ -649,6 +649,22 @@ def _top_number(scrub, keyword):
         return 0
 
 
+DISTINCT_LETTERS = 4  # a non-ASCII run needs this many different characters to count as text
+
+
+def _dropped_texts(data):
+    """The text runs of bytes paw drops (the preamble, whatever follows the pixel data) that the
+    value search then looks for: runs that read as text. A run of marker bytes that happens to be
+    Latin-1 letters (FF FF FF FF FE FF, a sequence of undefined length: 'ÿÿÿÿþÿ') is no text and
+    would match paw's own rebuilt header."""
+    texts = []
+    for _, text in printable_runs(bytes(data)):
+        text = text.strip()
+        if any(c.isascii() and c.isalnum() for c in text) or len(set(text)) >= DISTINCT_LETTERS:
+            texts.append(text)
+    return texts
+
+
 def _pixel_end(data, name, at, scrub, codec, prove):
     """(where the PixelData value starts, where the element ends): its explicit length, or
     (encapsulated) the end of the sequence delimiter after the last fragment, once the
@@ -692,7 +708,7 @@ def _walk(folder, rel, scrub, prove=True):
                 meta, at = _meta(data, rel)
                 for vr, raw in meta.values():
                     scrub.removed.extend(scrub.strings(vr, raw))
-                scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[:128])))
+                scrub.removed.extend(_dropped_texts(data[:128]))
                 syntax = (_texts(meta.get(0x00020010, ("", b""))[1]) or [""])[0]
                 sop_class = (_texts(meta.get(0x00020002, ("", b""))[1]) or [""])[0]
                 if sop_class == table.DICOMDIR_SOP_CLASS:
@@ -710,7 +726,7 @@ def _walk(folder, rel, scrub, prove=True):
                 if element_at is None:
                     raise FormatError(f"{rel}: DICOM instance without pixel data")
                 value_at, pixel_end = _pixel_end(data, rel, element_at, scrub, codec, prove)
-                scrub.removed.extend(t.strip() for _, t in printable_runs(bytes(data[pixel_end:pixel_end + TAIL_READ])))
+                scrub.removed.extend(_dropped_texts(data[pixel_end:pixel_end + TAIL_READ]))
                 if not implicit:  # the element is copied whole, its header included
                     return meta, body, (element_at, pixel_end), b""
                 # Implicit VR: the header is rebuilt explicit, so is the PixelData element's own
@@ -949,7 +965,7 @@ def _prepare(path, options, pseudonym, label):
 
 def _searched(groups):
     """The removed values verification searches for: all of them but the standard's vocabulary."""
-    return {v for group in groups for v in group if v and v not in table.VOCABULARY}
+    return {v for group in groups for v in group if v and v.casefold() not in table.VOCABULARY}
 
 
 def name_values(files):

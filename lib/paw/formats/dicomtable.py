@@ -360,9 +360,11 @@ def _vocabulary(table, words):
     return words
 
 
-# Words the table itself writes or accepts: a removed value equal to one of them is the
-# standard's vocabulary ("VOLUME", "Brightfield illumination", the SOP class UID), not an
-# identifier, so verification does not search for it.
-VOCABULARY = frozenset(_vocabulary(TABLE, set()) | set(TRANSFER_SYNTAXES) | {IMPLICIT_VR_LITTLE_ENDIAN} | ICC_TEXTS
-                       | {x for code in CODE_MEANINGS for x in code} | set(CODE_MEANINGS.values())
-                       | {WSI_SOP_CLASS, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME}) - {""}
+# Words the table itself writes or accepts, case-folded: a removed value equal to one of them in
+# any case is the standard's vocabulary ("VOLUME", "Brightfield illumination", the SOP class
+# UID), not an identifier, so verification (which searches letters of any case) does not search
+# for it.
+VOCABULARY = frozenset(word.casefold() for word in (
+    _vocabulary(TABLE, set()) | set(TRANSFER_SYNTAXES) | {IMPLICIT_VR_LITTLE_ENDIAN} | ICC_TEXTS
+    | {x for code in CODE_MEANINGS for x in code} | set(CODE_MEANINGS.values())
+    | {WSI_SOP_CLASS, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME})) - {""}

@@ -597,7 +597,7 @@ def _searched(values):
     """The removed values verification searches for: all of them but measurements (a decimal
     number with a fraction identifies no one, and the same figure may well stay elsewhere) and
     the table's own vocabulary (a slide named `JPEG` must not take IMAGE_FORMAT with it)."""
-    return {v for v in values if v and not MEASUREMENT.fullmatch(v) and v not in table.VOCABULARY}
+    return {v for v in values if v and not MEASUREMENT.fullmatch(v) and v.casefold() not in table.VOCABULARY}
 
 
 def _fresh_id(old):

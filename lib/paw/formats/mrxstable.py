@@ -138,9 +138,11 @@ def _vocabulary():
             words |= set(getattr(rule, "values", ()))
     for kind in (HIER_NAMES, NONHIER_NAMES, NONHIER_VALUES):
         words |= set(kind.values)
-    return frozenset(words)
+    return frozenset(word.casefold() for word in words | {GENERAL, HIERARCHICAL, DATAFILE})
 
 
-# Words the table itself writes or accepts (`JPEG`, `Default`, `Scan data layer` ...): a removed
-# value equal to one is vocabulary, not an identifier, and verification does not search for it.
+# Words the table itself writes or accepts (`JPEG`, `Default`, `Scan data layer`, the section
+# names ...), case-folded: a removed value equal to one in any case (a second section written
+# `[general]`) is vocabulary, not an identifier, and verification, which searches letters of any
+# case, does not search for it.
 VOCABULARY = _vocabulary()
