@@ -164,7 +164,7 @@ def test_status_shows_outcomes_and_quarantine_reasons(lab, capsys):
     lab.run("status")
     out = capsys.readouterr().out
     assert "anonymized: a.svs -> PAW-" in out
-    assert "b.svs: cannot parse: not a TIFF file" in out
+    assert "b.svs: not a slide (text file)" in out
 
 
 def test_an_idle_tick_imports_no_parsing_code(lab):

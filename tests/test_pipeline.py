@@ -51,9 +51,17 @@ def test_min_age_holds_back_a_fresh_file(lab):
     assert lab.outbox_files() == [] and os.listdir(lab.inbox) == ["fresh.svs"]
 
 
-@pytest.mark.parametrize("content", [b"", b"II*\0\x08\0\0\0garbage", os.urandom(5000)],
-                         ids=["zero-bytes", "truncated", "random-bytes"])
-def test_broken_file_is_quarantined_and_others_still_processed(lab, content):
+@pytest.mark.parametrize("content, why", [
+    (b"", "empty file (0 bytes): was it saved or copied completely?"),
+    (b"II*\0\x08\0\0\0garbage", "cannot parse: directory 0 claims 24935 entries"),
+    ("half", "incomplete file: 65 kB of an Aperio SVS slide; was it still being copied?"),
+    (b"\x80\x81" + os.urandom(5000), "cannot parse: not a TIFF file")],
+    ids=["zero-bytes", "garbage", "truncated", "random-bytes"])
+def test_broken_file_is_quarantined_and_others_still_processed(lab, content, why):
+    if content == "half":  # a copy cut short: the first half of a slide
+        aperio.write(os.path.join(lab.base, "whole.svs"))
+        with open(os.path.join(lab.base, "whole.svs"), "rb") as fh:
+            content = fh.read()[:65000]
     with open(os.path.join(lab.inbox, "bad.svs"), "wb") as fh:
         fh.write(content)
     aperio.write(os.path.join(lab.inbox, "good.svs"))
@@ -61,7 +69,7 @@ def test_broken_file_is_quarantined_and_others_still_processed(lab, content):
     assert lab.quarantined() == ["bad.svs"]
     with open(os.path.join(lab.quarantine, "bad.svs.reason.txt")) as fh:
         reason = fh.read()
-    assert reason.count("\n") == 1 and "not" in reason or "past the end" in reason
+    assert reason == why + "\n"
     rows = {r["original"]: r for r in lab.rows()}
     assert rows["bad.svs"]["status"] == "quarantined" and rows["bad.svs"]["error"] == reason.strip()
     assert rows["good.svs"]["status"] == "anonymized" and len(lab.outbox_files()) == 1
@@ -155,7 +163,8 @@ def test_naming_pattern_keeps_configured_identifiers(lab):
     assert name.endswith("_A1_HE.svs") and "S26" not in name
     rows = {r["original"]: r for r in lab.rows()}
     assert rows["S26-047119 A1 HE.svs"]["kept"] == "specimen=S26-047119; block=A1; stain=HE"
-    assert rows["unmatched.svs"]["error"] == "the file name does not match naming.pattern"
+    assert rows["unmatched.svs"]["error"] == ("name 'unmatched' does not match naming.pattern "
+                                              "'(?P<specimen>S\\d\\d-\\d+) (?P<block>[A-Z]\\d*) (?P<stain>\\w+)'")
 
 
 def test_outbox_name_collision_gets_a_suffix(lab, monkeypatch):
@@ -294,7 +303,7 @@ def test_status_reports_waiting_and_quarantine(lab, capsys):
     capsys.readouterr()
     assert lab.run("status", "--json") == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["inbox"] == {"slides": 1, "stable": 0, "waiting": 1}
+    assert info["inbox"] == {"slides": 1, "stable": 0, "waiting": 1, "listed": 1}
     assert info["last_runs"][-1]["waiting"] == 1 and info["quarantine"] == []
 
 

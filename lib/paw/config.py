@@ -36,6 +36,7 @@ DEFAULTS = {
                   "time_limit_seconds": 600},
     "verify": {"full_scan": False},
     "log": {"file": "", "max_bytes": 10 << 20, "backups": 5},
+    "report": {"html": "", "mode": "0640"},
     "sentry": {"enabled": False, "dsn": "", "monitor_slug": "paw", "schedule": "*/5 * * * *",
                "timezone": "UTC", "site": "paw"},
 }
@@ -121,6 +122,8 @@ class Config:
     log_file: str = ""
     log_max_bytes: int = 10 << 20
     log_backups: int = 5
+    report_html: str = ""     # the status page, "" for none
+    report_mode: int = 0o640
     sentry: dict = field(default_factory=dict)   # empty when Sentry is off
 
     @property
@@ -222,6 +225,7 @@ def _build(c, shown, base):
     _check_places({"inbox": inbox, "outbox": outbox, "quarantine": quarantine},
                   {"state_dir": state_dir, "ledger.csv": ledger,
                    **({"log.file": log_file} if log_file else {})})
+    report_html, report_mode = _report(c["report"], folder, inbox, outbox)
 
     min_age = _expect(c["stability"]["min_age_seconds"], (int, float),
                       "stability.min_age_seconds", "a number of seconds")
@@ -277,6 +281,7 @@ def _build(c, shown, base):
     return Config(
         postgres_dsn=dsn, claim_timeout_seconds=float(timeout),
         log_file=log_file, log_max_bytes=max_bytes, log_backups=backups, sentry=sentry,
+        report_html=report_html, report_mode=report_mode,
         path=shown, base=base, inbox=inbox, outbox=outbox, quarantine=quarantine,
         state_dir=state_dir, ledger_csv=ledger,
         ledger_sha256=_expect(c["ledger"]["sha256"], bool, "ledger.sha256", "true or false"),
@@ -365,17 +370,36 @@ def _fields(key, text, groups, case_group):
     return used
 
 
-def _outbox_mode(value):
+def _outbox_mode(value, key="outbox_mode", what="delivered files are"):
     """outbox_mode: a quoted octal mode such as '0640', or empty for the folder's own read bits."""
     if value in ("", None):
         return None
     if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value.strip()):
-        raise ConfigError(f"'outbox_mode' must be a quoted octal mode like '0640', got {_shown(value)}")
+        raise ConfigError(f"'{key}' must be a quoted octal mode like '0640', got {_shown(value)}")
     mode = int(value, 8)
     if mode & ~OUTBOX_MODE_BITS or not mode & 0o400:
-        raise ConfigError(f"'outbox_mode' {_shown(value)} is not allowed: delivered files are readable by "
-                          "their owner and never writable or executable by anyone else (at most '0644')")
+        raise ConfigError(f"'{key}' {_shown(value)} is not allowed: {what} readable by their owner "
+                          "and never writable or executable by anyone else (at most '0644')")
     return mode
+
+
+def _report(c, folder, inbox, outbox):
+    """report.html and report.mode: the status page for technicians, or ("", mode) for none.
+    It names original files, so never inside the outbox (researchers read it); and never
+    inside the inbox, where it would be taken for a slide."""
+    path = folder("report.html", c["html"]) if c["html"] else ""
+    mode = _outbox_mode(c["mode"], "report.mode", "the status page is") or 0o640
+    if path:
+        if os.path.basename(c["html"].rstrip("/")) in ("", ".", "..") or os.path.isdir(path):
+            raise ConfigError(f"'report.html' must name a file (e.g. /volume1/lab/paw-status.html), not "
+                              f"the folder {path}")
+        for key, share in (("outbox", outbox), ("inbox", inbox)):
+            if _inside(path, share) or _inside(os.path.dirname(path), share):
+                why = "the page names original files and researchers read the outbox" if key == "outbox" \
+                    else "paw would take the page for a slide"
+                raise ConfigError(f"'report.html' must not be inside '{key}': {why}; put it in a folder "
+                                  "only the lab's staff can read")
+    return path, mode
 
 
 def _label(c, groups, case_group):

@@ -5,8 +5,9 @@ Every error paw raises on purpose is a `PawError`; its message is one line a per
 run's exit status becomes. Whatever else escapes is a bug: the CLI reports it as FAILED.
 
     PawError
-    ├── ConfigError        paw.yaml or the command line is wrong (USAGE)
+    ├── ConfigError        paw.yaml is wrong (USAGE)
     │   └── NotReady       a folder or the ledger cannot be used as configured (USAGE)
+    ├── UsageError         the command line is wrong: a file or folder given does not exist (USAGE)
     ├── LedgerUnavailable  the ledger cannot be opened or written (FAILED)
     ├── ClaimFailed        a slide could not be moved out of the inbox; it stays there (FAILED)
     ├── SourceChanged      a file changed while paw copied it; the copy is dropped (FAILED)
@@ -27,6 +28,7 @@ class ExitCode(IntEnum):
     USAGE = 2         # configuration or usage error
     QUARANTINED = 3   # at least one slide was quarantined
     INTERRUPTED = 130  # Ctrl-C
+    CLOSED_PIPE = 141  # the reader of the output went away (`| head`), as for a process killed by SIGPIPE
 
 
 class PawError(Exception):
@@ -36,6 +38,11 @@ class PawError(Exception):
 
 class ConfigError(PawError):
     """The message says which key is wrong and what to do."""
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(PawError):
+    """The command line names something that cannot be used (a missing file or folder)."""
     exit_code = ExitCode.USAGE
 
 

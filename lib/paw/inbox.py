@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 from . import bundle
 from .durable import write_atomic
-from .fsops import special_kind
+from .fsops import REASON_SUFFIX, special_kind
 
 STATE_FILE = "stability.json"
 STATE_VERSION = 2
 SKEW_SECONDS = 2.0  # a file time further ahead of paw's clock than this is clock skew
+REASON_FILE_MAX = 4096  # paw's reason files are one line; a larger file of that name is not one
 
 
 @dataclass(slots=True)
@@ -45,10 +46,13 @@ class Unit:
 
 
 def _ignore_matcher(patterns):
-    """One compiled regex for all ignore patterns: the inbox walk calls it for every name."""
-    if not patterns:
-        return lambda name: False
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
+    """One compiled regex for all ignore patterns and paw's own reason files: the inbox walk
+    calls it for every name. A reason file (`NAME.reason.txt`, which comes along when a
+    technician moves a quarantined slide back to try again) is never a slide: its match's
+    `lastgroup` is "reason"."""
+    parts = [f"(?:{fnmatch.translate(p)})" for p in patterns]
+    parts.append(f"(?P<reason>(?s:.*){re.escape(REASON_SUFFIX)})\\Z")
+    return re.compile("|".join(parts)).match
 
 
 def _why(exc):
@@ -117,10 +121,12 @@ def find_units(inbox, patterns, problems=None):
     return list(scan(inbox, patterns, problems))
 
 
-def scan(inbox, patterns, problems=None):
+def scan(inbox, patterns, problems=None, reasons=None):
     """Yield every slide unit in the inbox, walking sub-folders, skipping ignored names.
     Entries that cannot be read or are special files are skipped; with `problems` (a list)
-    each is added as (path relative to the inbox, reason). Written for 100,000 files: the
+    each is added as (path relative to the inbox, reason). With `reasons` (a list), the
+    relative path of every reason file (`NAME.reason.txt`) is added: never a slide, removed by
+    the run once its slide is gone (tidy_reason_files). Written for 100,000 files: the
     listing uses the directory's own file types (no system call per name), one lstat per
     slide, nothing kept per file but what the caller keeps."""
     ignored = _ignore_matcher(patterns)
@@ -136,7 +142,11 @@ def scan(inbox, patterns, problems=None):
             with os.scandir(folder) as entries:
                 for entry in entries:
                     name = entry.name
-                    if ignored(name):
+                    match = ignored(name)
+                    if match:
+                        if match.lastgroup == "reason" and reasons is not None \
+                                and entry.is_file(follow_symlinks=False):
+                            reasons.append(join(prefix, name))
                         continue
                     try:
                         if entry.is_file(follow_symlinks=False) or entry.is_symlink():
@@ -177,6 +187,25 @@ def scan(inbox, patterns, problems=None):
                 continue
             yield Unit(members[0], members, kind, fingerprint, change)
         pending.extend((join(prefix, d.name) if prefix else d.name, d.loose) for d in reversed(walk))
+
+
+def tidy_reason_files(inbox, reasons):
+    """Remove the reason files (scan's `reasons`) whose slide is no longer beside them: it was
+    claimed in this run, or the file came back alone. Only small plain files (paw writes one
+    line): anything else under such a name stays, ignored. Returns the paths removed."""
+    removed = []
+    for rel in reasons:
+        path = os.path.join(inbox, rel)
+        if os.path.lexists(path[:-len(REASON_SUFFIX)]):
+            continue  # its slide is still waiting: it goes once the slide is claimed
+        try:
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_size <= REASON_FILE_MAX:
+                os.unlink(path)
+                removed.append(rel)
+        except OSError:
+            pass  # gone already, or not ours to remove: it stays ignored
+    return removed
 
 
 def open_for_writing(inbox, unit):
@@ -220,6 +249,7 @@ class Stability:
     def __init__(self, state_dir):
         self.path = os.path.join(state_dir, STATE_FILE)
         self.paths, self.fps, self.runs, self.since = [], [], [], []
+        self.waiting = []
         try:
             with open(self.path, "rb") as fh:
                 data = json.loads(fh.read())
@@ -241,10 +271,11 @@ class Stability:
         i = self._find(main)
         return None if i is None else (self.fps[i], self.runs[i], self.since[i])
 
-    def observe(self, units, unchanged_runs, min_age, now=None):
+    def observe(self, units, unchanged_runs, min_age, now=None, keep=0):
         """Record this run's fingerprints of `units` (any iterable: the scan is consumed as it
         goes); return (stable units, number waiting, [(unit, seconds a file time lies ahead
-        of paw's clock)])."""
+        of paw's clock)]). The first `keep` waiting units are kept in `self.waiting` (for the
+        status page; the others are only counted)."""
         now = time.time() if now is None else now
         today = int(now)
         old_paths, old_fps, old_runs, old_since = self.paths, self.fps, self.runs, self.since
@@ -252,6 +283,7 @@ class Stability:
         paths, fps, runs, since = [], [], [], []
         add_path, add_fp, add_runs, add_since = paths.append, fps.append, runs.append, since.append
         stable, skewed, waiting, expected = [], [], 0, 0
+        self.waiting = kept = []
         for unit in units:  # 100,000 times per tick: kept tight
             # The scan's order is the previous run's: look where the last match ended first,
             # and only build an index when the inbox changed.
@@ -279,6 +311,8 @@ class Stability:
                 stable.append(unit)
             else:
                 waiting += 1
+                if waiting <= keep:
+                    kept.append(unit)
         self.paths, self.fps, self.runs, self.since = paths, fps, runs, since
         self._index = None
         return stable, waiting, skewed

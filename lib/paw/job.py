@@ -15,7 +15,7 @@ import time
 from . import durable, fsops, preflight
 from .attention import MAX_ATTEMPTS, Attention
 from .errors import ClaimFailed, ExitCode, LedgerUnavailable, NotReady
-from .inbox import Stability, open_for_writing, scan
+from .inbox import Stability, open_for_writing, scan, tidy_reason_files
 from .journal import Status
 from .ledger import open_ledger
 from .naming import printable
@@ -23,6 +23,9 @@ from .naming import printable
 log = logging.getLogger("paw")
 RUNS_FILE = "runs.jsonl"
 RUNS_KEPT = 200
+DAYS_FILE = "days.json"
+DAYS_KEPT = 60
+SHOWN = 200  # waiting slides the status page lists (status.SHOWN)
 # A claim failing with one of these says nothing about the slide (the disk, the share, the
 # host): it is not counted towards leaving the slide alone; the run fails until it is fixed.
 ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.ENOMEM,
@@ -30,6 +33,9 @@ ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, 
 
 
 def run(config, dry_run=False, monitor=None):
+    if dry_run:  # reads only: no lock, no state folder made, nothing recorded
+        from .forecast import forecast
+        return forecast(config)
     preflight.check(config)
     durable.make_private_dir(config.staging)  # and state_dir: 0700, durable in their parents
     lock = lock_state(config.state_dir)
@@ -38,8 +44,8 @@ def run(config, dry_run=False, monitor=None):
         return ExitCode.OK
     try:
         if monitor is None:
-            return _locked_run(config, dry_run)
-        return monitor.checked(lambda: _locked_run(config, dry_run))
+            return _locked_run(config)
+        return monitor.checked(lambda: _locked_run(config))
     finally:
         os.close(lock)
 
@@ -76,31 +82,26 @@ def _stat_or_none(path):
         return None
 
 
-def _locked_run(config, dry_run):
+def _locked_run(config):
     began = time.monotonic()
     try:
         ledger = open_ledger(config)
     except LedgerUnavailable as exc:  # nothing claimed, nothing moved
         raise NotReady(f"{exc}; check ledger.postgres.dsn and that the server is running") from None
     try:
-        return _with_ledger(config, dry_run, ledger, began)
+        return _with_ledger(config, ledger, began)
     finally:
         ledger.close()
 
 
-def _with_ledger(config, dry_run, ledger, began):
+def _with_ledger(config, ledger, began):
     outcomes, failures = [], 0
-    if not dry_run:
-        failures += _finish_interrupted(config, ledger, outcomes)
+    failures += _finish_interrupted(config, ledger, outcomes)
     stability = Stability(config.state_dir)
-    skipped = []
-    stable, waiting, skewed = stability.observe(scan(config.inbox, config.ignore, skipped),
-                                                config.unchanged_runs, config.min_age_seconds)
-    if dry_run:
-        for unit in stable:
-            log.info("would process %s", printable(unit.main))
-        log.info("dry run: %d stable, %d waiting; nothing changed", len(stable), waiting)
-        return ExitCode.OK
+    skipped, reasons = [], []
+    stable, waiting, skewed = stability.observe(scan(config.inbox, config.ignore, skipped, reasons),
+                                                config.unchanged_runs, config.min_age_seconds,
+                                                keep=SHOWN if config.report_html else 0)
     stability.save()
     attention = Attention(config.state_dir)
     _report_scan(attention, skipped, skewed)
@@ -117,6 +118,8 @@ def _with_ledger(config, dry_run, ledger, began):
                              printable(unit.main))
                 continue
             failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
+    for rel in tidy_reason_files(config.inbox, reasons):
+        log.info("removed %s from the inbox (a quarantine reason file; its slide is gone)", printable(rel))
     attention.settle(stability.present, busy)
     attention.save()
     quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
@@ -126,6 +129,9 @@ def _with_ledger(config, dry_run, ledger, began):
         "bytes": sum(o.size for o in outcomes), "seconds": round(time.monotonic() - began, 3),
     }
     _remember(config, summary)
+    if config.report_html:
+        left = [u for u in stable + held if os.path.lexists(os.path.join(config.inbox, u.main))]
+        _write_report(config, ledger, stability, left, waiting, skipped, attention.data)
     log.info("run: %(anonymized)d anonymized, %(quarantined)d quarantined, %(failed)d failed, "
              "%(waiting)d waiting, %(bytes)d bytes, %(seconds).2f s", summary)
     if failures:
@@ -227,6 +233,41 @@ def _remember(config, summary):
     lines = last_runs(config, RUNS_KEPT - 1)
     lines.append(summary)
     durable.write_atomic(path, "".join(json.dumps(x) + "\n" for x in lines).encode("utf-8"))
+    if summary["anonymized"] or summary["quarantined"]:
+        days = load_days(config)
+        day = time.strftime("%Y-%m-%d", time.localtime(summary["time"]))
+        anonymized, quarantined = days.get(day, (0, 0))
+        days[day] = [anonymized + summary["anonymized"], quarantined + summary["quarantined"]]
+        kept = sorted(days)[-DAYS_KEPT:]
+        durable.write_atomic(os.path.join(config.state_dir, DAYS_FILE),
+                             json.dumps({d: days[d] for d in kept}).encode("utf-8"))
+
+
+def load_days(config):
+    """{local date: [anonymized, quarantined]} of the slides this host finished, the last
+    DAYS_KEPT days with any (for the status page's chart)."""
+    try:
+        with open(os.path.join(config.state_dir, DAYS_FILE), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return {d: list(v) for d, v in data.items() if isinstance(v, list) and len(v) == 2}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _write_report(config, ledger, stability, left, waiting, skipped, noted):
+    """The status page (report.html), from what this run saw: never a reason to fail the run."""
+    try:
+        from . import report
+        report.after_run(config, ledger, stability, left, waiting, skipped, noted, last_runs(config, RUNS_KEPT))
+    except Exception as exc:  # noqa: BLE001 - the page is for people; slides come first
+        log.warning("could not write the status page (report.html): %s", _short(exc))
+        log.debug("details", exc_info=True)
+
+
+def _short(exc):
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__} (errno {exc.errno})"
+    return type(exc).__name__
 
 
 def last_runs(config, n):

@@ -39,7 +39,8 @@ def identifiers(pattern, stem):
         return {}
     match = pattern.search(stem)
     if match is None:
-        raise NamingError("the file name does not match naming.pattern")
+        raise NamingError(f"name '{printable(stem)}' does not match naming.pattern "
+                          f"'{printable(pattern.pattern)}'")
     return {k: v or "" for k, v in match.groupdict().items()}
 
 

@@ -33,6 +33,7 @@ import signal
 import stat
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -260,17 +261,7 @@ def _anonymize(config, stage, record, ledger):
     record.size = sum(_folder_size(m) for m in members)
     stem = _stem(record)
     if record.state == State.CLAIMED:
-        refused = bundle.refusal(record.kind, path)  # a unit taken only to be refused
-        if refused:
-            raise SlideRefused(refused)
-        handler = formats.identify(path)  # first: a file paw refuses gets no case pseudonym
-        names = _names(config, record, ledger, stem)
-        drawn = None
-        if label.wanted(config):
-            values = naming.fields(names["pseudonym"], names["case"], names["kept"], config.naming_case)
-            drawn = label.render(names["pseudonym"], label.text_lines(config.label_text, config.naming_template,
-                                                                      values))
-        prepared = handler.plan(path, config, names["pseudonym"], drawn)
+        handler, names, prepared = _decide(config, record, ledger, path)
         record.update(stage, state=State.APPLYING, **names, format=handler.name,
                       plan=prepared.plan.to_json(), found=prepared.found)
     handler = formats.handler(record.format)
@@ -287,6 +278,84 @@ def _anonymize(config, stage, record, ledger):
     names = _output_names(config, record, _destination(config, record))
     digest = sha256(members, names) if config.ledger_sha256 else ""
     return names, digest
+
+
+def _decide(config, record, ledger, path):
+    """Identify the slide at `path`, decide its names and plan its edits, writing nothing:
+    (handler, names, prepared). The names are for the journal: pseudonym, kept, case, folder."""
+    refused = bundle.refusal(record.kind, path)  # a unit taken only to be refused
+    if refused:
+        raise SlideRefused(refused)
+    handler = formats.identify(path)  # first: a file paw refuses gets no case pseudonym
+    names = _names(config, record, ledger, _stem(record))
+    drawn = None
+    if label.wanted(config):
+        drawn = label.render(names["pseudonym"], _label_lines(config, names))
+    return handler, names, handler.plan(path, config, names["pseudonym"], drawn)
+
+
+def _label_lines(config, names):
+    values = naming.fields(names["pseudonym"], names["case"], names["kept"], config.naming_case)
+    return label.text_lines(config.label_text, config.naming_template, values)
+
+
+@dataclass
+class Prediction:
+    """What processing a slide would do (predict): the outcome, and for people the details."""
+    status: Status
+    output: str            # anonymized: the path it would get under the outbox; else its quarantine name
+    reason: str = ""       # quarantined: why
+    handler: object = None
+    plan: object = None
+    found: dict = None
+    names: dict = None     # pseudonym (an example), kept, case, folder
+    case_known: bool = False  # the case pseudonym is the ledger's (else an example of a new one)
+    label_lines: list = None  # the drawn label's lines (anonymize.label: replace)
+
+
+class _CasesReadOnly:
+    """The ledger's case pseudonyms as predict() may use them: the known one, or an example of a
+    new one that is never recorded (the same example for every slide of the case in `examples`)."""
+
+    def __init__(self, ledger, examples):
+        self.ledger, self.examples = ledger, examples
+        self.known = False
+
+    def case_pseudonym(self, key, fresh):
+        found = self.ledger.known_case(key) if self.ledger is not None else None
+        self.known = found is not None
+        return found or self.examples.setdefault(key, fresh())
+
+
+def predict(config, original, kind, members, ledger, examples=None):
+    """What a run would do with this slide, doing everything but the writes: the checks on its
+    files, identification, naming (the outbox folder, the case pseudonym the ledger holds), the
+    plan, the names it would be delivered or quarantined under. `original` is its path relative
+    to the inbox (or its name, for a file elsewhere), `members` its files' paths. A pseudonym
+    is an example: the real one is drawn when the slide is processed. Verification needs the
+    edited file, so a slide a run would refuse only there is predicted delivered. `examples`:
+    a dict shared by the predictions of one dry run (one example case pseudonym per new case)."""
+    record = Journal(job="", original=original, members=list(members), started=0.0, kind=kind)
+    path = members[0]
+    cases = _CasesReadOnly(ledger, {} if examples is None else examples)
+    try:
+        with time_limit(config.time_limit_seconds):
+            if not os.path.lexists(path):
+                raise SlideRefused("the slide file vanished")
+            for member in members:
+                _refuse_links(member)
+            handler, names, prepared = _decide(config, record, cases, path)
+            for key, value in names.items():
+                setattr(record, key, value)
+            output = _output_names(config, record, _destination(config, record))[0]
+    except LedgerUnavailable:
+        raise
+    except Exception as exc:  # what the run would quarantine it for
+        log.debug("predicting %s", original, exc_info=True)
+        return Prediction(Status.QUARANTINED, _quarantine_names(config, record)[0], _one_line(exc))
+    return Prediction(Status.ANONYMIZED, os.path.join(names["folder"], output), handler=handler,
+                      plan=prepared.plan, found=prepared.found, names=names, case_known=cases.known,
+                      label_lines=_label_lines(config, names) if config.replace_label else None)
 
 
 def _roll_back(stage, record):
@@ -580,10 +649,24 @@ def sha256(paths, names=None):
 
 
 def _one_line(exc):
+    """A reason for the reason file, the ledger and the log: one line that never quotes a text
+    taken from the file. An unexpected exception's message may (a parser's ValueError quoting
+    the value it choked on): only its type and where it happened are given."""
     if isinstance(exc, PawError):
         text = str(exc)
     elif isinstance(exc, OSError):
         text = f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
     else:
-        text = f"unexpected {type(exc).__name__}: {exc}"
+        text = f"paw failed on it: unexpected {type(exc).__name__}{_where(exc)} (please report it; " \
+               "'paw.py -v' logs the details)"
     return " ".join(text.split())[:300]
+
+
+def _where(exc):
+    """' in formats/aperio.py line 12': the last frame of paw's own code in the traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.sep + "paw" + os.sep in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" in {frame.filename.rsplit(os.sep + 'paw' + os.sep, 1)[1]} line {frame.lineno}"

@@ -5,7 +5,7 @@ import sys
 
 from . import bundle, fsops, label, naming
 from .durable import PARTIAL_PREFIX
-from .errors import ExitCode, NamingError, SlideRefused
+from .errors import ExitCode, NamingError, SlideRefused, UsageError
 from .formats import prepare
 from .verify import name_values, verify
 
@@ -155,16 +155,73 @@ def init(config):
 
 
 def export_ledger(config, target):
-    """The ledger, from whichever backend, as CSV: to a private file or to standard output."""
+    """The ledger, from whichever backend, as CSV with a BOM (Excel then reads it as UTF-8): to a
+    private file or to standard output."""
     from .ledger import export_csv, open_ledger
     ledger = open_ledger(config)
     try:
         if target == "-":
-            export_csv(ledger, sys.stdout)
+            with _stdout_utf8() as out:
+                export_csv(ledger, out)
         else:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with open(fd, "w", encoding="utf-8-sig", newline="") as out:
+            with open(fd, "w", encoding="utf-8", newline="") as out:
                 export_csv(ledger, out)
     finally:
         ledger.close()
     return ExitCode.OK
+
+
+def find_in_ledger(config, text, as_csv):
+    """The ledger rows of a pseudonym, a case (its number or its pseudonym) or an original name:
+    where each slide went, for returning it to whoever asked for it."""
+    from .ledger import export_csv, open_ledger
+    if not text.strip():
+        raise UsageError("ledger find: give a pseudonym, a case number or pseudonym, or part of a name")
+    ledger = open_ledger(config)
+    try:
+        rows = ledger.find(text.strip())
+    finally:
+        ledger.close()
+    if as_csv:
+        with _stdout_utf8() as out:
+            export_csv(None, out, rows)
+        return ExitCode.OK
+    if not rows:
+        print(f"no ledger row holds {naming.printable(text)!r}")
+    for row in rows:
+        print(_found_line(row))
+    return ExitCode.OK
+
+
+def _found_line(row):
+    printable = naming.printable
+    when = row["time_utc"].replace("T", " ")[:16]
+    if row["status"] == "anonymized":
+        folder = row.get("folder", "")
+        where = os.path.join(folder, row["output"]) if os.path.isabs(folder) else \
+            "outbox/" + "/".join(p for p in (folder, row["output"]) if p)
+        names = [f"pseudonym {row['pseudonym']}"] if row.get("pseudonym") else []
+        names += [f"case {row['case']}"] if row.get("case") else []
+        return (f"{when} {printable(row['original'])} -> {printable(where)}"
+                + (f" ({', '.join(names)})" if names else ""))
+    return f"{when} {printable(row['original'])}: quarantined ({row['error']})"
+
+
+class _stdout_utf8:
+    """Standard output as UTF-8 text whatever the locale (cron's is often C/ASCII), flushed and
+    detached at the end so sys.stdout stays usable."""
+
+    def __enter__(self):
+        import io
+        sys.stdout.flush()
+        self.out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="",
+                                    write_through=False) if hasattr(sys.stdout, "buffer") else None
+        return self.out or sys.stdout
+
+    def __exit__(self, *exc):
+        if self.out is not None:
+            try:
+                self.out.flush()
+            finally:
+                self.out.detach()

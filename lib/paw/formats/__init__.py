@@ -43,7 +43,8 @@ def identify(path):
     except FormatError as exc:
         if path.lower().endswith(".mrxs"):  # MIRAX is known by its extension (as in OpenSlide)
             raise Unsupported("format not supported yet: 3DHistech MRXS without its data folder") from None
-        raise Unsupported(f"cannot parse: {exc}") from None
+        from .sniff import unreadable
+        raise Unsupported(unreadable(path, exc)) from None
 
 
 def handler(name):

@@ -75,11 +75,13 @@ class Handler:
 
     def plan(self, path, options, pseudonym="PAW-ANONYMIZED", label=None):
         """Parse without writing and decide every edit. A parser's FormatError becomes an
-        Unsupported refusal ("cannot parse: ..."): the slide is quarantined with that reason."""
+        Unsupported refusal ("cannot parse: ...", or "incomplete file: ..." for a copy cut
+        short; sniff.unreadable): the slide is quarantined with that reason."""
         try:
             return self._plan(path, options, pseudonym, label)
         except FormatError as exc:
-            raise Unsupported(f"cannot parse: {exc}") from None
+            from .sniff import unreadable
+            raise Unsupported(unreadable(path, exc, self.title)) from None
 
     def _plan(self, path, options, pseudonym, label):
         raise NotImplementedError

@@ -317,9 +317,10 @@ def walk(fd, size):
         name = ascii_field(ident)
         if name not in KNOWN_IDS or ident != name.ljust(16, b"\0"):
             raise FormatError(f"CZI segment at byte {position} has an unknown Id")
-        if allocated < 0 or allocated % ALIGN or not 0 <= used <= allocated \
-                or position + HEADER + allocated > size:
+        if allocated < 0 or allocated % ALIGN or not 0 <= used <= allocated:
             raise FormatError(f"CZI segment at byte {position} has an impossible size")
+        if position + HEADER + allocated > size:
+            raise FormatError(f"CZI segment at byte {position} runs past the end of the file")
         segments.append(Segment(position, name, allocated, used))
         position += HEADER + allocated
     return segments

@@ -9,6 +9,8 @@ is the default and needs no server; PostgreSQL (postgres.py) is imported only wh
 
 import csv
 
+from ..naming import case_key
+
 # New columns go at the end: a ledger written by an older paw gets them added (csvfile.py
 # rewrites its header, postgres.py migrates the table).
 COLUMNS = ["time_utc", "job", "status", "original", "output", "format", "kept", "removed",
@@ -57,6 +59,18 @@ class Ledger:
         in this run, a later one or on another host, returns the same pseudonym."""
         raise NotImplementedError
 
+    def known_case(self, key):
+        """The case pseudonym recorded for `key`, or None; records nothing (a dry run, inspect)."""
+        raise NotImplementedError
+
+    def find(self, text):
+        """The rows whose original name, output name, pseudonym or case pseudonym holds `text`
+        (case-insensitive), and every row of the case whose number `text` is: for returning
+        slides to whoever asked for them. Reads the whole ledger, as it goes."""
+        wanted = text.casefold()
+        case = self.known_case(case_key(text))
+        return [row for row in self.rows() if _matches(row, wanted, case)]
+
     def claim(self, original, job, stage):
         """True if this host may take the slide (nobody else has claimed it)."""
         return True
@@ -79,6 +93,14 @@ class Ledger:
         pass
 
 
+SEARCHED = ("original", "output", "pseudonym", "case")
+
+
+def _matches(row, wanted, case):
+    return any(wanted in (row.get(c) or "").casefold() for c in SEARCHED) or \
+        bool(case and row.get("case") == case)
+
+
 def open_ledger(config):
     """The configured backend; PostgreSQL raises LedgerUnavailable if it cannot be reached."""
     if config.postgres_dsn:
@@ -89,9 +111,11 @@ def open_ledger(config):
     return CsvLedger(config.ledger_csv)
 
 
-def export_csv(ledger, out):
-    """Every row as CSV (formula-safe) to a text stream."""
+def export_csv(ledger, out, rows=None):
+    """Every row (or `rows`) as CSV (formula-safe) to a text stream, behind a BOM so that
+    Excel reads UTF-8 (the stream's encoding must not add one: plain "utf-8")."""
+    out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
-    for row in ledger.rows():
+    for row in ledger.rows() if rows is None else rows:
         writer.writerow([csv_safe(row.get(c, "")) for c in COLUMNS])

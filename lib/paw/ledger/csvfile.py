@@ -23,6 +23,7 @@ import time
 
 from ..durable import fsync_dir, write_atomic
 from ..errors import LedgerUnavailable
+from ..naming import case_key
 from . import _DANGEROUS_START, COLUMNS, Ledger, csv_safe
 
 BOM = b"\xef\xbb\xbf"
@@ -180,6 +181,19 @@ class CsvLedger(Ledger):
         cases[key] = pseudonym
         self._taken.add(pseudonym)
         return pseudonym
+
+    def known_case(self, key):
+        return self._known_cases().get(key)
+
+    def find(self, text):
+        """Streams the file: a ledger of a million rows is never held whole."""
+        from . import _matches
+        wanted = text.casefold()
+        case = self.known_case(case_key(text))
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            return [row for row in csv.DictReader(fh, restval="") if _matches(row, wanted, case)]
 
     def _known_cases(self):
         if self._cases is None:

@@ -18,6 +18,7 @@ import os
 import socket
 
 from ..errors import LedgerUnavailable
+from ..naming import case_key
 from . import COLUMNS, Ledger, csv_safe
 
 SCHEMA_VERSION = 2
@@ -101,6 +102,25 @@ class PostgresLedger(Ledger):
         except psycopg.Error as exc:
             raise LedgerUnavailable(f"ledger database unreachable: {_one_line(exc)}") from None
         raise LedgerUnavailable("paw_cases refused 5 fresh case pseudonyms in a row (all taken?)")
+
+    def known_case(self, key):
+        import psycopg
+
+        try:
+            row = self.db.execute("SELECT pseudonym FROM paw_cases WHERE case_key = %s", (key,)).fetchone()
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"ledger database unreachable: {_one_line(exc)}") from None
+        return row[0] if row else None
+
+    def find(self, text):
+        """Searched by the server (a case-insensitive match on the same columns)."""
+        case = self.known_case(case_key(text))
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM paw_ledger WHERE original ILIKE %s OR output ILIKE %s"
+            ' OR pseudonym ILIKE %s OR "case" ILIKE %s OR (%s <> \'\' AND "case" = %s) ORDER BY id',
+            (pattern, pattern, pattern, pattern, case or "", case or "")).fetchall()
+        return [{c: "" if v is None else v for c, v in zip(COLUMNS, r)} for r in found]
 
     # --- claims ---------------------------------------------------------------------------------
 
