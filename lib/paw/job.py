@@ -164,6 +164,8 @@ def _claim_and_process(outcomes, attention, slide, config, unit, ledger):
         log.error("could not claim %s (attempt %d of %d): %s", printable(unit.main), attempts,
                   MAX_ATTEMPTS, exc)
         return 1
+    except ModuleNotFoundError:
+        raise  # paw's installation, not the slide: the run stops with the command that fixes it
     except Exception as exc:
         return _failed(exc)
     attention.claimed(unit.main)
@@ -205,6 +207,8 @@ def _guarded(outcomes, step, *args):
     """Run one slide's step; a failure there must not stop the other slides. Returns 1 on failure."""
     try:
         outcome = step(*args)
+    except ModuleNotFoundError:
+        raise  # paw's installation, not the slide: the run stops with the command that fixes it
     except Exception as exc:
         return _failed(exc)
     return _record(outcomes, outcome)

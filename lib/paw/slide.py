@@ -120,8 +120,8 @@ def advance(config, stage, record, ledger):
                 names, digest = _anonymize(config, stage, record, ledger)
             record.update(stage, state=State.DELIVERING, status=Status.ANONYMIZED, reason="",
                           destination=_destination(config, record), names=names, sha256=digest)
-        except LedgerUnavailable:
-            raise  # the ledger's fault, not the slide's: it waits in staging for the next run
+        except (LedgerUnavailable, ModuleNotFoundError):
+            raise  # the ledger's or the installation's fault, not the slide's: it waits in staging
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
             reason = _one_line(exc)
             log.debug("quarantining %s", record.original, exc_info=True)
@@ -348,7 +348,7 @@ def predict(config, original, kind, members, ledger, examples=None):
             for key, value in names.items():
                 setattr(record, key, value)
             output = _output_names(config, record, _destination(config, record))[0]
-    except LedgerUnavailable:
+    except (LedgerUnavailable, ModuleNotFoundError):
         raise
     except Exception as exc:  # what the run would quarantine it for
         log.debug("predicting %s", original, exc_info=True)
