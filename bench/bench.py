@@ -16,6 +16,8 @@ starts it, with wall time and peak RSS from wait4():
 - case pseudonyms and project folders: a batch with naming.case and the mirror layout against
   the same batch flat without a pattern, and a run against a ledger that already knows 100,000
   cases.
+- by-hand copies (`anonymize --output`) of a dense 2 GB slide against `cp` + `sync`, and the
+  reflink where the file system offers it (`--copy-dir` on a btrfs or XFS mount).
 """
 
 import argparse
@@ -270,6 +272,56 @@ def bench_cross_device(megabytes):
         shutil.rmtree(base)
 
 
+def bench_copies(repeat, megabytes, folder=None):
+    """By-hand copies (`paw.py anonymize --output`) against `cp` + `sync` of the same dense
+    slide, in `folder` (default: a temporary folder; give a btrfs or XFS mount to see the
+    reflink): the file copy alone (fsops.copy_file, fsynced), `cp --reflink=always` where the
+    file system can, and the whole command (copy, plan, apply, verify, rename)."""
+    from paw import fsops
+    from synth import aperio
+    side = int((megabytes * 1_000_000 / 3) ** 0.5)
+    base = tempfile.mkdtemp(prefix="pawbench-", dir=folder)
+    print(f"\nBy-hand copies of a dense {megabytes:,} MB Aperio slide in {base} (median of {repeat}):")
+    try:
+        config = make_lab(base)
+        source = os.path.join(base, "S26-1 A1 HE.svs")
+        aperio.write(source, side, side, bigtiff=3 * side * side >= 4 << 30)
+        subprocess.run(["sync"], check=True)
+        out = os.path.join(base, "out")
+
+        def fresh():
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            subprocess.run(["sync"], check=True)
+
+        def measure(step):
+            times = []
+            for _ in range(repeat):
+                fresh()
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            return statistics.median(times)
+
+        cp = measure(lambda: (subprocess.run(["cp", source, out], check=True),
+                              subprocess.run(["sync", "-f", out], check=True)))
+        print(f"  cp + sync:                  {cp:6.2f} s")
+        reflink = subprocess.run(["cp", "--reflink=always", source, os.path.join(base, "probe")],
+                                 capture_output=True).returncode == 0
+        if reflink:
+            os.remove(os.path.join(base, "probe"))
+            clone = measure(lambda: (subprocess.run(["cp", "--reflink=always", source, out], check=True),
+                                     subprocess.run(["sync", "-f", out], check=True)))
+            print(f"  cp --reflink=always + sync: {clone:6.2f} s")
+        copy = measure(lambda: fsops.copy_file(source, os.path.join(out, "copy.svs")))
+        print(f"  paw's copy (fsynced):       {copy:6.2f} s ({copy / cp:.0%} of cp + sync)")
+        whole = measure(lambda: subprocess.run(PAW + ["--config", config, "-q", "anonymize", source,
+                                                      "--output", out], check=True, capture_output=True))
+        print(f"  paw.py anonymize --output:  {whole:6.2f} s ({whole / cp:.0%} of cp + sync)")
+    finally:
+        shutil.rmtree(base)
+
+
 def bench_full_scan(repeat, megabytes):
     from paw.verify import find_any
     print(f"\nO(size) steps on a {megabytes} MB file (page cache warm), median of {repeat}:")
@@ -489,8 +541,10 @@ def main():
     p.add_argument("--idle-files", default="10000,100000", help="comma-separated counts")
     p.add_argument("--ledger-rows", type=int, default=1_000_000)
     p.add_argument("--only", help="run only these parts (comma-separated: sizes, label, idle, "
-                                  "ledger, batch, cross-device, full-scan, dicom, dicom-frames, tile-headers, cases)")
+                                  "ledger, batch, cross-device, full-scan, dicom, dicom-frames, tile-headers, "
+                                  "cases, copies)")
     p.add_argument("--formats", default=",".join(EXTENSIONS), help="comma-separated vendors")
+    p.add_argument("--copy-dir", help="where `copies` works (e.g. a btrfs mount; default: a temporary folder)")
     args = p.parse_args()
     repeat = 3 if args.quick else 5
     sizes = ["20 MB", "2 GB"] if args.quick else list(SIZES)
@@ -510,6 +564,7 @@ def main():
         "tile-headers": lambda: bench_tile_headers(
             repeat, [1024, 16384] if args.quick else [1024, 16384, 102400]),
         "cases": lambda: bench_cases(repeat, 100 if args.quick else 1000),
+        "copies": lambda: bench_copies(3 if args.quick else 5, 200 if args.quick else 2000, args.copy_dir),
     }
     for name, part in parts.items():
         if not args.only or name in args.only.split(","):
