@@ -125,9 +125,9 @@ def test_encapsulated_frames_keep_every_pixel(tmp_path, codec):
 
 
 @pytest.mark.parametrize("cut, reason", [
-    (lambda path: 400, "volume-0.dcm: element .* runs past the end of the file"),
+    (lambda path: 400, "incomplete file: .* of a DICOM WSI slide; was it still being copied"),
     (lambda path: _pixel_at(path), "without pixel data"),
-    (lambda path: os.path.getsize(path) - 10, "pixel data"),
+    (lambda path: os.path.getsize(path) - 10, "incomplete file: .* of a DICOM WSI slide"),
 ])
 def test_damaged_instance_is_refused(tmp_path, cut, reason):
     folder, _ = slide(tmp_path)

@@ -34,6 +34,7 @@ GT450 v1.0.0/1.0.1, Segue, AT2, FS90, v11.0.37, Grundium Ocus).
 """
 
 from .allow import Integer, Number, OneOf, Pattern
+from .base import found
 from .tiffallow import STRUCTURE, Vendor
 from .tifftags import Tag
 
@@ -176,7 +177,7 @@ def scrub_description(text):
     first = items[0] if FIRST_ITEM.accepts(items[0]) else BARE_FIRST_ITEM
     kept, removed, names, unknown = [first], [], [], 0
     if first is BARE_FIRST_ITEM:
-        removed.append(items[0].strip())
+        removed.append(found("the first description item", items[0].strip()))
         names.append("the first description item (not a known product line)")
     for item in items[1:]:
         key, sep, value = item.partition("=")
@@ -185,13 +186,15 @@ def scrub_description(text):
         if sep and kind is not None and kind.accepts(value):
             kept.append(item)
             continue
-        removed.append(value)
         if kind is not None:
+            removed.append(found(key, value))
             names.append(f"{key} (not {kind.label})")
         elif key in KNOWN_REMOVED:
+            removed.append(found(key, value))
             names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(key)])
         else:
-            removed.append(key)  # a key paw does not know may itself be an identifier
+            removed.append(found(key, value))
+            removed.append(found("an unknown key", key))  # a key paw does not know may itself be an identifier
             unknown += 1
     return "|".join(kept), removed, names, unknown
 

@@ -22,10 +22,26 @@ from dataclasses import dataclass
 from ..errors import FormatError, Unsupported
 
 
+class Found(str):
+    """A removed value that remembers the field it was in, for `paw.py inspect` (a local tool:
+    it shows the admin the field and the value). Everywhere else it is the plain text: the
+    journal, the value search; a field never reaches the ledger, the log or Sentry."""
+    field = ""
+
+
+def found(field, value):
+    """`value` as a Found of `field` (a known name or a position, never a text of the file:
+    an unknown key is named "an unknown key", its text is the value)."""
+    text = Found(value)
+    text.field = field
+    return text
+
+
 class Plan:
     """What anonymizing one slide changes. Subclasses hold the edits; every plan has:
 
-    removed  the values taken out (verification searches the result for them; never written)
+    removed  the values taken out (verification searches the result for them; never written);
+             a value may be a Found that names its field (for inspect)
     actions  what was done, for people (the ledger's `removed` column, `inspect`)
     """
     removed: list
@@ -58,6 +74,12 @@ class Plan:
     def summary(self):
         """One line on the size of the edit, for `inspect`."""
         raise NotImplementedError
+
+    def changes(self, path):
+        """Whether applying the plan would change a byte of the slide at `path` (False: it is
+        already anonymized as this plan would leave it); None when the plan cannot tell
+        without applying."""
+        return None
 
 
 @dataclass

@@ -64,6 +64,17 @@ class EditPlan(Plan):
     def rollback(self, path, undo):
         undo_log.RangeLog(undo).restore(path)
 
+    def changes(self, path):
+        """Whether a write differs from the bytes it covers or a range to zero holds data."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for offset, data in self.writes:
+                if os.pread(fd, len(data), offset) != data:
+                    return True
+            return any(True for offset, length in self.zeros for _ in nonzero_blocks(fd, offset, length))
+        finally:
+            os.close(fd)
+
     def summary(self):
         zeroed = sum(length for _, length in self.zeros)
         return (f"zero {zeroed} unreferenced bytes in {len(self.zeros)} places; rewrite "

@@ -31,6 +31,7 @@ TIFF.NDPI_TAGS, OpenSlide's hamamatsu reader; /work/notes/tiff-fail-closed.md §
 import re
 
 from .allow import Integer, Number, OneOf, Pattern
+from .base import found
 from .tiffallow import INTEGERS, NUMBERS, STRUCTURE, Numbers, Text, Vendor
 from .tifftags import Tag, Type
 
@@ -131,11 +132,12 @@ def scrub_properties(text):
             kept.append(line)
             continue
         if line.startswith(";"):  # the shading block: ";key=value" items split by "\r"
-            removed.extend(item.partition("=")[2] for item in line.split("\r"))
+            removed.extend(found(f"shading data {k.lstrip(';')}", v) for k, _, v in
+                           (item.partition("=") for item in line.split("\r")))
         else:
-            removed.append(value)
+            removed.append(found(key, value))
             if key not in KNOWN_REMOVED and property_kind(key) is None:
-                removed.append(key)  # a key paw does not know may itself be an identifier
+                removed.append(found("an unknown key", key))  # a key may itself be an identifier
         if key in KNOWN_REMOVED:
             names.append(KNOWN_REMOVED[KNOWN_REMOVED.index(key)])
         elif re.fullmatch(MHLN, key):

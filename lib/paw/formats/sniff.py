@@ -14,7 +14,9 @@ The reasons name a kind of file, a format and a size, never a text taken from th
 import os
 
 SNIFF_BYTES = 4096
-TRUNCATED = ("past the end", "past its end", "ends inside")  # the parsers' words for a structure beyond the end
+# The parsers' words for a structure beyond the end of a file (a loop or an impossible size is
+# worded otherwise: damage, not a copy cut short).
+TRUNCATED = ("past the end of the file", "past the end of its data file", "past its end")
 ZIP_PEEK = 64 << 10   # an Office file's part names are in its first local headers
 
 # (offset, magic, what it is), most specific first. Only kinds a lab's scan folder plausibly

@@ -14,6 +14,7 @@ from .. import ranges
 from ..errors import FormatError
 from . import icc, jpeg
 from .allow import c_string
+from .base import found
 from .edits import EditPlan
 from .tiffallow import Blob, Numbers, Text, Vendor, rule_name
 from .tifftags import LAYOUT, Tag, Type, tag_name
@@ -75,7 +76,8 @@ class Surgery:
         entry = directory.entries[tag]
         if entry.type in (Type.ASCII, Type.BYTE, Type.UNDEFINED) and entry.size <= 1 << 20:
             raw = self.tiff.raw_value(entry)  # every part, also what hides after a NUL
-            self.plan.removed.extend(p.decode("latin-1") for p in raw.split(b"\0") if p.strip())
+            self.plan.removed.extend(found(self._field(directory, tag), p.decode("latin-1"))
+                                     for p in raw.split(b"\0") if p.strip())
         self.note(f"{tag_name(tag)} removed{why}")
 
     def note(self, action):
@@ -110,7 +112,14 @@ class Surgery:
         if len(data) > entry.size:
             raise FormatError(f"{directory.name}: new {tag_name(tag)} would be longer")
         self.replaced[(directory.index, tag)] = data
-        self.plan.removed.extend(v for v in removed_values if v)
+        where = self._field(directory, tag)
+        self.plan.removed.extend(found(f"{where}: {v.field}" if getattr(v, "field", "") else where, v)
+                                 for v in removed_values if v)
+
+    @staticmethod
+    def _field(directory, tag):
+        """A tag's name for inspect, with its directory after the first."""
+        return tag_name(tag) + (f" (directory {directory.index})" if directory.index else "")
 
     def keep_typed(self, directory, rules):
         """Keep a tag only as its rule in `rules` (a vendor's table built on
