@@ -103,20 +103,39 @@ def test_outbox_files_take_the_group_of_a_setgid_outbox(lab):
 # --- paw's own files never meet a slide's name -------------------------------------------------
 
 def test_a_reason_file_never_replaces_a_quarantined_slide(lab):
-    """`x.svs.reason.txt` is a (broken) slide quarantined in an earlier run; now `x.svs` is
-    quarantined too: its reason file takes another name, the first slide stays as it was."""
-    with open(os.path.join(lab.inbox, "x.svs.reason.txt"), "wb") as fh:
+    """`x.svs.reason.txt` in the quarantine is a (broken) slide quarantined by an older paw, which
+    took such names for slides; now `x.svs` is quarantined too: its reason file takes another
+    name, the first slide stays as it was."""
+    with open(os.path.join(lab.quarantine, "x.svs.reason.txt"), "wb") as fh:
         fh.write(b"II*\0first slide, broken")
-    assert lab.run() == 3
     with open(os.path.join(lab.inbox, "x.svs"), "wb") as fh:
         fh.write(b"II*\0second slide, broken")
     assert lab.run() == 3
     with open(os.path.join(lab.quarantine, "x.svs.reason.txt"), "rb") as fh:
         assert fh.read() == b"II*\0first slide, broken"
     names = sorted(os.listdir(lab.quarantine))
-    assert names == ["x-2.svs", "x-2.svs.reason.txt", "x.svs.reason.txt", "x.svs.reason.txt.reason.txt"]
+    assert names == ["x-2.svs", "x-2.svs.reason.txt", "x.svs.reason.txt"]
     with open(os.path.join(lab.quarantine, "x-2.svs"), "rb") as fh:
         assert fh.read() == b"II*\0second slide, broken"
+
+
+def test_a_file_named_like_a_reason_file_that_paw_did_not_write_stays_in_the_inbox(lab):
+    """A reason file is never a slide, and paw removes one from the inbox once its slide is gone;
+    but only what paw writes there (one line of text): anything else under such a name is left,
+    ignored, for a person to look at."""
+    foreign = {"a.svs.reason.txt": b"II*\0a slide under a strange name",
+               "b.svs.reason.txt": b"two\nlines\n", "c.svs.reason.txt": b"no newline",
+               "d.svs.reason.txt": b"\xff\xfeu\0t\0f\0-\x001\x006\0\n\0"}
+    for name, data in foreign.items():
+        with open(os.path.join(lab.inbox, name), "wb") as fh:
+            fh.write(data)
+    with open(os.path.join(lab.inbox, "e.svs.reason.txt"), "wb") as fh:
+        fh.write("not a slide (PDF document) \u2014 moved back alone\n".encode())
+    assert lab.run() == 0
+    assert sorted(os.listdir(lab.inbox)) == sorted(foreign) and lab.rows() == []
+    for name, data in foreign.items():
+        with open(os.path.join(lab.inbox, name), "rb") as fh:
+            assert fh.read() == data
 
 
 def test_a_reason_file_is_never_written_over_a_foreign_file(lab, monkeypatch):

@@ -191,21 +191,38 @@ def scan(inbox, patterns, problems=None, reasons=None):
 
 def tidy_reason_files(inbox, reasons):
     """Remove the reason files (scan's `reasons`) whose slide is no longer beside them: it was
-    claimed in this run, or the file came back alone. Only small plain files (paw writes one
-    line): anything else under such a name stays, ignored. Returns the paths removed."""
+    claimed in this run, or the file came back alone. Only what paw writes there (a small plain
+    file holding one line of UTF-8 text): anything else under such a name stays, ignored, for a
+    person to look at. Returns the paths removed."""
     removed = []
     for rel in reasons:
         path = os.path.join(inbox, rel)
         if os.path.lexists(path[:-len(REASON_SUFFIX)]):
             continue  # its slide is still waiting: it goes once the slide is claimed
         try:
-            info = os.lstat(path)
-            if stat.S_ISREG(info.st_mode) and info.st_size <= REASON_FILE_MAX:
+            if _written_by_paw(path):
                 os.unlink(path)
                 removed.append(rel)
         except OSError:
             pass  # gone already, or not ours to remove: it stays ignored
     return removed
+
+
+def _written_by_paw(path):
+    """Whether a reason file holds what paw writes: one line of UTF-8 text, nothing binary."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > REASON_FILE_MAX:
+            return False
+        data = os.read(fd, REASON_FILE_MAX + 1)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.endswith("\n") and "\n" not in text[:-1] and "\0" not in text
 
 
 def open_for_writing(inbox, unit):
