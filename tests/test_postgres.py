@@ -84,8 +84,9 @@ def test_rows_are_the_csv_backends_rows(tmp_path, database):
                                 key=lambda r: r["original"])
     assert strip(csv_lab.rows()) == strip(ledger_rows(database))
     exported = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", pg.config,
-                               "ledger", "export", "--csv"], capture_output=True, text=True, check=True)
-    assert strip(csv.DictReader(io.StringIO(exported.stdout))) == strip(csv_lab.rows())
+                               "ledger", "export", "--csv"], capture_output=True, encoding="utf-8", check=True)
+    assert exported.stdout.startswith("\ufeff")  # the BOM a spreadsheet needs, as in the file export
+    assert strip(csv.DictReader(io.StringIO(exported.stdout[1:]))) == strip(csv_lab.rows())
     status = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", pg.config,
                              "status", "--json"], capture_output=True, text=True, check=True)
     outcomes = json.loads(status.stdout)["last_outcomes"]
@@ -180,7 +181,7 @@ def test_a_ledger_of_schema_1_is_migrated_and_keeps_its_rows(tmp_path, database)
     assert [r["job"] for r in rows][0] == "old-job" and rows[0]["case"] is None
     assert rows[1]["case"].startswith("PAW-") and rows[1]["output"] == rows[1]["case"] + "_A1_HE.svs"
     exported = subprocess.run([sys.executable, os.path.join(ROOT, "paw.py"), "--config", lab.config,
-                               "ledger", "export", "--csv"], capture_output=True, text=True, check=True)
+                               "ledger", "export", "--csv"], capture_output=True, encoding="utf-8-sig", check=True)
     old, new = csv.DictReader(io.StringIO(exported.stdout))
     assert (old["output"], old["case"], old["folder"]) == ("PAW-OLD.svs", "", "")
     assert new["case"] == rows[1]["case"] and new["pseudonym"] == rows[1]["pseudonym"]

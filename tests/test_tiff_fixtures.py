@@ -19,7 +19,7 @@ from conftest import shared_fixture
 DELIVERED = [("aperio", "cmu-1-small-region.svs"), ("aperio", "small.svs"),
              ("aperio", "unreadable.svs"), ("hamamatsu", "test3-DAPI-2-(387).ndpi"),
              ("generic-tiff", "boxes.tiff"), ("ome-tiff", "CMU-1-Small-Region.bfconvert.ome.tiff")]
-QUARANTINED = [(("aperio", "broken.svs"), "not a TIFF"),
+QUARANTINED = [(("aperio", "broken.svs"), "not a slide (text file)"),
                (("generic-tiff", "unopenable.tiff"), "compression 52479")]
 OPTICS = ("openslide.vendor", "openslide.mpp-x", "openslide.mpp-y", "openslide.objective-power",
           "openslide.level-count", "openslide.bounds-width", "openslide.bounds-height")
