@@ -154,6 +154,23 @@ def bench_idle(repeat, files):
         print(f"  run:    {statistics.median(r[0] for r in runs):.3f} s, "
               f"{statistics.median(r[1] for r in runs):.1f} MB peak RSS, "
               f"{statistics.median(r[2] for r in runs):.3f} s CPU; stability.json {record / 1e6:.1f} MB")
+        # With the status page, written at every tick (as with a 5-minute timer: the page is
+        # refreshed when older than a minute), interleaved with ticks without it.
+        page = os.path.join(base, "status.html")
+        plain, paged = [], []
+        for _ in range(repeat):
+            with open(config, "w") as fh:
+                fh.write("stability: {min_age_seconds: 3600, unchanged_runs: 1}\n")
+            plain.append(timed_cpu(PAW + ["--config", config, "-q"]))
+            with open(config, "w") as fh:
+                fh.write(f"stability: {{min_age_seconds: 3600, unchanged_runs: 1}}\nreport: {{html: '{page}'}}\n")
+            if os.path.exists(os.path.join(base, "state", "report.json")):
+                os.remove(os.path.join(base, "state", "report.json"))  # due: the page is written
+            paged.append(timed_cpu(PAW + ["--config", config, "-q"]))
+        print(f"  run writing the status page: {statistics.median(r[0] for r in paged):.3f} s, "
+              f"{statistics.median(r[2] for r in paged):.3f} s CPU (without, interleaved: "
+              f"{statistics.median(r[0] for r in plain):.3f} s, {statistics.median(r[2] for r in plain):.3f} s CPU); "
+              f"page {os.path.getsize(page) / 1e3:.0f} kB")
         print(f"  --help: {statistics.median(h[0] for h in helps):.3f} s, "
               f"{statistics.median(h[1] for h in helps):.1f} MB peak RSS")
         print(f"  (bare `python -c pass`: {statistics.median(b[0] for b in bare):.3f} s, "

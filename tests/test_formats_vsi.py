@@ -314,7 +314,8 @@ def test_manual_anonymize_copies_both_members(lab, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert lab.run("anonymize", path, "--output", str(out)) == 0
-    assert sorted(os.listdir(out)) == ["_by-hand_", "by-hand.vsi"]
+    pseudonym = lab.rows()[0]["pseudonym"]
+    assert sorted(os.listdir(out)) == sorted([f"_{pseudonym}_", f"{pseudonym}.vsi"])
     assert all_leaks(str(out), IDENTIFYING) == []
 
 

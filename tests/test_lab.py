@@ -5,6 +5,7 @@ import csv
 import grp
 import json
 import os
+import re
 import signal
 import stat
 
@@ -435,12 +436,56 @@ def test_inspect_shows_the_output_name_and_the_exact_label_text(lab, capsys):
     out = capsys.readouterr().out
     [name] = [line for line in out.splitlines() if "output name:" in line]
     [label_line] = [line for line in out.splitlines() if "label text:" in line]
-    case = name.split("example case pseudonym ")[1].rstrip(")")
-    assert name.strip().startswith(f"output name: {case}_A1_HE.svs")
+    case = re.search(r"case pseudonym (PAW-\w+), an example for a new case\)", name).group(1)
+    assert name.strip().startswith(f"output name: outbox/{case}_A1_HE.svs (example pseudonym PAW-")
     assert label_line.strip() == f"label text: {case} / block A1"
+    # A case the ledger knows: its pseudonym, said to be the ledger's.
+    aperio.write(os.path.join(lab.inbox, "S26-047120 B2 PAS.svs"))
+    assert lab.run() == 0
+    known = lab.rows()[0]["case"]
+    assert lab.run("inspect", path) == 0
+    out = capsys.readouterr().out
+    assert f"output name: outbox/{known}_A1_HE.svs" in out and f"case pseudonym {known} from the ledger" in out
     aperio.write(os.path.join(lab.base, "nomatch.svs"))
-    lab.run("inspect", os.path.join(lab.base, "nomatch.svs"))
-    assert "output name: none: the file name does not match naming.pattern" in capsys.readouterr().out
+    assert lab.run("inspect", os.path.join(lab.base, "nomatch.svs")) == 3
+    out = capsys.readouterr().out
+    assert "output name: none: name 'nomatch' does not match naming.pattern" in out
+    assert "(paw would quarantine it)" in out and "values it would remove:" in out
+
+
+def test_inspect_names_the_field_of_each_value_counts_bare_numbers_and_knows_a_finished_slide(lab, capsys):
+    path = os.path.join(lab.base, "slide.svs")
+    aperio.write(path)
+    assert lab.run("inspect", path) == 0
+    out = capsys.readouterr().out
+    assert "    Patient (ImageDescription): 'DOE^JANE-PAWTEST'" in out
+    assert "    HostComputer: 'scanner-ws-paw-17'" in out
+    assert "    ScanScope ID (ImageDescription): 'SN-PAW-99812'" in out
+    listed = re.findall(r"^    (.+?): '(.*)'$", out, re.M)
+    assert listed and all(len(v) >= 4 or any(c.isalpha() for c in v) for _, v in listed)
+    assert int(re.search(r"values it would remove: (\d+)", out).group(1)) == len(listed)
+    assert "would ScanScope" not in out and "    - description: ScanScope ID removed" in out
+    assert lab.run("anonymize", "--in-place", path) == 0
+    assert "anonymized in place, its name kept: description: ScanScope ID removed" in capsys.readouterr().out
+    assert lab.run("inspect", path) == 0
+    out = capsys.readouterr().out
+    assert "already anonymized: nothing left to remove" in out and "values it would remove" not in out
+    assert lab.run("anonymize", "--in-place", path) == 0  # a second time: says so, changes nothing
+    assert capsys.readouterr().out.strip() == f"{path}: already anonymized: nothing left to remove (verified)"
+
+
+def test_inspect_counts_short_number_only_values_without_listing_them(capsys):
+    from paw.tools import _print_values
+
+    class Found(str):
+        field = ""
+    values = [Found("0"), Found("1"), Found("-"), Found("12"), Found("AB"), Found("1234"), Found(" ")]
+    values[4].field = "Operator"
+    _print_values(values)
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["  values it would remove: 2", "    Operator: 'AB'",
+                   "    (field not named by the format): '1234'",
+                   "    and 4 short value(s) without a letter (such as numbers)"]
 
 
 # --- readable outputs --------------------------------------------------------------------------

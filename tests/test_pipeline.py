@@ -290,8 +290,9 @@ def test_anonymize_command_copies_and_never_leaves_a_half_done_copy(lab, tmp_pat
     with open(bad, "wb") as fh:
         fh.write(b"not a slide")
     assert lab.run("anonymize", good, bad, "--output", str(out)) == 3
-    assert sorted(os.listdir(out)) == ["good.svs"]
-    assert leaked(str(out / "good.svs"), planted) == []
+    [copy] = os.listdir(out)
+    assert copy.startswith("PAW-") and copy.endswith(".svs")  # named as a run names it
+    assert leaked(str(out / copy), planted) == []
     assert leaked(good, planted) != []          # the original is untouched
 
 
@@ -445,10 +446,12 @@ def test_inspect_and_manual_anonymize_of_an_mrxs(lab, tmp_path, capsys):
     out = tmp_path / "manual"
     out.mkdir()
     assert lab.run("anonymize", path, "--output", str(out)) == 0
-    assert sorted(os.listdir(out)) == ["S26-7 A1 HE", "S26-7 A1 HE.mrxs"]
-    assert openslide_view(str(out / "S26-7 A1 HE.mrxs"))[:2] == ("mirax", [])
-    for name in os.listdir(out / "S26-7 A1 HE"):
-        assert leaked(str(out / "S26-7 A1 HE" / name), planted) == []
+    [row] = lab.rows()
+    pseudonym = row["output"][:-len(".mrxs")]
+    assert sorted(os.listdir(out)) == [pseudonym, f"{pseudonym}.mrxs"] and pseudonym.startswith("PAW-")
+    assert openslide_view(str(out / f"{pseudonym}.mrxs"))[:2] == ("mirax", [])
+    for name in os.listdir(out / pseudonym):
+        assert leaked(str(out / pseudonym / name), planted) == []
     assert leaked(os.path.join(path[:-5], "Slidedat.ini"), planted) != []  # original untouched
 
 
@@ -488,7 +491,10 @@ def test_manual_anonymize_of_a_dicom_folder(lab, tmp_path):
     out.mkdir()
     before = sorted(os.listdir(folder))
     assert lab.run("anonymize", folder, "--output", str(out)) == 0
-    names = sorted(os.listdir(out / "S26-10 A1 HE"))
-    assert names == [f"PAW-ANONYMIZED_{n}.dcm" for n in ("level-0", "level-1", "thumbnail")]
-    assert all(leaked(str(out / "S26-10 A1 HE" / n), planted) == [] for n in names)
+    [row] = lab.rows()
+    [pseudonym] = os.listdir(out)
+    assert pseudonym == row["output"] == row["pseudonym"]  # the default template: {pseudonym}
+    names = sorted(os.listdir(out / pseudonym))
+    assert names == [f"{pseudonym}_{n}.dcm" for n in ("level-0", "level-1", "thumbnail")]
+    assert all(leaked(str(out / pseudonym / n), planted) == [] for n in names)
     assert sorted(os.listdir(folder)) == before  # untouched

@@ -171,7 +171,7 @@ def test_dry_run_predicts_each_outcome_and_writes_nothing(lab, capsys):
     [b2] = [x for x in out.splitlines() if x.startswith("would deliver ProjectA/S26-1 B2 PAS.svs")]
     case = re.search(r"-> outbox/ProjectA/(PAW-\w+)_A1_HE\.svs", a1).group(1)
     assert f"-> outbox/ProjectA/{case}_B2_PAS.svs" in b2   # one example case pseudonym per case
-    assert "(an example: a new case)" in a1 and "Aperio SVS" in a1
+    assert ", an example for a new case)" in a1 and "Aperio SVS" in a1
     assert ("would quarantine cmu-1-small-region.svs -> quarantine/cmu-1-small-region.svs: name "
             "'cmu-1-small-region' does not match naming.pattern") in out
     assert "would quarantine consent.pdf -> quarantine/consent.pdf: not a slide (PDF document)" in out
@@ -188,7 +188,7 @@ def test_dry_run_predicts_each_outcome_and_writes_nothing(lab, capsys):
     capsys.readouterr()
     lab.run("--dry-run")
     out = capsys.readouterr().out
-    assert f"-> outbox/{known}_C3_HE.svs" in out and f"case pseudonym {known} (in the ledger)" in out
+    assert f"-> outbox/{known}_C3_HE.svs" in out and f"case pseudonym {known} from the ledger" in out
 
 
 def test_dry_run_lists_waiting_slides_and_stops_like_a_run_when_not_ready(lab, capsys):
@@ -397,3 +397,19 @@ def test_a_status_page_that_cannot_be_written_never_fails_the_run(lab, tmp_path)
     result = lab.run_subprocess()
     assert result.returncode == 0 and len(lab.outbox_files()) == 1
     assert "could not write the status page (report.html): No such file or directory" in result.stderr
+
+
+def test_an_idle_tick_writing_the_page_imports_no_parsing_code(lab, tmp_path):
+    import sys
+    from conftest import ROOT
+    with open(os.path.join(lab.inbox, "arriving.svs"), "wb") as fh:
+        fh.write(b"x")
+    page = str(tmp_path / "status.html")
+    lab.write_config(min_age=3600, extra=f"report: {{html: '{page}'}}\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from paw.cli import main; "
+            "rc = main(['--config', sys.argv[2], '-q']); "
+            "print(rc, sorted(m for m in ('numpy', 'tifffile', 'paw.slide', 'paw.formats') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "lib"), lab.config],
+                            capture_output=True, text=True)
+    assert result.stdout.strip() == "0 []", result.stdout + result.stderr
+    assert "arriving.svs" in open(page).read()

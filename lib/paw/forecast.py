@@ -63,11 +63,11 @@ def forecast(config, out=print):
 
 
 def describe(guess):
-    """'Aperio SVS; example pseudonym PAW-…; case pseudonym PAW-… (in the ledger)': the parts of
+    """'Aperio SVS; example pseudonym PAW-…; case pseudonym PAW-… from the ledger': the parts of
     a prediction a person checks."""
     names = guess.names
     parts = [guess.handler.title, f"example pseudonym {names['pseudonym']}"]
     if names["case"]:
-        parts.append(f"case pseudonym {names['case']}" + (" (in the ledger)" if guess.case_known
-                                                           else " (an example: a new case)"))
+        parts.append(f"case pseudonym {names['case']}" + (" from the ledger" if guess.case_known
+                                                         else ", an example for a new case"))
     return "; ".join(parts)

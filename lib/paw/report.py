@@ -222,7 +222,10 @@ def _outcomes(rows, now):
     out.append("<table><thead><tr><th>When</th><th>Result</th><th>Original</th>"
                "<th>Delivered as / reason</th></tr></thead><tbody>")
     for row in reversed(rows):
-        if row["status"] == "anonymized":
+        if row.get("by_hand"):  # paw.py anonymize --output: a copy in the admin's folder
+            result = '<span class="ok">copied by hand</span>'
+            detail = f'<td class="name">{_e(os.path.join(row["folder"], row["output"]))}</td>'
+        elif row["status"] == "anonymized":
             result = '<span class="ok">delivered</span>'
             output = "/".join(p for p in (row.get("folder", ""), row["output"]) if p)
             detail = f'<td class="name">outbox/{_e(output)}</td>'

@@ -648,6 +648,50 @@ def sha256(paths, names=None):
     return digest.hexdigest()
 
 
+def by_hand(config, name, kind, copies, destination, ledger):
+    """A slide anonymized by hand into `destination` (paw.py anonymize --output), named as a run
+    names it: `copies` are paw's private copies of its members (main first), `name` the
+    original's file or folder name. Identifies, names (a fresh pseudonym; the case pseudonym
+    the ledger holds, recorded as a run records it), plans (with the drawn label), applies and
+    verifies the copy, and chooses the free names in `destination` (record.names, one per
+    member). Nothing is journaled: the copy is paw's own until it takes its name, and the
+    caller removes it on any failure."""
+    from .ledger import BY_HAND
+    record = Journal(job=f"{BY_HAND}{uuid.uuid4().hex[:12]}", original=name, members=[name],
+                     started=time.time(), kind=kind, status=Status.ANONYMIZED)
+    for member in copies:
+        _refuse_links(member)
+    record.size = sum(_folder_size(m) for m in copies)
+    path = copies[0]
+    handler, names, prepared = _decide(config, record, ledger, path)
+    for key, value in names.items():
+        setattr(record, key, value)
+    record.format, record.plan, record.found = handler.name, prepared.plan.to_json(), prepared.found
+    prepared.plan.apply(path)
+    stem = _stem(record)
+    verify(path, handler, prepared.plan, config,
+           extra_values=name_values(stem) + list(_withheld(config, stem).values()))
+    for member in copies:
+        if fsops.strip_attributes(member):
+            raise SlideRefused("the slide carries extended attributes paw cannot remove")
+    record.names = _output_names(config, record, destination)
+    record.sha256 = sha256(copies, record.names) if config.ledger_sha256 else ""
+    return record
+
+
+def by_hand_row(config, record, original, destination, seconds):
+    """The ledger row of a slide anonymized by hand: the job `by-hand-…`, `original` the path
+    it was given (absolute: it need not be in the inbox), `folder` the absolute output folder."""
+    row = _row(config, record, seconds)
+    row.update(original=original, folder=destination)
+    return row
+
+
+def reason_of(exc):
+    """The quarantine reason for an exception (the one line a run would write)."""
+    return _one_line(exc)
+
+
 def _one_line(exc):
     """A reason for the reason file, the ledger and the log: one line that never quotes a text
     taken from the file. An unexpected exception's message may (a parser's ValueError quoting

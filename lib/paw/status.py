@@ -19,6 +19,7 @@ from . import attention, preflight
 from .errors import LedgerUnavailable
 from .fsops import REASON_SUFFIX, reason_name
 from .inbox import SKEW_SECONDS, Stability, find_units
+from .ledger import BY_HAND
 
 RECENT = 10          # runs and ledger rows shown
 SHOWN = 200          # slides and quarantined files listed by the text output and the page
@@ -189,8 +190,9 @@ def assemble(config, now, problems, slides, total, skipped, noted, runs, schedul
     outcomes = []
     if ledger is not None:
         try:
-            outcomes = [{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "folder",
-                                                     "error", "pseudonym", "case")}
+            outcomes = [{**{k: row.get(k, "") for k in ("time_utc", "status", "original", "output", "folder",
+                                                        "error", "pseudonym", "case")},
+                         "by_hand": (row.get("job") or "").startswith(BY_HAND)}
                         for row in ledger.rows(last=RECENT)]
         except LedgerUnavailable as exc:
             problems = problems + [str(exc)]
@@ -306,7 +308,8 @@ def print_text(info):
         print("last slides:")
     for row in info["last_outcomes"]:
         output = os.path.join(row["folder"], row["output"]) if row.get("folder") else row["output"]
-        print(f"  {row['time_utc']} {row['status']}: {printable(row['original'])} -> {printable(output)}"
+        how = f"{row['status']} by hand" if row.get("by_hand") else row["status"]
+        print(f"  {row['time_utc']} {how}: {printable(row['original'])} -> {printable(output)}"
               + (f" ({row['error']})" if row["error"] else ""))
     print(f"quarantine: {len(info['quarantine'])}" + (f"; {info['retry']}" if info["quarantine"] else ""))
     for item in info["quarantine"][:SHOWN]:

@@ -1,148 +1,314 @@
 """The hands-on commands an admin runs over SSH: inspect, anonymize, init, ledger export."""
 
+import contextlib
 import os
 import sys
+import time
 
-from . import bundle, fsops, label, naming
+from . import bundle, durable, fsops, naming
 from .durable import PARTIAL_PREFIX
-from .errors import ExitCode, NamingError, SlideRefused, UsageError
+from .errors import ExitCode, PawError, SlideRefused, UsageError
 from .formats import prepare
 from .verify import name_values, verify
 
 
 def inspect(config, files):
-    """Print format, images, identifying values and planned changes; writes nothing."""
+    """Print what paw sees in each slide and what a run would do with it: the format, the
+    images, the name it would be delivered under (and the drawn label's text), every value it
+    would remove with its field, and the edits; or that it is already anonymized, or why it
+    would be quarantined. Writes nothing. The values are shown to the admin on this host only:
+    nothing of them goes to the ledger, the log or Sentry."""
+    from . import slide
+    from .journal import Status
+    _require_files(files)
     status = ExitCode.OK
-    for path in files:
-        print(f"{path}:")
-        try:
-            handler, plan, found = prepare(path, config)
-        except (SlideRefused, OSError) as exc:
-            print(f"  paw would quarantine it: {exc}")
-            status = ExitCode.QUARANTINED
-            continue
-        print(f"  format: {handler.title} ({handler.name})")
-        print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
-        name, lines = _name_and_label(config, path)
-        print(f"  output name: {name}")
-        if config.replace_label:
-            print(f"  drawn label: {handler.label_place or f'none ({handler.title} has no label image)'}")
-            if handler.label_place and lines:
-                print("  label text: " + " / ".join(lines))
-        values = sorted({v for v in plan.removed if v.strip()})
-        print(f"  identifying values found: {len(values)}")
-        for value in values:
-            print(f"    {value!r}")
-        print("  anonymizing would:")
-        for action in plan.actions:
-            print(f"    - {action}")
-        print(f"    - {plan.summary()}")
+    ledger = _ledger_for_reading(config)
+    try:
+        for path in files:
+            print(f"{path}:")
+            unit = bundle.at(path.rstrip(os.sep))
+            guess = slide.predict(config, _original(config, unit.main), unit.kind, list(unit.members), ledger)
+            if guess.status == Status.ANONYMIZED:
+                handler, plan, found = guess.handler, guess.plan, guess.found
+            else:  # refused by its content, or only by its name or folder: say which
+                try:
+                    handler, plan, found = prepare(unit.main, config)
+                except (SlideRefused, OSError) as exc:
+                    print(f"  paw would quarantine it: {slide.reason_of(exc)}")
+                    status = ExitCode.QUARANTINED
+                    continue
+                status = ExitCode.QUARANTINED
+            print(f"  format: {handler.title} ({handler.name})")
+            print("  images: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(found.items())))
+            _print_names(config, handler, guess)
+            if plan.changes(unit.main) is False:
+                print("  already anonymized: nothing left to remove (paw's plan would change no byte)")
+                continue
+            _print_values(plan.removed)
+            print("  anonymizing would:")
+            for action in plan.actions:
+                print(f"    - {action}")
+            print(f"    - {plan.summary()}")
+    finally:
+        if ledger is not None:
+            ledger.close()
     return status
 
 
-def _name_and_label(config, path):
-    """The output name and the drawn label's lines paw would give this slide, with example
-    pseudonyms (the real ones are drawn when the slide is processed; a case pseudonym is the
-    one the ledger holds for the case, or a new one)."""
-    unit = bundle.at(path.rstrip(os.sep))
-    name = os.path.basename(unit.main)
-    stem, extension = (name, "") if unit.kind == bundle.DICOM else fsops.split_ext(name)
+def _print_names(config, handler, guess):
+    from .journal import Status
+    if guess.status != Status.ANONYMIZED:
+        print(f"  output name: none: {guess.reason} (paw would quarantine it)")
+        return
+    names = guess.names
+    note = [f"example pseudonym {names['pseudonym']}"]
+    if names["case"]:
+        note.append(f"case pseudonym {names['case']}" + (" from the ledger" if guess.case_known
+                                                         else ", an example for a new case"))
+    print(f"  output name: outbox/{naming.printable(guess.output)} ({'; '.join(note)})")
+    if config.replace_label:
+        print(f"  drawn label: {handler.label_place or f'none ({handler.title} has no label image)'}")
+        if handler.label_place and guess.label_lines:
+            print("  label text: " + " / ".join(guess.label_lines))
+
+
+NOISE_LENGTH = 4  # a value this short without a letter ("0", "1", "-", "12") identifies nobody
+
+
+def _print_values(removed):
+    """Each value the plan removes with its field where the format names it; values a reader
+    cannot learn anything from (short, no letter) are counted, not listed."""
+    shown, noise = {}, set()
+    for value in removed:
+        text = value.strip()
+        if not text:
+            continue
+        if len(text) < NOISE_LENGTH and not any(c.isalpha() for c in text):
+            noise.add(text)
+            continue
+        shown.setdefault(text, getattr(value, "field", "") or "")
+    print(f"  values it would remove: {len(shown)}")
+    for text, field in sorted(shown.items(), key=lambda item: (item[1] == "", item[1], item[0])):
+        print(f"    {field or '(field not named by the format)'}: {text!r}")
+    if noise:
+        print(f"    and {len(noise)} short value(s) without a letter (such as numbers)")
+
+
+def _original(config, path):
+    """The slide's path relative to the inbox when it is in it (its outbox folder follows), else
+    its name."""
+    inbox = os.path.realpath(config.inbox)
+    real = os.path.realpath(path)
+    if real.startswith(inbox + os.sep):
+        return os.path.relpath(real, inbox)
+    return os.path.basename(os.path.normpath(path))
+
+
+def _ledger_for_reading(config):
+    """The ledger for case pseudonyms already known, or None (a PostgreSQL server not reachable:
+    every case is then shown as new)."""
+    from .errors import LedgerUnavailable
+    from .ledger import open_ledger
     try:
-        groups = naming.identifiers(config.naming_pattern, stem)
-    except NamingError as exc:
-        return f"none: {exc} (paw would quarantine it)", []
-    pseudonym = naming.new_pseudonym(config.naming_prefix)
-    case = naming.new_pseudonym(config.naming_prefix) if config.naming_case else ""
-    values = naming.fields(pseudonym, case, naming.safe(groups), config.naming_case)
-    output = naming.render(config.naming_template, values, extension)
-    note = f" (example pseudonym {pseudonym}" + (f", example case pseudonym {case})" if case else ")")
-    return output + note, label.text_lines(config.label_text, config.naming_template, values)
+        return open_ledger(config)
+    except LedgerUnavailable as exc:
+        print(f"(the ledger cannot be read: {exc}; case pseudonyms shown are examples)")
+        return None
+
+
+def _require_files(files):
+    missing = [f for f in files if not os.path.lexists(f)]
+    if missing:
+        raise UsageError(f"{missing[0]} does not exist" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1
+                                                          else ""))
 
 
 def anonymize(config, files, output, dry_run):
-    """Anonymize given files: into copies in `output`, or in place. A copy is built in a
-    private work folder in `output` and takes its name only once verified; on any failure
-    (a refusal, a link or FIFO in the slide, a full disk, a bug) the work folder is removed,
-    so no copy of the original bytes is left behind and a later try starts clean. Every
-    failure is one line and exit status 3."""
+    """Anonymize slides by hand. `--output DIR`: copies named as a run names them (a fresh
+    pseudonym through naming.template; the case pseudonym the ledger holds) — never the
+    original name, which carries the accession — each printed as `original -> copy` and
+    recorded in the ledger (job `by-hand-…`, folder DIR), the only key back. A copy is built
+    in a private work folder in DIR and takes its name only once verified; on any failure
+    the work folder is removed. `--in-place`: the files themselves, under their own names (the
+    admin chose that; nothing is recorded). Every failure is one line and exit status 3."""
+    _require_files(files)
+    if output is not None and not os.path.isdir(output):
+        raise UsageError(f"output folder {output} does not exist" if not os.path.lexists(output)
+                         else f"output {output} is not a folder")
+    ledger = None
+    if output is not None:
+        ledger = _ledger_for_reading(config) if dry_run else _open_ledger(config)
     status = ExitCode.OK
-    for path in files:
-        try:
-            if dry_run:
-                _, plan, _ = prepare(path, config)
-                print(f"{path}: would " + "; ".join(plan.actions))
-                continue
-            target, plan = _anonymize_one(config, path, output)
-            print(f"{path}: anonymized -> {target}: " + "; ".join(plan.actions))
-        except (SlideRefused, OSError) as exc:
-            print(f"{path}: not anonymized: {_one_line(exc)}", file=sys.stderr)
-            status = ExitCode.QUARANTINED
-        except Exception as exc:  # noqa: BLE001 - a hostile file must not end in a traceback
-            print(f"{path}: not anonymized: paw failed on it (unexpected {type(exc).__name__}); "
-                  "nothing was written", file=sys.stderr)
-            status = ExitCode.QUARANTINED
+    try:
+        for path in files:
+            try:
+                if dry_run:
+                    ok = _predict_by_hand(config, path, output, ledger)
+                elif output is not None:
+                    ok = _copy_anonymized(config, path, output, ledger)
+                else:
+                    ok = _anonymize_in_place(config, path)
+            except (SlideRefused, OSError) as exc:
+                print(f"{path}: not anonymized: {_one_line(exc)}", file=sys.stderr)
+                ok = False
+            except (PawError, ModuleNotFoundError):  # the ledger, the lock: not this slide's fault
+                raise
+            except Exception as exc:  # noqa: BLE001 - a hostile file must not end in a traceback
+                print(f"{path}: not anonymized: paw failed on it (unexpected {type(exc).__name__}); "
+                      "nothing was written", file=sys.stderr)
+                ok = False
+            if not ok:
+                status = ExitCode.QUARANTINED
+    finally:
+        if ledger is not None:
+            ledger.close()
     return status
 
 
-def _anonymize_one(config, path, output):
-    """(where the anonymized slide is, its plan)."""
-    bundled = bundle.at(path)
-    members = list(bundled.members)
-    if not output:
-        return _process(config, path, members[0], bundled)
+def _open_ledger(config):
+    from .ledger import open_ledger
+    return open_ledger(config)
+
+
+def _predict_by_hand(config, path, output, ledger):
+    """--dry-run: what anonymizing would do, writing nothing. True unless it would refuse."""
+    from . import slide
+    from .journal import Status
+    unit = bundle.at(path.rstrip(os.sep))
+    if output is None:
+        _refuse_unit(unit)
+        handler, plan, _ = prepare(unit.main, config)
+        if plan.changes(unit.main) is False:
+            print(f"{path}: already anonymized: nothing left to remove")
+        else:
+            print(f"{path}: would anonymize in place, keeping its name: " + "; ".join(plan.actions))
+        return True
+    name = os.path.basename(os.path.normpath(unit.main))
+    guess = slide.predict(config, name, unit.kind, list(unit.members), ledger)
+    if guess.status != Status.ANONYMIZED:
+        print(f"{path}: would not anonymize: {guess.reason}")
+        return False
+    from .forecast import describe
+    print(f"{path}: would anonymize -> {os.path.join(output, naming.printable(guess.output))} "
+          f"({describe(guess)}): " + "; ".join(guess.plan.actions))
+    return True
+
+
+def _anonymize_in_place(config, path):
+    """The file itself, keeping its name (what --in-place asks for). No pseudonym: no label is
+    drawn, nothing goes to the ledger."""
+    unit = bundle.at(path.rstrip(os.sep))
+    _refuse_unit(unit)
+    for member in unit.members:
+        _refuse_specials(member)
+    handler, plan, _ = prepare(unit.main, config)
+    already = plan.changes(unit.main) is False
+    if not already:
+        plan.apply(unit.main)
+    stem = os.path.basename(os.path.normpath(unit.main))
+    if unit.kind != bundle.DICOM:
+        stem = fsops.split_ext(stem)[0]
+    verify(unit.main, handler, plan, config, extra_values=name_values(stem))
+    if already:
+        print(f"{path}: already anonymized: nothing left to remove (verified)")
+    else:
+        print(f"{path}: anonymized in place, its name kept: " + "; ".join(plan.actions))
+    return True
+
+
+def _copy_anonymized(config, path, output, ledger):
+    """One slide copied into `output` under a run's name, verified, recorded. True."""
+    import hashlib
+    from . import slide
+    began = time.monotonic()
+    unit = bundle.at(path.rstrip(os.sep))
+    members = list(unit.members)
     names = [os.path.basename(os.path.normpath(m)) for m in members]
-    targets = [os.path.join(output, n) for n in fsops.free_names(output, names)]
     # One private folder holds the copies under their own names (X.mrxs beside X/, _X_ beside
-    # X.vsi; a reason never names paw's partial files). A folder of this name is a copy an
-    # interrupted run left: paw's own, removed before starting again.
-    work = os.path.join(output, PARTIAL_PREFIX + os.path.basename(targets[0]))
+    # X.vsi). Its name comes from the source's path (not its name, which may carry the
+    # accession): a folder of that name is a copy an interrupted try left, removed first.
+    source = os.path.realpath(unit.main)
+    work = os.path.join(output, PARTIAL_PREFIX + "by-hand-" +
+                        hashlib.sha256(os.fsencode(source)).hexdigest()[:16])
     fsops.remove(work)
     try:
         os.mkdir(work, 0o700)
-        for member in members:
-            _copy(member, os.path.join(work, os.path.basename(os.path.normpath(member))))
+        for member, name in zip(members, names):
+            _copy(member, os.path.join(work, name))
         copies = [os.path.join(work, n) for n in names]
-        _, plan = _process(config, path, copies[0], bundled)
-        for copy, final in zip(copies, targets):
-            os.rename(copy, final)
+        with _run_lock(config):  # the case pseudonym and the row, as a run records them
+            record = slide.by_hand(config, names[0], unit.kind, copies, os.path.abspath(output), ledger)
+            # The row first: a copy must never exist without its way back in the ledger.
+            ledger.append(slide.by_hand_row(config, record, source, os.path.abspath(output),
+                                            time.monotonic() - began))
+        targets = [os.path.join(output, n) for n in record.names]
+        for copy, target in zip(copies, targets):
+            fsops.rename_noreplace(copy, target)
+        durable.fsync_dir(output)
     finally:
         fsops.remove(work)
-    return targets[0], plan
+    print(f"{path} -> {targets[0]}" + (f" (case pseudonym {record.case})" if record.case else "")
+          + ": " + "; ".join(dict.fromkeys(record.plan["actions"])))
+    return True
 
 
-def _process(config, path, main, bundled):
-    refused = bundle.refusal(bundled.kind, main)
-    if refused:
-        raise SlideRefused(refused)
-    handler, plan, _ = prepare(main, config)
-    plan.apply(main)
-    stem = fsops.split_ext(os.path.basename(os.path.normpath(path)))[0]
-    verify(main, handler, plan, config, extra_values=name_values(stem))
-    return main, plan
+LOCK_WAIT_SECONDS = 600  # a run holding the lock longer than this is stuck, or busy with a batch
+
+
+@contextlib.contextmanager
+def _run_lock(config):
+    """The run's lock (on the state folder), held while a copy by hand takes its case pseudonym
+    and writes its row: a run and a copy by hand must never give one case two pseudonyms (the
+    CSV ledger's case file is only written under the lock). Waits for a run in progress."""
+    from .job import lock_state
+    durable.make_private_dir(config.state_dir)
+    deadline, said = time.monotonic() + LOCK_WAIT_SECONDS, False
+    while (lock := lock_state(config.state_dir)) is None:
+        if time.monotonic() > deadline:
+            raise PawError(f"waited {LOCK_WAIT_SECONDS} s for the paw run holding the lock on "
+                           f"{config.state_dir}; try again when it has finished")
+        if not said:
+            print("waiting for the paw run in progress to finish", file=sys.stderr)
+            said = True
+        time.sleep(1)
+    try:
+        yield
+    finally:
+        os.close(lock)
 
 
 def _copy(source, target):
-    """Copy a member the way the job claims it: regular files and folders only. A symbolic link
-    inside a slide folder or a FIFO, socket or device anywhere in it refuses the slide before
-    anything is copied (a FIFO would block, a link lead outside); the path given may itself be
-    a link to the slide."""
+    """Copy a member the way the job claims it: regular files and folders only, sharing extents
+    where the file system can (fsops.copy_file). A symbolic link inside a slide folder or a
+    FIFO, socket or device anywhere in it refuses the slide before anything is copied (a FIFO
+    would block, a link lead outside); the path given may itself be a link to the slide."""
     source = os.path.realpath(source)
-    facts = fsops.identity(source)
-    if fsops.specials(facts):
-        raise SlideRefused("a FIFO, socket or device is part of the slide; paw leaves it alone")
-    if any(kind == "l" for kind, *_ in facts.values()):
+    _refuse_specials(source)
+    if any(kind == "l" for kind, *_ in fsops.identity(source).values()):
         raise SlideRefused("symbolic link refused: paw only anonymizes the files of the slide itself")
     fsops.copy_tree(source, target)
 
 
+def _refuse_unit(unit):
+    """A unit paw takes only to refuse (loose DICOM files, a DICOMDIR, a folder of mixed
+    things): its reason, as a run gives it."""
+    refused = bundle.refusal(unit.kind, unit.main)
+    if refused:
+        raise SlideRefused(refused)
+
+
+def _refuse_specials(path):
+    if fsops.specials(fsops.identity(os.path.realpath(path))):
+        raise SlideRefused("a FIFO, socket or device is part of the slide; paw leaves it alone")
+
+
 def _one_line(exc):
     """A reason as one line: an OSError by its message and number, never a path (paw's work
-    folder is no business of the reader's)."""
+    folder is no business of the reader's); else the one line a run would write."""
     if isinstance(exc, OSError):
-        text = f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
-    else:
-        text = str(exc)
-    return " ".join(text.split())[:300]
+        return f"{exc.strerror or 'I/O error'} (errno {exc.errno})"
+    from .slide import reason_of
+    return reason_of(exc)
 
 
 def init(config):

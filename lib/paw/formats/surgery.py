@@ -113,7 +113,7 @@ class Surgery:
             raise FormatError(f"{directory.name}: new {tag_name(tag)} would be longer")
         self.replaced[(directory.index, tag)] = data
         where = self._field(directory, tag)
-        self.plan.removed.extend(found(f"{where}: {v.field}" if getattr(v, "field", "") else where, v)
+        self.plan.removed.extend(found(f"{v.field} ({where})" if getattr(v, "field", "") else where, v)
                                  for v in removed_values if v)
 
     @staticmethod

@@ -18,6 +18,10 @@ COLUMNS = ["time_utc", "job", "status", "original", "output", "format", "kept", 
            "pseudonym",   # the slide's own pseudonym (the drawn label's QR code)
            "case",        # the case pseudonym (naming.case), empty without one
            "folder"]      # where `output` is, relative to the outbox or the quarantine
+# The job of a row `paw.py anonymize --output` wrote (a copy by hand: `original` is the path it
+# was given, `folder` the absolute folder the copy is in), before a random part.
+BY_HAND = "by-hand-"
+
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 
 
