@@ -179,3 +179,19 @@ def test_a_copy_waits_for_a_run_in_progress_and_gives_up_after_a_while(lab, tmp_
     assert "waiting for the paw run in progress to finish" in err and "waited 1 s for the paw run" in err
     assert os.listdir(out) == [] and lab.rows() == []
     assert lab.run("anonymize", "--output", out, source) == 0 and len(lab.rows()) == 1
+
+
+@pytest.mark.parametrize("name", ["S26-000123.svs", "Müller^Jane S26-000124.svs", "x_H26-77_y.ndpi",
+                                  "Ärztin 田中 P-123456.ndpi", "S26-000125 A1 HE.SVS"])
+def test_no_part_of_the_original_name_reaches_the_copys_name(lab, tmp_path, name):
+    """Hostile names (accession at the start, middle, end; Latin-1 and CJK letters; an upper-case
+    extension): the copy is called by its pseudonym alone (the default naming.template)."""
+    out = outdir(tmp_path)
+    source = os.path.join(lab.base, name)
+    (ndpi if name.lower().endswith(".ndpi") else aperio).write(source)
+    assert lab.run("anonymize", "--output", out, source) == 0
+    [copy] = os.listdir(out)
+    [row] = lab.rows()
+    assert copy == row["pseudonym"] + os.path.splitext(name)[1].lower() and row["original"] == source
+    stem = os.path.splitext(name)[0]
+    assert not any(part in copy for part in stem.replace("^", " ").replace("_", " ").split() if len(part) > 2)

@@ -216,9 +216,16 @@ def _anonymize_in_place(config, path):
     return True
 
 
+def work_folder(output, source):
+    """paw's private folder in `output` for a copy of the slide at `source` (a real path): named
+    from the path, not the name (which may carry the accession), so that a folder an
+    interrupted try left is found, and removed, by the next try."""
+    import hashlib
+    return os.path.join(output, PARTIAL_PREFIX + "by-hand-" + hashlib.sha256(os.fsencode(source)).hexdigest()[:16])
+
+
 def _copy_anonymized(config, path, output, ledger):
     """One slide copied into `output` under a run's name, verified, recorded. True."""
-    import hashlib
     from . import slide
     began = time.monotonic()
     unit = bundle.at(path.rstrip(os.sep))
@@ -228,8 +235,7 @@ def _copy_anonymized(config, path, output, ledger):
     # X.vsi). Its name comes from the source's path (not its name, which may carry the
     # accession): a folder of that name is a copy an interrupted try left, removed first.
     source = os.path.realpath(unit.main)
-    work = os.path.join(output, PARTIAL_PREFIX + "by-hand-" +
-                        hashlib.sha256(os.fsencode(source)).hexdigest()[:16])
+    work = work_folder(output, source)
     fsops.remove(work)
     try:
         os.mkdir(work, 0o700)
