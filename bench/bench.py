@@ -289,6 +289,33 @@ def bench_cross_device(megabytes):
         shutil.rmtree(base)
 
 
+def fill_holes(path, block=8 << 20):
+    """Write pseudo-random bytes into every hole of a sparse file (the uncompressed tiles of a
+    synthetic slide): a dense file whose structure is unchanged."""
+    pattern = os.urandom(block)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size, position = os.fstat(fd).st_size, 0
+        while position < size:
+            try:
+                hole = os.lseek(fd, position, os.SEEK_HOLE)
+            except OSError:
+                break
+            if hole >= size:
+                break
+            try:
+                data = os.lseek(fd, hole, os.SEEK_DATA)
+            except OSError:  # ENXIO: a hole up to the end
+                data = size
+            while hole < data:
+                done = os.pwrite(fd, pattern[:min(block, data - hole)], hole)
+                hole += done
+            position = data
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def bench_copies(repeat, megabytes, folder=None):
     """By-hand copies (`paw.py anonymize --output`) against `cp` + `sync` of the same dense
     slide, in `folder` (default: a temporary folder; give a btrfs or XFS mount to see the
@@ -302,8 +329,11 @@ def bench_copies(repeat, megabytes, folder=None):
     try:
         config = make_lab(base)
         source = os.path.join(base, "S26-1 A1 HE.svs")
-        aperio.write(source, side, side, bigtiff=3 * side * side >= 4 << 30)
+        aperio.write(source, side, side, sparse=True, bigtiff=3 * side * side >= 4 << 30)
+        fill_holes(source)  # uncompressed tiles, now real bytes: a dense file of that size
         subprocess.run(["sync"], check=True)
+        print(f"  (the slide: {os.path.getsize(source) / 1e6:,.0f} MB, "
+              f"{os.stat(source).st_blocks * 512 / 1e6:,.0f} MB on disk)")
         out = os.path.join(base, "out")
 
         def fresh():
