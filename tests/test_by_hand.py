@@ -195,3 +195,13 @@ def test_no_part_of_the_original_name_reaches_the_copys_name(lab, tmp_path, name
     assert copy == row["pseudonym"] + os.path.splitext(name)[1].lower() and row["original"] == source
     stem = os.path.splitext(name)[0]
     assert not any(part in copy for part in stem.replace("^", " ").replace("_", " ").split() if len(part) > 2)
+
+
+@pytest.mark.parametrize("args", [["anonymize", "x.svs"], ["anonymize", "--output", ".", "--in-place", "x.svs"],
+                                  ["anonymize", "--in-place"], ["inspect", "missing.svs"],
+                                  ["anonymize", "--in-place", "missing.svs"]])
+def test_usage_errors_of_the_hand_commands_exit_2(lab, args):
+    result = lab.run_subprocess(*args)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert last.startswith((f"paw.py {args[0]}: error: ", "paw: usage error: ")), last
