@@ -246,3 +246,19 @@ def test_database_stopped_mid_run_loses_and_duplicates_nothing(tmp_path, databas
     rows = ledger_rows(database)
     assert sorted(r["original"] for r in rows) == [f"S26-{i} A1 HE.svs" for i in range(3)]
     assert len(lab.outbox_files()) == 3 and lab.staging() == [] and os.listdir(lab.inbox) == []
+
+
+def test_a_copy_by_hand_takes_the_case_pseudonym_from_the_database_and_gets_a_row(tmp_path, database):
+    pattern = r"'(?P<specimen>[A-Z]\d\d-\d+)\s+(?P<block>[A-Z]\d*)\s+(?P<stain>\w+)'"
+    lab = pg_lab(tmp_path, database, extra=f"naming:\n  pattern: {pattern}\n  case: specimen\n"
+                                           "  template: '{case}_{block}_{stain}'\n")
+    aperio.write(os.path.join(lab.inbox, "S26-1 A1 HE.svs"))
+    assert lab.run() == 0
+    out = tmp_path / "manual"
+    out.mkdir()
+    source = os.path.join(lab.base, "S26-1 B2 PAS.svs")
+    aperio.write(source)
+    assert lab.run("anonymize", "--output", str(out), source) == 0
+    run, by_hand = ledger_rows(database)
+    assert os.listdir(out) == [f"{run['case']}_B2_PAS.svs"] == [by_hand["output"]]
+    assert by_hand["job"].startswith("by-hand-") and (by_hand["original"], by_hand["folder"]) == (source, str(out))
