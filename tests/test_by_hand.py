@@ -205,3 +205,12 @@ def test_usage_errors_of_the_hand_commands_exit_2(lab, args):
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert last.startswith((f"paw.py {args[0]}: error: ", "paw: usage error: ")), last
+
+
+def test_copies_into_the_inbox_are_refused(lab, capsys):
+    """The next run would take them for new slides (and give them another pseudonym)."""
+    source = os.path.join(lab.base, "a.svs")
+    aperio.write(source)
+    os.makedirs(os.path.join(lab.inbox, "manual"))
+    assert lab.run("anonymize", "--output", os.path.join(lab.inbox, "manual"), source) == 2
+    assert "is inside the inbox" in capsys.readouterr().err and lab.rows() == []

@@ -307,20 +307,20 @@ def _check_places(shares, private):
             raise ConfigError(f"'{key}' is the root folder /; give paw a folder of its own")
     for a, pa in shares.items():
         for b, pb in shares.items():
-            if a != b and _inside(pa, pb):
+            if a != b and inside(pa, pb):
                 raise ConfigError(f"'{a}' ({pa}) must not be the same as or inside '{b}' ({pb})")
     for key, path in private.items():
         for share, pshare in shares.items():
-            if _inside(path, pshare):
+            if inside(path, pshare):
                 raise ConfigError(f"'{key}' must not be inside '{share}': it holds original "
                                   "file names (the re-identification key) and must stay private to paw")
     for share, pshare in shares.items():
-        if _inside(pshare, private["state_dir"]):
+        if inside(pshare, private["state_dir"]):
             raise ConfigError(f"'{share}' ({pshare}) must not be inside 'state_dir' "
                               f"({private['state_dir']}): paw's private folder is not a share")
 
 
-def _inside(path, folder):
+def inside(path, folder):
     """Whether `path` is `folder` or below it, as the file system sees them."""
     real, real_folder = os.path.realpath(path), os.path.realpath(folder)
     if real == real_folder or real.startswith(real_folder.rstrip(os.sep) + os.sep):
@@ -394,7 +394,7 @@ def _report(c, folder, inbox, outbox):
             raise ConfigError(f"'report.html' must name a file (e.g. /volume1/lab/paw-status.html), not "
                               f"the folder {path}")
         for key, share in (("outbox", outbox), ("inbox", inbox)):
-            if _inside(path, share) or _inside(os.path.dirname(path), share):
+            if inside(path, share) or inside(os.path.dirname(path), share):
                 why = "the page names original files and researchers read the outbox" if key == "outbox" \
                     else "paw would take the page for a slide"
                 raise ConfigError(f"'report.html' must not be inside '{key}': {why}; put it in a folder "

@@ -7,6 +7,7 @@ import time
 
 from . import bundle, durable, fsops, naming
 from .durable import PARTIAL_PREFIX
+from .config import inside
 from .errors import ExitCode, PawError, SlideRefused, UsageError
 from .formats import prepare
 from .verify import name_values, verify
@@ -135,6 +136,9 @@ def anonymize(config, files, output, dry_run):
     if output is not None and not os.path.isdir(output):
         raise UsageError(f"output folder {output} does not exist" if not os.path.lexists(output)
                          else f"output {output} is not a folder")
+    if output is not None and inside(output, config.inbox):
+        raise UsageError(f"output folder {output} is inside the inbox: the next run would take the "
+                         "copies for new slides; give a folder outside it")
     ledger = None
     if output is not None:
         ledger = _ledger_for_reading(config) if dry_run else _open_ledger(config)
