@@ -45,7 +45,7 @@ def parser():
     where = anonymize.add_mutually_exclusive_group(required=True)
     where.add_argument("--output", metavar="DIR", help="write anonymized copies into DIR, named by "
                                                        "naming.template with a fresh pseudonym")
-    where.add_argument("--in-place", action="store_true", help="change the given files themselves")
+    where.add_argument("--in-place", action="store_true", help="change the given files themselves (their names are kept)")
     status = sub.add_parser("status", parents=[common],
                             help="what waits and why, what needs a person, recent runs, quarantine")
     status.add_argument("--json", action="store_true", help="machine-readable output")
