@@ -283,16 +283,18 @@ def test_by_hand_a_failure_leaves_nothing_and_a_retry_works(lab, tmp_path, capsy
         if os.path.lexists(os.path.join(folder, name)):
             (shutil.rmtree if name == "sub" else os.remove)(os.path.join(folder, name))
     assert lab.run("anonymize", path, "--output", str(out)) == 0
-    assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in {path, folder})  # names as given (README)
+    [row] = lab.rows()  # named as a run names it (README), from the row the copy got
+    pseudonym = row["output"][:-len(".mrxs")] if kind == "mrxs" else row["output"]
+    assert sorted(os.listdir(out)) == sorted({pseudonym, row["output"]}) and pseudonym == row["pseudonym"]
     assert leaks_below(str(out), mrxs.planted() if kind == "mrxs" else dicom.planted()) == []
 
 
 def test_by_hand_an_unexpected_error_is_one_line_and_exit_3(lab, tmp_path, capsys, monkeypatch):
-    from paw import tools
+    from paw import formats
 
     def deep(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
-    monkeypatch.setattr(tools, "prepare", deep)
+    monkeypatch.setattr(formats, "identify", deep)
     path, _ = _hand_slide(tmp_path, "dicom")
     out = tmp_path / "out"
     out.mkdir()
@@ -304,12 +306,15 @@ def test_by_hand_an_unexpected_error_is_one_line_and_exit_3(lab, tmp_path, capsy
 
 def test_by_hand_an_interrupted_copy_is_cleared_before_the_next(lab, tmp_path):
     """A copy a killed run left (paw's own work folder) is removed, not a reason to fail."""
+    from paw.tools import work_folder
     path, _ = _hand_slide(tmp_path, "dicom")
     out = tmp_path / "out"
-    (out / ".paw-partial-S26-12 slide").mkdir(parents=True)
-    (out / ".paw-partial-S26-12 slide" / "leftover.dcm").write_bytes(b"original bytes")
+    work = work_folder(str(out), os.path.realpath(path))
+    os.makedirs(work)
+    with open(os.path.join(work, "leftover.dcm"), "wb") as fh:
+        fh.write(b"original bytes")
     assert lab.run("anonymize", path, "--output", str(out)) == 0
-    assert os.listdir(out) == ["S26-12 slide"]
+    assert os.listdir(out) == [lab.rows()[0]["output"]]
 
 
 def test_by_hand_a_pacs_export_nested_in_sub_folders(lab, tmp_path):
@@ -318,7 +323,8 @@ def test_by_hand_a_pacs_export_nested_in_sub_folders(lab, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert lab.run("anonymize", str(folder), "--output", str(out)) == 0
-    assert openslide_view(str(out / "export" / "PAW-ANONYMIZED_level-0.dcm"))[:2] == ("dicom", ["thumbnail"])
+    pseudonym = lab.rows()[0]["pseudonym"]
+    assert openslide_view(str(out / pseudonym / f"{pseudonym}_level-0.dcm"))[:2] == ("dicom", ["thumbnail"])
 
 
 @pytest.mark.parametrize("layout, reason", [
