@@ -10,7 +10,11 @@ before this module). Refused by name: Trestle (Software `MedScan`, OpenSlide's t
 reader), Huron (Make `Huron`), Argos (tag 65000), ImageJ, PerkinElmer QPI, Indica Labs;
 refused by shape: a directory-0 ImageDescription
 other than tifffile's own shape line, and any private tag (>= 32768) that is not image
-structure or a baseline metadata tag paw drops anyway.
+structure or a baseline metadata tag paw drops anyway; refused by writer: any Make or Model (a
+scanner or camera maker's file: Grundium, Olympus cellSens, Hamamatsu without NDPI tags — paw
+does not know where such a writer puts its label or overview), and any Software but the generic
+pyramid writers in GENERIC_WRITERS (an unknown converter may keep a vendor's images). The
+refusal names the field, never its text.
 
 What paw does with a generic pyramid:
 - keeps directory 0 and the tiled reduced-image directories that are level 0 shrunk by a power
@@ -38,6 +42,10 @@ DESCRIPTION = Pattern(r'|\{"shape": \[\d+(?:, \d+)*\]\}')
 # ImageSourceData, Interoperability, ImageUniqueID (baseline or EXIF/TIFF-EP metadata).
 DROPPED_PRIVATE = frozenset({Tag.COPYRIGHT, Tag.IPTC, Tag.PHOTOSHOP, Tag.EXIF_IFD, Tag.GPS_IFD,
                              Tag.IMAGE_SOURCE_DATA, Tag.INTEROPERABILITY_IFD, Tag.IMAGE_UNIQUE_ID})
+# Writers of vendor-neutral pyramids (Software prefixes): tifffile (`tifffile.py` up to 2021,
+# then `tifffile`), libvips (`vips`). Only these reach the generic table; Make and Model are
+# never written by them, so either one names a writer paw does not know.
+GENERIC_WRITERS = Pattern(r"(?:tifffile(?:\.py)?|vips|libvips)(?:[ /].*)?")
 ARGOS_TAG = 65000
 PRIVATE = 32768
 
@@ -64,6 +72,12 @@ def unknown_vendor(tiff):
     if not DESCRIPTION.accepts(tiff.text(first, Tag.IMAGE_DESCRIPTION)):
         return "a TIFF whose description paw cannot read (an unknown vendor)"
     for directory in tiff.directories:
+        for tag, name in ((Tag.MAKE, "Make"), (Tag.MODEL, "Model")):
+            if tag in directory.entries:
+                return f"a TIFF from a writer paw does not know ({name} is set)"
+        if Tag.SOFTWARE in directory.entries and \
+                not GENERIC_WRITERS.accepts(tiff.text(directory, Tag.SOFTWARE).split("\0", 1)[0]):
+            return "a TIFF from a writer paw does not know (Software is not a generic pyramid writer)"
         for tag in directory.entries:
             if tag >= PRIVATE and tag not in STRUCTURE and tag not in DROPPED_PRIVATE:
                 return f"a TIFF with private tag {int(tag)} (an unknown vendor)"

@@ -7,6 +7,7 @@ Unicode and ScriptCode copies), `mluc` (multiLocalizedUnicodeType, v4: UTF-16BE 
 `text` (textType: ASCII); the colour data itself (XYZ, curves, matrices, LUTs) is numbers.
 """
 
+import re
 import struct
 
 from ..errors import FormatError
@@ -191,10 +192,16 @@ def unexplained(profile, known_texts, signatures=None):
 # Colour data is numbers (XYZ, curves, matrices, LUTs) and stays as it is. Text is typed: a
 # profile's text tags may only say one of KNOWN_TEXTS (the descriptions and copyright lines of
 # widely shipped profiles); the header's 4-byte signature fields only name a registered CMM,
-# platform or maker. Anything else is blanked in place (same length), dates are zeroed (a
-# profile written at scan time carries the scan date), and a profile with a tag type paw does
-# not know is dropped whole. Sources: ICC.1:2010 sections 7 and 10; lcms2 2.19's built-in sRGB
-# (byte-identical to the real boxes.tiff profile but for its date); the classic HP sRGB profile.
+# platform or maker. A text tag is kept only if *every* byte of it is known texts in their
+# declared places (text after a NUL, a leading NUL, UTF-16 in an ASCII field, a ScriptCode
+# string, bytes past an mluc record's length all make it unknown); otherwise the whole tag is
+# blanked in place (same length). A tag whose signature the ICC tag table (SIGNATURE_TYPES)
+# does not list, or that means nothing in the profile's colour space, is removed from the tag
+# table; colour tags must hold plausible numbers (`plausible`: ranges, monotonic curves, LUT
+# sizes that fit) or the slide is refused. Dates are zeroed (a profile written at scan time
+# carries the scan date). Sources: ICC.1:2010 sections 7, 9 and 10; lcms2 2.19's built-in sRGB
+# (byte-identical to the real boxes.tiff profile but for its date); the classic HP sRGB profile
+# (the DICOM fixture sm_image); the ICC's sRGB v4 preference profile (mAB/mBA LUTs).
 
 KNOWN_TEXTS = frozenset({
     "", "sRGB built-in", "No copyright, use freely",                         # lcms2 built-in sRGB
@@ -203,6 +210,8 @@ KNOWN_TEXTS = frozenset({
     "Reference Viewing Condition in IEC61966-2.1",
     "Adobe RGB (1998)", "Copyright 1999 Adobe Systems Incorporated",
     "Display P3", "Copyright Apple Inc., 2017",
+    "sRGB v4 ICC preference perceptual intent beta",                         # the ICC's own v4 sRGB
+    "Copyright 2007 International Color Consortium",
 })
 SIGNATURES = frozenset({
     b"\0\0\0\0", b"lcms", b"appl", b"APPL", b"MSFT", b"ADBE", b"KODA", b"HP  ", b"SGI ",
@@ -223,50 +232,6 @@ SIGNATURE_FIELDS = ((4, "CMM"), (40, "platform"), (48, "device manufacturer"),
 DATE = (24, 36)
 PROFILE_ID = (84, 100)
 RESERVED = (100, 128)
-
-
-def string_spans(profile):
-    """(tag signature, offset, length, text) of every string a text-bearing tag holds, with the
-    span of its characters in the profile; FormatError if a string runs outside its tag."""
-    found = []
-    for signature, kind, offset, size in tags(profile):
-        name = signature.decode("latin-1")
-        end = offset + size
-        if kind == b"text":
-            raw = profile[offset + 8:end]
-            found.append((name, offset + 8, size - 8, raw.split(b"\0", 1)[0].decode("latin-1")))
-        elif kind == b"desc":
-            if size < 12:
-                raise FormatError("ICC desc tag is too short")
-            (length,) = struct.unpack_from(">I", profile, offset + 8)
-            at = offset + 12
-            if at + length > end:
-                raise FormatError("ICC desc text runs outside its tag")
-            found.append((name, at, length, profile[at:at + length].split(b"\0", 1)[0].decode("latin-1")))
-            at += length
-            if at + 8 <= end:
-                (units,) = struct.unpack_from(">I", profile, at + 4)
-                if at + 8 + 2 * units > end:
-                    raise FormatError("ICC desc Unicode text runs outside its tag")
-                raw = profile[at + 8:at + 8 + 2 * units]
-                found.append((name, at + 8, 2 * units, raw.decode("utf-16-be", "replace").rstrip("\0")))
-                at += 8 + 2 * units
-            if at + 3 <= end:  # ScriptCode: code (2), count (1), 67 bytes
-                found.append((name, at + 3, min(67, end - at - 3),
-                              profile[at + 3:at + 3 + min(67, end - at - 3)].split(b"\0", 1)[0].decode("latin-1")))
-        elif kind == b"mluc":
-            if size < 16:
-                raise FormatError("ICC mluc tag is too short")
-            records, record_size = struct.unpack_from(">II", profile, offset + 8)
-            if record_size != 12 or 16 + 12 * records > size:
-                raise FormatError("ICC mluc records do not fit their tag")
-            for r in range(records):
-                length, where = struct.unpack_from(">II", profile, offset + 16 + 12 * r + 4)
-                if where + length > size:
-                    raise FormatError("ICC mluc text runs outside its tag")
-                raw = profile[offset + where:offset + where + length]
-                found.append((name, offset + where, length, raw.decode("utf-16-be", "replace").rstrip("\0")))
-    return found
 
 
 def covered(profile):
@@ -290,38 +255,274 @@ def gaps(profile):
     return found
 
 
-def unknown_type(profile):
-    """The signature of the first tag whose type is neither numbers nor typed text, or None."""
-    for signature, kind, _, _ in tags(profile):
-        if kind not in KEPT_TYPES and kind not in TEXT_TYPES:
-            return signature.decode("latin-1")
-    return None
+# --- the ICC tag table: which signature may hold which type (ICC.1:2010 section 9, v2 tags) ---
+
+LUTS = frozenset({b"mft1", b"mft2", b"mAB ", b"mBA "})
+CURVES = frozenset({b"curv", b"para"})
+TEXTS = frozenset(TEXT_TYPES)
+_RGB_ONLY = {b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC"}
+_GRAY_ONLY = {b"kTRC"}
+SIGNATURE_TYPES = {
+    **{s: LUTS for s in (b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2", b"gamt",
+                          b"pre0", b"pre1", b"pre2")},
+    **{s: frozenset({b"XYZ "}) for s in (b"rXYZ", b"gXYZ", b"bXYZ", b"wtpt", b"bkpt", b"lumi")},
+    **{s: CURVES for s in (b"rTRC", b"gTRC", b"bTRC", b"kTRC")},
+    b"chad": frozenset({b"sf32"}), b"chrm": frozenset({b"chrm"}), b"view": frozenset({b"view"}),
+    b"meas": frozenset({b"meas"}), b"tech": frozenset({b"sig "}), b"rig0": frozenset({b"sig "}),
+    b"calt": frozenset({b"dtim"}),
+    **{s: TEXTS for s in (b"desc", b"cprt", b"dmnd", b"dmdd", b"vued", b"targ")},
+}
+# Signature values a `sig ` tag may hold: technologies (tech), and the perceptual reference
+# medium gamut (rig0, `prmg`, in the ICC's own sRGB v4 profile).
+SIG_VALUES = {b"tech": TECHNOLOGIES, b"rig0": frozenset({b"prmg"})}
+
+
+def out_of_place(signature, space):
+    """Whether a known signature means nothing in a profile of this colour space (a grey TRC
+    in an RGB profile, an RGB colorant in a grey one): such a tag is removed like an unknown one."""
+    return (signature in _GRAY_ONLY and space != b"GRAY") or (signature in _RGB_ONLY and space != b"RGB ")
+
+
+class Implausible(FormatError):
+    """A colour tag whose numbers no real profile holds (a curve that is not monotonic, an XYZ
+    of thousands): the slide is refused — paw never silently changes a slide's colour."""
+
+
+def _s15(data, at, count):
+    return [v / 65536 for v in struct.unpack_from(f">{count}i", data, at)]
+
+
+def _u16f16(data, at, count):
+    return [v / 65536 for v in struct.unpack_from(f">{count}I", data, at)]
+
+
+def _fits(data, expected):
+    """The tag is `expected` bytes long, or that rounded up to 4 with zero padding."""
+    return expected <= len(data) <= expected + 3 and not data[expected:].strip(b"\0")
+
+
+def _within(values, low, high):
+    return all(low <= v <= high for v in values)
+
+
+def plausible(signature, kind, data):
+    """Why a numeric tag's data is not what a real profile holds (None: it is). The numbers
+    are checked by range and shape; LUT contents (a GT450's 13 MB CLUT) are numbers like
+    tiles, checked only for their structure."""
+    size = len(data)
+    if data[4:8].strip(b"\0"):
+        return "reserved bytes are not zero"
+    if kind == b"XYZ ":
+        if size < 20 or (size - 8) % 12:
+            return "not whole XYZ numbers"
+        high = 10000 if signature == b"lumi" else 2.5
+        return None if _within(_s15(data, 8, (size - 8) // 4), -0.5 if high < 10 else 0, high) \
+            else "an XYZ value out of range"
+    if kind == b"curv":
+        (count,) = struct.unpack_from(">I", data, 8)
+        if count > 65536 or not _fits(data, 12 + 2 * count):
+            return "a curve whose size does not fit"
+        entries = struct.unpack_from(f">{count}H", data, 12)
+        if count == 1:
+            return None if 0.1 <= entries[0] / 256 <= 10 else "a gamma out of range"
+        steps = [b - a for a, b in zip(entries, entries[1:])]
+        return None if all(s >= 0 for s in steps) or all(s <= 0 for s in steps) else "a curve that is not monotonic"
+    if kind == b"para":
+        function, reserved = struct.unpack_from(">HH", data, 8)
+        counts = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
+        if function not in counts or reserved or not _fits(data, 12 + 4 * counts[function]):
+            return "a parametric curve of unknown shape"
+        values = _s15(data, 12, counts[function])
+        return None if 0.1 <= values[0] <= 10 and _within(values[1:], -16, 16) else "a curve parameter out of range"
+    if kind == b"sf32":
+        if signature != b"chad" or size != 44:
+            return "not a 3x3 adaptation matrix"
+        return None if _within(_s15(data, 8, 9), -4, 4) else "a matrix value out of range"
+    if kind == b"chrm":
+        channels, phosphor = struct.unpack_from(">HH", data, 8)
+        if not 1 <= channels <= 15 or phosphor > 4 or not _fits(data, 12 + 8 * channels):
+            return "chromaticities of unknown shape"
+        return None if _within(_u16f16(data, 12, 2 * channels), 0, 1) else "a chromaticity out of range"
+    if kind == b"view":
+        if not _fits(data, 36):
+            return "viewing conditions of unknown shape"
+        return None if _within(_s15(data, 8, 6), 0, 10000) and struct.unpack_from(">I", data, 32)[0] <= 8 \
+            else "a viewing condition out of range"
+    if kind == b"meas":
+        if not _fits(data, 36):
+            return "a measurement of unknown shape"
+        observer, = struct.unpack_from(">I", data, 8)
+        geometry, flare, illuminant = struct.unpack_from(">III", data, 24)
+        return None if observer <= 2 and geometry <= 2 and flare <= 65536 and illuminant <= 8 \
+            and _within(_s15(data, 12, 3), 0, 2.5) else "a measurement out of range"
+    if kind in (b"mft1", b"mft2"):
+        inputs, outputs, grid = data[8], data[9], data[10]
+        if not (1 <= inputs <= 15 and 1 <= outputs <= 15 and 2 <= grid) or data[11]:
+            return "a LUT of unknown shape"
+        if not _within(_s15(data, 12, 9), -16, 16):
+            return "a LUT matrix value out of range"
+        if kind == b"mft1":
+            expected = 48 + 256 * inputs + grid ** inputs * outputs + 256 * outputs
+        else:
+            entries_in, entries_out = struct.unpack_from(">HH", data, 48)
+            expected = 52 + 2 * (entries_in * inputs + grid ** inputs * outputs + entries_out * outputs)
+        return None if _fits(data, expected) else "a LUT whose size does not fit"
+    if kind in (b"mAB ", b"mBA "):
+        inputs, outputs = data[8], data[9]
+        offsets = struct.unpack_from(">5I", data, 12)
+        if not (1 <= inputs <= 15 and 1 <= outputs <= 15) or data[10:12].strip(b"\0") \
+                or any(o and not 32 <= o < size for o in offsets):
+            return "a LUT of unknown shape"
+        return None
+    if kind == b"sig ":
+        return None if data[8:12] in SIG_VALUES.get(signature, ()) and _fits(data, 12) else "an unknown signature value"
+    if kind == b"dtim":
+        return None  # zeroed
+    return "a type paw does not read"
+
+
+# --- text tags: kept only when every byte is a known text -------------------------------------
+
+def _known(text):
+    return text.strip() in KNOWN_TEXTS
+
+
+def _latin(raw):
+    """A fixed-length ASCII field as a known text followed only by NULs, or None."""
+    text, _, rest = raw.partition(b"\0")
+    return text.decode("latin-1") if not rest.strip(b"\0") and _known(text.decode("latin-1")) else None
+
+
+def _utf16(raw):
+    if len(raw) % 2:
+        return None
+    units = [raw[i:i + 2] for i in range(0, len(raw), 2)]
+    while units and units[-1] == b"\0\0":
+        units.pop()
+    if b"\0\0" in units:
+        return None
+    try:
+        text = b"".join(units).decode("utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    return text if _known(text) else None
+
+
+_LANGUAGE = re.compile(rb"[a-z]{2}[A-Z]{2}")
+
+
+def known_text_tag(kind, data):
+    """Whether a text tag's data is, byte for byte, known texts in their declared places and
+    zeros everywhere else: a `text` string, a `desc` ASCII/Unicode/ScriptCode triple, `mluc`
+    records. Text after a NUL, a leading NUL, UTF-16 in an ASCII field, a ScriptCode string or
+    bytes past a record's declared length make it unknown."""
+    size = len(data)
+    if data[4:8].strip(b"\0"):
+        return False
+    if kind == b"text":
+        return _latin(data[8:]) is not None
+    if kind == b"desc":
+        if size < 12:
+            return False
+        (count,) = struct.unpack_from(">I", data, 8)
+        at = 12 + count
+        if at > size or _latin(data[12:at]) is None:
+            return False
+        if at == size or not data[at:].strip(b"\0"):
+            return True
+        if at + 8 > size:
+            return False
+        language, units = data[at:at + 4], struct.unpack_from(">I", data, at + 4)[0]
+        if language.strip(b"\0") and not _LANGUAGE.fullmatch(language):
+            return False
+        at += 8
+        if at + 2 * units > size or (units and _utf16(data[at:at + 2 * units]) is None):
+            return False
+        at += 2 * units
+        rest = data[at:]
+        if not rest.strip(b"\0"):
+            return True
+        if len(rest) < 70 or rest[0] or rest[2] > 67 or _latin(rest[3:70]) is None:
+            return False  # ScriptCode: code (a small number), count, 67 bytes
+        return not rest[70:].strip(b"\0")
+    if kind == b"mluc":
+        if size < 16:
+            return False
+        records, record_size = struct.unpack_from(">II", data, 8)
+        if record_size != 12 or records > 64 or 16 + 12 * records > size:
+            return False
+        covered = bytearray(size)
+        covered[:16 + 12 * records] = b"\1" * (16 + 12 * records)
+        for r in range(records):
+            at = 16 + 12 * r
+            length, where = struct.unpack_from(">II", data, at + 4)
+            if not _LANGUAGE.fullmatch(data[at:at + 4]) or where + length > size or \
+                    _utf16(data[where:where + length]) is None:
+                return False
+            covered[where:where + length] = b"\1" * length
+        return not any(b and not c for b, c in zip(data, covered))
+    return False
+
+
+def blank_text_tag(kind, size):
+    """A text tag's data in its place, emptied: the type, then zeros (an empty `text`/`desc`),
+    or an `mluc` with no records."""
+    if kind == b"mluc":
+        return (kind + bytes(4) + struct.pack(">II", 0, 12)).ljust(size, b"\0")
+    return (kind + bytes(size - 4))[:size]
 
 
 def scrub(profile):
-    """The profile with every text not in KNOWN_TEXTS blanked, unknown header signatures, the
-    creation date, the profile ID (an MD5 the edits would falsify), the reserved bytes and any
-    padding zeroed; calibration dates and unknown technology signatures zeroed. Same length.
-    FormatError if it cannot be read or holds a tag type paw does not know (drop it then)."""
-    kind = unknown_type(profile)
-    if kind is not None:
-        raise FormatError(f"ICC profile has a tag of unknown type ({len(kind)}-byte signature)")
+    """The profile with every text tag that is not, byte for byte, known texts blanked in place,
+    every tag whose signature the ICC table does not list (or that means nothing in this
+    colour space) removed from the tag table, unknown header signatures, the creation date, the
+    profile ID (an MD5 the edits would falsify), the reserved bytes and every byte no kept tag
+    covers zeroed, calibration dates and unknown signature values zeroed. Same length. Returns
+    (profile, texts blanked, tags removed). FormatError if it cannot be read (drop it then);
+    Implausible if a colour tag holds numbers no real profile holds (refuse the slide)."""
     if profile[12:16] not in CLASSES or profile[16:20] not in SPACES or profile[20:24] not in SPACES:
         raise FormatError("ICC profile header is not one paw knows")
+    space = profile[16:20]
     out = bytearray(profile)
-    blanked = 0
-    for _, at, length, text in string_spans(profile):
-        if text not in KNOWN_TEXTS:
-            out[at:at + length] = bytes(length)
-            blanked += 1
+    kept, removed, blanked = [], 0, 0
+    for signature, kind, offset, size in tags(profile):
+        allowed = SIGNATURE_TYPES.get(signature)
+        if allowed is None or out_of_place(signature, space):
+            removed += 1
+            continue
+        if kind not in allowed:
+            if allowed is TEXTS:
+                removed += 1
+                continue
+            raise Implausible(f"ICC tag {signature.decode('latin-1')!r} is not of a type it may have")
+        kept.append((signature, kind, offset, size))
+    for signature, kind, offset, size in kept:
+        data = profile[offset:offset + size]
+        if kind in TEXTS:
+            if not known_text_tag(kind, data):
+                if any(o < offset + size and offset < o + n and (o, n) != (offset, size)
+                       for _, _, o, n in kept):
+                    raise FormatError("ICC text tag shares bytes with another tag")
+                out[offset:offset + size] = blank_text_tag(kind, size)
+                blanked += 1
+            continue
+        problem = plausible(signature, kind, data)
+        if problem:
+            raise Implausible(f"ICC tag {signature.decode('latin-1')!r}: {problem}")
+        if kind == b"dtim":
+            out[offset + 8:offset + size] = bytes(size - 8)
+    table = b"".join(struct.pack(">4sII", s, o, n) for s, _, o, n in kept)
+    (count,) = struct.unpack_from(">I", profile, HEADER)
+    out[HEADER:HEADER + 4 + 12 * count] = (struct.pack(">I", len(kept)) + table).ljust(4 + 12 * count, b"\0")
     for at, _ in SIGNATURE_FIELDS:
         if bytes(out[at:at + 4]) not in SIGNATURES:
             out[at:at + 4] = bytes(4)
-    for start, end in (DATE, PROFILE_ID, RESERVED, *gaps(profile)):
+    covered = sorted([(0, HEADER + 4 + 12 * len(kept))] + [(o, o + n) for _, _, o, n in kept])
+    position = 0
+    for start, end in covered + [(len(out), len(out))]:
+        if start > position:
+            out[position:start] = bytes(start - position)
+        position = max(position, end)
+    for start, end in (DATE, PROFILE_ID, RESERVED):
         out[start:end] = bytes(end - start)
-    for _, kind, offset, size in tags(profile):
-        if kind == b"dtim":
-            out[offset + 8:offset + size] = bytes(size - 8)
-        elif kind == b"sig " and bytes(out[offset + 8:offset + 12]) not in TECHNOLOGIES:
-            out[offset + 8:offset + size] = bytes(size - 8)
-    return bytes(out), blanked
+    return bytes(out), blanked, removed

@@ -19,6 +19,11 @@ What paw keeps, each value typed (ELEMENTS), by editing the XML in place in its 
   image names and uuids, the base64 barcode (its decoded text is searched for too),
   creationDate, elements paw does not know (channelSettings), comments, text after the root;
   a geometry value OpenSlide needs that is not a number refuses the slide;
+- exactly one main image (every image that is not the macro), lit `brightfield`: OpenSlide
+  hashes the smallest main dimension only for such a collection; with two or more main images
+  (or a fluorescence one) it hashes the macro, so the output without the macro would not open,
+  and a label photo can pose as a second main region. Such collections are refused whole
+  (MAIN_IMAGES says why, in one line);
 - kept images' dimensions must be pyramid levels (the largest shrunk by powers of two);
 - every tag not image structure is dropped (the description only in directory 0).
 
@@ -31,7 +36,7 @@ import base64
 import binascii
 
 from . import xmltext
-from ..errors import FormatError
+from ..errors import FormatError, Unsupported
 from .allow import Integer, Number, OneOf, Pattern, XmlElement, element_rule
 from .tiffallow import STRUCTURE, Vendor
 from .tifftags import Tag
@@ -72,6 +77,13 @@ ELEMENTS = {
 DECLARATION = Pattern(r"""<\?xml version=["']1\.0["'](?: encoding=["'](?:UTF-8|utf-8)["'])? ?\?>""")
 
 
+MAIN_IMAGES = ("Leica SCN with {count} main images (tissue regions) besides the macro: OpenSlide "
+               "needs the macro photo to open such a slide, and paw removes it; only slides "
+               "with one brightfield main image are supported")
+NOT_BRIGHTFIELD = ("Leica SCN main image not lit brightfield: OpenSlide needs the macro photo "
+                   "to open such a slide, and paw removes it")
+
+
 def _document(description):
     document = xmltext.scan(description, "Leica description")
     root = document.root
@@ -104,6 +116,13 @@ def _is_macro(collection, image):
     v = view[0]
     return (v.get("offsetX") == "0" and v.get("offsetY") == "0"
             and v.get("sizeX") == collection.get("sizeX") and v.get("sizeY") == collection.get("sizeY"))
+
+
+def _illumination(image):
+    sources = [s for settings in _children(image, "scanSettings")
+               for light in _children(settings, "illuminationSettings")
+               for s in _children(light, "illuminationSource")]
+    return sources[0].text.strip() if len(sources) == 1 else None
 
 
 def _dimensions(image):
@@ -205,6 +224,11 @@ def plan(tiff, surgery, options):
             kept_ifds.update(_ifd(d) for d in _dimensions(image))
             kept_images.append(image)
             surgery.count("image")
+    mains = [image for image in _children(collection, "image") if not _is_macro(collection, image)]
+    if len(mains) != 1:
+        raise Unsupported(f"refused: {MAIN_IMAGES.format(count=len(mains))}")
+    if _illumination(mains[0]) != "brightfield":
+        raise Unsupported(f"refused: {NOT_BRIGHTFIELD}")
     if not kept_ifds or max(kept_ifds) >= len(tiff.directories) or min(kept_ifds) < 0:
         raise FormatError("Leica XML refers to directories that do not exist")
     _check_geometry(tiff, kept_images)

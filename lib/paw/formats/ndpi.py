@@ -45,7 +45,9 @@ _SLONG = Numbers(frozenset({Type.SLONG}))
 _FLOAT = Numbers(frozenset({Type.FLOAT}))
 TAGS = {
     **STRUCTURE,
-    Tag.MAKE: Text(OneOf("Hamamatsu")),
+    # tifffile (the independent reader) takes a file for NDPI only with Make present: text
+    # appended to it refuses the slide by name, never a dropped Make and a confused check.
+    Tag.MAKE: Text(OneOf("Hamamatsu"), required=True),
     Tag.MODEL: Text(Pattern(r"C\d{4,5}(?:-\d{2})?")),                   # C9600-12, C13210-01
     Tag.SOFTWARE: Text(Pattern(r"NDP\.scan \d+(?:\.\d+){1,3}")),        # NDP.scan 2.5.89
     Tag.NDPI_FORMAT_FLAG: Numbers(frozenset({Type.SHORT, Type.LONG})),

@@ -145,7 +145,9 @@ class Surgery:
             if rule is None:
                 self.drop(directory, tag)
             elif isinstance(rule, Numbers):
-                if not rule.accepts(entry.type, entry.count):
+                if rule.only_with and self.tiff.number(directory, rule.only_with[0]) != rule.only_with[1]:
+                    self.drop(directory, tag, " (means nothing in this image)")
+                elif not rule.accepts(entry.type, entry.count):
                     raise FormatError(f"{directory.name} {tag_name(tag)}: not {rule.label} "
                                       f"(type {entry.type}, count {entry.count})")
             elif isinstance(rule, Text):
@@ -182,8 +184,10 @@ class Surgery:
     def _icc(self, directory, entry):
         profile = self.tiff.raw_value(entry)
         try:
-            new, blanked = icc.scrub(profile)
-        except (FormatError, ValueError, IndexError):
+            new, blanked, removed = icc.scrub(profile)
+        except icc.Implausible as exc:  # colour data no real profile holds: never change colour
+            raise FormatError(f"{directory.name} ICC profile: {exc}") from None
+        except (FormatError, ValueError, IndexError, struct.error):
             self.drop(directory, entry.tag, " (an ICC profile paw cannot type)")
             return
         if new != profile:
@@ -191,6 +195,8 @@ class Surgery:
             self.note("ICC profile: creation date and unknown fields cleared")
         if blanked:
             self.count_note("ICC profile texts blanked", blanked)
+        if removed:
+            self.count_note("ICC profile tags outside the ICC tag table removed", removed)
 
     def append_label(self, description, subfile_type=None):
         """Add the drawn label as a new stripped directory at the end of the chain, its table,

@@ -34,11 +34,14 @@ NUMBERS = frozenset({Type.SHORT, Type.LONG, Type.LONG8, Type.SSHORT, Type.SLONG,
 
 class Numbers:
     """`types` TIFF types; `count` exact count (None: any count up to `most`); `scan`: search the
-    value's bytes for printable runs (False: offset tables)."""
-    __slots__ = ("types", "count", "most", "scan")
+    value's bytes for printable runs (False: offset tables); `only_with` (tag, value): the tag
+    means something only in a directory where that tag has that value, elsewhere it is dropped
+    (a ColorMap outside a palette image is bytes no reader uses)."""
+    __slots__ = ("types", "count", "most", "scan", "only_with")
 
-    def __init__(self, types=INTEGERS, count=1, most=1 << 24, scan=True):
+    def __init__(self, types=INTEGERS, count=1, most=1 << 24, scan=True, only_with=None):
         self.types, self.count, self.most, self.scan = types, count, most, scan
+        self.only_with = only_with
 
     def accepts(self, entry_type, count):
         if entry_type not in self.types:
@@ -72,6 +75,7 @@ class Vendor:
 
 
 ANY = None  # Numbers(count=ANY)
+PALETTE = 3  # Photometric: a palette image, whose pixels the ColorMap gives colours to
 
 # Image structure (TIFF 6.0 sections 8, 18-22; BigTIFF; the SGI ImageDepth/TileDepth tags).
 STRUCTURE = {
@@ -100,7 +104,7 @@ STRUCTURE = {
     Tag.PREDICTOR: Numbers(),
     Tag.WHITE_POINT: Numbers(RATIONAL, count=2),
     Tag.PRIMARY_CHROMATICITIES: Numbers(RATIONAL, count=6),
-    Tag.COLOR_MAP: Numbers(count=ANY, most=3 << 16, scan=False),
+    Tag.COLOR_MAP: Numbers(count=ANY, most=3 << 16, scan=False, only_with=(Tag.PHOTOMETRIC, PALETTE)),
     Tag.TILE_WIDTH: Numbers(),
     Tag.TILE_LENGTH: Numbers(),
     Tag.TILE_OFFSETS: Numbers(count=ANY, scan=False),

@@ -24,6 +24,7 @@ reason that names the field, never its text.
 
 import os
 import re
+import struct
 import xml.etree.ElementTree as ET
 
 from . import icc, jpeg, tileheaders
@@ -77,7 +78,10 @@ def _directory(fd, tf, vendor, page, index, options, drawn):
             continue
         span = (tag.valueoffset, tag.valuebytecount)
         if isinstance(rule, Numbers):  # typed by TIFF type and count; its bytes are scanned below
-            if not rule.accepts(int(tag.dtype), tag.count):
+            if rule.only_with and (rule.only_with[0] not in page.tags
+                                   or page.tags[rule.only_with[0]].value != rule.only_with[1]):
+                problems.append(f"{where}: kept where it means nothing")
+            elif not rule.accepts(int(tag.dtype), tag.count):
                 problems.append(f"{where}: not {rule.label}")
             elif not rule.scan:
                 explained.append(span)
@@ -132,31 +136,110 @@ def _jpeg_tables(raw, where):
 
 
 def icc_problems(profile, where):
-    """Every field of an ICC profile a person could read, against icc's allow-list."""
+    """Every field of an ICC profile a person could read, against icc's allow-list (header
+    signatures, the ICC tag table, typed numbers, KNOWN_TEXTS), read here on its own: every
+    byte of a text tag must be a known text in its declared place or a count, every other byte
+    no tag covers zero."""
     try:
-        if icc.unknown_type(profile) is not None:
-            return [f"{where}: an ICC tag of a type paw does not know"]
-        problems = []
-        if profile[12:16] not in icc.CLASSES or profile[16:20] not in icc.SPACES \
-                or profile[20:24] not in icc.SPACES:
-            problems.append(f"{where}: ICC header fields paw does not know")
-        for at, name in icc.SIGNATURE_FIELDS:
-            if profile[at:at + 4] not in icc.SIGNATURES:
-                problems.append(f"{where}: ICC header {name} is not a known signature")
-        for start, end in (icc.DATE, icc.PROFILE_ID, icc.RESERVED, *icc.gaps(profile)):
-            if profile[start:end].strip(b"\0"):
-                problems.append(f"{where}: ICC bytes {start}-{end} are not zero")
-        for name, _, _, text in icc.string_spans(profile):
-            if text not in icc.KNOWN_TEXTS:
-                problems.append(f"{where}: ICC {name} text the allow-list does not explain")
-        for signature, kind, offset, size in icc.tags(profile):
-            data = profile[offset + 8:offset + size]
-            if (kind == b"dtim" and data.strip(b"\0")) or \
-                    (kind == b"sig " and data[:4] not in icc.TECHNOLOGIES and data.strip(b"\0")):
-                problems.append(f"{where}: ICC {signature.decode('latin-1')} holds a value paw does not keep")
-        return problems
-    except (FormatError, ValueError, IndexError):
+        return _icc(profile, where)
+    except (FormatError, ValueError, IndexError, struct.error):
         return [f"{where}: not an ICC profile paw can read"]
+
+
+def _icc(profile, where):
+    size = len(profile)
+    if size < 132 or struct.unpack_from(">I", profile)[0] != size or profile[36:40] != b"acsp":
+        return [f"{where}: not an ICC profile paw can read"]
+    problems = []
+    if profile[12:16] not in icc.CLASSES or profile[16:20] not in icc.SPACES \
+            or profile[20:24] not in icc.SPACES:
+        problems.append(f"{where}: ICC header fields paw does not know")
+    for at, name in icc.SIGNATURE_FIELDS:
+        if profile[at:at + 4] not in icc.SIGNATURES:
+            problems.append(f"{where}: ICC header {name} is not a known signature")
+    (count,) = struct.unpack_from(">I", profile, 128)
+    if count > 256 or 132 + 12 * count > size:
+        return [f"{where}: not an ICC profile paw can read"]
+    explained = bytearray(size)
+    explained[:132 + 12 * count] = b"\1" * (132 + 12 * count)
+    for start, end in (icc.DATE, icc.PROFILE_ID, icc.RESERVED):
+        explained[start:end] = bytes(end - start)  # must be zero
+    for n in range(count):
+        signature, offset, length = struct.unpack_from(">4sII", profile, 132 + 12 * n)
+        name = signature.decode("latin-1")
+        if offset < 132 + 12 * count or offset + length > size or length < 8:
+            return [f"{where}: not an ICC profile paw can read"]
+        data, kind = profile[offset:offset + length], profile[offset:offset + 4]
+        allowed = icc.SIGNATURE_TYPES.get(signature)
+        if allowed is None or icc.out_of_place(signature, profile[16:20]) or kind not in allowed:
+            problems.append(f"{where}: an ICC tag the ICC tag table does not list for this profile")
+            continue
+        if kind in icc.TEXTS:
+            marks = _icc_text_marks(kind, data)
+            if marks is None:
+                problems.append(f"{where}: ICC {name} text the allow-list does not explain")
+                continue
+            for at, span in marks:
+                explained[offset + at:offset + at + span] = b"\1" * span
+            continue
+        reason = icc.plausible(signature, kind, data)
+        if reason or (kind == b"dtim" and data[8:].strip(b"\0")):
+            problems.append(f"{where}: ICC {name} holds a value paw does not keep")
+            continue
+        explained[offset:offset + length] = b"\1" * length
+    if any(b and not e for b, e in zip(profile, explained)):
+        problems.append(f"{where}: ICC bytes no tag explains are not zero")
+    return problems
+
+
+def _icc_known(raw, codec):
+    """Whether a declared text field is a known text and then only zero bytes (per character)."""
+    width = 2 if codec == "utf-16-be" else 1
+    chars = [raw[i:i + width] for i in range(0, len(raw) - len(raw) % width, width)]
+    end = next((i for i, c in enumerate(chars) if not c.strip(b"\0")), len(chars))
+    if len(raw) % width or any(c.strip(b"\0") for c in chars[end:]):
+        return False
+    return b"".join(chars[:end]).decode(codec, "replace").strip() in icc.KNOWN_TEXTS
+
+
+def _icc_text_marks(kind, data):
+    """(offset, length) of the bytes of a text tag that are explained (type, counts, known
+    texts), or None when a declared text is not a known one."""
+    marks, size = [(0, 4)], len(data)
+    if kind == b"text":
+        return marks + [(8, size - 8)] if _icc_known(data[8:], "latin-1") else None
+    if kind == b"desc":
+        (n,) = struct.unpack_from(">I", data, 8)
+        if 12 + n > size or not _icc_known(data[12:12 + n], "latin-1"):
+            return None
+        marks += [(8, 4), (12, n)]
+        at = 12 + n
+        if at + 8 <= size:
+            language, units = data[at:at + 4], struct.unpack_from(">I", data, at + 4)[0]
+            if (language.strip(b"\0") and not re.fullmatch(rb"[a-z]{2}[A-Z]{2}", language)) or \
+                    at + 8 + 2 * units > size or not _icc_known(data[at + 8:at + 8 + 2 * units], "utf-16-be"):
+                return None
+            marks += [(at, 8), (at + 8, 2 * units)]
+            at += 8 + 2 * units
+            if at + 70 <= size:
+                if data[at] or data[at + 2] > 67 or not _icc_known(data[at + 3:at + 70], "latin-1"):
+                    return None
+                marks += [(at, 70)]
+        return marks
+    if kind == b"mluc":
+        records, record_size = struct.unpack_from(">II", data, 8)
+        if record_size != 12 or 16 + 12 * records > size:
+            return None
+        marks.append((8, 8))
+        for r in range(records):
+            at = 16 + 12 * r
+            length, where = struct.unpack_from(">II", data, at + 4)
+            if not re.fullmatch(rb"[a-z]{2}[A-Z]{2}", data[at:at + 4]) or where + length > size \
+                    or not _icc_known(data[where:where + length], "utf-16-be"):
+                return None
+            marks += [(at, 12), (where, length)]
+        return marks
+    return None
 
 
 # --- vendor texts -------------------------------------------------------------------------------
