@@ -340,3 +340,195 @@ def test_colormap_on_an_rgb_image_is_dropped(tmp_path, monkeypatch, vendor, late
     assert any("means nothing in this image" in a for a in plan.actions)
     with tifffile.TiffFile(path, is_ndpi=vendor == "ndpi") as tf:
         assert not any(320 in p.tags for p in tf.pages)
+
+
+# --- kept numbers have a range and a precision; the name's digits are not one of them ----------
+
+DIGITS = {  # identifiers written as numbers (own values): a date, a date-time, a phone number,
+    "date of birth": b"19700101",  # an MRN, a 31-digit payload
+    "scan date-time": b"20261120.143207",
+    "phone number": b"01761234567",
+    "record number": b"4711081519",
+    "payload": b"4711081519471108151947110815194",
+}
+APERIO_NUMBERS = ["Left", "Top", "StripeWidth", "OriginalWidth", "Originalheight", "LineCameraSkew",
+                  "LineAreaXOffset", "Focus Offset", "Filtered", "Exposure Time", "AppMag", "MPP"]
+
+
+def _aperio_item(key, value, roles=("level0", "thumbnail", "level1")):
+    def edit(role, text):
+        if role not in roles:
+            return text
+        items = text.split("|")
+        raw = [i.encode("latin-1") for i in items]
+        for n, item in enumerate(items):
+            if item.partition("=")[0].strip() == key:
+                raw[n] = key.encode() + b" = " + value
+                break
+        else:
+            raw.append(key.encode() + b" = " + value)
+        return b"|".join(raw)
+    return edit
+
+
+def _delivered_without(path, value, options=OPTIONS, extra=()):
+    result, reason, plan = outcome(path, options, extra)
+    if result == "delivered":
+        with open(path, "rb") as fh:
+            assert value not in fh.read(), "delivered with the planted number"
+    return result, reason, plan
+
+
+@pytest.mark.parametrize("digits", sorted(DIGITS))
+@pytest.mark.parametrize("key", APERIO_NUMBERS)
+def test_aperio_number_out_of_range_loses_the_item(tmp_path, key, digits):
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, edit=_aperio_item(key, DIGITS[digits]))
+    result, reason, plan = _delivered_without(path, DIGITS[digits])
+    assert result == "delivered", reason
+    assert f"description: {key} (not a number in its range) removed" in plan.actions
+
+
+@pytest.mark.parametrize("key, value", [("Left", b"25.691574"), ("Top", b"32.792793273926"), ("StripeWidth", b"2040"),
+                                        ("OriginalWidth", b"46920"), ("LineCameraSkew", b"-0.000424"),
+                                        ("Focus Offset", b"-0.500000"), ("CalibrationAverageRed", b"208.22021484375"),
+                                        ("Exposure Scale", b"0.000001"), ("Gamma", b"2.2"), ("MPP", b"0.263852")])
+def test_aperio_real_numbers_are_kept(tmp_path, key, value):
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, edit=_aperio_item(key, value))
+    assert outcome(path)[0] == "delivered"
+    assert properties(path)[f"aperio.{key}"] == value.decode()
+
+
+NDPI_NUMBERS = ["PSHV", "ccd.width", "slide.tickness", "exposure.slide.macro", "calibration.version",
+                "target.white.intensity", "fine.focus.pitch", "lane.shift.amount"]
+
+
+@pytest.mark.parametrize("digits", ["date of birth", "record number", "payload"])
+@pytest.mark.parametrize("key", NDPI_NUMBERS + ["stage.center", "zFine[0]", "roi.slide.macro"])
+def test_ndpi_property_number_out_of_range_goes(tmp_path, key, digits):
+    from synth import ndpi
+    lists = {"stage.center": b"177617,", "zFine[0]": b"1,0,100,", "roi.slide.macro": b"68,279,1256,"}
+    value = lists.get(key, b"") + DIGITS[digits]
+    path = str(tmp_path / "slide.ndpi")
+    ndpi.write(path, properties=key.encode() + b"=" + value + b"\r\n" + ndpi.PROPERTIES.encode("latin-1"))
+    result, reason, _ = _delivered_without(path, DIGITS[digits])
+    assert result == "delivered", reason
+    assert DIGITS[digits].decode() not in " ".join(properties(path).values())
+
+
+PHILIPS_NUMBERS = {  # (attribute, value, outcome): a value OpenSlide needs refuses the slide
+    "columns of ten digits": ("PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS", b"4711081519", "delivered"),
+    "compression ratio of an accession": ("DICOM_LOSSY_IMAGE_COMPRESSION_RATIO", b"&quot;47145&quot;", "delivered"),
+    "image rows of a date": ("PIM_DP_IMAGE_ROWS", b"19700101", "delivered"),
+    "pixel spacing of a date": ("DICOM_PIXEL_SPACING", b"&quot;19700101&quot; &quot;0.00025&quot;", "quarantined"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(PHILIPS_NUMBERS))
+def test_philips_number_out_of_range(tmp_path, monkeypatch, variant):
+    from synth import philips
+    name, value, expected = PHILIPS_NUMBERS[variant]
+    full = philips.description
+
+    def description(levels, *args, **kwargs):
+        text = full(levels, *args, **kwargs)
+        if name == "DICOM_PIXEL_SPACING":
+            return re.sub(r'(Name="DICOM_PIXEL_SPACING"[^>]*>)[^<]*', lambda m: m.group(1) + value.decode(), text, count=1)
+        attribute = philips._attr(name, value.decode(), "IUInt32")
+        return text.replace("</DataObject>", attribute + "</DataObject>", 1) if "PIIM" in name else \
+            text.replace('<Attribute Name="DICOM_MANUFACTURER"', attribute + '<Attribute Name="DICOM_MANUFACTURER"', 1)
+    monkeypatch.setattr(philips, "description", description)
+    path = str(tmp_path / "slide.tiff")
+    philips.write(path)
+    planted = value.replace(b"&quot;", b"").split()[0]
+    result, reason, _ = _delivered_without(path, planted)
+    assert result == expected, reason
+    if result == "delivered":
+        assert properties(path)["openslide.vendor"] == "philips"
+
+
+VENTANA_NUMBERS = {  # (old attribute text, new, outcome)
+    "AOI0 Left of a date": (b'AOI0 Left="297"', b'AOI0 Left="19700101"', "delivered"),
+    "Registration Radius of a record number": (b'Radius="0"', b'Radius="4711081519"', "delivered"),
+    "ScanRes of a date": (b'ScanRes="0.25"', b'ScanRes="20261120"', "delivered"),
+    "ImageInfo Width of a record number": (b'Width="256" Height', b'Width="4711081519" Height', "quarantined"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VENTANA_NUMBERS))
+def test_ventana_number_out_of_range(tmp_path, monkeypatch, variant):
+    from synth import ventana
+    old, new, expected = VENTANA_NUMBERS[variant]
+    for function in ("xmp", "encode_info"):
+        original = getattr(ventana, function)
+        monkeypatch.setattr(ventana, function, lambda *a, _o=original: _o(*a).replace(old, new, 1)
+                            if isinstance(_o(*a), bytes) else _o(*a).replace(old.decode(), new.decode(), 1))
+    path = str(tmp_path / "slide.bif")
+    ventana.write(path)
+    with open(path, "rb") as fh:
+        assert new in fh.read()
+    planted = new.split(b'"')[1]
+    result, reason, _ = _delivered_without(path, planted)
+    assert result == expected, reason
+    if result == "delivered":
+        assert properties(path)["openslide.vendor"] == "ventana"
+
+
+LEICA_NUMBERS = {  # (old, new, outcome): geometry OpenSlide needs refuses the slide
+    "view offsetX of a record number": ('offsetX="10000000"', 'offsetX="4711081519"', "quarantined"),
+    "collection sizeX of a record number": ('sizeX="76000000" sizeY="25000000">', 'sizeX="4711081519" sizeY="25000000">', "quarantined"),
+    "dimension r of an accession": ('r="1" ifd="2"', 'r="47119" ifd="2"', "delivered"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LEICA_NUMBERS))
+def test_leica_number_out_of_range(tmp_path, monkeypatch, variant):
+    old, new, expected = LEICA_NUMBERS[variant]
+    leica = _leica(monkeypatch, lambda x: x.replace(old, new, 1))
+    path = str(tmp_path / "slide.scn")
+    leica.write(path)
+    planted = new.split('"')[1].encode()
+    result, reason, _ = _delivered_without(path, planted)
+    assert result == expected, reason
+    if result == "delivered":
+        assert properties(path)["openslide.vendor"] == "leica"
+
+
+NAME_NUMBERS = {  # (file stem, how the slide carries the accession's digits as a number)
+    "Aperio OriginalWidth": ("S26-047120 A1 HE", "aperio", ("OriginalWidth", b"47120")),
+    "Aperio DisplayColor": ("S26-047122 B1 PAS", "aperio", ("DisplayColor", b"47122")),
+    "Aperio StripeWidth, four digits": ("S26-4711 A1 HE", "aperio", ("StripeWidth", b"4711")),
+    "Aperio MPP with the leading zero": ("S26-047121 A1 HE", "aperio", ("MPP", b"0.047121")),
+    "NDPI ccd.width": ("S26-047123 A1 HE", "ndpi", ("ccd.width", b"47123")),
+    "NDPI stage.center": ("2026-123456 HE", "ndpi", ("stage.center", b"177617,123456")),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(NAME_NUMBERS))
+def test_the_name_digits_as_a_kept_number_refuse_the_slide(tmp_path, variant):
+    from paw.errors import VerificationFailed
+    from paw.verify import name_values, verify
+    from synth import ndpi
+    stem, vendor, (key, value) = NAME_NUMBERS[variant]
+    if vendor == "aperio":
+        path = str(tmp_path / f"{stem}.svs")
+        aperio.write(path, edit=_aperio_item(key, value))
+    else:
+        path = str(tmp_path / f"{stem}.ndpi")
+        ndpi.write(path, properties=key.encode() + b"=" + value + b"\r\n" + ndpi.PROPERTIES.encode("latin-1"))
+    module, plan, _ = prepare(path, OPTIONS)
+    plan.apply(path)
+    with pytest.raises(VerificationFailed, match="number from the file name|removed value") as caught:
+        verify(path, module, plan, OPTIONS, extra_values=name_values(stem))
+    assert value.decode() not in str(caught.value)
+
+
+@pytest.mark.parametrize("stem", ["S26-047120 A1 HE", "S26-2040 A1 HE", "2026-123456 HE"])
+def test_a_number_only_containing_the_name_digits_is_delivered(tmp_path, stem):
+    """Digits of the name inside a longer number (Left 25.147120 holds 47120 of S26-047120) are
+    not the name's number: only a whole number equal to a digit group refuses the slide."""
+    path = str(tmp_path / f"{stem}.svs")
+    aperio.write(path, edit=_aperio_item("Left", b"25.147120"))
+    from paw.verify import name_values
+    assert outcome(path, extra=name_values(stem))[0] == "delivered"

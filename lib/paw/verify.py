@@ -28,6 +28,7 @@ CHUNK = 8 << 20
 
 NAME_PART = 5      # a part of the name with a digit, this long, is searched ("S26-047119")
 NAME_SUBPART = 6   # a piece of such a part between - . / with a digit ("047119")
+NAME_NUMBER = 4    # a digit group of the name this long is also searched for as a number
 
 
 def name_values(stem):
@@ -57,6 +58,59 @@ def verify(path, handler, plan, options, extra_values=()):
         hit = find_any(searched, values, None if options.full_scan else skip)
         if hit is not None:
             raise VerificationFailed(f"a removed value is still in the file at byte {hit}")
+    numbers = name_numbers(extra_values)
+    for searched, skip in handler.searched(path, plan) if numbers else ():
+        hit = find_number(searched, numbers, skip)
+        if hit is not None:
+            raise VerificationFailed(f"a number from the file name is in the file at byte {hit}")
+
+
+def name_numbers(values):
+    """The digit groups (NAME_NUMBER digits or more) of the name's values, without their leading
+    zeros: a scanner or LIS writes the accession "047120" as the number 47120 (an Aperio
+    `OriginalWidth = 47120`), which a search for "047120" never finds."""
+    found = []
+    for value in values:
+        for group in re.findall(r"\d+", value):
+            number = group.lstrip("0")
+            if len(group) >= NAME_NUMBER and len(number) >= NAME_NUMBER:
+                found.append(number)
+    return list(dict.fromkeys(found))
+
+
+def _number_patterns(numbers):
+    """Each number written as a whole number (leading zeros allowed, no digit before or after)
+    in ASCII/Latin-1/UTF-8 and in UTF-16LE and BE."""
+    numbers = sorted(numbers, key=len, reverse=True)
+    patterns = []
+    for wide in (lambda t: t, lambda t: b"".join(bytes([c]) + b"\0" for c in t),
+                 lambda t: b"".join(b"\0" + bytes([c]) for c in t)):
+        digit = b"(?:" + b"|".join(re.escape(wide(bytes([d]))) for d in b"0123456789") + b")"
+        alternatives = b"|".join(re.escape(wide(n.encode())) for n in numbers)
+        patterns.append(re.compile(b"(?<!" + digit + b")(?:" + re.escape(wide(b"0")) + b")*(?:"
+                                   + alternatives + b")(?!" + digit + b")"))
+    return patterns
+
+
+def find_number(path, numbers, skip_spans):
+    """The offset of the first of `numbers` written as a number outside `skip_spans` (the kept
+    tiles: their bytes hold digits by chance), or None."""
+    patterns = _number_patterns(numbers)
+    margin = 2 * (max(len(n) for n in numbers) + 64)
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        for start, length in ranges.complement(skip_spans, os.fstat(fd).st_size):
+            for position, end in data_segments(fd, start, length):
+                while position < end:
+                    before = min(2, position - start)  # context for the look-behind
+                    block = os.pread(fd, min(CHUNK + margin, end - position) + before, position - before)
+                    last = position + CHUNK >= end
+                    for pattern in patterns:
+                        for match in pattern.finditer(block, before):
+                            if match.end() < len(block) or last:
+                                return position - before + match.start()
+                    position += CHUNK
+    return None
 
 
 def needles(values):

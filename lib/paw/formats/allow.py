@@ -33,15 +33,27 @@ class Kind:
 
 class Number(Kind):
     """A decimal number, optionally followed by one of `units` (after optional spaces), within
-    [low, high] when given."""
-    label = "a number"
-    __slots__ = ("units", "low", "high", "integer", "_regex")
+    [low, high] when given, with at most `decimals` digits after the point (and then no
+    exponent) when given: the precision real scanners write, so a date (19700101), a phone
+    number or a 31-digit payload is not "a number" of a field that holds millimetres."""
+    __slots__ = ("units", "low", "high", "integer", "decimals", "_regex")
 
-    def __init__(self, units=(), low=None, high=None, integer=False):
+    def __init__(self, units=(), low=None, high=None, integer=False, decimals=None):
         self.units, self.low, self.high, self.integer = tuple(units), low, high, integer
+        self.decimals = decimals
         unit = "|".join(re.escape(u) for u in self.units)
-        number = r"[-+]?\d+" if integer else _DECIMAL
+        if integer:
+            number = r"[-+]?\d+"
+        elif decimals is not None:
+            number = rf"[-+]?\d+(?:\.\d{{0,{decimals}}})?"
+        else:
+            number = _DECIMAL
         self._regex = rf"\s*({number})\s*(?:{unit})?\s*" if unit else rf"\s*({number})\s*"
+
+    @property
+    def label(self):
+        bounded = (self.low, self.high, self.decimals) != (None, None, None)
+        return "a number in its range" if bounded else "a number"
 
     def accepts(self, text):
         match = re.fullmatch(self._regex, text)
@@ -56,6 +68,31 @@ class Number(Kind):
 
 def Integer(low=None, high=None, units=()):
     return Number(units=units, low=low, high=high, integer=True)
+
+
+class NumberList(Kind):
+    """`count` numbers (None: one or more) of `item`'s kind, joined by `separator`, each
+    optionally in double quotes (Philips `"0.25" "0.25"`)."""
+    label = "numbers"
+    __slots__ = ("item", "count", "separator", "quoted")
+
+    def __init__(self, item, count=None, separator=",", quoted=False):
+        self.item, self.count, self.separator, self.quoted = item, count, separator, quoted
+
+    def accepts(self, text):
+        if len(text) > 4096:
+            return False
+        parts = text.split(self.separator)
+        if self.count is not None and len(parts) != self.count:
+            return False
+        for part in parts:
+            if self.quoted:
+                if len(part) < 2 or part[0] != '"' or part[-1] != '"':
+                    return False
+                part = part[1:-1]
+            if part != part.strip() or not self.item.accepts(part):
+                return False
+        return True
 
 
 class OneOf(Kind):

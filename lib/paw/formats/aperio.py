@@ -62,28 +62,35 @@ BARE_FIRST_ITEM = "Aperio"
 # The description paw writes on a drawn label.
 DRAWN = Pattern(r"paw drawn label\nlabel \d+x\d+")
 
-_SIGNED = Number()
+# Every kept number has the range and precision real scanners write (fixtures CMU-1-Small-Region
+# and small.svs; GT450, AT2 and Segue values in /work/notes/tiff-fail-closed.md §3.1): a date
+# (19700101), a phone number or an accession's digits do not fit a field of millimetres.
+_MM = Number(low=-10, high=100, decimals=12)           # stage position, mm: 25.691574, 32.792793273926
+_OFFSET = Number(low=-10, high=10, decimals=12)        # -0.000424, 0.019265, -0.000313
+_PIXELS = Integer(low=1, high=400000)                  # a 75 mm slide at 0.25 um is 300000 pixels
 KEYS = {
-    "AppMag": Number(low=1, high=100),                 # 20 (CMU-1), 40 (GT450, AT2)
-    "MPP": Number(low=0.01, high=50),                  # 0.4990, 0.2521, 0.263852
-    "StripeWidth": Integer(low=0),                     # 2040, 992, 4096
-    "Left": _SIGNED, "Top": _SIGNED,                   # mm on the stage
-    "LineCameraSkew": _SIGNED, "LineAreaXOffset": _SIGNED, "LineAreaYOffset": _SIGNED,
-    "Focus Offset": _SIGNED,
-    "OriginalWidth": Integer(low=0), "OriginalHeight": Integer(low=0),
-    "Originalheight": Integer(low=0),                  # sic, in the real CMU-1 files
-    "Filtered": Integer(low=0),                        # 5, 3
-    "Exposure Time": Integer(low=0),                   # 109, 45, 8
-    "Exposure Scale": _SIGNED,                         # 0.000001
-    "DisplayColor": Integer(low=0),
-    "Gamma": Number(low=0, high=10),                   # 2.2 (GT450, Segue)
-    "CalibrationAverageRed": _SIGNED, "CalibrationAverageGreen": _SIGNED,
-    "CalibrationAverageBlue": _SIGNED,                 # 208.22021484375 (GT450 v1.0.1)
+    "AppMag": Number(low=1, high=100, decimals=3),     # 20 (CMU-1), 40 (GT450, AT2)
+    "MPP": Number(low=0.01, high=50, decimals=8),      # 0.4990, 0.2521, 0.263852
+    "StripeWidth": Integer(low=1, high=16384),         # 2040, 992, 1000, 2032, 4096
+    "Left": _MM, "Top": _MM,
+    "LineCameraSkew": _OFFSET, "LineAreaXOffset": _OFFSET, "LineAreaYOffset": _OFFSET,
+    "Focus Offset": Number(low=-100, high=100, decimals=6),     # 0.000000, -0.500000, -0.001000
+    "OriginalWidth": _PIXELS, "OriginalHeight": _PIXELS,
+    "Originalheight": _PIXELS,                         # sic, in the real CMU-1 files
+    "Filtered": Integer(low=0, high=99),               # 5, 3
+    "Exposure Time": Integer(low=0, high=9999),        # 109, 45, 8 (microseconds)
+    "Exposure Scale": Number(low=0, high=1, decimals=12),       # 0.000001
+    "DisplayColor": Integer(low=0, high=0xFFFFFF),     # an RGB colour
+    "Gamma": Number(low=0, high=10, decimals=4),       # 2.2 (GT450, Segue)
+    "CalibrationAverageRed": Number(low=0, high=255, decimals=14),
+    "CalibrationAverageGreen": Number(low=0, high=255, decimals=14),
+    "CalibrationAverageBlue": Number(low=0, high=255, decimals=14),   # 208.22021484375 (GT450 v1.0.1)
     "ICC Profile": OneOf("ScanScope v1", "AT2", "Segue_v1"),
     "ScannerType": OneOf("GT450", "GT450 DX"),
     "SessionMode": Pattern(r"[A-Z]{1,4}"), "SessonMode": Pattern(r"[A-Z]{1,4}"),  # PDX, NR
-    "BestFocusLayer": Integer(low=0),
-    "StripeCount": Integer(low=0), "Power": Number(low=0, high=100), "Objective": Number(low=0, high=100),
+    "BestFocusLayer": Integer(low=0, high=99),
+    "StripeCount": Integer(low=0, high=9999), "Power": Number(low=0, high=100, decimals=3),
+    "Objective": Number(low=0, high=100, decimals=3),
 }
 # Items paw removes and may name in the ledger (any other removed key is only counted).
 KNOWN_REMOVED = ("Filename", "Date", "Time", "Time Zone", "User", "ScanScope ID", "DSR ID",

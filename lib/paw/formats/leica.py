@@ -50,20 +50,28 @@ NAMESPACES = ("http://www.leica-microsystems.com/scn/2010/10/01",
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 _INT = Integer()
 _SIZES = ("sizeX", "sizeY")
+# Every kept number has the range real SCN files write (OpenSlide's Leica test data layout;
+# /work/notes/tiff-fail-closed.md §3.5): the collection and views in nanometres on a slide
+# (76000000 x 25000000), pixel sizes of a level, small indexes.
+_NM = Integer(low=0, high=2 * 10 ** 8)
+_PIXELS = Integer(low=1, high=10 ** 6)
+_INDEX = Integer(low=0, high=1023)
 TEXT = "#text"  # in XmlElement.required: the element's text is required
 ELEMENTS = {
     "scn": XmlElement({"xmlns": OneOf(*NAMESPACES), "xmlns:xsi": OneOf(XSI),
                        "xsi:schemaLocation": Pattern("|".join(rf"{n} {n}/scn\.xsd" for n in NAMESPACES))},
                       required=frozenset({"xmlns"})),
-    "collection": XmlElement({"sizeX": _INT, "sizeY": _INT}, required=frozenset(_SIZES)),
+    "collection": XmlElement({"sizeX": _NM, "sizeY": _NM}, required=frozenset(_SIZES)),
     "image": XmlElement({}),
     "device": XmlElement({
         "model": Pattern(r"Leica (?:SCN\d{3}F?|Aperio Versa(?: \d+)?)(?:;Leica (?:SCN|Aperio Versa))?"),
         "version": Pattern(r"\d+(?:\.\d+){3}(?: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d)?(?:;\d+(?:\.\d+){3})*")}),
-    "pixels": XmlElement({"sizeX": _INT, "sizeY": _INT}),
-    "dimension": XmlElement({k: _INT for k in ("sizeX", "sizeY", "r", "z", "c", "ifd")},
+    "pixels": XmlElement({"sizeX": _PIXELS, "sizeY": _PIXELS}),
+    "dimension": XmlElement({"sizeX": _PIXELS, "sizeY": _PIXELS, "r": _INDEX, "z": _INDEX, "c": _INDEX,
+                             "ifd": _INDEX},
                             required=frozenset({"sizeX", "sizeY", "ifd"})),
-    "view": XmlElement({k: _INT for k in ("sizeX", "sizeY", "offsetX", "offsetY", "spacingZ")},
+    "view": XmlElement({"sizeX": _NM, "sizeY": _NM, "offsetX": _NM, "offsetY": _NM,
+                        "spacingZ": Integer(low=0, high=10 ** 6)},
                        required=frozenset({"sizeX", "sizeY", "offsetX", "offsetY"})),
     "scanSettings": XmlElement({}),
     "objectiveSettings": XmlElement({}),

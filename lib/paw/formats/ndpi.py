@@ -30,7 +30,7 @@ TIFF.NDPI_TAGS, OpenSlide's hamamatsu reader; /work/notes/tiff-fail-closed.md §
 
 import re
 
-from .allow import Integer, Number, OneOf, Pattern
+from .allow import Integer, Number, NumberList, OneOf, Pattern
 from .base import found
 from .tiffallow import INTEGERS, NUMBERS, STRUCTURE, Numbers, Text, Vendor
 from .tifftags import Tag, Type
@@ -71,31 +71,37 @@ TAGS = {
 }
 
 
-def _ints(n):
-    return Pattern(rf"-?\d+(?:,-?\d+){{{n - 1}}}")
+def _ints(n, low, high):
+    return NumberList(Integer(low=low, high=high), count=n)
 
 
-_INT = Integer()
+def _int(low, high):
+    return Integer(low=low, high=high)
+
+
+_STAGE = (-10 ** 7, 10 ** 7)  # stage positions: 485849, 685288 in the sample (14x margin)
 # The 65449 properties OpenSlide shows as hamamatsu.<key>: (key pattern, value kind). Every key
-# and value of the real sample's kept lines fits; nothing else does.
+# and value of the real sample's kept lines fits, each number within the range real NanoZoomer
+# files write (the sample's value in the comment); nothing else does.
 PROPERTY_TYPES = (
-    (r"Product", Pattern(r"C\d{4,5}(?:-\d{2})?")),                       # C9600-12
-    (r"system\.version", Pattern(r"\d+(?:\.\d+)*")),                     # 1.0
-    (r"roi\.(?:slide|barcode)\.macro", _ints(4)),                        # 68,279,1256,685
-    (r"slide\.tickness", _INT),                                          # sic
-    (r"PSHV(?:\.10x|\.40x|\.ploidy|\.ploidy\.10x)?", _INT),              # 179
-    (r"exposure\.(?:slide|barcode|slide\.darkfield)\.macro", _INT),      # 20, 320, 90
-    (r"Objective\.Lens\.Magnificant", Number(low=0, high=200)),          # 35.16 (sic)
-    (r"ccd\.(?:width|height|width\.ploidy)", _INT),                      # 9346
+    (r"Product", Pattern(r"C\d{4,5}(?:-\d{2})?")),                        # C9600-12
+    (r"system\.version", Pattern(r"\d{1,3}(?:\.\d{1,4}){0,3}")),            # 1.0
+    (r"roi\.(?:slide|barcode)\.macro", _ints(4, 0, 65535)),              # 68,279,1256,685 (macro pixels)
+    (r"slide\.tickness", _int(0, 9999)),                                 # 0 (sic)
+    (r"PSHV(?:\.10x|\.40x|\.ploidy|\.ploidy\.10x)?", _int(0, 999)),       # 179, 200, 140
+    (r"exposure\.(?:slide|barcode|slide\.darkfield)\.macro", _int(0, 9999)),  # 20, 320, 90
+    (r"Objective\.Lens\.Magnificant", Number(low=0, high=200, decimals=4)),  # 35.16 (sic)
+    (r"ccd\.(?:width|height|width\.ploidy)", _int(0, 65535)),            # 9346, 0, 9302
     (r"valid\.(?:DDKP|DSHP|DLTP)", OneOf("0", "1")),
-    (r"(?:coarse|fine)\.focus\.pitch", _INT),                            # 4870, 250
-    (r"(?:YRNP|zCoarse|zFine)\[\d\]", _ints(4)),                         # 1,7392,0,100
-    (r"(?:slant|focalplane)\.(?:lefttop|leftbottom|righttop|rightbottom)", _ints(3)),
+    (r"(?:coarse|fine)\.focus\.pitch", _int(0, 65535)),                  # 4870, 250
+    (r"(?:YRNP|zCoarse|zFine)\[\d\]", _ints(4, -10 ** 7, 10 ** 7)),          # 1,295680,0,100
+    (r"(?:slant|focalplane)\.(?:lefttop|leftbottom|righttop|rightbottom)", _ints(3, *_STAGE)),
     (r"AHEX\[\d\](?:\.fluorescence|\.ploidy)?", Pattern(r"(?:[0-9A-F]{2}){1,512}")),
-    (r"stage\.center", _ints(2)),                                        # 177617,585288
-    (r"lane\.shift\.amount", _INT),                                      # -3
-    (r"cube\.kind|colorfilterID|variable\.exposuretime|target\.white\.intensity"
-     r"|calibration\.version", _INT),
+    (r"stage\.center", _ints(2, *_STAGE)),                               # 177617,585288
+    (r"lane\.shift\.amount", _int(-999, 999)),                           # -3
+    (r"cube\.kind|colorfilterID|variable\.exposuretime", _int(0, 99)),   # 0, 1, 0
+    (r"target\.white\.intensity", _int(0, 255)),                         # 235
+    (r"calibration\.version", _int(0, 9999)),                            # 249
 )
 # Removed keys the ledger may name (others are only counted).
 KNOWN_REMOVED = ("Created", "Updated", "NDP.S/N", "Macro.S/N")

@@ -37,7 +37,7 @@ import binascii
 
 from . import xmltext
 from ..errors import FormatError
-from .allow import Integer, Kind, OneOf, Pattern, XmlElement, element_rule
+from .allow import Integer, Kind, Number, NumberList, OneOf, Pattern, XmlElement, element_rule
 from .tiffallow import STRUCTURE, Text, Vendor
 from .tifftags import Tag
 
@@ -47,8 +47,6 @@ LABEL_PLACE = "a new stripped directory described 'Label' (OpenSlide: label)"
 TAGS = {**STRUCTURE, Tag.IMAGE_DESCRIPTION: Vendor("philips description"),
         Tag.SOFTWARE: Text(Pattern(r"Philips DP v\d+(?:\.\d+)*"), required=True)}
 
-_DEC = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-_QUOTED_DEC = rf'"{_DEC}"'
 
 
 def _quoted(item, count=None):
@@ -74,33 +72,43 @@ class JpegBase64(Kind):
             return False
 
 _UINT = Integer(low=0)
+# Every kept number has the range and precision real files write (Philips-1.tiff values quoted
+# in /work/notes/tiff-fail-closed.md §3.3): a level is at most 262144 pixels wide, a pixel spacing
+# is millimetres (0.000227273), a JPEG compression ratio is a few units ("3").
+_PIXELS = Integer(low=1, high=262144)                                       # 45056, 35840
+_MM_PER_PIXEL = Number(low=0.00001, high=0.1, decimals=12)                  # 0.000227273
 ATTRIBUTES = {
     "DICOM_MANUFACTURER": OneOf("PHILIPS", "Philips", "Hamamatsu", "Leica Biosystems", "Aperio",
                                 "3DHISTECH", "Ventana"),                      # Hamamatsu (Philips-1)
     "DICOM_MANUFACTURERS_MODEL_NAME": Pattern(r"UFS(?: Scanner)?|C\d{4,5}(?:-\d{2})?"),
-    "DICOM_SOFTWARE_VERSIONS": _quoted(r'"\d+(?:\.\d+)*"'),                   # "4.0.3"
-    "DICOM_BITS_ALLOCATED": _UINT, "DICOM_BITS_STORED": _UINT, "DICOM_HIGH_BIT": _UINT,
-    "DICOM_PIXEL_REPRESENTATION": _UINT, "DICOM_PLANAR_CONFIGURATION": _UINT,
-    "DICOM_SAMPLES_PER_PIXEL": _UINT,
+    "DICOM_SOFTWARE_VERSIONS": _quoted(r'"\d{1,5}(?:\.\d{1,5}){0,3}"'),         # "4.0.3", "1.8.6824"
+    "DICOM_BITS_ALLOCATED": Integer(low=1, high=32), "DICOM_BITS_STORED": Integer(low=1, high=32),
+    "DICOM_HIGH_BIT": Integer(low=0, high=31),
+    "DICOM_PIXEL_REPRESENTATION": Integer(low=0, high=1), "DICOM_PLANAR_CONFIGURATION": Integer(low=0, high=1),
+    "DICOM_SAMPLES_PER_PIXEL": Integer(low=1, high=4),
     "DICOM_PHOTOMETRIC_INTERPRETATION": OneOf("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT",
                                               "YBR_RCT", "MONOCHROME2"),
     "DICOM_LOSSY_IMAGE_COMPRESSION": OneOf("00", "01"),
     "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD": _quoted(
         r'"(?:PHILIPS_TIFF_1_0|PHILIPS_DP_1_0|ISO_10918_1|ISO_15444_1)"'),
-    "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO": _quoted(_QUOTED_DEC) | Pattern(_DEC),
-    "DICOM_PIXEL_SPACING": _quoted(_QUOTED_DEC, 2),                           # "0.000227273" x2
+    "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO": NumberList(Number(low=1, high=500, decimals=6), separator=" ", quoted=True)
+                                           | Number(low=1, high=500, decimals=6),   # "3"
+    "DICOM_PIXEL_SPACING": NumberList(_MM_PER_PIXEL, 2, " ", quoted=True),     # "0.000227273" x2
     "PIM_DP_IMAGE_TYPE": OneOf("WSI", "LABELIMAGE", "MACROIMAGE"),
-    "PIM_DP_IMAGE_ROWS": _UINT, "PIM_DP_IMAGE_COLUMNS": _UINT,
+    "PIM_DP_IMAGE_ROWS": _PIXELS, "PIM_DP_IMAGE_COLUMNS": _PIXELS,
     "PIM_DP_IMAGE_DATA": JpegBase64(),             # only in a kept MACROIMAGE (keep_macro)
-    "PIM_DP_UFS_INTERFACE_VERSION": Pattern(r"\d+\.\d+"),                     # 3.0, 5.0, 100.5
+    "PIM_DP_UFS_INTERFACE_VERSION": Pattern(r"\d{1,3}\.\d{1,3}"),                # 3.0, 5.0, 100.5
     "PIM_DP_SCANNED_IMAGES": SEQUENCE,
     "PIIM_DP_SCANNER_CALIBRATION_STATUS": OneOf("OK", "NOT OK"),
     "PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE": SEQUENCE,
-    "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER": _UINT,
-    "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS": _UINT, "PIIM_PIXEL_DATA_REPRESENTATION_ROWS": _UINT,
-    "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION": _quoted(_QUOTED_DEC, 3),
-    "UFS_IMAGE_PIXEL_TRANSFORMATION_METHOD": _UINT,
+    "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER": Integer(low=0, high=63),
+    "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS": _PIXELS, "PIIM_PIXEL_DATA_REPRESENTATION_ROWS": _PIXELS,
+    "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION": NumberList(Number(low=-1000, high=1000, decimals=12), 3, " ",
+                                                             quoted=True),   # "0" "0" "0"
+    "UFS_IMAGE_PIXEL_TRANSFORMATION_METHOD": Integer(low=0, high=99),
 }
+# What OpenSlide needs to open the slide: a value of another shape refuses it (never emptied).
+NEEDED = frozenset({"DICOM_PIXEL_SPACING", "PIM_DP_IMAGE_TYPE"})
 # Removed names the ledger may name (another Name attribute is only counted: it is file text).
 KNOWN_REMOVED = ("DICOM_ACQUISITION_DATETIME", "DICOM_DATE_OF_LAST_CALIBRATION",
                  "DICOM_TIME_OF_LAST_CALIBRATION", "DICOM_DERIVATION_DESCRIPTION",
@@ -214,7 +222,7 @@ class Scrub:
                                        and image_type(element.parent) == "MACROIMAGE"):
             kind = None  # an image's base64 stays only in a kept macro
         if self.refuse(name) and (kind is None or not (kind is SEQUENCE or kind.accepts(element.text.strip()))):
-            raise FormatError(f"{self.what}: a codec attribute paw cannot type")
+            raise FormatError(f"{self.what}: an attribute a reader needs is not {kind.label if kind else 'typed'}")
         if kind is None:
             value = element.text.strip()
             self.removed.extend([value.replace('"', " ").strip()] + value.split('"'))
@@ -271,7 +279,7 @@ def plan(tiff, surgery, options):
             continue
         if directory.index == 0:
             scrub = Scrub(tiff.text(directory, Tag.IMAGE_DESCRIPTION), "Philips description",
-                          options.keep_macro)
+                          options.keep_macro, refuse=NEEDED.__contains__)
             surgery.replace_ascii(directory, Tag.IMAGE_DESCRIPTION, scrub.result(), scrub.removed)
             for name in scrub.names:
                 surgery.note(f"XML: {name} removed")

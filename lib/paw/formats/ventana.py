@@ -37,7 +37,7 @@ import re
 
 from . import xmltext
 from ..errors import FormatError
-from .allow import EMPTY, Integer, Number, OneOf, Pattern, XmlElement, element_rule
+from .allow import EMPTY, Integer, Number, NumberList, OneOf, Pattern, XmlElement, element_rule
 from .tiffallow import STRUCTURE, Text, Vendor
 from .tifftags import Tag
 
@@ -50,47 +50,55 @@ TAGS = {**STRUCTURE, Tag.IMAGE_DESCRIPTION: Vendor("ventana description"), XMP: 
 LABEL_DESCRIPTIONS = ("Label Image", "Label_Image")
 THUMBNAIL = "Thumbnail"
 
-_INT, _NUMBER = Integer(), Number()
+# Every kept number has the range and precision real BIFs write (the DP 200 packet of
+# Ventana-1.bif, a DP 600 packet and EncodeInfo layouts from public readers; §3.4 of
+# /work/notes/tiff-fail-closed.md): pixel positions within a slide scan, tile counts, microns.
+_PIXEL = Integer(low=-1, high=10 ** 6)              # AOI and stitching rectangles, -1 when unset
+_COUNT = Integer(low=0, high=10 ** 6)               # rows, columns, tile numbers
+_POSITION = Number(low=-10 ** 7, high=10 ** 7, decimals=6)   # Pos-X, Pos-Y, overlaps (pixels)
+_MICRONS = Number(low=0, high=10 ** 4, decimals=6)
 _SMALL = Integer(low=0, high=99)
 ISCAN = {
     "Mode": OneOf("brightfield", "fluorescence"),
     "Magnification": Integer(low=1, high=100),                    # 40 (DP 200), 20 (DP 600)
-    "ScanRes": Number(low=0.01, high=50),                         # 0.25, 0.465
+    "ScanRes": Number(low=0.01, high=50, decimals=8),             # 0.25, 0.465
     "ScannerModel": Pattern(r"VENTANA DP \d{3}|iScan (?:Coreo|HT)(?: Au)?"),
-    "Z-layers": _INT, "Z-spacing": _NUMBER,
-    "BuildVersion": Pattern(r"\d+(?:\.\d+){3}(?:-[0-9a-f]+)?"),   # 1.1.0.15854, 1.0.0.972-8f4bc6c
+    "Z-layers": Integer(low=0, high=999), "Z-spacing": _MICRONS,
+    "BuildVersion": Pattern(r"\d{1,5}(?:\.\d{1,6}){3}(?:-[0-9a-f]{1,40})?"),   # 1.1.0.15854, 1.0.0.972-8f4bc6c
     "ShowLabel": _SMALL, "LabelBoundary": _SMALL, "FocusMode": _SMALL, "FocusQuality": _SMALL,
     "ScanMode": _SMALL, "Anonymization": _SMALL, "ScanWhitePoint": Integer(low=0, high=255),
 }
-_OPTIONAL = _NUMBER | EMPTY
+_OPTIONAL = _MICRONS | EMPTY
 ELEMENTS = {
     "Metadata": XmlElement({}),
     "iScan": XmlElement(ISCAN),
-    "re:AOI\\d+": XmlElement({k: _INT for k in ("Left", "Top", "Right", "Bottom", "AOIScanned",
-                                                 "OriginX", "OriginY")}),
+    "re:AOI\\d+": XmlElement({**{k: _PIXEL for k in ("Left", "Top", "Right", "Bottom", "OriginX", "OriginY")},
+                               "AOIScanned": _SMALL}),
     "ProcessingParameters": XmlElement({}),
-    "Registration": XmlElement({"Method": OneOf("None"), "UseLinearEncoder": _SMALL, "Radius": _INT,
+    "Registration": XmlElement({"Method": OneOf("None"), "UseLinearEncoder": _SMALL,
+                                "Radius": Integer(low=0, high=9999),
                                 **{k: _OPTIONAL for k in ("OverlapMinMicrons", "OverlapMaxMicrons",
                                                           "ShiftMaxMicrons", "OverlapMin",
                                                           "OverlapMax", "ShiftMax")}}),
-    "Color": XmlElement({"TwistRGB": Pattern(r"-?\d+(?:\.\d+)?(?:,-?\d+(?:\.\d+)?){8}"),
+    "Color": XmlElement({"TwistRGB": NumberList(Number(low=-100, high=100, decimals=8), 9),
                          "Applied": _SMALL}),
-    "EncodeInfo": XmlElement({"Ver": _INT}),
+    "EncodeInfo": XmlElement({"Ver": Integer(low=0, high=99)}),
     "SlideInfo": XmlElement({}),
     "LabelImage": XmlElement({"ShowLabel": _SMALL, "LabelBoundary": _SMALL}),
-    "AoiInfo": XmlElement({"XIMAGESIZE": _INT, "YIMAGESIZE": _INT, "NumRows": _INT,
-                           "NumCols": _INT, "Pos-X": _NUMBER, "Pos-Y": _NUMBER}),
-    "SlideStitchInfo": XmlElement({k: _INT for k in ("Left", "Top", "Right", "Bottom")}),
-    "ImageInfo": XmlElement({"AOIScanned": _INT, "AOIIndex": _INT, "NumRows": _INT, "NumCols": _INT,
-                             "Width": _INT, "Height": _INT, "Pos-X": _NUMBER, "Pos-Y": _NUMBER},
+    "AoiInfo": XmlElement({"XIMAGESIZE": _PIXEL, "YIMAGESIZE": _PIXEL, "NumRows": _COUNT,
+                           "NumCols": _COUNT, "Pos-X": _POSITION, "Pos-Y": _POSITION}),
+    "SlideStitchInfo": XmlElement({k: _PIXEL for k in ("Left", "Top", "Right", "Bottom")}),
+    "ImageInfo": XmlElement({"AOIScanned": _SMALL, "AOIIndex": _COUNT, "NumRows": _COUNT, "NumCols": _COUNT,
+                             "Width": Integer(low=1, high=65536), "Height": Integer(low=1, high=65536),
+                             "Pos-X": _POSITION, "Pos-Y": _POSITION},
                             required=frozenset({"AOIScanned", "NumRows", "NumCols", "Width",
                                                 "Height", "Pos-X", "Pos-Y"})),
-    "TileJointInfo": XmlElement({"FlagJoined": _SMALL, "Confidence": _INT,
+    "TileJointInfo": XmlElement({"FlagJoined": _SMALL, "Confidence": Integer(low=-1, high=10 ** 6),
                                  "Direction": OneOf("LEFT", "RIGHT", "UP", "DOWN"),
-                                 "Tile1": _INT, "Tile2": _INT, "OverlapX": _NUMBER, "OverlapY": _NUMBER},
+                                 "Tile1": _COUNT, "Tile2": _COUNT, "OverlapX": _POSITION, "OverlapY": _POSITION},
                                 required=frozenset({"Confidence", "Direction", "Tile1", "Tile2",
                                                     "OverlapX", "OverlapY"})),
-    "Frame": XmlElement({"XY": Pattern(r"\d+,\d+"), "Z": _INT, "Focus": _NUMBER}),
+    "Frame": XmlElement({"XY": NumberList(_COUNT, 2), "Z": Integer(low=0, high=999), "Focus": _POSITION}),
     "FrameInfo": XmlElement({}),
     "AoiOrigin": XmlElement({}),
 }
