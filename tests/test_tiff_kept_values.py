@@ -453,6 +453,8 @@ VENTANA_NUMBERS = {  # (old attribute text, new, outcome)
     "Registration Radius of a record number": (b'Radius="0"', b'Radius="4711081519"', "delivered"),
     "ScanRes of a date": (b'ScanRes="0.25"', b'ScanRes="20261120"', "delivered"),
     "ImageInfo Width of a record number": (b'Width="256" Height', b'Width="4711081519" Height', "quarantined"),
+    "AOI0 Left in Arabic-Indic digits": (b'AOI0 Left="297"', 'AOI0 Left="٤٧١١٩"'.encode(), "delivered"),
+    "AOI0 Top in full-width digits": (b'Top="2323"', 'Top="０４７１１９"'.encode(), "delivered"),
 }
 
 
@@ -532,3 +534,12 @@ def test_a_number_only_containing_the_name_digits_is_delivered(tmp_path, stem):
     aperio.write(path, edit=_aperio_item("Left", b"25.147120"))
     from paw.verify import name_values
     assert outcome(path, extra=name_values(stem))[0] == "delivered"
+
+
+@pytest.mark.parametrize("text", ["٤٧١١٩", "０４７１１９", "४७११९", "0.٠٤٧"])
+def test_a_number_is_written_in_ascii_digits(text):
+    """The audit reads XML and ASCII tags as UTF-8: Python's \\d would take Arabic-Indic,
+    full-width or Devanagari digits (and float() reads them) for a number."""
+    from paw.formats.allow import Integer, Number
+    assert not Number().accepts(text) and not Integer().accepts(text)
+    assert not Number(low=0, high=10 ** 6, decimals=6).accepts(text)

@@ -56,7 +56,7 @@ class Number(Kind):
         return "a number in its range" if bounded else "a number"
 
     def accepts(self, text):
-        match = re.fullmatch(self._regex, text)
+        match = re.fullmatch(self._regex, text, re.ASCII)  # 0-9 only: no Arabic-Indic or full-width digits
         if not match or len(text) > 40:
             return False
         value = float(match.group(1))
