@@ -275,17 +275,19 @@ ICC_NUMBER_VARIANTS = {  # (profile, outcome): unknown/out-of-place tags go, bad
                                                              + struct.pack(">9i", *[65536, 0, 0, 0, 65536, 0, 0, 0, 65536])
                                                              + struct.pack(">HH", 2, 2) + bytes(2 * (2 * 3 + 8 * 3 + 2 * 3))
                                                              + NAME.encode())]), "quarantined"),
+    "tech signature spelling a name": (lambda: _with(extra=[(b"tech", b"sig " + bytes(4) + NAME.encode()[:4])]), "delivered"),
+    "tech signature with text after it": (lambda: _with(extra=[(b"tech", b"sig " + bytes(4) + b"fscn" + NAME.encode())]), "delivered"),
     "gamma of a name": (lambda: _profile([(b"desc", KNOWN_DESC), (b"cprt", KNOWN_CPRT), *COLOUR[:4],
                                           (b"rTRC", _curv(_spelled(NAME[:2]))), *COLOUR[5:]]), "quarantined"),
 }
 
 
-@pytest.mark.parametrize("vendor", ["aperio", "ndpi", "generic"])
+@pytest.mark.parametrize("vendor", ICC_VENDORS)
 @pytest.mark.parametrize("variant", sorted(ICC_NUMBER_VARIANTS))
 def test_icc_numbers_are_typed(tmp_path, monkeypatch, variant, vendor):
     build, expected = ICC_NUMBER_VARIANTS[variant]
     path = str(tmp_path / f"slide.{vendor}")
-    _write_with_tags(vendor, path, {34675: (7, build())}, monkeypatch)
+    _write_with_tags(vendor, path, {34675: (7, build())}, monkeypatch, later=vendor == "philips")
     result, reason, plan = outcome(path)
     assert result == expected, reason
     if result == "quarantined":
@@ -328,7 +330,7 @@ def test_real_profiles_are_kept(tmp_path):
 
 # --- ColorMap: pixel data on a palette image, nothing anywhere else ---------------------------
 
-@pytest.mark.parametrize("vendor", ["aperio", "ndpi", "philips", "generic", "ventana"])
+@pytest.mark.parametrize("vendor", ICC_VENDORS)
 @pytest.mark.parametrize("later", [False, True])
 def test_colormap_on_an_rgb_image_is_dropped(tmp_path, monkeypatch, vendor, later):
     import tifffile

@@ -224,35 +224,11 @@ TECHNOLOGIES = frozenset({b"fscn", b"dcam", b"rscn", b"ijet", b"twax", b"epho", 
                           b"dsub", b"rpho", b"fprn", b"vidm", b"vidc", b"pjtv", b"CRT ",
                           b"PMD ", b"AMD ", b"KPCD", b"imgs", b"grav", b"offs", b"silk",
                           b"flex", b"mpfs", b"mpfr", b"dmpc", b"dcpj"})
-# Tag types a kept TIFF profile may hold: numbers (NUMERIC_TYPES above, ICC.1:2010 section
-# 10), colorant order and 64-bit arrays, and dateTime (zeroed by scrub: a calibration date).
-KEPT_TYPES = NUMERIC_TYPES | frozenset({b"clro", b"ui64", b"dtim"})
 SIGNATURE_FIELDS = ((4, "CMM"), (40, "platform"), (48, "device manufacturer"),
                     (52, "device model"), (80, "creator"))
 DATE = (24, 36)
 PROFILE_ID = (84, 100)
 RESERVED = (100, 128)
-
-
-def covered(profile):
-    """(start, end) spans of the profile its structure accounts for: header, tag table and
-    every tag's data. Bytes outside them are padding that must be zero."""
-    (count,) = struct.unpack_from(">I", profile, HEADER)
-    spans = [(0, HEADER + 4 + 12 * count)]
-    spans += [(offset, offset + size) for _, _, offset, size in tags(profile)]
-    return spans
-
-
-def gaps(profile):
-    """(start, end) of every byte range of the profile its structure does not account for."""
-    spans, position, found = sorted(covered(profile)), 0, []
-    for start, end in spans:
-        if start > position:
-            found.append((position, start))
-        position = max(position, end)
-    if position < len(profile):
-        found.append((position, len(profile)))
-    return found
 
 
 # --- the ICC tag table: which signature may hold which type (ICC.1:2010 section 9, v2 tags) ---
@@ -374,8 +350,9 @@ def plausible(signature, kind, data):
                 or any(o and not 32 <= o < size for o in offsets):
             return "a LUT of unknown shape"
         return None
-    if kind == b"sig ":
-        return None if data[8:12] in SIG_VALUES.get(signature, ()) and _fits(data, 12) else "an unknown signature value"
+    if kind == b"sig ":  # an unknown value is zeroed by scrub, never a reason to refuse
+        known = data[8:12] in SIG_VALUES.get(signature, ()) or not data[8:12].strip(b"\0")
+        return None if known and _fits(data, 12) else "an unknown signature value"
     if kind == b"dtim":
         return None  # zeroed
     return "a type paw does not read"
@@ -495,6 +472,9 @@ def scrub(profile):
                 removed += 1
                 continue
             raise Implausible(f"ICC tag {signature.decode('latin-1')!r} is not of a type it may have")
+        if kind == b"sig " and not _fits(profile[offset:offset + size], 12):
+            removed += 1  # a signature with more after it: not colour, removed
+            continue
         kept.append((signature, kind, offset, size))
     for signature, kind, offset, size in kept:
         data = profile[offset:offset + size]
@@ -505,6 +485,9 @@ def scrub(profile):
                     raise FormatError("ICC text tag shares bytes with another tag")
                 out[offset:offset + size] = blank_text_tag(kind, size)
                 blanked += 1
+            continue
+        if kind == b"sig " and plausible(signature, kind, data):
+            out[offset + 8:offset + size] = bytes(size - 8)  # a technology paw does not know
             continue
         problem = plausible(signature, kind, data)
         if problem:
