@@ -11,7 +11,7 @@ every place a scanner might hide a name.
 import struct
 
 from .. import ranges
-from ..errors import FormatError
+from ..errors import FormatError, Unsupported
 from . import icc, jpeg
 from .allow import c_string
 from .base import found
@@ -153,8 +153,9 @@ class Surgery:
             elif isinstance(rule, Text):
                 text = c_string(self.tiff.raw_value(entry)) if entry.type == Type.ASCII else None
                 if text is None or not rule.kind.accepts(text):
-                    if rule.required:
-                        raise FormatError(f"{directory.name} {tag_name(tag)}: not {rule_name(rule)}")
+                    if rule.required:  # a reader needs it as the vendor writes it: refuse, by name
+                        raise Unsupported(f"refused: {directory.name} {tag_name(tag)} is not "
+                                          f"{rule_name(rule)} (text added to what the scanner writes?)")
                     self.drop(directory, tag, f" (not {rule_name(rule)})")
             elif isinstance(rule, Blob) and rule.what == "jpeg-tables":
                 self._jpeg_tables(directory, entry)
