@@ -741,7 +741,7 @@ def test_a_part_of_the_file_name_in_a_typed_field_is_caught(tmp_path):
     it (a number), the search for the name's parts does not let it pass."""
     stem = "OKONKWO 2026-123456 HE"
     path = str(tmp_path / f"{stem}.svs")
-    aperio.write(path, edit=lambda role, text: text.replace("StripeWidth = 1000", "StripeWidth = 123456"))
+    aperio.write(path, edit=lambda role, text: text.replace("OriginalWidth = 46920", "OriginalWidth = 123456"))
     module, plan, _ = prepare(path, OPTIONS)
     plan.apply(path)
     with pytest.raises(VerificationFailed, match="removed value"):

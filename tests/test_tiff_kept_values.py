@@ -502,7 +502,7 @@ def test_leica_number_out_of_range(tmp_path, monkeypatch, variant):
 NAME_NUMBERS = {  # (file stem, how the slide carries the accession's digits as a number)
     "Aperio OriginalWidth": ("S26-047120 A1 HE", "aperio", ("OriginalWidth", b"47120")),
     "Aperio DisplayColor": ("S26-047122 B1 PAS", "aperio", ("DisplayColor", b"47122")),
-    "Aperio StripeWidth, four digits": ("S26-4711 A1 HE", "aperio", ("StripeWidth", b"4711")),
+    "Aperio OriginalHeight, five digits without the zero": ("S26-012345 A1 HE", "aperio", ("OriginalHeight", b"12345")),
     "Aperio MPP with the leading zero": ("S26-047121 A1 HE", "aperio", ("MPP", b"0.047121")),
     "NDPI ccd.width": ("S26-047123 A1 HE", "ndpi", ("ccd.width", b"47123")),
     "NDPI stage.center": ("2026-123456 HE", "ndpi", ("stage.center", b"177617,123456")),
@@ -528,10 +528,11 @@ def test_the_name_digits_as_a_kept_number_refuse_the_slide(tmp_path, variant):
     assert value.decode() not in str(caught.value)
 
 
-@pytest.mark.parametrize("stem", ["S26-047120 A1 HE", "S26-2040 A1 HE", "2026-123456 HE"])
+@pytest.mark.parametrize("stem", ["S26-047120 A1 HE", "S26-1000 A1 HE", "2026-123456 HE", "S26-25 A1 HE"])
 def test_a_number_only_containing_the_name_digits_is_delivered(tmp_path, stem):
     """Digits of the name inside a longer number (Left 25.147120 holds 47120 of S26-047120) are
-    not the name's number: only a whole number equal to a digit group refuses the slide."""
+    not the name's number: only a whole number equal to a digit group of five digits or more
+    refuses the slide (StripeWidth = 1000 of a slide named S26-1000 is a StripeWidth)."""
     path = str(tmp_path / f"{stem}.svs")
     aperio.write(path, edit=_aperio_item("Left", b"25.147120"))
     from paw.verify import name_values

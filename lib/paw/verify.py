@@ -28,7 +28,9 @@ CHUNK = 8 << 20
 
 NAME_PART = 5      # a part of the name with a digit, this long, is searched ("S26-047119")
 NAME_SUBPART = 6   # a piece of such a part between - . / with a digit ("047119")
-NAME_NUMBER = 4    # a digit group of the name this long is also searched for as a number
+NAME_NUMBER = 5    # a digit group of the name this long (without leading zeros) is also
+                   # searched for as a number; four digits are a year, a tile size, a
+                   # StripeWidth: kept values hold them by chance, and they identify nobody
 
 
 def name_values(stem):
@@ -66,14 +68,14 @@ def verify(path, handler, plan, options, extra_values=()):
 
 
 def name_numbers(values):
-    """The digit groups (NAME_NUMBER digits or more) of the name's values, without their leading
-    zeros: a scanner or LIS writes the accession "047120" as the number 47120 (an Aperio
+    """The digit groups of the name's values without their leading zeros, NAME_NUMBER digits
+    or more: a scanner or LIS writes the accession "047120" as the number 47120 (an Aperio
     `OriginalWidth = 47120`), which a search for "047120" never finds."""
     found = []
     for value in values:
         for group in re.findall(r"\d+", value):
             number = group.lstrip("0")
-            if len(group) >= NAME_NUMBER and len(number) >= NAME_NUMBER:
+            if len(number) >= NAME_NUMBER:
                 found.append(number)
     return list(dict.fromkeys(found))
 

@@ -108,7 +108,7 @@ ATTRIBUTES = {
     "UFS_IMAGE_PIXEL_TRANSFORMATION_METHOD": Integer(low=0, high=99),
 }
 # What OpenSlide needs to open the slide: a value of another shape refuses it (never emptied).
-NEEDED = frozenset({"DICOM_PIXEL_SPACING", "PIM_DP_IMAGE_TYPE"})
+NEEDED = frozenset({"DICOM_PIXEL_SPACING"})
 # Removed names the ledger may name (another Name attribute is only counted: it is file text).
 KNOWN_REMOVED = ("DICOM_ACQUISITION_DATETIME", "DICOM_DATE_OF_LAST_CALIBRATION",
                  "DICOM_TIME_OF_LAST_CALIBRATION", "DICOM_DERIVATION_DESCRIPTION",
