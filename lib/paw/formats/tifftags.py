@@ -177,7 +177,7 @@ _NAMES = {
     Tag.NDPI_AUTH_CODE: "NDPI AuthCode", Tag.NDPI_SCANNER_SERIAL: "NDPI ScannerSerialNumber",
     Tag.NDPI_FIRMWARE_VERSION: "NDPI FirmwareVersion", Tag.NDPI_PROPERTY_MAP: "NDPI properties",
     Tag.NDPI_FLUORESCENCE: "NDPI Fluorescence", Tag.JPEG_TABLES: "JPEGTables",
-    Tag.ICC_PROFILE: "ICC profile",
+    Tag.ICC_PROFILE: "ICC profile", Tag.COLOR_MAP: "ColorMap",
 }
 
 
