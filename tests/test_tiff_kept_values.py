@@ -71,6 +71,22 @@ def test_leica_collection_openslide_cannot_open_without_the_macro_is_refused(tmp
     assert "main image" in reason and "Leica SCN" in reason
 
 
+@pytest.mark.parametrize("variant", sorted(LEICA_COLLECTIONS))
+def test_leica_check_refuses_what_the_plan_should_have(tmp_path, monkeypatch, variant):
+    """The independent check (tifffile's view) also refuses such a collection, should a plan
+    ever let one through."""
+    import tifffile
+    from types import SimpleNamespace
+    from paw.formats import leica as vendor
+    change, extra = LEICA_COLLECTIONS[variant]
+    leica = _leica(monkeypatch, change)
+    path = str(tmp_path / "slide.scn")
+    leica.write(path, extra_images=[tiled({}, w, h, level) for w, h, level in extra])
+    with tifffile.TiffFile(path) as tf:
+        problems = vendor.check(tf, SimpleNamespace(keep_macro=True, full_scan=False))
+    assert any("main image" in p for p in problems)
+
+
 def test_leica_one_main_image_is_delivered_and_opens(tmp_path):
     from synth import leica
     path = str(tmp_path / "slide.scn")

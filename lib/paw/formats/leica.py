@@ -281,6 +281,9 @@ def check(tf, options, drawn=()):
         return [str(exc)]
     problems = []
     collection = _children(document.root, "collection")[0]
+    mains = [image for image in _children(collection, "image") if not _is_macro(collection, image)]
+    if len(mains) != 1 or _illumination(mains[0]) != "brightfield":
+        problems.append("the XML does not have exactly one brightfield main image (OpenSlide would need the macro)")
     for image in _children(collection, "image"):
         if _is_macro(collection, image) and not options.keep_macro:
             problems.append("the macro image is still in the XML")
