@@ -274,6 +274,16 @@ def _spelled(text, width=2):
     return list(struct.unpack(f">{len(raw) // width}{'H' if width == 2 else 'i'}", raw))
 
 
+def _para_identity():
+    return b"para" + bytes(4) + struct.pack(">HHi", 0, 0, 65536)
+
+
+def _mab(curves):
+    """A lutAtoBType with only its B curves (ICC.1:2010 10.10), each padded to 4 bytes."""
+    body = b"".join(c + bytes(-len(c) % 4) for c in curves)
+    return b"mAB " + bytes(4) + bytes([3, 3, 0, 0]) + struct.pack(">5I", 32, 0, 0, 0, 0) + body
+
+
 ICC_NUMBER_VARIANTS = {  # (profile, outcome): unknown/out-of-place tags go, bad colour refuses
     "kTRC in an RGB profile": (lambda: _with(extra=[(b"kTRC", _curv(_spelled(NAME)))]), "delivered"),
     "a signature no profile uses": (lambda: _with(extra=[(b"zzzz", _curv(_spelled(NAME)))]), "delivered"),
@@ -293,6 +303,8 @@ ICC_NUMBER_VARIANTS = {  # (profile, outcome): unknown/out-of-place tags go, bad
                                                              + NAME.encode())]), "quarantined"),
     "tech signature spelling a name": (lambda: _with(extra=[(b"tech", b"sig " + bytes(4) + NAME.encode()[:4])]), "delivered"),
     "tech signature with text after it": (lambda: _with(extra=[(b"tech", b"sig " + bytes(4) + b"fscn" + NAME.encode())]), "delivered"),
+    "mAB with identity curves": (lambda: _with(extra=[(b"A2B0", _mab([_para_identity()] * 3))]), "delivered"),
+    "mAB whose B curves spell a name": (lambda: _with(extra=[(b"A2B0", _mab([_curv(_spelled(NAME))] * 3))]), "quarantined"),
     "gamma of a name": (lambda: _profile([(b"desc", KNOWN_DESC), (b"cprt", KNOWN_CPRT), *COLOUR[:4],
                                           (b"rTRC", _curv(_spelled(NAME[:2]))), *COLOUR[5:]]), "quarantined"),
 }

@@ -309,7 +309,9 @@ def plausible(signature, kind, data):
         if function not in counts or reserved or not _fits(data, 12 + 4 * counts[function]):
             return "a parametric curve of unknown shape"
         values = _s15(data, 12, counts[function])
-        return None if 0.1 <= values[0] <= 10 and _within(values[1:], -16, 16) else "a curve parameter out of range"
+        # Real parameters reach ±137 (the ICC's sRGB v4 B2A1); text read as s15Fixed16 is at
+        # least 8192 (a printable high byte), so ±1024 keeps every real curve and no text.
+        return None if 0.1 <= values[0] <= 10 and _within(values[1:], -1024, 1024) else "a curve parameter out of range"
     if kind == b"sf32":
         if signature != b"chad" or size != 44:
             return "not a 3x3 adaptation matrix"
@@ -344,18 +346,61 @@ def plausible(signature, kind, data):
             expected = 52 + 2 * (entries_in * inputs + grid ** inputs * outputs + entries_out * outputs)
         return None if _fits(data, expected) else "a LUT whose size does not fit"
     if kind in (b"mAB ", b"mBA "):
-        inputs, outputs = data[8], data[9]
-        offsets = struct.unpack_from(">5I", data, 12)
-        if not (1 <= inputs <= 15 and 1 <= outputs <= 15) or data[10:12].strip(b"\0") \
-                or any(o and not 32 <= o < size for o in offsets):
-            return "a LUT of unknown shape"
-        return None
+        return _lut_ab(kind, data)
     if kind == b"sig ":  # an unknown value is zeroed by scrub, never a reason to refuse
         known = data[8:12] in SIG_VALUES.get(signature, ()) or not data[8:12].strip(b"\0")
         return None if known and _fits(data, 12) else "an unknown signature value"
     if kind == b"dtim":
         return None  # zeroed
     return "a type paw does not read"
+
+
+def _curve_set(data, at, count):
+    """Why the `count` curves (curv or para, each padded to 4 bytes) at `at` are not plausible
+    ones, or None."""
+    for _ in range(count):
+        kind = data[at:at + 4]
+        if kind == b"curv" and at + 12 <= len(data):
+            length = 12 + 2 * struct.unpack_from(">I", data, at + 8)[0]
+        elif kind == b"para" and at + 12 <= len(data):
+            length = 12 + 4 * {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}.get(struct.unpack_from(">H", data, at + 8)[0], 99)
+        else:
+            return "a LUT curve of unknown type"
+        if at + length > len(data):
+            return "a LUT curve outside its tag"
+        problem = plausible(b"", kind, data[at:at + length])
+        if problem:
+            return f"a LUT curve: {problem}"
+        at += length + (-length % 4)
+    return None
+
+
+def _lut_ab(kind, data):
+    """lutAtoBType / lutBtoAType (ICC.1:2010 10.10, 10.11): every curve set plausible, the
+    matrix in range, the CLUT's size fitting its grid; the CLUT's numbers are colour data."""
+    size, inputs, outputs = len(data), data[8], data[9]
+    if not (1 <= inputs <= 15 and 1 <= outputs <= 15) or data[10:12].strip(b"\0"):
+        return "a LUT of unknown shape"
+    b, matrix, m, clut, a = struct.unpack_from(">5I", data, 12)
+    if any(o and not 32 <= o < size for o in (b, matrix, m, clut, a)):
+        return "a LUT of unknown shape"
+    first, last = (outputs, inputs) if kind == b"mAB " else (inputs, outputs)
+    for offset, count in ((b, first), (m, first), (a, last)):
+        problem = offset and _curve_set(data, offset, count)
+        if problem:
+            return problem
+    if matrix and (matrix + 48 > size or not _within(_s15(data, matrix, 12), -16, 16)):
+        return "a LUT matrix value out of range"
+    if clut:
+        grid = data[clut:clut + 16]  # grid points per input channel, in both directions
+        points = 1
+        for g in grid[:inputs]:
+            points *= g
+        precision = data[clut + 16] if clut + 16 < size else 0
+        if precision not in (1, 2) or grid[inputs:].strip(b"\0") or not all(grid[:inputs]) \
+                or clut + 20 + points * outputs * precision > size:
+            return "a LUT grid of unknown shape"
+    return None
 
 
 # --- text tags: kept only when every byte is a known text -------------------------------------
