@@ -88,23 +88,6 @@ def properties(path):
 
 # --- Aperio: kept keys carrying free text ---------------------------------------------------------
 
-def _edit_item(key, value, roles=("level0",)):
-    """An `edit` for aperio.write that puts `key = <value bytes>` in place of the key's item."""
-    def edit(role, text):
-        if role not in roles:
-            return text
-        items = text.split("|")
-        raw = [i.encode("latin-1") for i in items]
-        for n, item in enumerate(items):
-            if item.partition("=")[0].strip() == key:
-                raw[n] = key.encode() + b" = " + value
-                break
-        else:
-            raw.append(key.encode() + b" = " + value)
-        return b"|".join(raw)
-    return edit
-
-
 KEPT_KEYS = {"AppMag": "40", "MPP": "0.2520", "Left": "25.691574", "StripeWidth": "1000",
              "ICC Profile": "ScanScope v1", "ScannerType": "GT450", "Exposure Time": "109",
              "Originalheight": "33014"}
@@ -114,7 +97,7 @@ KEPT_KEYS = {"AppMag": "40", "MPP": "0.2520", "Left": "25.691574", "StripeWidth"
 @pytest.mark.parametrize("position", ["start", "middle", "end"])
 def test_aperio_kept_key_with_text_loses_the_item(tmp_path, encoding, position):
     path = str(tmp_path / "slide.svs")
-    aperio.write(path, edit=_edit_item("AppMag", plant("40", position, encoding), ("level0", "level1")))
+    aperio.write(path, edit=aperio.item_edit("AppMag", plant("40", position, encoding), ("level0", "level1")))
     result, reason, plan = outcome(path)
     assert result == "delivered"
     # UTF-16 puts a NUL inside the value: what a reader sees ends there ("4", "40": typed, kept)
@@ -128,7 +111,7 @@ def test_aperio_kept_key_with_text_loses_the_item(tmp_path, encoding, position):
 @pytest.mark.parametrize("role", ["level0", "thumbnail", "level1"])
 def test_aperio_every_kept_key_is_typed_in_every_directory(tmp_path, key, role):
     path = str(tmp_path / "slide.svs")
-    aperio.write(path, edit=_edit_item(key, plant(KEPT_KEYS[key], "end", "ascii"), (role,)))
+    aperio.write(path, edit=aperio.item_edit(key, plant(KEPT_KEYS[key], "end", "ascii"), (role,)))
     assert outcome(path)[0] == "delivered"
 
 
@@ -136,7 +119,7 @@ def test_aperio_every_kept_key_is_typed_in_every_directory(tmp_path, key, role):
 @pytest.mark.parametrize("key", ["ImageID", "Parmset", "Filename", "Title", "Barcode"])
 def test_aperio_record_ids_and_free_text_keys_go(tmp_path, key, encoding):
     path = str(tmp_path / "slide.svs")
-    aperio.write(path, edit=_edit_item(key, plant("1004486", "end", encoding), ("level0", "thumbnail", "level1")))
+    aperio.write(path, edit=aperio.item_edit(key, plant("1004486", "end", encoding), ("level0", "thumbnail", "level1")))
     result, _, plan = outcome(path)
     assert result == "delivered"
     assert f"aperio.{key}" not in properties(path)

@@ -374,6 +374,8 @@ def test_colormap_on_an_rgb_image_is_dropped(tmp_path, monkeypatch, vendor, late
 
 # --- kept numbers have a range and a precision; the name's digits are not one of them ----------
 
+EVERY_DESCRIPTION = ("level0", "thumbnail", "level1")  # where aperio.item_edit plants a key
+
 DIGITS = {  # identifiers written as numbers (own values): a date, a date-time, a phone number,
     "date of birth": b"19700101",  # an MRN, a 31-digit payload
     "scan date-time": b"20261120.143207",
@@ -383,22 +385,6 @@ DIGITS = {  # identifiers written as numbers (own values): a date, a date-time, 
 }
 APERIO_NUMBERS = ["Left", "Top", "StripeWidth", "OriginalWidth", "Originalheight", "LineCameraSkew",
                   "LineAreaXOffset", "Focus Offset", "Filtered", "Exposure Time", "AppMag", "MPP"]
-
-
-def _aperio_item(key, value, roles=("level0", "thumbnail", "level1")):
-    def edit(role, text):
-        if role not in roles:
-            return text
-        items = text.split("|")
-        raw = [i.encode("latin-1") for i in items]
-        for n, item in enumerate(items):
-            if item.partition("=")[0].strip() == key:
-                raw[n] = key.encode() + b" = " + value
-                break
-        else:
-            raw.append(key.encode() + b" = " + value)
-        return b"|".join(raw)
-    return edit
 
 
 def _delivered_without(path, value, options=OPTIONS, extra=()):
@@ -413,7 +399,7 @@ def _delivered_without(path, value, options=OPTIONS, extra=()):
 @pytest.mark.parametrize("key", APERIO_NUMBERS)
 def test_aperio_number_out_of_range_loses_the_item(tmp_path, key, digits):
     path = str(tmp_path / "slide.svs")
-    aperio.write(path, edit=_aperio_item(key, DIGITS[digits]))
+    aperio.write(path, edit=aperio.item_edit(key, DIGITS[digits], EVERY_DESCRIPTION))
     result, reason, plan = _delivered_without(path, DIGITS[digits])
     assert result == "delivered", reason
     assert f"description: {key} (not a number in its range) removed" in plan.actions
@@ -425,7 +411,7 @@ def test_aperio_number_out_of_range_loses_the_item(tmp_path, key, digits):
                                         ("Exposure Scale", b"0.000001"), ("Gamma", b"2.2"), ("MPP", b"0.263852")])
 def test_aperio_real_numbers_are_kept(tmp_path, key, value):
     path = str(tmp_path / "slide.svs")
-    aperio.write(path, edit=_aperio_item(key, value))
+    aperio.write(path, edit=aperio.item_edit(key, value, EVERY_DESCRIPTION))
     assert outcome(path)[0] == "delivered"
     assert properties(path)[f"aperio.{key}"] == value.decode()
 
@@ -545,7 +531,7 @@ def test_the_name_digits_as_a_kept_number_refuse_the_slide(tmp_path, variant):
     stem, vendor, (key, value) = NAME_NUMBERS[variant]
     if vendor == "aperio":
         path = str(tmp_path / f"{stem}.svs")
-        aperio.write(path, edit=_aperio_item(key, value))
+        aperio.write(path, edit=aperio.item_edit(key, value, EVERY_DESCRIPTION))
     else:
         path = str(tmp_path / f"{stem}.ndpi")
         ndpi.write(path, properties=key.encode() + b"=" + value + b"\r\n" + ndpi.PROPERTIES.encode("latin-1"))
@@ -562,7 +548,7 @@ def test_a_number_only_containing_the_name_digits_is_delivered(tmp_path, stem):
     not the name's number: only a whole number equal to a digit group of five digits or more
     refuses the slide (StripeWidth = 1000 of a slide named S26-1000 is a StripeWidth)."""
     path = str(tmp_path / f"{stem}.svs")
-    aperio.write(path, edit=_aperio_item("Left", b"25.147120"))
+    aperio.write(path, edit=aperio.item_edit("Left", b"25.147120", EVERY_DESCRIPTION))
     from paw.verify import name_values
     assert outcome(path, extra=name_values(stem))[0] == "delivered"
 

@@ -141,3 +141,20 @@ def write(path, width=2048, height=1536, *, sparse=False, bigtiff=False, byteord
                                f"macro {macro_w}x{macro_h}", 9, macro, 8))
     write_tiff(path, images, bigtiff=bigtiff, byteorder=byteorder)
     return planted()
+
+
+def item_edit(key, value, roles=("level0",)):
+    """An `edit` for aperio.write that puts `key = <value bytes>` in place of the key's item."""
+    def edit(role, text):
+        if role not in roles:
+            return text
+        items = text.split("|")
+        raw = [i.encode("latin-1") for i in items]
+        for n, item in enumerate(items):
+            if item.partition("=")[0].strip() == key:
+                raw[n] = key.encode() + b" = " + value
+                break
+        else:
+            raw.append(key.encode() + b" = " + value)
+        return b"|".join(raw)
+    return edit
