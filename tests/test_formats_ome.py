@@ -603,7 +603,7 @@ def test_text_in_a_subifd_tile_header_refuses_before_editing(tmp_path, tile):
     write_tiff(path, [level])
     result, reason, plan = outcome(path)
     assert result == "quarantined" and plan is None
-    assert f"directory 0 SubIFD 1 tile {tile}: JPEG header has a COM segment" in reason
+    assert f"directory 0 SubIFD 1 tile {tile}: JPEG COM segment" in reason
 
 
 # --- hostile: labels that do not say so ---------------------------------------------------------

@@ -740,11 +740,12 @@ def test_a_plain_slide_with_that_name_is_delivered(tmp_path):
 
 @pytest.mark.parametrize("codec", ["utf-8", "latin-1", "utf-16-le", "utf-16-be"])
 def test_name_parts_are_found_in_every_encoding(tmp_path, codec):
-    """With verify.full_scan tile data is searched too: the accession in any encoding."""
+    """With verify.full_scan tile data is searched too: the accession in any encoding, here in
+    the pixels of an uncompressed tile (which no walk can call wrong)."""
     import tifffile
     stem = "MÜLLER 2026-123456 HE"
     path = str(tmp_path / f"{stem}.svs")
-    aperio.write(path)
+    aperio.write(path, sparse=True)
     with tifffile.TiffFile(path) as tf:
         offset = int(tf.pages[0].dataoffsets[0])
     with open(path, "r+b") as fh:
@@ -873,7 +874,7 @@ TILE_SEGMENTS = {
 
 
 @pytest.mark.parametrize("segment", sorted(TILE_SEGMENTS))
-@pytest.mark.parametrize("tile", [0, 5, 47], ids=["first", "sampled-middle", "last"])
+@pytest.mark.parametrize("tile", [0, 47], ids=["first", "last"])
 def test_text_in_a_sampled_tile_header_refuses_before_editing(tmp_path, monkeypatch, segment, tile):
     from synth import aperio as writer
     real = writer.jpeg_tile
@@ -927,7 +928,7 @@ def test_jpeg2000_tile_comments(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "j2k_tile", named)
     writer.write(path, tile_compression=33005)
     result, reason, _ = outcome(path)
-    assert result == "quarantined" and "JPEG 2000 header has a COM segment" in reason
+    assert result == "quarantined" and "JPEG 2000 COM segment" in reason
 
 
 def test_real_jpeg_tiles_pass(tmp_path):

@@ -36,7 +36,8 @@ MACRO_COMMENT = b"Hamamatsu JPEG Library, version [2.0.18.50]\0"  # in the real 
 FILTER = "DAPI 2 (387) "  # tag 65434, free text, as in the real sample
 
 
-def _jpeg(width, height, shade, text=b"", comment=LEVEL_COMMENT):
+def _jpeg(width, height, shade, text=b"", comment=LEVEL_COMMENT, restart=False):
+    """A JPEG strip; `restart`: with a restart marker every 8 MCUs, as real level strips."""
     from PIL import Image
 
     image = Image.new("RGB", (width, height), (shade, 255 - shade, (shade * 3) % 256))
@@ -46,8 +47,26 @@ def _jpeg(width, height, shade, text=b"", comment=LEVEL_COMMENT):
             for x, value in enumerate(stripe):
                 image.putpixel((x, y), (value, value, value))
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=90, comment=comment)
+    image.save(out, "JPEG", quality=90, comment=comment,
+               **({"restart_marker_blocks": 8, "subsampling": 0} if restart else {}))
     return out.getvalue()
+
+
+def mcu_starts(strip):
+    """Where each restart interval of a JPEG strip starts (tag 65426): just after the scan
+    header, then just after each RSTn marker — found by walking the stream as a reader does."""
+    position = 2
+    while strip[position + 1] != 0xDA:   # marker segments up to SOS
+        position += 2 + int.from_bytes(strip[position + 2:position + 4], "big")
+    starts = [position + 2 + int.from_bytes(strip[position + 2:position + 4], "big")]
+    at = starts[0]
+    while True:
+        at = strip.index(b"\xff", at)
+        if 0xD0 <= strip[at + 1] <= 0xD7:
+            starts.append(at + 2)
+        elif strip[at + 1] == 0xD9:
+            return starts
+        at += 2
 
 
 def _tags(width, height, lens, properties=PROPERTIES):
@@ -71,18 +90,27 @@ def _tags(width, height, lens, properties=PROPERTIES):
 
 
 def write(path, width=1024, height=768, hole=0, properties=PROPERTIES, extra_tags=None,
-          later_tags=None, level_comment=LEVEL_COMMENT):
+          later_tags=None, level_comment=LEVEL_COMMENT, restart=False, edit_strip=None):
     """Write a synthetic NDPI and return the identifiers planted in it. For hostile variants:
     `properties` replaces the 65449 text (str, or bytes in another encoding), `extra_tags` go
     into directory 0, `later_tags` into the second level, `level_comment` is the COM of the
-    level strips."""
+    level strips. `restart`: level strips with restart markers and their McuStarts (65426),
+    as real NanoZoomer levels; `edit_strip(level, strip, starts)` may return a changed
+    (strip, starts) of a level before it is written."""
     images = [  # (width, height, lens, jpeg)
-        (width, height, 20, _jpeg(width, height, 40, comment=level_comment)),
-        (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90, comment=level_comment)),
+        (width, height, 20, _jpeg(width, height, 40, comment=level_comment, restart=restart)),
+        (width // 4, height // 4, 5, _jpeg(width // 4, height // 4, 90, comment=level_comment, restart=restart)),
         (640, 240, -1, _jpeg(640, 240, 200, f"{PATIENT} {BARCODE}".encode(), MACRO_COMMENT)),
         (320, 120, -2, _jpeg(320, 120, 10)),
     ]
     directories = [(_tags(w, h, lens, properties), data) for w, h, lens, data in images]
+    for level in (0, 1) if restart else ():
+        tags, strip = directories[level]
+        starts = mcu_starts(strip)
+        if edit_strip:
+            strip, starts = edit_strip(level, strip, starts)
+        tags[Tag.NDPI_MCU_STARTS] = (Type.LONG, starts)
+        directories[level] = (tags, strip)
     directories[0][0].update(extra_tags or {})
     directories[1][0].update(later_tags or {})
     write_ndpi(path, directories, hole)

@@ -12,14 +12,28 @@ keeping in addition the codec's `UFS_*` and `DP_*` attributes typed by CODEC (nu
 arrays, small enumerations, Base64 tables that hide no text); a codec attribute paw does not
 know, or one with a value of another shape, refuses the file (the decoder needs them); the new
 header is padded with spaces to exactly the old length, so `\\r\\n\\x04` and the binary data stay
-where they were. The binary part is never read or written. A file without the end-of-text byte
+where they were. The binary part is never written. A file without the end-of-text byte
 within the first 256 MiB is refused.
+
+The binary part (codeblocks of wavelet coefficients, and in files whose header holds partial
+block headers a seek table first: a tag 0x301D,0x2015 and 40-byte entries of offsets and sizes,
+as libisyntax reads it) has no structure paw can explain byte for byte without a real file to
+check it against, so verification bounds what it can:
+- its first BINARY_HEAD bytes, where a seek table or the first codeblocks are, must hold no XML
+  markup (a second header after the separator: `<DataObject`, `<Attribute`, `<?xml`, in
+  Latin-1/UTF-8 or UTF-16) — refused;
+- the removed values and the name's identifier-like parts are searched (every encoding,
+  any case) in those first BINARY_HEAD bytes and in DRAWN windows of WINDOW bytes drawn at
+  random (`secrets`) over the rest — a fixed ~5 MiB per slide; with verify.full_scan, in all of it.
+Other text there (a value paw never saw) is not found: no reader shows it, but `strings` would
+(README: what is left).
 
 The codec value kinds come from the attribute table of DSA-WSI-DeID (Group, Element, PMSVR) and
 libisyntax; no real iSyntax file was available to check the enumerations against.
 """
 
 import os
+import secrets
 
 from .. import ranges
 from ..errors import FormatError
@@ -30,6 +44,10 @@ from .edits import EditPlan
 
 END = b"\r\n\x04"
 MAX_HEADER = 256 << 20
+BINARY_HEAD = 1 << 20   # the start of the binary part: no XML there, and always searched
+DRAWN, WINDOW = 64, 64 << 10   # random windows of the rest the value search reads
+MARKUP = tuple(text.encode(codec) for text in ("<DataObject", "<Attribute", "<?xml")
+               for codec in ("latin-1", "utf-16-le", "utf-16-be"))
 
 
 def detect(path):
@@ -115,8 +133,27 @@ class IsyntaxHandler(Handler):
         binary = [[end, size - end]] if size > end else []
         if [list(k) for k in plan.kept_data] != binary:
             return ["the iSyntax binary data is not where it was"]
+        with open(path, "rb") as fh:
+            fh.seek(end + len(END))
+            head = fh.read(BINARY_HEAD)
+        if any(markup in head for markup in MARKUP):
+            return ["the iSyntax binary part starts with XML (a second header?)"]
         return tiffaudit.philips_xml(text, "iSyntax header", options.keep_macro, ATTRIBUTES,
                                      OBJECT_TYPES, padded=True)
 
     def searched(self, path, plan):
-        yield path, ranges.merge(plan.kept_data)
+        """The header, the binary part's first BINARY_HEAD bytes and DRAWN random windows of
+        the rest (verify.full_scan: everything)."""
+        if not plan.kept_data:
+            yield path, ranges.merge()
+            return
+        (start, length), = plan.kept_data
+        rest = start + BINARY_HEAD, start + length
+        skip = [(start + BINARY_HEAD, max(0, length - BINARY_HEAD))]
+        if rest[1] - rest[0] > DRAWN * WINDOW:
+            draw = secrets.SystemRandom()
+            windows = [(draw.randrange(rest[0], rest[1] - WINDOW), WINDOW) for _ in range(DRAWN)]
+            searched = ranges.merge(ranges.complement(ranges.merge(skip), os.path.getsize(path)), windows)
+            yield path, ranges.merge(ranges.complement(searched, os.path.getsize(path)))
+        else:
+            yield path, ranges.merge()

@@ -130,21 +130,29 @@ def unexplained(data, offset=0):
     return names
 
 
-def _name(marker):
+def segment_name(marker):
+    """How a reason names a segment: "COM segment", "APP1 segment", "marker 0xC8 segment"."""
     return ("COM" if marker == COM else f"APP{marker - APP0}" if APP0 <= marker <= APP15
             else f"marker 0x{marker:02X}") + " segment"
 
 
-def whole(data):
+def whole(data, comment_explained=None):
     """What paw cannot explain in `data` read as one whole JPEG stream (a tile's recorded bytes,
     NUL padding after EOI allowed), one phrase each ("COM segment", "APP1 segment", or why the
-    stream is not a plain JPEG stream, e.g. "data after EOI"). Empty when the tile is plain."""
+    stream is not a plain JPEG stream, e.g. "data after EOI"). Empty when the tile is plain.
+    A COM segment whose text (Latin-1) `comment_explained` accepts is explained (NDPI strips
+    carry the vendor's library name)."""
+    def plain(marker, payload):
+        if marker == COM and comment_explained is not None:
+            return comment_explained(bytes(payload).decode("latin-1"))
+        return explained(marker, payload)
+
     try:
         found = walk(data, padding=True)
     except FormatError as exc:  # name what the header holds too: "COM segment" says most
         try:
-            header = [_name(m) for m, at, length in segments(data) if not explained(m, data[at:at + length])]
+            header = [segment_name(m) for m, at, length in segments(data) if not plain(m, data[at:at + length])]
         except FormatError:
             header = []
         return header + [str(exc)]
-    return [_name(m) for m, at, length in found if not explained(m, data[at:at + length])]
+    return [segment_name(m) for m, at, length in found if not plain(m, data[at:at + length])]

@@ -128,6 +128,7 @@ STRUCTURE = {
 # tileheaders.py walks. Anything else (WebP and JPEG XL containers, zstd skippable frames,
 # vendor codes) is refused: its tiles could carry text paw cannot find.
 NO_CONTAINER = frozenset({1, 5, 8, 32773, 32946})   # none, LZW, Deflate, PackBits, old Deflate
+DEFLATE = frozenset({8, 32946})                      # Deflate, old Deflate: zlib streams
 JPEG = frozenset({7})
 JPEG2000 = frozenset({33003, 33005, 34712})          # Aperio YCbCr/RGB J2K, JPEG 2000
 

@@ -16,7 +16,8 @@ It collects what a reader or a person could see outside the tile payload —
 - printable runs (six or more ASCII or UTF-16 characters) in every other referenced byte that is
   not tile payload: the header, the directory tables with their inline values, numeric values
   (tile offset tables excepted: they are numbers of a size that spells text by chance);
-- the header segments of a sample of tiles per image (tileheaders.py);
+- a sample of tiles per image read whole (every tile with verify.full_scan): plain JPEG,
+  JPEG 2000 and deflate streams that end where their byte counts end (tileheaders.py);
 
 — and each must be explained by the allow-list; anything unexplained refuses the slide with a
 reason that names the field, never its text.
@@ -33,7 +34,7 @@ from . import icc, jpeg, tileheaders
 from ..errors import FormatError
 from .allow import c_string, element_rule, printable_runs
 from .tiffallow import Blob, Numbers, Text, Vendor, rule_name
-from .tifftags import tag_name
+from .tifftags import Tag, tag_name
 
 _ASCII_RUN = re.compile(rb"[\x20-\x7e]{6,}")
 _UTF16_RUN = re.compile(rb"(?:[\x20-\x7e]\x00){6,}|(?:\x00[\x20-\x7e]){6,}")
@@ -46,21 +47,35 @@ def binary_text(data):
     return [m.start() for m in _ASCII_RUN.finditer(data)] + [m.start() for m in _UTF16_RUN.finditer(data)]
 
 
-def audit(tf, vendor, options, drawn, pages, payload):
+def audit(tf, vendor, options, drawn, pages, payload, blanked=()):
     """Problems with what is left in the TIFF `tf` (a tifffile.TiffFile of the output; one line
     each), empty if all is explained. `pages` are (where, page) for every directory, SubIFDs
     included (tiffhandler.every_page: where is the index in the main chain, or "0 SubIFD 1"),
     `drawn` the directories paw appended (the drawn label), `payload` each page's (offset,
-    length) image data spans as stored."""
+    length) image data spans as stored, `blanked` the directories whose pixels paw zeroed (not
+    walked: they must read as zeros, which the placement check requires)."""
     problems = []
     with open(tf.filehandle.path, "rb") as fh:
         fd = fh.fileno()
         for index, page in pages:
             problems += _directory(fd, tf, vendor, page, index, options, index in drawn)
-        images = ((f"directory {index}", int(page.compression), spans, getattr(vendor, "STRIP_COMMENTS", None))
-                  for (index, page), spans in zip(pages, payload))
+        comments = getattr(vendor, "STRIP_COMMENTS", None)
+        images = (_walked(f"directory {index}", page, spans, comments)
+                  for (index, page), spans in zip(pages, payload) if index not in blanked)
         problems += tileheaders.problems(fd, images, options.full_scan)
     return problems
+
+
+def _walked(where, page, spans, comments):
+    """tifffile's view of one image for the tile walks: an NDPI strip with MCU starts is shown
+    by tifffile as tiles that are its restart intervals, after the strip's JPEG header."""
+    if page.parent.is_ndpi and Tag.NDPI_MCU_STARTS in page.tags and len(spans) == 1:
+        intervals = np.column_stack((np.asarray(page.dataoffsets, np.int64),
+                                     np.asarray(page.databytecounts, np.int64)))
+        start = int(spans[0][0])
+        return tileheaders.Image(where, int(page.compression), intervals, comments,
+                                 (start, int(intervals[0, 0]) - start))
+    return tileheaders.Image(where, int(page.compression), spans, comments)
 
 
 def _read(fd, offset, length):

@@ -85,12 +85,11 @@ class TiffHandler(Handler):
             return Prepared(surgery.finish(), surgery.found)
 
     def _kept_images(self, tiff, surgery):
-        comments = getattr(self.vendor, "STRIP_COMMENTS", None)
         for directory in tiff.directories:
             if directory.index in surgery.destroyed or directory.index in surgery.blanked:
                 continue
             for image in [directory, *surgery.children.get(directory.index, ())]:
-                yield (image.name, tiff.number(image, Tag.COMPRESSION, 1), tiff.data_ranges(image), comments)
+                yield walked_image(tiff, image, self.vendor)
 
     def check(self, path, plan, options):
         import tifffile
@@ -98,16 +97,18 @@ class TiffHandler(Handler):
         from . import tiffaudit
         try:
             with tifffile.TiffFile(path, is_ndpi=self.vendor is ndpi) as tf:
-                pages, payload, drawn = every_page(tf), [], set()
+                pages, payload, drawn, blanked = every_page(tf), [], set(), set()
                 for where, page in pages:
                     payload.append(_payload(tf, page, where))
                     if plan.added and ranges.covers(plan.added, payload[-1]):
                         drawn.add(where)
+                    if plan.blanked and ranges.covers(plan.blanked, payload[-1]):
+                        blanked.add(where)  # zeros (checked below), not a stream to walk
                 problems = self.vendor.check(tf, options, drawn)
                 problems += _placement(path, plan, payload, *_structure(tf, pages))
                 if problems:
                     return problems
-                return tiffaudit.audit(tf, self.vendor, options, drawn, pages, payload)
+                return tiffaudit.audit(tf, self.vendor, options, drawn, pages, payload, blanked)
         except FormatError as exc:
             return [str(exc)]
         except Exception as exc:  # the independent reader disagrees with paw's parser: fail closed
@@ -116,8 +117,35 @@ class TiffHandler(Handler):
 
     def searched(self, path, plan):
         """The whole file but the kept tiles and their offset tables (binary positions `check`
-        compared with tifffile's: at 20 GB they are megabytes of numbers)."""
-        yield path, ranges.merge(plan.kept_data, plan.layout or [])
+        compared with tifffile's: at 20 GB they are megabytes of numbers) — except a sample of
+        the kept tiles, drawn afresh per image as tileheaders.sample draws (with full_scan,
+        verify searches everything anyway): a removed value or a part of the name hidden inside
+        a tile's recorded bytes is found there as the tile walk would find its segments."""
+        skip = ranges.merge(plan.kept_data, plan.layout or [])
+        with open(path, "rb") as fh:
+            tiff = Tiff(fh)
+            images = [walked_image(tiff, image, self.vendor) for directory in tiff.directories
+                      for image in (directory, *tiff.sub_directories(directory))]
+        size = os.path.getsize(path)
+        searched = ranges.merge(ranges.complement(skip, size), tileheaders.sampled_spans(images))
+        yield path, ranges.merge(ranges.complement(searched, size))
+
+
+def walked_image(tiff, image, vendor):
+    """A directory of paw's parser as the tile walks see it (tileheaders.Image): an NDPI strip
+    with MCU starts as its JPEG header and restart intervals, every other image by its tiles."""
+    spans = tiff.data_ranges(image)
+    compression = tiff.number(image, Tag.COMPRESSION, 1)
+    comments = getattr(vendor, "STRIP_COMMENTS", None)
+    starts = image.entries.get(Tag.NDPI_MCU_STARTS)
+    if tiff.ndpi and starts is not None and len(spans) == 1:
+        values = np.asarray(tiff.values(starts), dtype=np.int64)
+        high = image.entries.get(Tag.NDPI_MCU_STARTS_HIGH)
+        if high is not None and high.count == starts.count:
+            values |= np.asarray(tiff.values(high), dtype=np.int64) << 32
+        header, spans = tileheaders.restart_layout(image.name, int(spans[0][0]), int(spans[0][1]), values)
+        return tileheaders.Image(image.name, compression, spans, comments, header)
+    return tileheaders.Image(image.name, compression, spans, comments)
 
 
 def _placement(path, plan, payload, structure, layout):

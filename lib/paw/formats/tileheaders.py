@@ -1,166 +1,180 @@
-"""Text in the headers of image tiles and strips, found without decoding them.
+"""Text in the tiles and strips of kept images, found without decoding them: each walked whole.
 
 paw never decodes or changes tiles, but a JPEG tile is a JPEG stream whose header may hold COM
-(free text) and APPn segments (EXIF, XMP, vendor blocks), and a JPEG 2000 codestream may hold
-COM segments in its main header and in every tile-part header; decoders skip them, so the
-pixels tell nothing (verified: a COM or APP1 with a name decodes to identical pixels). They are
-read here by walking markers, never the entropy-coded data.
+(free text) and APPn segments (EXIF, XMP, vendor blocks), a JPEG 2000 codestream may hold COM
+segments in its main header and in every tile-part header, and any tile's recorded byte count
+may run past the end of its stream (JPEG EOI, JPEG 2000 EOC, the deflate end block): decoders
+skip all of that, so the pixels tell nothing (verified: a COM, an APP1 or bytes after EOI decode
+to identical pixels), while `strings` and exiftool on a cut-out tile show it.
 
-Cost is kept flat in slide size: per image, the first and the last tile and SPREAD more evenly
-between them are walked (a JPEG header is 20-700 bytes; each walk reads one WINDOW, more only
-if the header is longer), so a slide costs at most (SPREAD + 2) reads per directory whatever
-its size — about 10 reads of 4 KiB per level, well under a millisecond from cache. With
-`verify.full_scan` every tile is walked, and JPEG entropy data is searched for markers that
-carry text (and the bytes after EOI for printable runs): that reads the whole image, as the
-full scan's value search does anyway.
+So a walked tile is read WHOLE and must be a plain stream that ends exactly where its byte
+count ends (jpeg.whole, j2k.whole; the walks the CZI and VSI audits use):
+- JPEG: every marker segment (also between scans) is a table, frame or scan header, a JFIF or
+  Adobe block of fixed layout, or a COM whose text the vendor's kind accepts (NDPI's library
+  name); the entropy-coded data holds only stuffed 0xFF00 and RSTn; EOI; then nothing.
+- JPEG 2000: COM only with an encoder's own banner (ENCODER_COMMENTS); the tile-part chain
+  (Psot) reaches EOC; then nothing.
+- Deflate: the zlib stream must reach its end block exactly at the byte count. Only zlib can
+  find that end, so the sampled tile is inflated (output discarded, at most INFLATE_LIMIT
+  bytes) — the one place paw runs a decoder over a tile, in verification only; nothing is
+  rewritten.
+- NDPI level strips are one JPEG stream of up to gigabytes, cut into restart intervals whose
+  starts the McuStarts tag lists (tifffile shows them as tiles): the strip's header is walked,
+  then each sampled interval is read whole and must be entropy-coded data ending with its own
+  restart marker (RST0..7 in turn; the last with EOI at the strip's end).
+"Then nothing" allows NUL padding (it carries no text, and jpeg.whole/j2k.whole accept it for
+CZI and VSI); the real fixtures have none — every tile and strip ends exactly with its EOI, and
+boxes.tiff's deflate tiles end exactly at their byte count.
 
-What is explained: table and frame segments; APP0 JFIF without thumbnail and APP14 Adobe
-(fixed binary layouts); COM segments whose text the vendor's kind accepts (NDPI writes its
-library name in every strip); JPEG 2000 COM with an encoder's own string (ENCODER_COMMENTS).
-Everything else is reported, naming the directory, the tile and the segment — never its text.
+Which tiles: per image the first, the last and DRAWN more drawn at random (`secrets`: a file
+writer cannot predict them, and the plan and the verification draw apart), each read whole — a
+slide costs at most (DRAWN + 2) tile reads per image whatever its size. With `verify.full_scan`
+every tile of every kept image is walked. A writer who plants text in k of a level's n tiles is
+missed by one draw with probability C(n-k, DRAWN) / C(n, DRAWN), about (1 - k/n) ** DRAWN:
+a planted segment in every tenth tile is found (1 - 0.9**32 > 96 %), one in a single tile of
+100 000 is not (0.03 %): that needs full_scan (README).
 
-A header that does not parse (the real unreadable.svs has a tile whose SOS marker was damaged)
-is not refused for that alone: its bytes from where the walk stopped are compressed data like
-any tile payload, which paw never reads; they are searched for text (a run of ten identifier
-characters, or UTF-16 text: random data holds such a run in under 1 % of 4 KiB windows, the
-plain printable-run rule in most) and reported like a COM segment if they hold any.
+A JPEG header that does not parse (the real unreadable.svs has a tile whose SOS marker was
+damaged) is not refused for that alone: no decoder shows that tile. It must still start with
+SOI, end with EOI, hold no marker but tables (no COM, no APPn) and no run of text (ten
+identifier characters, or UTF-16: see _looks_like_text).
+
+LZW, PackBits and uncompressed tiles have no header and no end marker (their end is where the
+decoded size is reached); they are not walked (README: what is left).
 """
 
 import os
 import re
-import struct
+import secrets
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
-from . import j2k
+from . import j2k, jpeg
 from ..errors import FormatError
 from .allow import Pattern
-from .jpeg import ADOBE_ID, ADOBE_LENGTH, APP0, APP14, APP15, COM, EOI, JFIF_ID, JFIF_LENGTH, RST, SOS, TABLES
-from .tiffallow import JPEG, JPEG2000, NO_CONTAINER
+from .tiffallow import DEFLATE, JPEG, JPEG2000, NO_CONTAINER
 
-SPREAD = 8           # tiles walked between the first and the last of each image
-WINDOW = 4096        # bytes read per tile header at first
-MOST = 1 << 20       # a header longer than this is refused
-CHUNK = 8 << 20      # full-scan reads of entropy data
+DRAWN = 64                 # tiles drawn at random per image, besides the first and the last
+WHOLE_LIMIT = 256 << 20    # a tile or strip read whole is at most this long; a longer one refuses
+INFLATE_LIMIT = 64 << 20   # a deflate tile inflating to more is refused (a 4096² RGBA tile)
+CHUNK = 8 << 20            # restart intervals read together, at most this much at once
 # COM strings JPEG 2000 encoders write by default: OpenJPEG's banner (j2k.ENCODER_BANNER, the
 # one rule every format shares; verified with 2.5.4) and Kakadu's version.
 ENCODER_COMMENTS = j2k.ENCODER_BANNER | Pattern(r"Kakadu-v\d+(?:\.\d+)*[A-Za-z]?")
-J2K_WINDOW = 64 << 10  # a sampled JPEG 2000 tile: its main and first tile-part headers
-# What counts as text in compressed bytes a header walk could not explain (see _looks_like_text).
+# What counts as text in the bytes of a tile whose header does not parse (see _looks_like_text).
 _WORDY = re.compile(rb"[A-Za-z0-9 ^_.,:/-]{10,}")
 _UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){6,}|(?:\x00[\x20-\x7e]){6,}")
 
 
-class Short(FormatError):
-    """The header runs past the end of the tile (or past MOST bytes)."""
+class Image(NamedTuple):
+    """One kept image as the walks see it. `spans` is an (N, 2) array of (offset, length) of
+    its tiles or strips — for an NDPI strip with a restart table, of its restart intervals, and
+    `header` is then the (offset, length) of the strip's JPEG header before the first one.
+    `comments`: the kind of COM text the vendor writes in its JPEG streams (None: no COM)."""
+    where: str
+    compression: int
+    spans: object
+    comments: object = None
+    header: tuple = None
 
 
-class _Tile:
-    """Lazy reads of one tile: the header walkers ask for byte ranges; each miss reads one
-    WINDOW (or what was asked) from the file."""
-
-    def __init__(self, fd, offset, length):
-        self.fd, self.offset, self.length = fd, offset, length
-        self.start, self.data = 0, b""
-
-    def get(self, position, size):
-        end = position + size
-        if position < 0 or end > self.length or end > MOST:
-            raise Short
-        if not (self.start <= position and end <= self.start + len(self.data)):
-            self.start = position
-            self.data = os.pread(self.fd, min(self.length - position, max(size, WINDOW)),
-                                 self.offset + position)
-        return self.data[position - self.start:end - self.start]
-
-    def window(self, position):
-        """Up to WINDOW bytes from `position` (for the printable-run fallback)."""
-        return os.pread(self.fd, max(0, min(self.length - position, WINDOW)), self.offset + position)
-
-
-def sample(count, full):
-    """Indexes of the tiles to walk: all with `full`, else first, last and SPREAD between."""
-    if full or count <= SPREAD + 2:
+def sample(count, full, drawn=None):
+    """Indexes of the tiles to walk: all with `full`, else the first, the last and `drawn`
+    (DRAWN) others drawn from a secret random source (so a file's writer cannot know which)."""
+    drawn = DRAWN if drawn is None else drawn
+    if full or count <= drawn + 2:
         return range(count)
-    step = (count - 1) / (SPREAD + 1)
-    return sorted({0, count - 1, *(round(step * (i + 1)) for i in range(SPREAD))})
+    return sorted({0, count - 1, *secrets.SystemRandom().sample(range(1, count - 1), drawn)})
+
+
+def restart_layout(where, offset, length, starts):
+    """(header, intervals) of an NDPI JPEG strip at `offset` whose restart intervals start at
+    `starts` (McuStarts: offsets from the strip's start, just after each restart marker):
+    FormatError unless they rise strictly inside the strip."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if not len(starts) or starts[0] <= 0 or starts[-1] >= length or np.any(np.diff(starts) <= 0):
+        raise FormatError(f"{where}: its MCU starts do not lie in rising order inside its strip")
+    ends = np.append(starts[1:], length)
+    return (offset, int(starts[0])), np.column_stack((offset + starts, ends - starts))
 
 
 def problems(fd, images, full=False):
-    """One reason per header segment paw cannot explain. `images` yields (where, compression,
-    spans, comments): `where` names the directory ("directory 3"), `spans` is an (N, 2) array of
-    (offset, length) of its tiles or strips, `comments` a kind for the COM text the vendor
-    writes (None: no COM allowed)."""
+    """One reason for the first tile of each image that is not a plain stream (naming the
+    directory, the tile and what is wrong — never its text). `images` yields Image."""
     found = []
-    for where, compression, spans, comments in images:
-        if compression in NO_CONTAINER:
-            continue
-        if compression not in JPEG and compression not in JPEG2000:
-            found.append(f"{where}: tile compression {compression} is not one paw can check for text")
-            continue
-        spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        for index in sample(len(spans), full):
-            offset, length = (int(x) for x in spans[index])
-            if length <= 0:
-                continue
-            walk = _jpeg if compression in JPEG else _j2k
-            for reason in walk(fd, offset, length, comments, full):
-                found.append(f"{where} tile {index}: {reason}")
-                break
+    for image in images:
+        reason = _image(fd, image, full)
+        if reason:
+            found.append(f"{image.where}{reason}")
     return found
 
 
-def _explained_jpeg(marker, payload, comments):
-    if marker in TABLES:
-        return True
-    if marker == APP0:
-        return len(payload) == JFIF_LENGTH and payload.startswith(JFIF_ID)
-    if marker == APP14:
-        return len(payload) == ADOBE_LENGTH and payload.startswith(ADOBE_ID)
-    if marker == COM:
-        return comments is not None and comments.accepts(payload.decode("latin-1"))
-    return False
+def sampled_spans(images, full=False):
+    """(offset, length) of the tiles a fresh draw picks in every image (the value search reads
+    them too): an (N, 2) array."""
+    picked = [np.asarray(image.spans, dtype=np.int64).reshape(-1, 2)[list(sample(len(image.spans), full))]
+              for image in images if len(image.spans)]
+    return np.concatenate(picked) if picked else np.zeros((0, 2), dtype=np.int64)
 
 
-def _segment_name(marker):
-    if marker == COM:
-        return "COM"
-    if APP0 <= marker <= APP15:
-        return f"APP{marker - APP0}"
-    return f"marker 0x{marker:02X}"
+def _image(fd, image, full):
+    compression = image.compression
+    spans = np.asarray(image.spans, dtype=np.int64).reshape(-1, 2)
+    if compression in JPEG and image.header is not None:
+        return _restart_strip(fd, image, spans, full)
+    if compression in JPEG:
+        def walk(data):
+            return _jpeg(data, image.comments)
+    elif compression in JPEG2000:
+        def walk(data):
+            return [f"JPEG 2000 {name}" for name in
+                    j2k.whole(data, lambda text: ENCODER_COMMENTS.accepts(text.rstrip("\0")))]
+    elif compression in DEFLATE:
+        walk = _deflate
+    elif compression in NO_CONTAINER:
+        return None
+    else:
+        return f": tile compression {compression} is not one paw can check for text"
+    for index in sample(len(spans), full):
+        offset, length = (int(x) for x in spans[index])
+        if length <= 0:
+            continue
+        if length > WHOLE_LIMIT:
+            return f" tile {index}: longer than paw reads whole"
+        data = os.pread(fd, length, offset)
+        names = walk(data) if len(data) == length else ["runs past the end of the file"]
+        if names:
+            return f" tile {index}: {names[0]}"
+    return None
 
 
-def _jpeg(fd, offset, length, comments, full):
-    tile = _Tile(fd, offset, length)
+def _jpeg(data, comments):
+    """jpeg.whole, but a header that does not parse gets the damaged-tile rule."""
+    explained = comments.accepts if comments is not None else None
     try:
-        if tile.get(0, 2) != b"\xff\xd8":
-            return _unparsed(tile, 0)
-    except Short:
-        return _unparsed(tile, 0)
-    position = 2
-    try:
-        while True:
-            while tile.get(position, 2) == b"\xff\xff":  # fill bytes before a marker
-                position += 1
-            head = tile.get(position, 4)
-            marker = head[1]
-            if head[0] != 0xFF or marker == EOI or marker in RST or marker in (0x00, 0x01):
-                return _unparsed(tile, position)
-            (seglen,) = struct.unpack_from(">H", head, 2)
-            if seglen < 2:
-                return _unparsed(tile, position)
-            payload = tile.get(position + 4, seglen - 2)
-            if not _explained_jpeg(marker, payload, comments):
-                return [f"JPEG header has a {_segment_name(marker)} segment paw cannot explain"]
-            position += 2 + seglen
-            if marker == SOS:
-                break
-    except Short:
-        if length > MOST and position + 4 <= MOST:
-            return ["JPEG header is longer than paw reads"]
-        return _unparsed(tile, position)
-    if full:
-        return _entropy(fd, offset, length, position)
+        jpeg.segments(data)
+    except FormatError:
+        return _damaged(data)
+    return [f"JPEG {name}" if not name.startswith("JPEG") else name
+            for name in jpeg.whole(data, explained)]
+
+
+def _damaged(data):
+    """A JPEG tile whose header does not parse: SOI first, EOI last (NUL padding after it), no
+    marker but tables between, no run of text."""
+    end = len(data.rstrip(b"\0"))
+    if data[:2] != b"\xff\xd8" or end < 4 or data[end - 2:end] != b"\xff\xd9":
+        return ["JPEG data that does not parse and does not end with EOI"]
+    a = np.frombuffer(data, dtype=np.uint8)[2:end - 2]
+    ff = np.flatnonzero(a[:-1] == 0xFF)
+    following = a[ff + 1]
+    codes = set(following[(following != 0) & (following != 0xFF)].tolist())
+    if codes - jpeg.TABLES - set(jpeg.RST):
+        return ["JPEG data that does not parse holds a segment that may carry text"]
+    if _looks_like_text(data):
+        return ["JPEG data that does not parse holds text"]
     return []
 
 
@@ -170,55 +184,77 @@ def _looks_like_text(data):
     return bool(_WORDY.search(data) or _UTF16.search(data))
 
 
-def _unparsed(tile, position):
-    """A header that does not parse: text in the bytes that could not be walked is reported."""
-    if _looks_like_text(tile.window(position)):
-        return ["header does not parse and holds text"]
-    return []
-
-
-def _entropy(fd, offset, length, start):
-    """Markers inside the entropy-coded data (another scan's COM/APPn) and text after EOI, read
-    in CHUNK pieces (an NDPI level strip can be gigabytes)."""
-    position = start
-    while position < length - 1:
-        size = min(CHUNK, length - position)
-        data = os.pread(fd, min(size + 1, length - position), offset + position)  # +1: a marker's second byte
-        a = np.frombuffer(data, dtype=np.uint8)
-        ff = np.flatnonzero(a[:-1] == 0xFF)
-        following = a[ff + 1]
-        markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))]
-        for at in markers:
-            marker = int(a[at + 1])
-            if marker == COM or APP0 <= marker <= APP15:
-                return [f"JPEG data holds a {_segment_name(marker)} segment"]
-            if marker == EOI:
-                return _text_after(fd, offset, position + int(at) + 2, length, "JPEG")
-        position += size
-    return []
-
-
-def _text_after(fd, offset, position, length, what):
-    """Text in the bytes after a codestream's end (a tile's length may run past it)."""
-    while position < length:
-        size = min(CHUNK, length - position)
-        if _looks_like_text(os.pread(fd, size, offset + position)):
-            return [f"text after the end of the {what} stream"]
-        position += size - 32 if size == CHUNK else size
-    return []
-
-
-def _j2k(fd, offset, length, comments, full):
-    """A raw JPEG 2000 codestream (ITU-T T.800 annex A), walked by j2k.py: the main header and
-    the tile-part headers within the bytes read (J2K_WINDOW; the whole tile with full_scan)."""
-    data = os.pread(fd, min(length, 64 * MOST if full else J2K_WINDOW), offset)
+def _deflate(data):
+    """The zlib stream must end exactly where the tile ends (NUL padding allowed)."""
+    stream, rest, total = zlib.decompressobj(), data, 0
     try:
-        names = j2k.unexplained(data, comment_explained=lambda text: ENCODER_COMMENTS.accepts(text.rstrip("\0")))
-    except FormatError:
-        return _unparsed(_Tile(fd, offset, length), 0)
-    if names:
-        return [f"JPEG 2000 header has a {names[0]} segment paw cannot explain"]
-    end = data.rfind(b"\xff\xd9")
-    if full and end >= 0:
-        return _text_after(fd, offset, end + 2, length, "JPEG 2000")
+        while not stream.eof:
+            total += len(stream.decompress(rest, 1 << 20))
+            rest = stream.unconsumed_tail
+            if total > INFLATE_LIMIT:
+                return ["deflate data inflates past any tile"]
+            if not rest and not stream.eof and not stream.decompress(b"", 1):
+                return ["deflate stream has no end"]
+    except zlib.error:
+        return ["deflate data does not parse"]
+    if stream.unused_data.strip(b"\0"):
+        return ["data after the end of the deflate stream"]
     return []
+
+
+def _restart_strip(fd, image, spans, full):
+    """An NDPI strip: its header, then the sampled restart intervals (all with `full`)."""
+    offset, length = image.header
+    head = os.pread(fd, length, offset)
+    explained = image.comments.accepts if image.comments is not None else None
+    try:
+        found = jpeg.segments(head + b"\xff\xd9")   # an EOI so that a header without SOS stops
+    except FormatError as exc:
+        return f" strip header: {exc}"
+    for marker, at, size in found:
+        plain = explained(head[at:at + size].decode("latin-1")) if marker == jpeg.COM and explained \
+            else jpeg.explained(marker, head[at:at + size])
+        if not plain:
+            return f" strip header: JPEG {jpeg.segment_name(marker)}"
+    if not found or found[-1][0] != jpeg.SOS or found[-1][1] + found[-1][2] != length:
+        return " strip header: the JPEG scan does not start where the first restart interval does"
+    if len(spans) and (spans[0, 0] != offset + length or
+                       np.any(spans[1:, 0] != spans[:-1, 0] + spans[:-1, 1])):
+        return " strip: its restart intervals do not follow each other"
+    picks = np.asarray(list(sample(len(spans), full)), dtype=np.int64)
+    last = len(spans) - 1
+    # Contiguous picks are read together, up to CHUNK bytes at once.
+    start = 0
+    while start < len(picks):
+        stop, first = start + 1, spans[picks[start], 0]
+        while stop < len(picks) and picks[stop] == picks[stop - 1] + 1 and \
+                spans[picks[stop], 0] + spans[picks[stop], 1] - first <= CHUNK:
+            stop += 1
+        group = picks[start:stop]
+        reason = _intervals(fd, spans, group, last)
+        if reason:
+            return reason
+        start = stop
+    return None
+
+
+def _intervals(fd, spans, group, last):
+    """Contiguous restart intervals `group`: entropy-coded data (0xFF only as stuffed 0xFF00 or
+    fill before a marker), each ending with its restart marker RST(i mod 8), the last with EOI."""
+    first = int(spans[group[0], 0])
+    size = int(spans[group[-1], 0] + spans[group[-1], 1]) - first
+    data = os.pread(fd, size, first)
+    if len(data) != size:
+        return f" restart interval {int(group[0])}: runs past the end of the file"
+    a = np.frombuffer(data, dtype=np.uint8)
+    ff = np.flatnonzero(a[:-1] == 0xFF)
+    following = a[ff + 1]
+    markers = ff[(following != 0) & (following != 0xFF)]
+    ends = spans[group, 0] + spans[group, 1] - 2 - first
+    codes = np.where(group == last, jpeg.EOI, 0xD0 + group % 8)
+    if len(markers) == len(ends) and np.array_equal(markers, ends) and np.array_equal(a[ends + 1], codes):
+        return None
+    wrong = next((i for i, end in enumerate(ends) if
+                  not np.array_equal(markers[(markers > (ends[i - 1] if i else -1)) & (markers <= end)], [end])
+                  or a[end + 1] != codes[i]), 0)
+    return f" restart interval {int(group[wrong])}: not entropy data ending with its restart marker"
