@@ -197,17 +197,25 @@ def test_quarantined_after_a_kill_at_a_named_point(lab, point):
 
 
 def test_a_real_verification_failure_quarantines_the_scanner_bytes(lab, tmp_path):
-    """No injection: a layout found by the fuzzer (label pixels inside a declared tile) passes
-    the edit, then fails verify.full_scan; what reaches the quarantine is the input as it was."""
-    from test_faults import mutated_case
-    path = mutated_case(tmp_path, "ventana", "overwrite", 111)
-    os.rename(path, os.path.join(lab.inbox, "S26-8 A1 HE.bif"))
-    original = {"S26-8 A1 HE.bif": _digests(os.path.join(lab.inbox, "S26-8 A1 HE.bif"))}
+    """No injection: a removed value inside the pixels of an uncompressed tile (no stream there
+    for the tile walk to refuse) passes the edit, then fails verify.full_scan; what reaches the
+    quarantine is the input as it was."""
+    import tifffile
+
+    from synth import PATIENT, aperio
+    path = os.path.join(lab.inbox, "S26-8 A1 HE.svs")
+    aperio.write(path, sparse=True)
+    with tifffile.TiffFile(path) as tf:
+        offset = int(tf.pages[0].dataoffsets[3])
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 4000)
+        fh.write(PATIENT.encode())
+    original = {"S26-8 A1 HE.svs": _digests(path)}
     lab.write_config(extra="verify: {full_scan: true}\n")
     assert lab.run() == 3
     [row] = lab.rows()
     assert "removed value" in row["error"]
-    assert _digests(os.path.join(lab.quarantine, "S26-8 A1 HE.bif")) == original["S26-8 A1 HE.bif"]
+    assert _digests(os.path.join(lab.quarantine, "S26-8 A1 HE.svs")) == original["S26-8 A1 HE.svs"]
 
 
 @pytest.mark.parametrize("fmt", ["aperio", "mrxs"])

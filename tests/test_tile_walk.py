@@ -472,3 +472,28 @@ def test_isyntax_search_reads_the_start_and_random_windows_of_a_large_binary_par
     skipped = int(sum(e - s for s, e in skip))
     assert skip[0][0] == start + handler.BINARY_HEAD
     assert length - handler.BINARY_HEAD - handler.DRAWN * handler.WINDOW <= skipped < length - handler.BINARY_HEAD
+
+
+# --- red team observation: a 4 GiB unreferenced hole read as 16 GB ---------------------------------
+
+def test_anonymize_to_a_folder_keeps_holes_and_reads_none(lab, tmp_path):
+    """`paw.py anonymize --output DIR` copied with shutil (holes written out as zeros), then
+    verification read the zeros once per searched value: 7 minutes for a 4 GiB gap. The copy now
+    keeps holes (fsops.copy_file), and a block of zeros is skipped by the value search."""
+    from synth import ndpi
+    path = str(tmp_path / "S26-047119 A1 HE.ndpi")
+    ndpi.write(path, hole=1 << 30)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert lab.run("anonymize", path, "--output", str(out)) == 0
+    [result] = out.iterdir()
+    assert result.stat().st_size > 1 << 30 and result.stat().st_blocks * 512 < 8 << 20
+
+
+def test_the_value_search_finds_a_value_after_a_block_of_zeros(tmp_path):
+    from paw.verify import CHUNK, find_any
+    path = tmp_path / "zeros.bin"
+    path.write_bytes(bytes(CHUNK + 100) + "s26-047119".encode("utf-16-be") + bytes(5000))
+    assert find_any(str(path), ["S26-047119"]) == CHUNK + 100
+    path.write_bytes(bytes(2 * CHUNK))
+    assert find_any(str(path), ["S26-047119"]) is None

@@ -191,6 +191,9 @@ def find_any(path, values, skip_spans=None):
             for position, end in data_segments(fd, start, length):
                 while position < end:  # blocks overlap by the longest value
                     block = os.pread(fd, min(CHUNK + longest, end - position), position)
+                    if block.count(0) == len(block):   # zeros (preallocated, unreferenced) hold no value
+                        position += CHUNK
+                        continue
                     hits = [i for i in (block.find(n) for n in exact) if i >= 0]
                     if folded:
                         block = block.translate(CASE_FOLD)

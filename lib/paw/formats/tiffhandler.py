@@ -16,8 +16,9 @@ and the typed tables its texts are audited with (KEYS, PROPERTY_TYPES, ATTRIBUTE
 see tiffaudit.EXPLAINERS). Vendors are tried in OpenSlide's order, the generic reader last; a
 tiled TIFF that carries some other vendor's metadata is refused, never treated as generic.
 
-Before anything is written, the header segments of a sample of tiles of every kept image are
-walked (tileheaders.py): text there refuses the slide while it is still as the scanner wrote it.
+Before anything is written, a random sample of tiles of every kept image is walked whole
+(tileheaders.py): a segment that may carry text, or bytes after a stream's end, refuses the
+slide while it is still as the scanner wrote it.
 
 Verification here is independent of the writer: the file is re-read with tifffile (not paw's
 parser; every directory of the main chain and the SubIFDs each lists), the vendor is re-detected, the kept image payload and its tile tables must be exactly
@@ -78,7 +79,7 @@ class TiffHandler(Handler):
                 raise FormatError(f"the file is no longer {self.title}")
             surgery = Surgery(tiff, label)
             self.vendor.plan(tiff, surgery, options)
-            # A sample, to refuse early and unchanged; verify.full_scan walks every tile later.
+            # A sample, to refuse early and unchanged; verification draws again (full_scan: all).
             problems = tileheaders.problems(fh.fileno(), self._kept_images(tiff, surgery))
             if problems:
                 raise Unsupported(f"refused: {problems[0]}")
