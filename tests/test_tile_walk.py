@@ -361,7 +361,7 @@ def test_one_unsampled_tile_is_refused_with_full_scan(tmp_path, monkeypatch):
     path = str(tmp_path / "slide.svs")
     aperio.write(path, 4096, 3072, tile_compression=7)
     result, reason, _ = outcome(path, FULL)
-    assert result == "quarantined" and "directory 0 tile 101: JPEG data after EOI" in reason
+    assert result == "quarantined" and "directory 0 tile 101: JPEG stream holds data after EOI" in reason
 
 
 # --- the name's parts and removed values inside tiles ---------------------------------------------
