@@ -497,3 +497,33 @@ def test_the_value_search_finds_a_value_after_a_block_of_zeros(tmp_path):
     assert find_any(str(path), ["S26-047119"]) == CHUNK + 100
     path.write_bytes(bytes(2 * CHUNK))
     assert find_any(str(path), ["S26-047119"]) is None
+
+
+# --- a JPEG tile whose header does not parse (the real unreadable.svs) ------------------------------
+
+def test_the_real_damaged_tiles_are_delivered_with_full_scan(tmp_path):
+    import shutil
+
+    from conftest import shared_fixture
+    path = str(tmp_path / "unreadable.svs")
+    shutil.copyfile(shared_fixture("aperio", "unreadable.svs"), path)
+    os.chmod(path, 0o644)
+    assert outcome(path, FULL)[0] == "delivered"
+
+
+def _damaged(tile):
+    """unreadable.svs's damage: the SOS marker turned into DQT (FFDA -> FFDB)."""
+    at = tile.index(b"\xff\xda")
+    return tile[:at] + b"\xff\xdb" + tile[at + 2:]
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda d: d + b"K4711-09", "does not end with EOI"),
+    (lambda d: d[:-2] + _segment(0xFE, b"K4711-09") + d[-2:], "segment that may carry text"),
+    (lambda d: d[:-2] + NAME.encode() * 2 + d[-2:], "holds text"),
+])
+def test_a_damaged_tile_still_holds_no_text(tmp_path, monkeypatch, change, phrase):
+    path = str(tmp_path / "slide.svs")
+    _aperio_jpeg(monkeypatch, path, lambda d: change(_damaged(d)), tile=0)
+    result, reason, plan = outcome(path)
+    assert result == "quarantined" and plan is None and phrase in reason, reason

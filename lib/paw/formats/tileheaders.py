@@ -36,8 +36,8 @@ a planted segment in every tenth tile is found (1 - 0.9**32 > 96 %), one in a si
 
 A JPEG header that does not parse (the real unreadable.svs has a tile whose SOS marker was
 damaged) is not refused for that alone: no decoder shows that tile. It must still start with
-SOI, end with EOI, hold no marker but tables (no COM, no APPn) and no run of text (ten
-identifier characters, or UTF-16: see _looks_like_text).
+SOI, end with EOI, hold no marker but tables, RSTn and a fixed JFIF/Adobe block (no COM, no
+other APPn) and no run of text (ten identifier characters, or UTF-16: see _looks_like_text).
 
 LZW, PackBits and uncompressed tiles have no header and no end marker (their end is where the
 decoded size is reached); they are not walked (README: what is left).
@@ -167,12 +167,16 @@ def _damaged(data):
     end = len(data.rstrip(b"\0"))
     if data[:2] != b"\xff\xd8" or end < 4 or data[end - 2:end] != b"\xff\xd9":
         return ["JPEG data that does not parse and does not end with EOI"]
-    a = np.frombuffer(data, dtype=np.uint8)[2:end - 2]
-    ff = np.flatnonzero(a[:-1] == 0xFF)
+    a = np.frombuffer(data, dtype=np.uint8)[:end - 2]
+    ff = np.flatnonzero(a[2:-1] == 0xFF) + 2
     following = a[ff + 1]
-    codes = set(following[(following != 0) & (following != 0xFF)].tolist())
-    if codes - jpeg.TABLES - set(jpeg.RST):
-        return ["JPEG data that does not parse holds a segment that may carry text"]
+    for at in ff[(following != 0) & (following != 0xFF)].tolist():
+        marker = data[at + 1]
+        if marker in jpeg.TABLES or marker in jpeg.RST:
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if marker not in (jpeg.APP0, jpeg.APP14) or not jpeg.explained(marker, data[at + 4:at + 2 + length]):
+            return ["JPEG data that does not parse holds a segment that may carry text"]
     if _looks_like_text(data):
         return ["JPEG data that does not parse holds text"]
     return []
