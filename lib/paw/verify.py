@@ -192,7 +192,8 @@ def find_any(path, values, skip_spans=None):
             for position, end in data_segments(fd, start, length):
                 while position < end:  # blocks overlap by the longest value
                     block = os.pread(fd, min(CHUNK + longest, end - position), position)
-                    if not block[0] and block == zeros[:len(block)]:   # zeros (preallocated, unreferenced) hold no value
+                    if block[:1] == b"\0" and (block == zeros if len(block) == len(zeros)
+                                                else not block.strip(b"\0")):   # zeros hold no value
                         position += CHUNK
                         continue
                     hits = [i for i in (block.find(n) for n in exact) if i >= 0]
