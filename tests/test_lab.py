@@ -677,3 +677,111 @@ def test_as_paws_user_an_unwritable_ledger_folder_and_an_unreadable_project(unpr
     assert os.listdir(lab.outbox) and os.path.exists(os.path.join(secret, "y.svs"))
     status = lab.run_as_nobody("status")
     assert status.returncode == 0 and "skipped in the inbox: ProjectSecret: Permission denied" in status.stdout
+
+
+def _digest(path):
+    import hashlib
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def test_as_paws_user_a_scan_it_cannot_write_stays_in_the_inbox_and_is_named(unprivileged):
+    """A scan another user saved 0644 (Samba's default umask): claimed, it could not be edited
+    and would sit in staging for ever (#16 admin trial). It is never claimed: it stays in the
+    inbox byte for byte, named once in the log and always in status with owner, mode and fix;
+    the run goes on (exit 0) and delivers the slide beside it."""
+    lab = unprivileged
+    theirs = os.path.join(lab.inbox, "S26-1 A1 HE.svs")
+    aperio.write(theirs)  # root's, 0644
+    os.chmod(theirs, 0o644)
+    before = _digest(theirs)
+    ours = os.path.join(lab.inbox, "S26-2 A1 HE.svs")
+    aperio.write(ours)
+    os.chown(ours, 65534, 65534)
+    project = os.path.join(lab.inbox, "ProjectNew")  # a folder paw's user cannot rename out of
+    os.makedirs(project)
+    aperio.write(os.path.join(project, "S26-3 A1 HE.svs"))
+    os.chown(os.path.join(project, "S26-3 A1 HE.svs"), 65534, 65534)
+    private = os.path.join(lab.base, "private")
+    os.makedirs(private)
+    os.chown(private, 65534, 65534)
+    with open(lab.config, "a") as fh:
+        fh.write("ledger: {csv: private/ledger.csv}\n")
+    first = lab.run_as_nobody()
+    assert first.returncode == 0, first.stderr
+    assert "S26-1 A1 HE.svs is left in the inbox: paw's user nobody (uid 65534) cannot write " \
+           "S26-1 A1 HE.svs (owner root, mode 0644); run paw as the shares' owner, or let Samba " \
+           "create files group-writable: create mask = 0660 / force group" in first.stderr
+    assert "ProjectNew/S26-3 A1 HE.svs is left in the inbox: paw's user nobody (uid 65534) cannot " \
+           "move it out of the folder ProjectNew (owner root, mode 0755)" in first.stderr
+    assert len(os.listdir(lab.outbox)) == 1 and not os.listdir(os.path.join(lab.state, "staging"))
+    assert _digest(theirs) == before and os.path.exists(os.path.join(project, "S26-3 A1 HE.svs"))
+    second = lab.run_as_nobody()  # named once, not at every run; never claimed, never failed
+    assert second.returncode == 0 and "left in the inbox" not in second.stderr, second.stderr
+    status = lab.run_as_nobody("status")
+    assert "left in the inbox: S26-1 A1 HE.svs: paw's user nobody (uid 65534) cannot write " \
+           "S26-1 A1 HE.svs (owner root, mode 0644); run paw as the shares' owner" in status.stdout
+    assert "left in the inbox: ProjectNew/S26-3 A1 HE.svs" in status.stdout
+    assert "staging" not in status.stdout
+    os.chown(theirs, 65534, 65534)  # the admin's fix: the next runs take it (it changed)
+    lab.run_as_nobody()
+    assert lab.run_as_nobody().returncode == 0
+    assert not os.path.exists(theirs) and len(os.listdir(lab.outbox)) == 2
+    assert "left in the inbox: S26-1" not in lab.run_as_nobody("status").stdout
+
+
+def test_as_paws_user_delivered_files_it_does_not_own_warn_once_per_run(unprivileged):
+    """Group-writable scans of another user are edited and delivered, but only their owner may
+    give them the outbox's modes: one warning per run naming cause and fix, and status says it."""
+    lab = unprivileged
+    for n in (1, 2):
+        path = os.path.join(lab.inbox, f"S26-{n} A1 HE.svs")
+        aperio.write(path)
+        os.chmod(path, 0o666)
+    private = os.path.join(lab.base, "private")
+    os.makedirs(private)
+    os.chown(private, 65534, 65534)
+    with open(lab.config, "a") as fh:
+        fh.write("ledger: {csv: private/ledger.csv}\n")
+    result = lab.run_as_nobody()
+    assert result.returncode == 0, result.stderr
+    assert len(os.listdir(lab.outbox)) == 2
+    warnings = [line for line in result.stderr.splitlines() if "keep the technician's owner" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "2 delivered slide(s) keep the technician's owner and modes (Operation not permitted): " \
+           "their files belong to root, not to paw's user nobody (uid 65534)" in warnings[0]
+    assert "run paw as the shares' owner (or root), or let Samba force user" in warnings[0]
+    assert "last delivery: 2 delivered slide(s)" in lab.run_as_nobody("status").stdout
+
+
+def test_as_paws_user_without_cap_lease_the_writer_check_says_it_is_blind(unprivileged):
+    """The kernel grants a lease on another user's file only with CAP_LEASE (fcntl(2)): without
+    it the open-for-writing check cannot be made, and the run says so once, status always. With
+    CAP_LEASE as an ambient capability (what systemd/paw.service gives), the same user sees the
+    writer."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    lab = unprivileged
+    path = os.path.join(lab.inbox, "S26-1 A1 HE.svs")
+    aperio.write(path)
+    os.chmod(path, 0o666)
+    private = os.path.join(lab.base, "private")
+    os.makedirs(private)
+    os.chown(private, 65534, 65534)
+    with open(lab.config, "a") as fh:
+        fh.write("ledger: {csv: private/ledger.csv}\n")
+    with open(path, "r+b"):  # a writer holds it open: with a lease check it would wait
+        with_lease = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+lease",
+             "--ambient-caps=+lease", sys.executable, os.path.join(ROOT, "paw.py"), "--config",
+             lab.config], capture_output=True, text=True, timeout=120, cwd="/")
+        assert with_lease.returncode == 0, with_lease.stderr
+        assert "still open for writing" in with_lease.stderr and os.path.exists(path)
+        assert "cannot see writers" not in with_lease.stderr
+        blind = lab.run_as_nobody()
+    assert blind.returncode == 0, blind.stderr
+    assert "cannot see writers on this host: no CAP_LEASE and the files belong to root; only the " \
+           "stability rule applies (give paw's service AmbientCapabilities=CAP_LEASE" in blind.stderr
+    status = lab.run_as_nobody("status")
+    assert "cannot see writers on this host: no CAP_LEASE and the files belong to root" in status.stdout

@@ -7,6 +7,12 @@
               touched), so one bad entry neither stops nor clogs the runs
   skewed      slides whose file times lie ahead of paw's clock (a client with a wrong clock)
   busy        slides a process on this host still holds open for writing
+  unwritable  slides paw's user could not edit or move out of their folder (a scan another
+              user saved 0644): left in the inbox, never claimed, until that changes
+  modes_kept  the last run that delivered slides whose files paw's user could not give the
+              outbox's group and modes (they belong to another user): its warning
+  blind       the open-for-writing check could not be made (the kernel grants no lease on
+              another user's file without CAP_LEASE): the owners it concerned
 
 Each is logged as a warning when it first appears, not at every run (Sentry makes an event of
 each warning); `status` lists what is current. Everything here is keyed by the path relative to
@@ -21,7 +27,7 @@ from .durable import write_atomic
 
 FILE = "attention.json"
 MAX_ATTEMPTS = 3
-KINDS = ("unreadable", "held", "skewed", "busy")
+KINDS = ("unreadable", "held", "skewed", "busy", "unwritable", "blind", "modes_kept")
 
 
 class Attention:
@@ -78,15 +84,36 @@ class Attention:
         self.changed = True
         return True
 
-    def settle(self, present, busy):
+    def unwritable(self, unit, why):
+        """paw's user cannot take the unit (`why`); True when this is news (log it once)."""
+        if self.data["unwritable"].get(unit.main) == why:
+            return False
+        self.data["unwritable"] = {**self.data["unwritable"], unit.main: why}
+        self.changed = True
+        return True
+
+    def blind(self, owners):
+        """The lease check was refused on files of `owners` (uids) in this run; True when
+        that is news (log it once). An empty list after files were checked clears it."""
+        value = {str(uid): True for uid in sorted(set(owners))}
+        fresh = bool(value) and not set(value) <= set(self.data["blind"])
+        self._set("blind", value)
+        return fresh
+
+    def modes_kept(self, line):
+        self._set("modes_kept", {"warning": line, "time": int(time.time())})
+
+    def settle(self, present, busy, unwritable=()):
         """After the scan: forget what is gone, changed (a held slide saved again is tried
-        afresh) or no longer open for writing (`busy`: the mains found busy in this run).
+        afresh), no longer open for writing (`busy`: the mains found busy in this run) or no
+        longer unwritable (`unwritable`: the mains found so in this run).
         `present()` gives {main: fingerprint} of the scan; asked only when something is held."""
         if self.data["held"]:
             seen = present()
             self._set("held", {m: e for m, e in self.data["held"].items()
                                if seen.get(m) == e["fingerprint"]})
         self._set("busy", {m: t for m, t in self.data["busy"].items() if m in busy})
+        self._set("unwritable", {m: w for m, w in self.data["unwritable"].items() if m in unwritable})
 
     def claimed(self, main):
         if main in self.data["held"]:

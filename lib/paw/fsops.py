@@ -28,6 +28,35 @@ FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h: the target shares the so
 # What FICLONE answers where it cannot share extents (not an error of the copy).
 NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM,
               errno.EBADF, errno.ETXTBSY}
+# What an admin does when paw's user cannot edit, rename or re-permission the technicians' files.
+OWNERSHIP_FIX = ("run paw as the shares' owner, or let Samba create files group-writable: "
+                 "create mask = 0660 / force group")
+
+
+# --- ownership ---------------------------------------------------------------------------------
+
+def user_name(uid):
+    """A user's name for a message ("uid N" when the system has none)."""
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
+
+
+def paws_user():
+    """paw's user as a message names it: `paw's user paw (uid 999)`."""
+    uid = os.geteuid()
+    return f"paw's user {user_name(uid)} (uid {uid})"
+
+
+def ownership(path):
+    """`owner tech, mode 0644` of a file or folder (lstat; '' when it cannot be read)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return ""
+    return f"owner {user_name(info.st_uid)}, mode {stat.S_IMODE(info.st_mode):04o}"
 
 
 # --- identity ----------------------------------------------------------------------------------

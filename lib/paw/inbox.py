@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from . import bundle
 from .durable import write_atomic
-from .fsops import REASON_SUFFIX, special_kind
+from .fsops import REASON_SUFFIX, ownership, paws_user, special_kind
 
 STATE_FILE = "stability.json"
 STATE_VERSION = 2
@@ -225,12 +225,46 @@ def _written_by_paw(path):
     return text.endswith("\n") and "\n" not in text[:-1] and "\0" not in text
 
 
-def open_for_writing(inbox, unit):
+def _can_write(path, need=os.W_OK):
+    """As the kernel would judge paw's effective user (ACLs and read-only mounts included)."""
+    return os.access(path, need, effective_ids=os.access in os.supports_effective_ids)
+
+
+def unwritable(inbox, unit):
+    """What would keep paw's user from taking the unit and editing it, as one phrase naming
+    the file or folder, its owner and mode; None when nothing does. Claiming renames each
+    member out of its folder (write on that folder; on a folder member itself, too, for its
+    `..`; with the sticky bit, owning the file or the folder), and the edit writes the files.
+    Asked before the claim, so a slide paw could not finish never leaves the inbox: a scan
+    saved 0644 by another user would otherwise be claimed and then fail its edit."""
+    euid = os.geteuid()
+    for member in unit.members:
+        path = os.path.join(inbox, member)
+        parent = os.path.dirname(path)
+        info, folder = os.lstat(path), os.stat(parent)
+        sticky = folder.st_mode & stat.S_ISVTX and euid not in (0, info.st_uid, folder.st_uid)
+        if sticky or not _can_write(parent, os.W_OK | os.X_OK):
+            where = os.path.relpath(parent, inbox)
+            return (f"{paws_user()} cannot move it out of the folder "
+                    f"{'the inbox' if where == '.' else where} ({ownership(parent)})")
+        files = [path]
+        if stat.S_ISDIR(info.st_mode):
+            files += [os.path.join(root, n) for root, dirs, names in os.walk(path) for n in dirs + names]
+        for each in files:
+            if not os.path.islink(each) and not _can_write(each):
+                return f"{paws_user()} cannot write {os.path.relpath(each, inbox)} ({ownership(each)})"
+    return None
+
+
+def open_for_writing(inbox, unit, blind=None):
     """Whether a process on this host holds a file of the unit open for writing (a writer that
     keeps the inode open could change the file after paw moved it). Asked with a read lease
     (fcntl F_SETLEASE), which the kernel refuses while anyone has the file open for writing,
-    smbd included. Where no lease can be taken (another owner without CAP_LEASE, NFS, FUSE)
-    this cannot tell and says False: the stability rule is then all there is."""
+    smbd included. The kernel grants a lease only on a file whose owner is the process's file
+    system user, or to a process with CAP_LEASE (fcntl(2)); elsewhere (another owner without
+    CAP_LEASE, NFS, FUSE) this cannot tell and says False: the stability rule is then all
+    there is. With `blind` (a list), the owner's uid of each file the kernel refused a lease
+    for lack of that right is added, so the run can say the check is not being made."""
     import fcntl
     paths = []
     for member in unit.members:
@@ -245,12 +279,17 @@ def open_for_writing(inbox, unit):
         except OSError:
             continue
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 continue
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         except BlockingIOError:
             return True
+        except PermissionError:  # EACCES: not the owner, no CAP_LEASE
+            if blind is not None:
+                blind.append(info.st_uid)
+            continue
         except OSError:
             continue
         finally:

@@ -15,7 +15,8 @@ import time
 from . import durable, fsops, preflight
 from .attention import MAX_ATTEMPTS, Attention
 from .errors import ClaimFailed, ExitCode, LedgerUnavailable, NotReady
-from .inbox import Stability, open_for_writing, scan, tidy_reason_files
+from .fsops import OWNERSHIP_FIX, paws_user, user_name
+from .inbox import Stability, open_for_writing, scan, tidy_reason_files, unwritable
 from .journal import Status
 from .ledger import open_ledger
 from .naming import printable
@@ -107,25 +108,32 @@ def _with_ledger(config, ledger, began):
     _report_scan(attention, skipped, skewed)
     held = [u for u in stable if attention.is_held(u)]
     stable = [u for u in stable if not attention.is_held(u)]
-    busy = set()
+    busy, refused, blind, looked = set(), set(), [], False
     if stable:
         from . import slide  # parsing and verification code: only loaded when there is work
         for unit in stable:
-            if open_for_writing(config.inbox, unit):
+            if _cannot_take(attention, config, unit):
+                refused.add(unit.main)
+                continue
+            looked = True
+            if open_for_writing(config.inbox, unit, blind):
                 busy.add(unit.main)
                 if attention.busy(unit):
                     log.info("%s is still open for writing on this host; left for the next run",
                              printable(unit.main))
                 continue
             failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
+        if looked and attention.blind(blind):
+            log.warning("%s", blind_warning(attention.data["blind"]))
     for rel in tidy_reason_files(config.inbox, reasons):
         log.info("removed %s from the inbox (a quarantine reason file; its slide is gone)", printable(rel))
-    attention.settle(stability.present, busy)
+    _report_modes(attention, [o for o in outcomes if o.modes_kept])
+    attention.settle(stability.present, busy, refused)
     attention.save()
     quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
     summary = {
         "time": time.time(), "anonymized": len(outcomes) - quarantined, "quarantined": quarantined,
-        "failed": failures, "waiting": waiting + len(busy), "held": len(held),
+        "failed": failures, "waiting": waiting + len(busy), "held": len(held) + len(refused),
         "bytes": sum(o.size for o in outcomes), "seconds": round(time.monotonic() - began, 3),
     }
     _remember(config, summary)
@@ -146,6 +154,42 @@ def _report_scan(attention, skipped, skewed):
     for unit, ahead in attention.skewed(skewed):
         log.warning("%s has a modification time %.0f s in the future (the clock of the computer "
                     "that wrote it?); paw judges its age by its own clock", printable(unit.main), ahead)
+
+
+def _cannot_take(attention, config, unit):
+    """A slide paw's user could not edit or move out of its folder stays in the inbox, never
+    claimed (it would be stuck in staging): named with the fix once, in `status` always."""
+    try:
+        why = unwritable(config.inbox, unit)
+    except OSError:
+        return False  # vanished or changed: the claim sees to it
+    if why is None:
+        return False
+    if attention.unwritable(unit, why):
+        log.warning("%s is left in the inbox: %s; %s", printable(unit.main), why, OWNERSHIP_FIX)
+    return True
+
+
+def blind_warning(owners):
+    """One line for a run (and `status`) that could not look for writers: {uid: True}."""
+    names = ", ".join(user_name(int(uid)) for uid in owners)
+    return (f"cannot see writers on this host: no CAP_LEASE and the files belong to {names}; only "
+            "the stability rule applies (give paw's service AmbientCapabilities=CAP_LEASE, or run "
+            "paw as the shares' owner)")
+
+
+def _report_modes(attention, outcomes):
+    """One warning per run (cron mails it) for delivered slides whose files keep the scanner's
+    owner and modes: only their owner may change them."""
+    if not outcomes:
+        return
+    owners = ", ".join(sorted({user_name(o.modes_kept[0]) for o in outcomes}))
+    line = (f"{len(outcomes)} delivered slide(s) keep the technician's owner and modes ({outcomes[0].modes_kept[1]}): "
+            f"their files belong to {owners}, not to {paws_user()}, and only a file's owner may "
+            "give it the outbox's group and read-only modes; run paw as the shares' owner (or "
+            "root), or let Samba force user = that user")
+    log.warning("%s", line)
+    attention.modes_kept(line)
 
 
 def _claim_and_process(outcomes, attention, slide, config, unit, ledger):

@@ -56,6 +56,9 @@ class Outcome:
     reason: str
     seconds: float
     size: int
+    # Files delivered without the outbox's group and modes: (their owner's uid, the system's
+    # word) when paw's user may not change them (job.py warns once per run).
+    modes_kept: tuple = ()
 
 
 def start(config, unit, ledger):
@@ -123,17 +126,18 @@ def advance(config, stage, record, ledger):
         except (LedgerUnavailable, ModuleNotFoundError):
             raise  # the ledger's or the installation's fault, not the slide's: it waits in staging
         except Exception as exc:  # fail closed: whatever went wrong, the slide is quarantined
-            reason = _one_line(exc)
+            reason = _unwritable(exc) if isinstance(exc, PermissionError) else _one_line(exc)
             log.debug("quarantining %s", record.original, exc_info=True)
             record.update(stage, state=State.DELIVERING, status=Status.QUARANTINED, reason=reason,
                           destination=config.quarantine, names=_quarantine_names(config, record))
+    modes_kept = ()
     if record.state == State.DELIVERING:
         ledger.heartbeat(record.job)
         if record.status == Status.QUARANTINED:
             _roll_back(stage, record)
         elif record.undo_folder(stage):
             fsops.remove(record.undo_folder(stage))  # the originals are no longer needed
-        _deliver(config, stage, record)
+        modes_kept = _deliver(config, stage, record)
         record.update(stage, state=State.RECORDING, ledger_mark=ledger.mark())
     if record.state == State.RECORDING:
         if record.status == Status.QUARANTINED:
@@ -146,7 +150,7 @@ def advance(config, stage, record, ledger):
     if record.status == Status.ANONYMIZED and record.folder:
         delivered = os.path.join(record.folder, delivered)
     return Outcome(record.status, record.original, delivered, record.reason,
-                   time.monotonic() - began, record.size)
+                   time.monotonic() - began, record.size, modes_kept)
 
 
 @contextlib.contextmanager
@@ -501,10 +505,13 @@ def _deliver(config, stage, record):
         fsops.move(source, target, partial=partial,
                    on_copied=lambda copy, i=i: record.update(
                        stage, copies={**record.copies, str(i): _inode(copy)}))
+    kept = ()
     if record.status == Status.ANONYMIZED:  # again after a crash: it may have come between
         for name in record.names:
             if os.path.lexists(os.path.join(record.destination, name)):
-                _readable(os.path.join(record.destination, name), record.destination, config.outbox_mode)
+                kept = _readable(os.path.join(record.destination, name), record.destination,
+                                 config.outbox_mode) or kept
+    return kept
 
 
 def _inode(path):
@@ -586,7 +593,8 @@ def _readable(path, folder, outbox_mode):
     """Give a delivered slide (every file of a delivered folder) the _modes() of its outbox
     folder, and the folder's group when it is setgid (researchers read the outbox through that
     group; a moved file keeps its old one). Whatever the scanner gave it (a 0600 scan, a
-    group-writable one) is not what the outbox should show."""
+    group-writable one) is not what the outbox should show. Only a file's owner (or root)
+    may change that: returns (owner uid, the system's word) when it could not, else ()."""
     info = os.stat(folder)
     file_mode, folder_mode = _modes(folder, outbox_mode)
     paths = [path] + [os.path.join(root, n) for root, dirs, files in os.walk(path) for n in dirs + files]
@@ -602,10 +610,8 @@ def _readable(path, folder, outbox_mode):
             if stat.S_IMODE(current.st_mode) != wanted:
                 os.chmod(each, wanted)
         except OSError as exc:
-            failed.append(exc.strerror)
-    if failed:
-        log.warning("could not give %s (%d of its files) the outbox folder's group and read "
-                    "permissions: %s", os.path.basename(path), len(failed), failed[0])
+            failed.append((current.st_uid, exc.strerror))
+    return failed[0] if failed else ()
 
 
 def _row(config, record, seconds):
@@ -690,6 +696,12 @@ def by_hand_row(config, record, original, destination, seconds):
 def reason_of(exc):
     """The quarantine reason for an exception (the one line a run would write)."""
     return _one_line(exc)
+def _unwritable(exc):
+    """The reason for a slide quarantined because paw's user could not write one of its files
+    after the claim (a permission changed meanwhile, an ACL): the owner, mode and fix."""
+    facts = fsops.ownership(exc.filename) if exc.filename else ""
+    return (f"{fsops.paws_user()} cannot write a file of the slide" + (f" ({facts})" if facts else "")
+            + f": {fsops.OWNERSHIP_FIX}; then move the slide back into the inbox")
 
 
 def _one_line(exc):

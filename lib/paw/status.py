@@ -17,7 +17,7 @@ import time
 
 from . import attention, preflight
 from .errors import LedgerUnavailable
-from .fsops import REASON_SUFFIX, reason_name
+from .fsops import OWNERSHIP_FIX, REASON_SUFFIX, reason_name
 from .inbox import SKEW_SECONDS, Stability, find_units
 from .ledger import BY_HAND
 
@@ -91,7 +91,12 @@ def judge(config, main, fingerprint, newest, seen, noted, schedule, now):
         why.append("busy")
         parts.append("still open for writing on this host (a copy in progress?): taken once it is "
                      "closed")
-    ready = runs + 1 >= needed and at >= old_at and not busy and not (held and held.get("held"))
+    refused = noted.get("unwritable", {}).get(main)
+    if refused:
+        why.append("unwritable")
+        parts.append(f"left in the inbox: {refused}; {OWNERSHIP_FIX}")
+    ready = runs + 1 >= needed and at >= old_at and not busy and not refused \
+        and not (held and held.get("held"))
     if ready:
         parts.insert(0, "ready: the next run takes it")
     elif change == "new":
@@ -211,6 +216,9 @@ def assemble(config, now, problems, slides, total, skipped, noted, runs, schedul
                               for m, e in sorted(held.items()) if not e.get("held")],
             "clock_ahead": [{"path": m, "seconds": s} for m, s in sorted(noted["skewed"].items())],
             "open_for_writing": sorted(noted["busy"]),
+            "cannot_take": [{"path": m, "reason": w} for m, w in sorted(noted["unwritable"].items())],
+            "writers_unseen": _blind(noted["blind"]),
+            "modes_kept": noted["modes_kept"].get("warning", ""),
         },
         "staging": len(staging),
         "quarantine": quarantine(config),
@@ -344,3 +352,17 @@ def _print_attention(noted):
               "in the future; paw judges its age by its own clock")
     for path in noted["open_for_writing"]:
         print(f"waiting: {printable(path)} is still open for writing on this host")
+    for item in noted["cannot_take"]:
+        print(f"left in the inbox: {printable(item['path'])}: {item['reason']}; {OWNERSHIP_FIX}")
+    if noted["writers_unseen"]:
+        print(noted["writers_unseen"])
+    if noted["modes_kept"]:
+        print(f"last delivery: {noted['modes_kept']}")
+
+
+def _blind(owners):
+    """The run's line about a lease check it could not make ('' when it could)."""
+    if not owners:
+        return ""
+    from .job import blind_warning
+    return blind_warning(owners)

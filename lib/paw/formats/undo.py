@@ -18,6 +18,7 @@ embedded preview images (a Zeiss SlidePreview, a VSI overview stack) of tens of 
 
 import json
 import os
+import shutil
 
 from ..durable import fsync_dir, write_atomic
 from ..errors import Unsupported
@@ -26,6 +27,7 @@ from ..sparse import nonzero_blocks
 LIMIT = 256 << 20
 INDEX = "ranges.json"
 DATA = "ranges.bin"
+RESTORED = "restored.partial"  # a copy being restored, for a file paw may not write
 
 
 def too_big(needed):
@@ -94,18 +96,60 @@ class RangeLog:
 
     def restore(self, path):
         """Write the saved bytes back and cut the file to its old size; nothing when the log
-        was never committed (then nothing was written). Idempotent."""
+        was never committed or the file already holds the saved bytes (nothing was written:
+        the edit failed before its first byte, or a restore finished). Idempotent.
+
+        A file paw's user may not open for writing (a permission that changed, an ACL) is
+        restored into a copy made in the undo folder that then takes the file's place: a
+        rename needs no right on the file itself, so a quarantined slide still comes back as
+        the scanner wrote it rather than waiting in staging."""
         if not self.committed():
             return
         with open(self.index, encoding="utf-8") as fh:
             index = json.load(fh)
-        target = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        if self._holds_originals(path, index):
+            return
         try:
+            target = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        except PermissionError:
+            self._restore_into_copy(path, index)
+            return
+        try:
+            self._write_back(target, index)
+        finally:
+            os.close(target)
+
+    def _holds_originals(self, path, index):
+        """Whether `path` already has the original size and the saved bytes (read only)."""
+        source = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            if os.fstat(source).st_size != index["size"]:
+                return False
             with open(self.data, "rb") as saved:
                 for offset, length, at in index["entries"]:
                     saved.seek(at)
-                    os.pwrite(target, saved.read(length), offset)
-            os.ftruncate(target, index["size"])
-            os.fsync(target)
+                    if os.pread(source, length, offset) != saved.read(length):
+                        return False
+            return True
+        finally:
+            os.close(source)
+
+    def _write_back(self, target, index):
+        with open(self.data, "rb") as saved:
+            for offset, length, at in index["entries"]:
+                saved.seek(at)
+                os.pwrite(target, saved.read(length), offset)
+        os.ftruncate(target, index["size"])
+        os.fsync(target)
+
+    def _restore_into_copy(self, path, index):
+        copy = os.path.join(self.folder, RESTORED)
+        shutil.copyfile(path, copy, follow_symlinks=False)
+        target = os.open(copy, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            self._write_back(target, index)
         finally:
             os.close(target)
+        shutil.copystat(path, copy, follow_symlinks=False)  # the scanner's mode and times
+        os.replace(copy, path)
+        fsync_dir(os.path.dirname(path))
