@@ -272,26 +272,64 @@ def test_a_path_past_path_max_is_skipped_with_one_warning(lab):
     assert "File name too long" in result.stderr and "skipped" in result.stderr
 
 
-def test_a_slide_that_cannot_be_claimed_is_left_alone_after_three_attempts(lab):
-    """A folder the run may read but not change: the rename out of it fails (EACCES). Runs 1
-    and 2 fail (exit 1) with the attempt counted, run 3 leaves the slide alone with one warning,
-    later runs are quiet; no staging job piles up; saving the slide again starts afresh."""
+def test_a_slide_in_a_folder_paw_cannot_change_is_never_claimed(lab):
+    """A folder the run may read but not change: the rename out of it would fail (EACCES). The
+    slide is not claimed: every run exits 0, one warning names the folder, its owner and mode
+    and the fix; status names it; nothing is staged; once the folder is fixed it goes."""
     locked = os.path.join(lab.inbox, "locked")
     os.mkdir(locked)
     path = os.path.join(locked, "x.svs")
     aperio.write(path)
     os.chmod(locked, 0o555)
     try:
-        results = [run_without_override(lab) for _ in range(4)]
+        results = [run_without_override(lab) for _ in range(3)]
         status = run_without_override(lab, "status")
     finally:
         os.chmod(locked, 0o755)
-    assert [r.returncode for r in results] == [1, 1, 0, 0], [r.stderr for r in results]
-    assert "attempt 1 of 3" in results[0].stderr and "Permission denied" in results[0].stderr
-    assert "left alone until it changes" in results[2].stderr
-    assert "WARNING" not in results[3].stderr and "ERROR" not in results[3].stderr
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert "locked/x.svs is left in the inbox: paw's user root (uid 0) cannot move it out of the " \
+           "folder locked (owner root, mode 0555); run paw as the shares' owner" in results[0].stderr
+    assert "WARNING" not in results[1].stderr + results[2].stderr
     assert lab.staging() == [] and os.listdir(locked) == ["x.svs"] and lab.rows() == []
-    assert "left alone until it changes: locked/x.svs" in status.stdout
+    assert "left in the inbox: locked/x.svs: paw's user root (uid 0) cannot move it out" in status.stdout
+    assert lab.run() == 0 and len(lab.outbox_files()) == 1
+    assert "left in the inbox" not in lab.run_subprocess("status").stdout
+
+
+def test_a_slide_that_cannot_be_claimed_is_left_alone_after_three_attempts(lab, monkeypatch):
+    """A claim the system refuses although paw's user may write the folder (an ACL, a race with
+    a chmod): runs 1 and 2 fail (exit 1) with the attempt counted, run 3 leaves the slide alone
+    with one warning, later runs are quiet; no staging job piles up; saving the slide again
+    starts afresh."""
+    import logging
+    from paw import fsops
+    path = os.path.join(lab.inbox, "x.svs")
+    aperio.write(path)
+    real = fsops.move
+
+    def move(src, dst, **kwargs):
+        if src.startswith(lab.inbox + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", src)
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(fsops, "move", move)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append((len(codes), record.levelname, record.getMessage()))
+    logging.getLogger("paw").addHandler(handler)
+    codes = []
+    try:
+        for _ in range(4):
+            codes.append(lab.run())
+    finally:
+        logging.getLogger("paw").removeHandler(handler)
+    assert codes == [1, 1, 0, 0], logged
+    assert any("attempt 1 of 3" in m and "Permission denied" in m for n, _, m in logged if n == 0)
+    assert any("left alone until it changes" in m for n, _, m in logged if n == 2)
+    assert not [m for n, level, m in logged if n == 3 and level in ("WARNING", "ERROR")]
+    assert lab.staging() == [] and os.listdir(lab.inbox) == ["x.svs"] and lab.rows() == []
+    assert "left alone until it changes: x.svs" in lab.run_subprocess("status").stdout
+    monkeypatch.setattr(fsops, "move", real)
     os.utime(path)  # saved again (here: touched): tried afresh
     assert lab.run() == 0 and len(lab.outbox_files()) == 1
 
@@ -523,3 +561,67 @@ def test_the_lock_is_taken_on_the_folder_the_path_names(tmp_path, monkeypatch):
         assert (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (os.stat(state).st_dev, os.stat(state).st_ino)
     finally:
         os.close(fd)
+
+
+def _tree_digests(path):
+    import hashlib
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, n) for root, _, names in os.walk(path) for n in names)
+    return {os.path.relpath(f, os.path.dirname(path)): hashlib.sha256(open(f, "rb").read()).hexdigest()
+            for f in files}
+
+
+def _refuse_writes_in_staging(monkeypatch, lab, after=None):
+    """os.open refuses (EACCES) to open a staged slide file for writing, as for a scan of
+    another user; with `after` (a list) only once it is non-empty."""
+    real = os.open
+
+    def refusing(path, flags, *args, **kwargs):
+        staged = os.sep + "staging" + os.sep in str(path) and os.sep + "slide" + os.sep in str(path)
+        if staged and flags & (os.O_WRONLY | os.O_RDWR) and (after is None or after):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+
+
+@pytest.mark.parametrize("kind", ["svs", "mrxs"])  # DICOM writes no existing file: new
+def test_a_staged_file_that_cannot_be_written_is_quarantined_unchanged(lab, monkeypatch, kind):
+    """The pre-claim check passed, then the edit's write is refused (EACCES: an ACL, a chmod in
+    between): the slide is quarantined byte for byte as the scanner wrote it, with the owner,
+    mode and fix as its reason; nothing stays in staging, the next run is clean."""
+    from synth import mrxs
+    if kind == "svs":
+        aperio.write(os.path.join(lab.inbox, "S26-1 A1 HE.svs"))
+    else:
+        mrxs.write(os.path.join(lab.inbox, "S26-1 A1 HE.mrxs"))
+    before = {n: _tree_digests(os.path.join(lab.inbox, n)) for n in os.listdir(lab.inbox)}
+    _refuse_writes_in_staging(monkeypatch, lab)
+    assert lab.run() == 3
+    assert lab.staging() == [] and lab.outbox_files() == []
+    assert {n: _tree_digests(os.path.join(lab.quarantine, n)) for n in before} == before
+    [row] = lab.rows()
+    assert row["status"] == "quarantined"
+    assert row["error"].startswith("paw's user root (uid 0) cannot write a file of the slide (owner root, mode 0")
+    assert "run paw as the shares' owner, or let Samba create files group-writable" in row["error"]
+    assert lab.run() == 0
+
+
+def test_a_write_refused_after_part_of_the_edit_still_rolls_back(lab, monkeypatch):
+    """The edit was written, then verification fails and the file can no longer be opened for
+    writing: the rollback restores a copy and renames it over the file (a rename needs no right
+    on the file), so the quarantined slide is still the scanner's, byte for byte."""
+    from paw import slide
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    before = _tree_digests(os.path.join(lab.inbox, "x.svs"))
+    refused = []
+    _refuse_writes_in_staging(monkeypatch, lab, after=refused)
+
+    def failing_verify(*args, **kwargs):
+        refused.append(True)
+        raise PermissionError(errno.EACCES, "Permission denied", args[0])
+
+    monkeypatch.setattr(slide, "verify", failing_verify)
+    assert lab.run() == 3
+    assert _tree_digests(os.path.join(lab.quarantine, "x.svs")) == before
+    assert lab.staging() == [] and lab.rows()[0]["status"] == "quarantined"
