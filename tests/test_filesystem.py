@@ -625,3 +625,33 @@ def test_a_write_refused_after_part_of_the_edit_still_rolls_back(lab, monkeypatc
     assert lab.run() == 3
     assert _tree_digests(os.path.join(lab.quarantine, "x.svs")) == before
     assert lab.staging() == [] and lab.rows()[0]["status"] == "quarantined"
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A tmpfs mounted read-only (as systemd's ProtectSystem=strict shows every path outside
+    ReadWritePaths), or a skip where this process may not mount."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs",
+                                            str(folder)], capture_output=True).returncode:
+        pytest.skip("needs root and mount to make a read-only file system")
+    yield str(folder)
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("key", ["state_dir", "ledger"])
+def test_a_read_only_file_system_is_named_as_such(lab, read_only_folder, key):
+    """Root gets it too, so no permission is the fix: the message says read-only file system
+    and points at systemd's ReadWritePaths; nothing is claimed."""
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    line = f"state_dir: {read_only_folder}/state\n" if key == "state_dir" else \
+        f"ledger: {{csv: {read_only_folder}/ledger.csv}}\n"
+    lab.write_config(extra=line)
+    result = lab.run_subprocess()
+    assert result.returncode == 2, result.stderr
+    assert f"{read_only_folder} is on a read-only file system (systemd ReadWritePaths?)" in result.stderr
+    assert "permission" not in result.stderr
+    assert os.listdir(lab.inbox) == ["x.svs"]
+    status = lab.run_subprocess("status")
+    assert "not ready: " in status.stdout and "read-only file system" in status.stdout

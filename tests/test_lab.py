@@ -785,3 +785,42 @@ def test_as_paws_user_without_cap_lease_the_writer_check_says_it_is_blind(unpriv
            "stability rule applies (give paw's service AmbientCapabilities=CAP_LEASE" in blind.stderr
     status = lab.run_as_nobody("status")
     assert "cannot see writers on this host: no CAP_LEASE and the files belong to root" in status.stdout
+
+
+def test_root_refuses_a_state_folder_of_paws_user(lab):
+    """Run once by hand as root on the timer user's state folder, paw would leave root's files
+    there (attention.json, the run history) that paw's user can no longer replace. It refuses
+    with exit 2 and one line naming the owner and the command; a state folder of root's is used."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    os.makedirs(lab.state, 0o700)
+    os.chown(lab.state, 65534, 65534)
+    result = lab.run_subprocess()
+    assert result.returncode == 2, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.strip()]
+    assert f"the state folder {lab.state} belongs to nobody (uid 65534); run as that user: sudo -u " \
+           "nobody " in line and "paw.py --config" in line
+    assert os.listdir(lab.state) == [] and os.listdir(lab.inbox) == ["x.svs"]
+    os.chown(lab.state, 0, 0)
+    assert lab.run_subprocess().returncode == 0 and len(lab.outbox_files()) == 1
+
+
+@pytest.mark.parametrize("where", ["outbox", "inbox", "quarantine", "outbox/ProjectSmith"])
+def test_ledger_export_into_a_share_is_refused(lab, where):
+    """The ledger is the re-identification key: exported into the researchers' outbox (or any
+    share) it would hand it out. Exit 2, one line, no file; a private path or stdout works."""
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    assert lab.run() == 0
+    folder = os.path.join(lab.base, where)
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, "for-requestor.csv")
+    result = lab.run_subprocess("ledger", "export", "--csv", target)
+    assert result.returncode == 2, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.strip()]
+    assert f"ledger export: {target} is inside the {where.split('/')[0]}; the ledger is the " \
+           "re-identification key" in line
+    assert not os.path.exists(target)
+    private = os.path.join(lab.base, "export.csv")
+    assert lab.run_subprocess("ledger", "export", "--csv", private).returncode == 0
+    assert os.path.getsize(private) > 0

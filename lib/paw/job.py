@@ -38,6 +38,7 @@ def run(config, dry_run=False, monitor=None):
         from .forecast import forecast
         return forecast(config)
     preflight.check(config)
+    preflight.check_runner(config.state_dir)
     durable.make_private_dir(config.staging)  # and state_dir: 0700, durable in their parents
     lock = lock_state(config.state_dir)
     if lock is None:

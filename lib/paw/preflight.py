@@ -24,9 +24,11 @@ def problems(config):
         if not os.path.isdir(folder):
             found.append(f"{key}: folder {folder} does not exist; create it, fix '{key}' in "
                          f"{config.path}, or run 'paw.py init' for the default layout")
+        elif _read_only(folder):
+            found.append(_read_only_line(key, folder))
         elif not os.access(folder, need):
             found.append(f"{key}: {_who()} cannot {_verbs(need)} {folder}; give that user "
-                         f"{_rights(need)} permission on it (or remount it read-write)")
+                         f"{_rights(need)} permission on it")
     found += _private_folder("state_dir", config.state_dir)
     if not config.postgres_dsn:
         from .ledger.csvfile import cases_path
@@ -44,6 +46,33 @@ def check(config):
                                    if len(found) > 1 else ""))
 
 
+def check_runner(state_dir):
+    """Root must not run paw on a state folder that belongs to paw's user: the files it would
+    replace (attention.json, the run history, the stability record) would become root's, and
+    the next run by paw's user could no longer write them (it starts them afresh: history
+    lost). Another user simply cannot write the 0700 folder (problems() says so)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(state_dir).st_uid
+    except OSError:
+        return  # none yet: root's run creates it, and it is then root's
+    if owner != 0:
+        from .fsops import user_name
+        name = user_name(owner)
+        raise NotReady(f"the state folder {state_dir} belongs to {name} (uid {owner}); run as that "
+                       f"user: sudo -u {name} {_command()}")
+
+
+def _command():
+    """This run's command line, to repeat under sudo (or … when paw was not started as paw.py)."""
+    import shlex
+    import sys
+    if not sys.argv or os.path.basename(sys.argv[0]) != "paw.py":
+        return "…"
+    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+
+
 def ledger_file_problems(key, path):
     """A ledger file must be appendable: its folder exists and is writable, and the file, if
     there is one, is a plain file paw can write (never a link: paw opens it O_NOFOLLOW)."""
@@ -51,6 +80,8 @@ def ledger_file_problems(key, path):
     if not os.path.isdir(folder):
         return [f"{key}: the folder {folder} of {os.path.basename(path)} does not exist; create "
                 f"it (private to paw's user) or fix '{key}'"]
+    if _read_only(folder):
+        return [_read_only_line(key, folder)]
     if not os.access(folder, WRITE):
         return [f"{key}: {_who()} cannot write into {folder}, where {os.path.basename(path)} is "
                 f"kept; give that user write permission on it"]
@@ -64,6 +95,8 @@ def ledger_file_problems(key, path):
 
 def _private_folder(key, folder):
     if os.path.isdir(folder):
+        if _read_only(folder):
+            return [_read_only_line(key, folder)]
         if not os.access(folder, READ | WRITE):
             return [f"{key}: {_who()} cannot use {folder}; give that user read, write and execute "
                     "permission on it (best: make it that user's folder, mode 0700)"]
@@ -71,10 +104,27 @@ def _private_folder(key, folder):
     parent = os.path.dirname(folder.rstrip(os.sep)) or "."
     if not os.path.isdir(parent):
         return [f"{key}: parent folder {parent} does not exist; create it or fix '{key}'"]
+    if _read_only(parent):
+        return [_read_only_line(key, parent)]
     if not os.access(parent, WRITE):
         return [f"{key}: {_who()} cannot create {folder}; create it for that user (mode 0700) or "
                 f"give it write permission on {parent}"]
     return []
+
+
+def _read_only(path):
+    """Whether `path` is on a file system mounted read-only (for paw: systemd's
+    ProtectSystem=strict makes every path outside ReadWritePaths one). No permission helps."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _read_only_line(key, path):
+    return (f"{key}: {path} is on a read-only file system (systemd ReadWritePaths?); under the "
+            "shipped unit keep state_dir under /srv/slides and the ledger in /var/lib/paw, or "
+            "add the folder to ReadWritePaths (elsewhere: remount it read-write)")
 
 
 def _who():

@@ -330,10 +330,25 @@ def init(config):
     return ExitCode.OK
 
 
+def _refuse_shares(config, target):
+    """The ledger maps pseudonyms back to original names: a copy in a share (the researchers'
+    outbox above all) hands out the re-identification key, as the ledger itself may not be
+    kept there (config.py)."""
+    from .config import inside
+    from .errors import ConfigError
+    for key in ("outbox", "inbox", "quarantine"):
+        if inside(target, getattr(config, key)):
+            raise ConfigError(f"ledger export: {target} is inside the {key}; the ledger is the "
+                              "re-identification key: write it to a private folder outside the "
+                              "shares, or to standard output (--csv with no file)")
+
+
 def export_ledger(config, target):
     """The ledger, from whichever backend, as CSV with a BOM (Excel then reads it as UTF-8): to a
     private file or to standard output."""
     from .ledger import export_csv, open_ledger
+    if target != "-":
+        _refuse_shares(config, target)
     ledger = open_ledger(config)
     try:
         if target == "-":
