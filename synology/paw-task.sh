@@ -5,7 +5,12 @@
 # layout differs from the guide's; nothing else needs editing.
 PAW_DIR="${PAW_DIR:-/volume1/paw/paw}"
 PAW_PYTHON="${PAW_PYTHON:-/volume1/paw/venv/bin/python}"
-PAW_CONFIG="${PAW_CONFIG:-$PAW_DIR/paw.yaml}"
+# The site's configuration lives outside the checkout, so `git pull` never meets it (an older
+# install kept it in the checkout: still found there).
+if [ -z "$PAW_CONFIG" ]; then
+    PAW_CONFIG=/volume1/paw/paw.yaml
+    [ -f "$PAW_CONFIG" ] || PAW_CONFIG="$PAW_DIR/paw.yaml"
+fi
 
 export PATH="/usr/local/bin:/usr/bin:/bin"
 export HOME="${HOME:-$PAW_DIR}"

@@ -9,7 +9,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
-SHARED_FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
+# The real sample slides: PAW_FIXTURES, else ../shared/fixtures beside the checkout.
+SHARED_FIXTURES = os.environ.get("PAW_FIXTURES") or os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
+MISSING_FIXTURE = "real sample slide"
 
 from paw.cli import main  # noqa: E402
 
@@ -74,5 +76,16 @@ def real_dicom_folder(tmp_path):
 def shared_fixture(*parts):
     path = os.path.join(SHARED_FIXTURES, *parts)
     if not os.path.exists(path):
-        pytest.skip(f"real sample slide {os.path.join(*parts)} not available (../shared/fixtures)")
+        pytest.skip(f"{MISSING_FIXTURE} {os.path.join(*parts)} not available ({SHARED_FIXTURES})")
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line when real-slide tests were skipped for want of the fixtures (without -rs the
+    skips say nothing, and a clone elsewhere would silently skip them all)."""
+    missing = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and MISSING_FIXTURE in str(r.longrepr[2])]
+    if missing:
+        terminalreporter.write_line(
+            f"{len(missing)} tests skipped: the real sample slides are not in {SHARED_FIXTURES} "
+            "(set PAW_FIXTURES=/path/to/fixtures or put them at ../shared/fixtures)")

@@ -824,3 +824,25 @@ def test_ledger_export_into_a_share_is_refused(lab, where):
     private = os.path.join(lab.base, "export.csv")
     assert lab.run_subprocess("ledger", "export", "--csv", private).returncode == 0
     assert os.path.getsize(private) > 0
+
+
+def test_the_readmes_case_example_and_the_paw_yaml_comment_work_as_written(lab):
+    """The README's naming block, copied as it stands: `S26-050002 A1 HE.svs` in ProjectSmith and
+    `s26-050002 B2 PAS.svs` in ProjectJones share a case pseudonym (the admin trial found the
+    example without (?i) quarantining the lower-case one); paw.yaml's comment gives the same pattern."""
+    import re
+    from conftest import ROOT
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "case: specimen" in b]
+    with open(os.path.join(ROOT, "paw.yaml"), encoding="utf-8") as fh:
+        [comment] = re.findall(r"#   pattern: (.*)", fh.read())
+    assert f"pattern: {comment}" in block
+    lab.write_config(extra=block)
+    for project, name in (("ProjectSmith", "S26-050002 A1 HE.svs"), ("ProjectJones", "s26-050002 B2 PAS.svs")):
+        os.makedirs(os.path.join(lab.inbox, project))
+        aperio.write(os.path.join(lab.inbox, project, name))
+    assert lab.run() == 0
+    case = rows_by_original(lab)[os.path.join("ProjectSmith", "S26-050002 A1 HE.svs")]["case"]
+    assert case.startswith("PAW-")
+    assert all_outbox_files(lab) == [f"ProjectJones/{case}_B2_PAS.svs", f"ProjectSmith/{case}_A1_HE.svs"]

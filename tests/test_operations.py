@@ -21,7 +21,7 @@ def exec_start(lab):
     with open(os.path.join(ROOT, "systemd", "paw.service")) as fh:
         line = next(x for x in fh if x.startswith("ExecStart="))
     return (line.split("=", 1)[1].strip().replace("/opt/paw/.venv/bin/python", sys.executable)
-            .replace("/opt/paw/paw.yaml", lab.config).replace("/opt/paw", ROOT))
+            .replace("/etc/paw/paw.yaml", lab.config).replace("/opt/paw", ROOT))
 
 
 def test_systemd_units_verify_without_any_warning(lab, tmp_path):
@@ -38,6 +38,43 @@ def test_systemd_units_verify_without_any_warning(lab, tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", "paw.service", "paw.timer"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def _unit_settings():
+    with open(os.path.join(ROOT, "systemd", "paw.service")) as fh:
+        pairs = [line.strip().split("=", 1) for line in fh if "=" in line and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def test_the_readmes_systemd_configuration_fits_the_unit(tmp_path):
+    """The README's config block for the unit: state_dir on the inbox's file system inside
+    ReadWritePaths, the ledger in the StateDirectory, the unit's --config the block's file; the
+    unit keeps CAP_LEASE (the lease check on the technicians' files) and nothing else. Mapped
+    onto a temporary root, the block is a configuration paw runs with."""
+    import re
+    from conftest import Lab
+    unit = _unit_settings()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        [block] = [b for b in re.findall(r"```yaml\n(.*?)```", fh.read(), re.S) if "/etc/paw/paw.yaml" in b]
+    import yaml
+    values = yaml.safe_load(block)
+    writable = unit["ReadWritePaths"].split() + ["/var/lib/" + unit["StateDirectory"]]
+    for path in (values["inbox"], values["outbox"], values["quarantine"], values["state_dir"],
+                 values["ledger"]["csv"]):
+        assert any(path.startswith(w.rstrip("/") + "/") for w in writable), path
+    assert os.path.dirname(values["state_dir"]) == os.path.dirname(values["inbox"])
+    assert values["ledger"]["csv"].startswith("/var/lib/" + unit["StateDirectory"] + "/")
+    assert unit["ExecStart"].endswith("--config /etc/paw/paw.yaml")
+    assert unit["AmbientCapabilities"] == unit["CapabilityBoundingSet"] == "CAP_LEASE"
+    lab = Lab(tmp_path / "srv" / "slides")
+    os.makedirs(tmp_path / "var" / "lib" / "paw")
+    with open(lab.config, "w") as fh:
+        fh.write(block.replace("/srv/", f"{tmp_path}/srv/").replace("/var/", f"{tmp_path}/var/")
+                 + "stability: {min_age_seconds: 0, unchanged_runs: 1}\n")
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    assert lab.run() == 0 and len(lab.outbox_files()) == 1
+    assert os.path.exists(tmp_path / "var" / "lib" / "paw" / "ledger.csv")
+    assert os.path.isdir(tmp_path / "srv" / "slides" / ".paw-state")
 
 
 def test_run_as_the_systemd_unit_starts_it(lab):
@@ -195,3 +232,27 @@ def test_no_log_call_formats_values_into_its_template():
                         if match and re.match(r'\s*(f"|f\'|"[^"]*"\s*%|"[^"]*"\.format)', line[match.end():]):
                             offenders.append(f"{name}:{number}")
     assert offenders == []
+
+
+def test_missing_real_slides_are_summed_up_and_paw_fixtures_points_at_them(tmp_path):
+    """Without the fixtures the real-slide tests skip, and pytest says so in one line (not only
+    with -rs); PAW_FIXTURES points the tests at fixtures kept anywhere."""
+    from conftest import SHARED_FIXTURES
+    test = os.path.join(ROOT, "tests", "test_formats_tiff.py") + "::test_aperio_real_sample"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+    empty = tmp_path / "none"
+    empty.mkdir()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(os.environ, PAW_FIXTURES=str(empty)))
+    assert result.returncode == 0, result.stdout
+    assert f"1 tests skipped: the real sample slides are not in {empty} (set PAW_FIXTURES=" in result.stdout
+    source = os.path.join(SHARED_FIXTURES, "aperio", "cmu-1-small-region.svs")
+    if not os.path.exists(source):
+        pytest.skip("real sample slide aperio/cmu-1-small-region.svs not available: cannot show it found")
+    elsewhere = tmp_path / "elsewhere" / "aperio"
+    elsewhere.mkdir(parents=True)
+    shutil.copyfile(source, elsewhere / "cmu-1-small-region.svs")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(os.environ, PAW_FIXTURES=str(elsewhere.parent)))
+    assert result.returncode == 0 and "1 passed" in result.stdout and "skipped" not in result.stdout, \
+        result.stdout
