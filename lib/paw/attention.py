@@ -101,7 +101,8 @@ class Attention:
         return fresh
 
     def modes_kept(self, line):
-        self._set("modes_kept", {"warning": line, "time": int(time.time())})
+        """The last delivery's warning about files that kept their owner's modes (None: clear)."""
+        self._set("modes_kept", {"warning": line, "time": int(time.time())} if line else {})
 
     def settle(self, present, busy, unwritable=()):
         """After the scan: forget what is gone, changed (a held slide saved again is tried

@@ -125,10 +125,10 @@ def _with_ledger(config, ledger, began):
                 continue
             failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
         if looked and attention.blind(blind):
-            log.warning("%s", blind_warning(attention.data["blind"]))
+            log.warning(BLIND, _names(attention.data["blind"]))
     for rel in tidy_reason_files(config.inbox, reasons):
         log.info("removed %s from the inbox (a quarantine reason file; its slide is gone)", printable(rel))
-    _report_modes(attention, [o for o in outcomes if o.modes_kept])
+    _report_modes(attention, outcomes)
     attention.settle(stability.present, busy, refused)
     attention.save()
     quarantined = sum(o.status == Status.QUARANTINED for o in outcomes)
@@ -171,26 +171,38 @@ def _cannot_take(attention, config, unit):
     return True
 
 
+# Templates: Sentry gets the template of a log message, never its arguments.
+BLIND = ("cannot see writers on this host: no CAP_LEASE and the files belong to %s; only the "
+         "stability rule applies (give paw's service AmbientCapabilities=CAP_LEASE, or run paw "
+         "as the shares' owner)")
+MODES_KEPT = ("%d delivered slide(s) keep the technician's owner and modes (%s): their files "
+              "belong to %s, not to %s, and only a file's owner may give it the outbox's group "
+              "and read-only modes; run paw as the shares' owner (or root), or let Samba force "
+              "user = that user")
+
+
 def blind_warning(owners):
-    """One line for a run (and `status`) that could not look for writers: {uid: True}."""
-    names = ", ".join(user_name(int(uid)) for uid in owners)
-    return (f"cannot see writers on this host: no CAP_LEASE and the files belong to {names}; only "
-            "the stability rule applies (give paw's service AmbientCapabilities=CAP_LEASE, or run "
-            "paw as the shares' owner)")
+    """The line for a run (and `status`) that could not look for writers: owners {uid: True}."""
+    return BLIND % _names(owners)
+
+
+def _names(uids):
+    return ", ".join(user_name(int(uid)) for uid in uids)
 
 
 def _report_modes(attention, outcomes):
     """One warning per run (cron mails it) for delivered slides whose files keep the scanner's
-    owner and modes: only their owner may change them."""
-    if not outcomes:
+    owner and modes (only their owner may change them); `status` shows it until a run delivers
+    slides that all got the outbox's modes."""
+    kept = [o for o in outcomes if o.modes_kept]
+    if not kept:
+        if any(o.status == Status.ANONYMIZED for o in outcomes):
+            attention.modes_kept(None)
         return
-    owners = ", ".join(sorted({user_name(o.modes_kept[0]) for o in outcomes}))
-    line = (f"{len(outcomes)} delivered slide(s) keep the technician's owner and modes ({outcomes[0].modes_kept[1]}): "
-            f"their files belong to {owners}, not to {paws_user()}, and only a file's owner may "
-            "give it the outbox's group and read-only modes; run paw as the shares' owner (or "
-            "root), or let Samba force user = that user")
-    log.warning("%s", line)
-    attention.modes_kept(line)
+    args = (len(kept), kept[0].modes_kept[1], ", ".join(sorted({user_name(o.modes_kept[0]) for o in kept})),
+            paws_user())
+    log.warning(MODES_KEPT, *args)
+    attention.modes_kept(MODES_KEPT % args)
 
 
 def _claim_and_process(outcomes, attention, slide, config, unit, ledger):
