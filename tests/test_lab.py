@@ -752,6 +752,12 @@ def test_as_paws_user_delivered_files_it_does_not_own_warn_once_per_run(unprivil
            "their files belong to root, not to paw's user nobody (uid 65534)" in warnings[0]
     assert "run paw as the shares' owner (or root), or let Samba force user" in warnings[0]
     assert "last delivery: 2 delivered slide(s)" in lab.run_as_nobody("status").stdout
+    ours = os.path.join(lab.inbox, "S26-3 A1 HE.svs")  # the fix: files of paw's user
+    aperio.write(ours)
+    os.chown(ours, 65534, 65534)
+    result = lab.run_as_nobody()
+    assert result.returncode == 0 and "WARNING" not in result.stderr, result.stderr
+    assert "last delivery" not in lab.run_as_nobody("status").stdout
 
 
 def test_as_paws_user_without_cap_lease_the_writer_check_says_it_is_blind(unprivileged):
