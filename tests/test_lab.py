@@ -707,8 +707,19 @@ def test_as_paws_user_a_scan_it_cannot_write_stays_in_the_inbox_and_is_named(unp
     os.chown(private, 65534, 65534)
     with open(lab.config, "a") as fh:
         fh.write("ledger: {csv: private/ledger.csv}\n")
+    from synth import dicom
+    dicom.write(os.path.join(lab.inbox, "S26-4 A1 HE"))  # a DICOM folder of root's, 0755
+    sticky = os.path.join(lab.inbox, "Shared")  # like /tmp: only a file's owner may move it
+    os.makedirs(sticky)
+    os.chmod(sticky, 0o1777)
+    aperio.write(os.path.join(sticky, "S26-5 A1 HE.svs"))
+    os.chmod(os.path.join(sticky, "S26-5 A1 HE.svs"), 0o666)
     first = lab.run_as_nobody()
     assert first.returncode == 0, first.stderr
+    assert "S26-4 A1 HE is left in the inbox: paw's user nobody (uid 65534) cannot write " \
+           "S26-4 A1 HE (owner root, mode 0755)" in first.stderr
+    assert "Shared/S26-5 A1 HE.svs is left in the inbox: paw's user nobody (uid 65534) cannot move " \
+           "it out of the folder Shared (owner root, mode 1777)" in first.stderr
     assert "S26-1 A1 HE.svs is left in the inbox: paw's user nobody (uid 65534) cannot write " \
            "S26-1 A1 HE.svs (owner root, mode 0644); run paw as the shares' owner, or let Samba " \
            "create files group-writable: create mask = 0660 / force group" in first.stderr
