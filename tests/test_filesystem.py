@@ -596,10 +596,14 @@ def test_a_staged_file_that_cannot_be_written_is_quarantined_unchanged(lab, monk
     else:
         mrxs.write(os.path.join(lab.inbox, "S26-1 A1 HE.mrxs"))
     before = {n: _tree_digests(os.path.join(lab.inbox, n)) for n in os.listdir(lab.inbox)}
+    main = sorted(before)[-1] if kind == "svs" else "S26-1 A1 HE.mrxs"
+    inode = os.stat(os.path.join(lab.inbox, main)).st_ino
     _refuse_writes_in_staging(monkeypatch, lab)
     assert lab.run() == 3
     assert lab.staging() == [] and lab.outbox_files() == []
     assert {n: _tree_digests(os.path.join(lab.quarantine, n)) for n in before} == before
+    # Nothing was written, so nothing was restored: the scanner's own file, only renamed.
+    assert os.stat(os.path.join(lab.quarantine, main)).st_ino == inode
     [row] = lab.rows()
     assert row["status"] == "quarantined"
     assert row["error"].startswith("paw's user root (uid 0) cannot write a file of the slide (owner root, mode 0")
