@@ -659,3 +659,24 @@ def test_a_read_only_file_system_is_named_as_such(lab, read_only_folder, key):
     assert os.listdir(lab.inbox) == ["x.svs"]
     status = lab.run_subprocess("status")
     assert "not ready: " in status.stdout and "read-only file system" in status.stdout
+
+
+def test_a_tick_whose_only_stable_slide_is_left_in_the_inbox_imports_no_parsing_code(lab):
+    """A slide paw's user cannot take sits in the inbox, stable, at every tick: checking it
+    must cost what an idle tick costs (no numpy, no tifffile, no paw.slide)."""
+    from conftest import ROOT
+    locked = os.path.join(lab.inbox, "locked")
+    os.mkdir(locked)
+    aperio.write(os.path.join(locked, "x.svs"))
+    os.chmod(locked, 0o555)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from paw.cli import main; "
+            "rc = main(['--config', sys.argv[2], '-q']); "
+            "print(rc, sorted(m for m in ('numpy', 'tifffile', 'paw.slide') if m in sys.modules))")
+    run_without_override(lab, "status")  # skips where the override cannot be dropped
+    try:
+        results = [subprocess.run(NO_DAC + [sys.executable, "-c", code, os.path.join(ROOT, "lib"), lab.config],
+                                  capture_output=True, text=True, timeout=120) for _ in range(2)]
+    finally:
+        os.chmod(locked, 0o755)
+    assert [r.stdout.strip() for r in results] == ["0 []", "0 []"], [r.stderr for r in results]
+    assert "left in the inbox" in results[0].stderr

@@ -111,7 +111,6 @@ def _with_ledger(config, ledger, began):
     stable = [u for u in stable if not attention.is_held(u)]
     busy, refused, blind, looked = set(), set(), [], False
     if stable:
-        from . import slide  # parsing and verification code: only loaded when there is work
         for unit in stable:
             if _cannot_take(attention, config, unit):
                 refused.add(unit.main)
@@ -123,7 +122,7 @@ def _with_ledger(config, ledger, began):
                     log.info("%s is still open for writing on this host; left for the next run",
                              printable(unit.main))
                 continue
-            failures += _claim_and_process(outcomes, attention, slide, config, unit, ledger)
+            failures += _claim_and_process(outcomes, attention, config, unit, ledger)
         if looked and attention.blind(blind):
             log.warning(BLIND, _names(attention.data["blind"]))
     for rel in tidy_reason_files(config.inbox, reasons):
@@ -205,8 +204,11 @@ def _report_modes(attention, outcomes):
     attention.modes_kept(MODES_KEPT % args)
 
 
-def _claim_and_process(outcomes, attention, slide, config, unit, ledger):
+def _claim_and_process(outcomes, attention, config, unit, ledger):
     """Start one stable slide; 1 if that failed in a way the run must report as a failure."""
+    # Parsing and verification code: loaded only for a slide to claim, never on a tick where
+    # the only stable slides wait (open for writing, or paw's user cannot write them).
+    from . import slide
     try:
         outcome = slide.start(config, unit, ledger)
     except ClaimFailed as exc:  # nothing was claimed: the slide is where it was
