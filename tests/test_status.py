@@ -107,7 +107,9 @@ def test_status_ready_dated_in_the_future_and_runs_that_stopped(lab, capsys):
     assert "runs seem to have stopped" in capsys.readouterr().out
 
 
-def test_status_lists_slides_stuck_after_failed_claims_and_unreadable_folders(lab):
+def test_status_lists_slides_left_in_the_inbox_and_unreadable_folders(lab):
+    """A folder paw's user may read but not change: its slide is never claimed (#16b) and
+    status says why, with owner, mode and fix; an unreadable folder is listed as skipped."""
     from test_filesystem import run_without_override
     locked = os.path.join(lab.inbox, "locked")
     os.mkdir(locked)
@@ -118,22 +120,48 @@ def test_status_lists_slides_stuck_after_failed_claims_and_unreadable_folders(la
     os.chmod(secret, 0o000)
     try:
         run_without_override(lab)
-        first = json.loads(run_without_override(lab, "status", "--json").stdout)
-        for _ in range(2):
-            run_without_override(lab)
-        held = json.loads(run_without_override(lab, "status", "--json").stdout)
+        info = json.loads(run_without_override(lab, "status", "--json").stdout)
         text = run_without_override(lab, "status").stdout
     finally:
         os.chmod(locked, 0o755)
         os.chmod(secret, 0o755)
-    assert by_path(first)["locked/x.svs"]["why"] == ["claim_failed"]
+    left = by_path(info)["locked/x.svs"]
+    assert left["why"] == ["unwritable"] and not left["ready"]
+    assert "left in the inbox: paw's user root (uid 0) cannot move it out of the folder locked " \
+           "(owner root, mode 0555); run paw as the shares' owner" in left["text"]
+    assert info["attention"]["skipped"] == [{"path": "secret", "reason": "Permission denied"}]
+    assert "left in the inbox: locked/x.svs" in text and "skipped in the inbox: secret" in text
+
+
+def test_status_lists_slides_stuck_after_failed_claims(lab, monkeypatch, capsys):
+    """A claim the system refuses although the folder looks writable (an ACL, a race): counted,
+    then left alone after 3 attempts; status says which and how to try again."""
+    import errno
+    from paw import fsops
+    aperio.write(os.path.join(lab.inbox, "x.svs"))
+    real = fsops.move
+
+    def move(src, dst, **kwargs):
+        if src.startswith(lab.inbox + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", src)
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(fsops, "move", move)
+    lab.run()
+    first = status_json(lab, capsys)
+    for _ in range(2):
+        lab.run()
+    held = status_json(lab, capsys)
+    capsys.readouterr()
+    lab.run("status")
+    text = capsys.readouterr().out
+    assert by_path(first)["x.svs"]["why"] == ["claim_failed"]
     assert "could not be taken from the inbox (1 of 3 attempts: Permission denied" in \
-        by_path(first)["locked/x.svs"]["text"]
-    stuck = by_path(held)["locked/x.svs"]
+        by_path(first)["x.svs"]["text"]
+    stuck = by_path(held)["x.svs"]
     assert stuck["why"] == ["held"] and not stuck["ready"] and stuck["expected_at"] is None
     assert "fix that, then save, rename or touch the file" in stuck["text"]
-    assert held["attention"]["skipped"] == [{"path": "secret", "reason": "Permission denied"}]
-    assert "left alone after 3 failed attempts" in text and "skipped in the inbox: secret" in text
+    assert "left alone after 3 failed attempts" in text
 
 
 def test_status_text_lists_quarantine_with_reasons_and_how_to_retry(lab, capsys):
