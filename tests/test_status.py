@@ -175,6 +175,13 @@ def test_status_text_lists_quarantine_with_reasons_and_how_to_retry(lab, capsys)
     assert "move it back into the inbox" in out
 
 
+
+def test_status_says_unfinished_jobs_are_resumed_and_where_to_look_when_they_fail(lab, capsys):
+    os.makedirs(os.path.join(lab.state, "staging", "0123456789abcdef"))
+    lab.run("status")
+    out = capsys.readouterr().out
+    assert "staging: 1 unfinished jobs (each run resumes them; when the log says 'could not finish a slide'" in out
+
 # --- the dry run predicts -----------------------------------------------------------------------
 
 def test_dry_run_predicts_each_outcome_and_writes_nothing(lab, capsys):

@@ -300,7 +300,8 @@ def print_text(info):
         print(f"  … and {len(info['slides']) - SHOWN} more ('status --json' lists every one)")
     _print_attention(info["attention"])
     if info["staging"]:
-        print(f"staging: {info['staging']} interrupted jobs (the next run finishes them)")
+        print(f"staging: {info['staging']} unfinished jobs (each run resumes them; when the log says "
+              "'could not finish a slide', that cause must be fixed first)")
     ago, ok = info["seconds_since_last_run"], info["seconds_since_last_success"]
     every = info["schedule"]["interval_seconds"]
     print("last run: " + ("never" if ago is None else f"{_ago(ago)} ago") +
