@@ -15,7 +15,7 @@ import pytest
 from paw.formats import prepare
 from paw.errors import Unsupported
 from synth import aperio, tiled
-from test_tiff_hostile import ENCODINGS, NAME, OPTIONS, outcome, properties
+from test_tiff_hostile import ENCODINGS, FULL, NAME, OPTIONS, outcome, properties
 
 
 # --- Leica: one brightfield main image, or refused (OpenSlide's quickhash needs the macro) -----
@@ -328,6 +328,41 @@ def test_audit_refuses_icc_tags_the_scrubber_kept(tmp_path, monkeypatch, variant
     monkeypatch.setattr(icc, "scrub", lambda profile: (profile, 0, 0))
     path = str(tmp_path / "slide.svs")
     aperio.write(path, extra_tags={34675: (7, ICC_NUMBER_VARIANTS[variant][0]())})
+    result, reason, _ = outcome(path)
+    assert result == "quarantined" and "ICC" in reason
+
+
+ICC_HEADER_FIELDS = {  # (offset, length): header numbers a writer could fill with text
+    "version bytes 10-11": (10, 2), "flags": (44, 4), "device attributes": (56, 8),
+    "rendering intent": (64, 4), "illuminant": (68, 12)}
+
+
+def _header_text(field):
+    at, length = ICC_HEADER_FIELDS[field]
+    profile = bytearray(_with())
+    profile[at:at + length] = b"MUELLER^JOERG S26-047119"[:length]
+    return bytes(profile)
+
+
+@pytest.mark.parametrize("field", sorted(ICC_HEADER_FIELDS))
+def test_icc_header_numbers_hold_only_what_the_icc_defines(tmp_path, field):
+    """Text in the header's number fields (red team re-run N1): normalised in place, the slide
+    delivered without it, also with the full scan."""
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, extra_tags={34675: (7, _header_text(field))})
+    at, length = ICC_HEADER_FIELDS[field]
+    result, reason, _ = outcome(path, FULL)
+    assert result == "delivered", reason
+    with open(path, "rb") as fh:
+        assert b"MUELLER^JOERG S26-047119"[:length] not in fh.read()
+
+
+@pytest.mark.parametrize("field", sorted(ICC_HEADER_FIELDS))
+def test_audit_refuses_icc_header_numbers_the_scrubber_kept(tmp_path, monkeypatch, field):
+    from paw.formats import icc
+    monkeypatch.setattr(icc, "scrub", lambda profile: (profile, 0, 0))
+    path = str(tmp_path / "slide.svs")
+    aperio.write(path, extra_tags={34675: (7, _header_text(field))})
     result, reason, _ = outcome(path)
     assert result == "quarantined" and "ICC" in reason
 

@@ -551,6 +551,26 @@ def scrub(profile):
         if start > position:
             out[position:start] = bytes(start - position)
         position = max(position, end)
-    for start, end in (DATE, PROFILE_ID, RESERVED):
+    for start, end in (DATE, PROFILE_ID, RESERVED, VERSION_RESERVED):
         out[start:end] = bytes(end - start)
+    _typed_header_numbers(out)
     return bytes(out), blanked, removed
+
+
+FLAGS, ATTRIBUTES, INTENT, ILLUMINANT = (44, 48), (56, 64), (64, 68), (68, 80)
+VERSION_RESERVED = (10, 12)    # after major and minor.bug-fix version: zero (ICC.1:2010 7.2.4)
+FLAG_BITS, ATTRIBUTE_BITS, LAST_INTENT = 0x3, 0xF, 3   # the bits and values ICC.1:2010 defines
+
+
+def _typed_header_numbers(out):
+    """The header's number fields hold only what the ICC defines (12 bytes of a name fit in the
+    illuminant, 8 in the device attributes): flags and attributes keep their defined bits, a
+    rendering intent past 3 becomes perceptual (0), the illuminant is D50 (the only one a
+    profile may name). None of this changes how a reader converts colour."""
+    (flags,) = struct.unpack_from(">I", out, FLAGS[0])
+    (attributes,) = struct.unpack_from(">Q", out, ATTRIBUTES[0])
+    (intent,) = struct.unpack_from(">I", out, INTENT[0])
+    struct.pack_into(">I", out, FLAGS[0], flags & FLAG_BITS)
+    struct.pack_into(">Q", out, ATTRIBUTES[0], attributes & ATTRIBUTE_BITS)
+    struct.pack_into(">I", out, INTENT[0], intent if intent <= LAST_INTENT else 0)
+    out[ILLUMINANT[0]:ILLUMINANT[1]] = D50

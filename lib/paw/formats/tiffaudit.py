@@ -174,12 +174,16 @@ def _icc(profile, where):
     for at, name in icc.SIGNATURE_FIELDS:
         if profile[at:at + 4] not in icc.SIGNATURES:
             problems.append(f"{where}: ICC header {name} is not a known signature")
+    flags, attributes, intent = (int.from_bytes(profile[a:b], "big") for a, b in (icc.FLAGS, icc.ATTRIBUTES, icc.INTENT))
+    if flags & ~icc.FLAG_BITS or attributes & ~icc.ATTRIBUTE_BITS or intent > icc.LAST_INTENT \
+            or profile[icc.ILLUMINANT[0]:icc.ILLUMINANT[1]] != icc.D50:
+        problems.append(f"{where}: ICC header numbers hold what the ICC does not define")
     (count,) = struct.unpack_from(">I", profile, 128)
     if count > 256 or 132 + 12 * count > size:
         return [f"{where}: not an ICC profile paw can read"]
     explained = np.zeros(size, bool)  # a GT450 profile is 13 MB: no per-byte Python loop
     explained[:132 + 12 * count] = True
-    for start, end in (icc.DATE, icc.PROFILE_ID, icc.RESERVED):
+    for start, end in (icc.DATE, icc.PROFILE_ID, icc.RESERVED, icc.VERSION_RESERVED):
         explained[start:end] = False  # must be zero
     for n in range(count):
         signature, offset, length = struct.unpack_from(">4sII", profile, 132 + 12 * n)
