@@ -182,6 +182,18 @@ def test_an_unexpected_error_is_reported_without_what_it_quoted(lab, monkeypatch
                         r"report it; 'paw.py -v' logs the details\)", row["error"]), row["error"]
 
 
+
+def test_a_library_in_a_checkout_called_paw_is_not_taken_for_paws_own_code():
+    """A checkout in /opt/paw holds its venv's libraries and its tests: only lib/paw/ is paw's."""
+    from paw import slide as slide_module
+    namespace = {}
+    exec(compile("def choke():\n    raise ValueError('x')\n",
+                 "/opt/paw/.venv/lib/python3.11/site-packages/tifffile/tifffile.py", "exec"), namespace)
+    try:
+        namespace["choke"]()
+    except ValueError as exc:
+        assert slide_module._where(exc) == ""
+
 def test_a_missing_package_stops_the_run_with_the_command_and_keeps_the_slide(lab, monkeypatch, capsys):
     from paw import slide as slide_module
     planted = aperio.write(os.path.join(lab.inbox, "a.svs"))

@@ -718,11 +718,15 @@ def _one_line(exc):
     return " ".join(text.split())[:300]
 
 
+PACKAGE = os.path.dirname(os.path.realpath(__file__)) + os.sep   # lib/paw/ of this checkout
+
+
 def _where(exc):
-    """' in formats/aperio.py line 12': the last frame of paw's own code in the traceback."""
+    """' in formats/aperio.py line 12': the last frame of paw's own code in the traceback (by
+    the package's real path: a checkout in /opt/paw holds libraries and tests that are not)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if os.sep + "paw" + os.sep in f.filename]
+              if os.path.realpath(f.filename).startswith(PACKAGE)]
     if not frames:
         return ""
     frame = frames[-1]
-    return f" in {frame.filename.rsplit(os.sep + 'paw' + os.sep, 1)[1]} line {frame.lineno}"
+    return f" in {os.path.realpath(frame.filename)[len(PACKAGE):]} line {frame.lineno}"
