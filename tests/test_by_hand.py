@@ -71,6 +71,29 @@ def test_a_copy_never_keeps_the_original_name_and_each_copy_gets_its_own_pseudon
             assert b"H26-000123" not in fh.read()
 
 
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_a_read_only_original_gives_a_copy_paw_may_edit(tmp_path, folder):
+    """A 0444 scan (from a CD or an archive share) is copied into the private work folder as
+    paw's to edit (its mode would refuse the edit to anyone but root); the original is untouched."""
+    from paw import tools
+    source = tmp_path / "in" / "slide"
+    source.mkdir(parents=True)
+    member = source / "Slidedat.ini" if folder else tmp_path / "in" / "S26-1.svs"
+    member.write_bytes(b"scanner bytes")
+    os.chmod(member, 0o444)
+    if folder:
+        os.chmod(source, 0o555)
+    target = tmp_path / "work" / "copy"
+    target.parent.mkdir()
+    tools._copy(str(source if folder else member), str(target))
+    copied = target / "Slidedat.ini" if folder else target
+    assert os.stat(copied).st_mode & 0o600 == 0o600 and copied.read_bytes() == b"scanner bytes"
+    assert os.stat(member).st_mode & 0o777 == 0o444
+    if folder:
+        assert os.stat(target).st_mode & 0o700 == 0o700
+        os.chmod(source, 0o755)
+
 def test_a_name_a_run_would_refuse_is_refused_by_hand_and_nothing_is_left(lab, tmp_path, capsys):
     lab.write_config(extra=CASES)
     out = outdir(tmp_path)

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import stat
 import sys
 import time
 
@@ -297,6 +298,20 @@ def _copy(source, target):
     if any(kind == "l" for kind, *_ in fsops.identity(source).values()):
         raise SlideRefused("symbolic link refused: paw only anonymizes the files of the slide itself")
     fsops.copy_tree(source, target)
+    _writable_by_paw(target)
+
+
+def _writable_by_paw(path):
+    """The private copy is paw's to edit: a read-only original (from a CD, an archive share, a
+    0444 file) gives its copy its mode, which would refuse the edit."""
+    if os.path.isdir(path):
+        for root, folders, files in os.walk(path):
+            os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) | stat.S_IRWXU)
+            for name in files:
+                member = os.path.join(root, name)
+                os.chmod(member, stat.S_IMODE(os.stat(member).st_mode) | stat.S_IRUSR | stat.S_IWUSR)
+    else:
+        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | stat.S_IRUSR | stat.S_IWUSR)
 
 
 def _refuse_unit(unit):
