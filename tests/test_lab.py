@@ -817,7 +817,7 @@ def test_root_refuses_a_state_folder_of_paws_user(lab):
     assert result.returncode == 2, result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.strip()]
     assert f"the state folder {lab.state} belongs to nobody (uid 65534); run as that user: sudo -u " \
-           "nobody " in line and "paw.py --config" in line
+           "nobody " in line and "paw.py --config" in line and "systemctl start paw.service" in line
     assert os.listdir(lab.state) == [] and os.listdir(lab.inbox) == ["x.svs"]
     os.chown(lab.state, 0, 0)
     assert lab.run_subprocess().returncode == 0 and len(lab.outbox_files()) == 1

@@ -61,7 +61,8 @@ def check_runner(state_dir):
         from .fsops import user_name
         name = user_name(owner)
         raise NotReady(f"the state folder {state_dir} belongs to {name} (uid {owner}); run as that "
-                       f"user: sudo -u {name} {_command()}")
+                       f"user: sudo -u {name} {_command()} (or, for a run, 'systemctl start paw.service': "
+                       "only the unit keeps CAP_LEASE, which sees files still being written)")
 
 
 def _command():
