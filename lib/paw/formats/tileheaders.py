@@ -143,7 +143,10 @@ def _image(fd, image, full):
             continue
         if length > WHOLE_LIMIT:
             return f" tile {index}: longer than paw reads whole"
-        data = os.pread(fd, length, offset)
+        try:
+            data = os.pread(fd, length, offset) if offset >= 0 else b""
+        except OSError:  # an offset no file can have (EINVAL past 2^63, EOVERFLOW)
+            data = b""
         names = walk(data) if len(data) == length else ["runs past the end of the file"]
         if names:
             return f" tile {index}: {names[0]}"
