@@ -71,8 +71,10 @@ def check_invariants(lab, planted, originals):
     lost = [o for o in originals if o not in by_original]
     duplicated = [o for o, statuses in by_original.items() if len(statuses) > 1]
     outbox = slide_units(lab.outbox)
-    leaks = [os.path.relpath(os.path.join(root, f), lab.outbox) for root, _, files in os.walk(lab.outbox)
-             for f in files if leaked(os.path.join(root, f), planted)]
+    leaks = [(os.path.relpath(os.path.join(root, f), lab.outbox), leaked(os.path.join(root, f), planted))
+             for root, _, files in os.walk(lab.outbox) for f in files]
+    leaks = [f"{name}: {values}" for name, values in leaks if values]  # which values: a chance
+    # match of a planted number inside a fresh random UID must be told from a real leak
     anonymized = sum(s == ["anonymized"] for s in by_original.values())
     return {"lost": lost, "duplicated": duplicated, "leaked": leaks,
             "outbox_matches_ledger": len(outbox) == anonymized,
