@@ -104,3 +104,18 @@ def leaks_below(path, values):
             if value in os.path.basename(file) or any(form in data for form in forms):
                 found.append((os.path.basename(file), value))
     return found
+
+
+def refuse_claims(monkeypatch, inbox):
+    """Every move out of `inbox` fails with EACCES (a claim paw may not make), as on a share
+    whose permissions changed under paw."""
+    import errno
+    from paw import fsops
+    real = fsops.move
+
+    def move(src, dst, **kwargs):
+        if src.startswith(inbox + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", src)
+        return real(src, dst, **kwargs)
+
+    monkeypatch.setattr(fsops, "move", move)

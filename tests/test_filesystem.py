@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from checks import leaked
+from checks import leaked, refuse_claims
 from synth import aperio
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -302,17 +302,9 @@ def test_a_slide_that_cannot_be_claimed_is_left_alone_after_three_attempts(lab, 
     with one warning, later runs are quiet; no staging job piles up; saving the slide again
     starts afresh."""
     import logging
-    from paw import fsops
     path = os.path.join(lab.inbox, "x.svs")
     aperio.write(path)
-    real = fsops.move
-
-    def move(src, dst, **kwargs):
-        if src.startswith(lab.inbox + os.sep):
-            raise PermissionError(errno.EACCES, "Permission denied", src)
-        return real(src, dst, **kwargs)
-
-    monkeypatch.setattr(fsops, "move", move)
+    refuse_claims(monkeypatch, lab.inbox)
     logged = []
     handler = logging.Handler()
     handler.emit = lambda record: logged.append((len(codes), record.levelname, record.getMessage()))
@@ -329,7 +321,7 @@ def test_a_slide_that_cannot_be_claimed_is_left_alone_after_three_attempts(lab, 
     assert not [m for n, level, m in logged if n == 3 and level in ("WARNING", "ERROR")]
     assert lab.staging() == [] and os.listdir(lab.inbox) == ["x.svs"] and lab.rows() == []
     assert "left alone until it changes: x.svs" in lab.run_subprocess("status").stdout
-    monkeypatch.setattr(fsops, "move", real)
+    monkeypatch.undo()  # the claims work again
     os.utime(path)  # saved again (here: touched): tried afresh
     assert lab.run() == 0 and len(lab.outbox_files()) == 1
 

@@ -661,11 +661,7 @@ def test_as_paws_user_an_unwritable_ledger_folder_and_an_unreadable_project(unpr
     assert result.returncode == 2, result.stderr
     assert "cannot write into" in result.stderr and "uid 65534" in result.stderr
     assert os.listdir(lab.inbox) == ["x.svs"]
-    private = os.path.join(lab.base, "private")
-    os.makedirs(private)
-    os.chown(private, 65534, 65534)
-    with open(lab.config, "a") as fh:
-        fh.write("ledger: {csv: private/ledger.csv}\n")
+    _ledger_nobody_may_write(lab)
     # A project folder paw's user cannot read: named in a warning every run and in status.
     secret = os.path.join(lab.inbox, "ProjectSecret")
     os.makedirs(secret)
@@ -702,11 +698,7 @@ def test_as_paws_user_a_scan_it_cannot_write_stays_in_the_inbox_and_is_named(unp
     os.makedirs(project)
     aperio.write(os.path.join(project, "S26-3 A1 HE.svs"))
     os.chown(os.path.join(project, "S26-3 A1 HE.svs"), 65534, 65534)
-    private = os.path.join(lab.base, "private")
-    os.makedirs(private)
-    os.chown(private, 65534, 65534)
-    with open(lab.config, "a") as fh:
-        fh.write("ledger: {csv: private/ledger.csv}\n")
+    _ledger_nobody_may_write(lab)
     from synth import dicom
     dicom.write(os.path.join(lab.inbox, "S26-4 A1 HE"))  # a DICOM folder of root's, 0755
     sticky = os.path.join(lab.inbox, "Shared")  # like /tmp: only a file's owner may move it
@@ -749,11 +741,7 @@ def test_as_paws_user_delivered_files_it_does_not_own_warn_once_per_run(unprivil
         path = os.path.join(lab.inbox, f"S26-{n} A1 HE.svs")
         aperio.write(path)
         os.chmod(path, 0o666)
-    private = os.path.join(lab.base, "private")
-    os.makedirs(private)
-    os.chown(private, 65534, 65534)
-    with open(lab.config, "a") as fh:
-        fh.write("ledger: {csv: private/ledger.csv}\n")
+    _ledger_nobody_may_write(lab)
     result = lab.run_as_nobody()
     assert result.returncode == 0, result.stderr
     assert len(os.listdir(lab.outbox)) == 2
@@ -771,6 +759,14 @@ def test_as_paws_user_delivered_files_it_does_not_own_warn_once_per_run(unprivil
     assert "last delivery" not in lab.run_as_nobody("status").stdout
 
 
+def _ledger_nobody_may_write(lab):
+    """The ledger in a private folder of paw's user (here nobody), as a service user's would be."""
+    private = os.path.join(lab.base, "private")
+    os.makedirs(private)
+    os.chown(private, 65534, 65534)
+    with open(lab.config, "a") as fh:
+        fh.write("ledger: {csv: private/ledger.csv}\n")
+
 def test_as_paws_user_without_cap_lease_the_writer_check_says_it_is_blind(unprivileged):
     """The kernel grants a lease on another user's file only with CAP_LEASE (fcntl(2)): without
     it the open-for-writing check cannot be made, and the run says so once, status always. With
@@ -783,11 +779,7 @@ def test_as_paws_user_without_cap_lease_the_writer_check_says_it_is_blind(unpriv
     path = os.path.join(lab.inbox, "S26-1 A1 HE.svs")
     aperio.write(path)
     os.chmod(path, 0o666)
-    private = os.path.join(lab.base, "private")
-    os.makedirs(private)
-    os.chown(private, 65534, 65534)
-    with open(lab.config, "a") as fh:
-        fh.write("ledger: {csv: private/ledger.csv}\n")
+    _ledger_nobody_may_write(lab)
     with open(path, "r+b"):  # a writer holds it open: with a lease check it would wait
         with_lease = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+lease",

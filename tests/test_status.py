@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from checks import refuse_claims
 from synth import aperio
 
 CASES = ("naming: {pattern: '(?P<specimen>S\\d\\d-\\d+) (?P<block>[A-Z]\\d*) (?P<stain>\\w+)', "
@@ -136,17 +137,8 @@ def test_status_lists_slides_left_in_the_inbox_and_unreadable_folders(lab):
 def test_status_lists_slides_stuck_after_failed_claims(lab, monkeypatch, capsys):
     """A claim the system refuses although the folder looks writable (an ACL, a race): counted,
     then left alone after 3 attempts; status says which and how to try again."""
-    import errno
-    from paw import fsops
     aperio.write(os.path.join(lab.inbox, "x.svs"))
-    real = fsops.move
-
-    def move(src, dst, **kwargs):
-        if src.startswith(lab.inbox + os.sep):
-            raise PermissionError(errno.EACCES, "Permission denied", src)
-        return real(src, dst, **kwargs)
-
-    monkeypatch.setattr(fsops, "move", move)
+    refuse_claims(monkeypatch, lab.inbox)
     lab.run()
     first = status_json(lab, capsys)
     for _ in range(2):
