@@ -357,18 +357,15 @@ def _ventana_xmp(vendor, raw, where, index, page, options, drawn):
 
 
 def _leica_description(vendor, raw, where, index, page, options, drawn):
-    if index:
-        return [f"{where}: only directory 0 may have a description"]
-    try:
-        text = _text(raw, where)
-    except _Unexplained as exc:
-        return [str(exc)]
-    return xml_problems(text, where, vendor.ELEMENTS, vendor.DECLARATION,
-                        namespaces={None: vendor.NAMESPACES, "xsi": (vendor.XSI,)},
-                        element_namespaces=vendor.NAMESPACES)
+    return _namespaced_xml(vendor, raw, where, index, vendor.NAMESPACES)
 
 
 def _ome_description(vendor, raw, where, index, page, options, drawn):
+    return _namespaced_xml(vendor, raw, where, index, (vendor.SCHEMA,))
+
+
+def _namespaced_xml(vendor, raw, where, index, namespaces):
+    """Directory 0's description as XML in one of the vendor's `namespaces` (Leica SCN, OME)."""
     if index != 0:
         return [f"{where}: only directory 0 may have a description"]
     try:
@@ -376,8 +373,8 @@ def _ome_description(vendor, raw, where, index, page, options, drawn):
     except _Unexplained as exc:
         return [str(exc)]
     return xml_problems(text, where, vendor.ELEMENTS, vendor.DECLARATION,
-                        namespaces={None: (vendor.SCHEMA,), "xsi": (vendor.XSI,)},
-                        element_namespaces=(vendor.SCHEMA,))
+                        namespaces={None: namespaces, "xsi": (vendor.XSI,)},
+                        element_namespaces=namespaces)
 
 
 EXPLAINERS = {
