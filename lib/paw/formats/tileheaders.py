@@ -43,6 +43,7 @@ LZW, PackBits and uncompressed tiles have no header and no end marker (their end
 decoded size is reached); they are not walked (README: what is left).
 """
 
+import errno
 import os
 import re
 import secrets
@@ -145,7 +146,9 @@ def _image(fd, image, full):
             return f" tile {index}: longer than paw reads whole"
         try:
             data = os.pread(fd, length, offset) if offset >= 0 else b""
-        except OSError:  # an offset no file can have (EINVAL past 2^63, EOVERFLOW)
+        except OSError as exc:  # an offset no file can have; a failing disk is not the file's fault
+            if exc.errno not in (errno.EINVAL, errno.EOVERFLOW):
+                raise
             data = b""
         names = walk(data) if len(data) == length else ["runs past the end of the file"]
         if names:
